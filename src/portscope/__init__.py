@@ -1,0 +1,82 @@
+"""portscope: network ports and sockets, as a typed Python API.
+
+Names are loaded on first use (PEP 562), so ``import portscope`` does no I/O and pulls in
+no heavy module (asyncio, sqlite3, rich). ``__all__`` lists the whole public API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> private module that defines it (keep sorted by name)
+_EXPORTS: dict[str, str] = {
+    "BackendUnavailable": "portscope.errors",
+    "Endpoint": "portscope.models",
+    "InvalidFilter": "portscope.errors",
+    "InvalidInput": "portscope.errors",
+    "InvalidPort": "portscope.errors",
+    "InvalidPortSpec": "portscope.errors",
+    "InvalidTarget": "portscope.errors",
+    "KernelPorts": "portscope.registry._ranges",
+    "NetworkSafetyError": "portscope.errors",
+    "Owner": "portscope.models",
+    "PermissionDenied": "portscope.errors",
+    "PortRange": "portscope.models",
+    "PortState": "portscope.models",
+    "PortscopeError": "portscope.errors",
+    "ProbeResult": "portscope.models",
+    "Proto": "portscope.models",
+    "RegistryError": "portscope.errors",
+    "Service": "portscope.models",
+    "Socket": "portscope.models",
+    "TcpState": "portscope.models",
+    "kernel_ports": "portscope.registry._ranges",
+    "port_range": "portscope.registry._ranges",
+    "to_dict": "portscope.models",
+}
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605
+
+if TYPE_CHECKING:
+    from portscope.errors import (
+        BackendUnavailable,
+        InvalidFilter,
+        InvalidInput,
+        InvalidPort,
+        InvalidPortSpec,
+        InvalidTarget,
+        NetworkSafetyError,
+        PermissionDenied,
+        PortscopeError,
+        RegistryError,
+    )
+    from portscope.models import (
+        Endpoint,
+        Owner,
+        PortRange,
+        PortState,
+        ProbeResult,
+        Proto,
+        Service,
+        Socket,
+        TcpState,
+        to_dict,
+    )
+    from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'portscope' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

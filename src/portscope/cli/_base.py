@@ -1,0 +1,97 @@
+"""What every command shares: the environment seam, exit statuses, the one-line parser."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, TextIO, TypeVar
+
+from portscope.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+class ExitStatus(enum.IntEnum):
+    """Exit statuses of every command."""
+
+    OK = 0
+    NEGATIVE = 1  # port closed, nobody holds it, findings at or above --fail-on
+    USAGE = 2  # bad input: one line on stderr
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class UsageError(Exception):
+    """A command-line usage error; shown as one line, exit 2."""
+
+
+@dataclass
+class Env:
+    """Where a command writes and what it may assume about the terminal (a test seam).
+
+    Attributes:
+        stdout: output stream.
+        stderr: messages and progress.
+        stdout_isatty: True when stdout is a terminal (colour, widths).
+        stderr_isatty: True when stderr is a terminal (progress bars).
+        color: colour allowed (a terminal and no NO_COLOR).
+        width: terminal width in columns, or None to let the renderer decide.
+    """
+
+    stdout: TextIO
+    stderr: TextIO
+    stdout_isatty: bool = False
+    stderr_isatty: bool = False
+    color: bool = False
+    width: int | None = None
+
+    @classmethod
+    def from_process(cls) -> Env:
+        out_tty = sys.stdout.isatty()
+        return cls(
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            stdout_isatty=out_tty,
+            stderr_isatty=sys.stderr.isatty(),
+            color=out_tty and "NO_COLOR" not in os.environ,
+        )
+
+    def error(self, message: str) -> None:
+        """Write one line ``portscope: error: MESSAGE`` to stderr."""
+        first = " ".join(message.split())
+        self.stderr.write(f"portscope: error: {first}\n")
+
+    def note(self, message: str) -> None:
+        """Write one line ``portscope: note: MESSAGE`` to stderr."""
+        self.stderr.write(f"portscope: note: {message}\n")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2, never a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command takes."""
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    parser.add_argument(
+        "--no-color", action="store_true", help="no colour even on a terminal (also NO_COLOR)"
+    )
+
+
+def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """Wrap a library parser as an argparse ``type=``: InvalidInput becomes a usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except InvalidInput as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert

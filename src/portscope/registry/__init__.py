@@ -1,0 +1,1 @@
+"""Port <-> service knowledge (placeholder until issue 3 lands)."""

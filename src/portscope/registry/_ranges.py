@@ -1,0 +1,103 @@
+"""Port ranges: RFC 6335 classes, and this machine's kernel port settings.
+
+``port_range`` is pure; ``kernel_ports`` reads ``/proc/sys/net/ipv4`` on each call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from portscope.errors import InvalidPort
+from portscope.models import PortRange
+
+_SYSCTL = Path("/proc/sys/net/ipv4")
+# Linux defaults, used where /proc/sys cannot be read (other platforms, sandboxes).
+_DEFAULT_EPHEMERAL = (32768, 60999)
+_DEFAULT_UNPRIVILEGED_START = 1024
+
+
+def check_port(port: int) -> int:
+    """Return ``port`` if it is a port number (0-65535).
+
+    Raises:
+        InvalidPort: outside 0-65535.
+    """
+    if not 0 <= port <= 65535:
+        raise InvalidPort(f"{port} is not a port: ports are 0-65535")
+    return port
+
+
+def port_range(port: int) -> PortRange:
+    """The RFC 6335 (section 6) range of a port: System 0-1023, User 1024-49151,
+    Dynamic/Private 49152-65535.
+
+    Raises:
+        InvalidPort: outside 0-65535.
+    """
+    check_port(port)
+    if port <= 1023:
+        return PortRange.SYSTEM
+    if port <= 49151:
+        return PortRange.USER
+    return PortRange.DYNAMIC
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPorts:
+    """This machine's port settings (Linux ``ip-sysctl`` documentation).
+
+    Attributes:
+        ephemeral: ``net.ipv4.ip_local_port_range`` (first, last), inclusive; the kernel
+            picks source ports of outgoing connections and ``bind(port 0)`` from it.
+        reserved: ``net.ipv4.ip_local_reserved_ports``: never picked as ephemeral ports.
+        unprivileged_start: ``net.ipv4.ip_unprivileged_port_start``: ports below it need
+            CAP_NET_BIND_SERVICE to bind.
+        from_kernel: False when the values are Linux defaults because /proc was unreadable.
+    """
+
+    ephemeral: tuple[int, int]
+    reserved: frozenset[int]
+    unprivileged_start: int
+    from_kernel: bool
+
+    def is_ephemeral(self, port: int) -> bool:
+        """True when the kernel may pick ``port`` as an ephemeral port here."""
+        lo, hi = self.ephemeral
+        return lo <= port <= hi and port not in self.reserved
+
+    @property
+    def ephemeral_count(self) -> int:
+        """How many ports the kernel can pick from (the range less the reserved ports)."""
+        lo, hi = self.ephemeral
+        return hi - lo + 1 - sum(1 for p in self.reserved if lo <= p <= hi)
+
+
+def parse_port_list(text: str) -> frozenset[int]:
+    """Parse the kernel's ``ip_local_reserved_ports`` syntax: ``8080,9000-9010``."""
+    ports: set[int] = set()
+    for part in text.replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        ports.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(ports)
+
+
+def kernel_ports(sysctl_dir: Path = _SYSCTL) -> KernelPorts:
+    """Read this machine's ephemeral range, reserved ports and unprivileged port start.
+
+    Args:
+        sysctl_dir: where the ``net.ipv4`` sysctls are (a seam for tests).
+
+    Returns:
+        The settings; Linux defaults with ``from_kernel=False`` when unreadable.
+    """
+    try:
+        lo, hi = (int(v) for v in (sysctl_dir / "ip_local_port_range").read_text().split())
+        reserved = parse_port_list((sysctl_dir / "ip_local_reserved_ports").read_text())
+        start = int((sysctl_dir / "ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return KernelPorts(_DEFAULT_EPHEMERAL, frozenset(), _DEFAULT_UNPRIVILEGED_START, False)
+    return KernelPorts((lo, hi), reserved, start, True)

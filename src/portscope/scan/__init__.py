@@ -1,0 +1,1 @@
+"""What other hosts answer: probes and scans (placeholder until issue 4 lands)."""

@@ -1,0 +1,57 @@
+"""The public facade: complete, sorted, lazy, and free of I/O at import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import portscope
+
+
+def test_all_is_sorted_and_resolves() -> None:
+    assert portscope.__all__ == sorted(portscope.__all__)
+    for name in portscope.__all__:
+        assert getattr(portscope, name) is not None, name
+
+
+def test_every_public_module_name_is_exported() -> None:
+    # Names defined by the public-facing modules must be reachable from the facade.
+    import portscope.errors as errors
+
+    exported = set(portscope.__all__)
+    for name in dir(errors):
+        obj = getattr(errors, name)
+        if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
+            assert name in exported, f"portscope.errors.{name} missing from portscope.__all__"
+
+
+def test_unknown_attribute_raises() -> None:
+    try:
+        portscope.no_such_name  # noqa: B018
+    except AttributeError as err:
+        assert "no_such_name" in str(err)
+    else:
+        raise AssertionError("no AttributeError")
+
+
+def test_import_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, portscope; "
+        "heavy = {'asyncio', 'sqlite3', 'rich', 'psutil', 'textual'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_imports_no_heavy_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "portscope", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    tops = {name.split(".")[0] for name in imported}
+    assert not tops & {"asyncio", "sqlite3", "rich", "textual", "psutil"}, sorted(tops)
+    assert "commands:" in out.stdout
