@@ -32,10 +32,21 @@ _EXPORTS: dict[str, str] = {
     "RegistryError": "portscope.errors",
     "Service": "portscope.models",
     "Socket": "portscope.models",
+    "SocketTable": "portscope.models",
     "TcpState": "portscope.models",
+    "audit": "portscope.diagnose",
+    "free_ports": "portscope.diagnose",
     "kernel_ports": "portscope.registry._ranges",
+    "list_sockets": "portscope.sockets",
+    "lookup": "portscope.registry",
     "port_range": "portscope.registry._ranges",
+    "probe": "portscope.scan",
+    "scan": "portscope.scan",
+    "service_name": "portscope.registry",
     "to_dict": "portscope.models",
+    "who": "portscope.diagnose",
+    "why_bind": "portscope.diagnose",
+    "why_connect": "portscope.diagnose",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605

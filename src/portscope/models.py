@@ -187,6 +187,24 @@ class Socket:
 
 
 @dataclass(frozen=True, slots=True)
+class SocketTable:
+    """A dump of this machine's socket table.
+
+    Attributes:
+        sockets: the sockets, in the order the backend returned them, no duplicates.
+        backend: which backend produced it: ``netlink``, ``procfs`` or ``psutil``.
+        owners_complete: ``None`` when owners were not looked up; ``False`` when some
+            processes could not be inspected (not root), ``True`` otherwise.
+        notes: plain-language notes for the user (partial privilege, fallbacks used).
+    """
+
+    sockets: tuple[Socket, ...]
+    backend: str
+    owners_complete: bool | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
     """What a port means for one transport, from one source.
 
