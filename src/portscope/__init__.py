@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "why_connect": "portscope.diagnose",
 }
 
-__all__ = sorted(_EXPORTS)  # noqa: PLE0605
+__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from portscope.errors import (

@@ -21,7 +21,8 @@ def test_every_public_module_name_is_exported() -> None:
     exported = set(portscope.__all__)
     for name in dir(errors):
         obj = getattr(errors, name)
-        if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
+        is_error = isinstance(obj, type) and issubclass(obj, Exception)
+        if is_error and obj.__module__ == errors.__name__:
             assert name in exported, f"portscope.errors.{name} missing from portscope.__all__"
 
 

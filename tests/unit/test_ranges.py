@@ -11,8 +11,14 @@ from portscope import InvalidPort, PortRange, kernel_ports, port_range
 
 @pytest.mark.parametrize(
     ("port", "expected"),
-    [(0, PortRange.SYSTEM), (1023, PortRange.SYSTEM), (1024, PortRange.USER),
-     (49151, PortRange.USER), (49152, PortRange.DYNAMIC), (65535, PortRange.DYNAMIC)],
+    [
+        (0, PortRange.SYSTEM),
+        (1023, PortRange.SYSTEM),
+        (1024, PortRange.USER),
+        (49151, PortRange.USER),
+        (49152, PortRange.DYNAMIC),
+        (65535, PortRange.DYNAMIC),
+    ],
 )
 def test_rfc6335_boundaries(port: int, expected: PortRange) -> None:
     assert port_range(port) is expected

@@ -87,9 +87,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         if args_in and not args_in[0].startswith("-"):
             name, rest = args_in[0], args_in[1:]
             if name not in COMMANDS:
-                raise UsageError(
-                    f"unknown command {name!r}; commands: {', '.join(COMMANDS)}"
-                )
+                raise UsageError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
         else:
             name, rest = DEFAULT_COMMAND, args_in
         command = _load(name)
