@@ -1,15 +1,30 @@
-"""Port <-> service knowledge (placeholder until issue 3 lands: /etc/services only)."""
+"""Port <-> service knowledge: what a port means, on which transport, in which range.
+
+Sources, merged with provenance: portscope's curated table, ``/etc/services``, nmap's
+``nmap-services`` and the IANA registry CSV once imported (``update_registry``). Loaded
+lazily from a compiled cache, once per process.
+"""
 
 from __future__ import annotations
 
-import socket
-from functools import lru_cache
+from portscope.registry._lookup import (
+    Query,
+    lookup,
+    parse_proto,
+    parse_query,
+    service_name,
+    top_ports,
+)
+from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
 
-
-@lru_cache(maxsize=4096)
-def service_name(port: int, proto: str = "tcp") -> str | None:
-    """The service name of ``port`` for ``proto`` (``tcp``/``udp``), or ``None``."""
-    try:
-        return socket.getservbyport(port, proto)
-    except OSError:
-        return None
+__all__ = [
+    "KernelPorts",
+    "Query",
+    "kernel_ports",
+    "lookup",
+    "parse_proto",
+    "parse_query",
+    "port_range",
+    "service_name",
+    "top_ports",
+]
