@@ -1,0 +1,437 @@
+"""Exposure review of this machine's listeners: what others can reach, and what it risks.
+
+``audit_sockets`` is a pure function over sockets (unit-testable); ``audit`` reads the
+live table. Rules, each with a stable id used in JSON output:
+
+- ``exposed``: a listener on all interfaces or a non-loopback address (info).
+- ``plaintext``: a protocol that sends credentials in clear text, exposed (high).
+- ``datastore-exposed``: a database, cache, queue or admin API on an exposed address.
+- ``root-exposed``: an exposed listener whose process runs as root (medium).
+- ``unknown-system-port``: a listener in the System range (0-1023) no registry knows.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from portscope.diagnose._common import bind_scope, is_listener, owners_text, read_sockets
+from portscope.models import Proto, Socket
+
+RULES: tuple[str, ...] = (
+    "exposed",
+    "plaintext",
+    "datastore-exposed",
+    "root-exposed",
+    "unknown-system-port",
+)
+
+
+class Severity(enum.StrEnum):
+    """How much a finding matters, lowest first; ``rank`` orders them."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 (info) to 4 (critical)."""
+        return _RANKS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """A severity from its name, any case.
+
+        Raises:
+            InvalidInput: not one of info, low, medium, high, critical.
+        """
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            from portscope.errors import InvalidInput
+
+            names = ", ".join(s.value for s in cls)
+            raise InvalidInput(f"{text!r} is not a severity: use one of {names}") from None
+
+
+_RANKS = {s: i for i, s in enumerate(Severity)}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One audit finding, with its evidence.
+
+    Attributes:
+        rule: the rule's stable id (``datastore-exposed`` ...).
+        severity: how much it matters.
+        title: one line.
+        socket: the listening socket (its owners are the process evidence).
+        service: what the port is taken to be (``redis``), or ``None``.
+        scope: ``all`` interfaces, one non-loopback ``address``, or ``loopback``.
+        why: why it matters.
+        fix: what to do.
+    """
+
+    rule: str
+    severity: Severity
+    title: str
+    socket: Socket
+    service: str | None
+    scope: str
+    why: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    label: str
+    severity: Severity
+    why: str
+    fix: str
+
+
+_DB_FIX = "bind it to 127.0.0.1 (or a private address) and firewall the port"
+# Services that must not be open to the network (port -> kind), with their default ports.
+DATASTORES: Mapping[str, _Kind] = {
+    "mysql": _Kind(
+        "MySQL",
+        Severity.MEDIUM,
+        "database logins are brute-forced from the internet",
+        "set bind-address=127.0.0.1 in my.cnf, or firewall 3306",
+    ),
+    "postgresql": _Kind(
+        "PostgreSQL",
+        Severity.MEDIUM,
+        "database logins are brute-forced from the internet",
+        "set listen_addresses='localhost' in postgresql.conf, or firewall 5432",
+    ),
+    "redis": _Kind(
+        "Redis",
+        Severity.HIGH,
+        "Redis has no authentication by default; anyone reaching it can read data and "
+        "write files (a known path to remote code execution)",
+        "set 'bind 127.0.0.1 ::1' and 'protected-mode yes' in redis.conf, and requirepass",
+    ),
+    "mongodb": _Kind(
+        "MongoDB",
+        Severity.HIGH,
+        "older MongoDB deployments without authentication were mass-wiped and ransomed",
+        "set net.bindIp: 127.0.0.1 and security.authorization: enabled",
+    ),
+    "elasticsearch": _Kind(
+        "Elasticsearch",
+        Severity.HIGH,
+        "an open HTTP API to all indexed data, often without authentication",
+        "set network.host: 127.0.0.1 and enable xpack security",
+    ),
+    "memcached": _Kind(
+        "memcached",
+        Severity.HIGH,
+        "no authentication; UDP memcached is abused for huge DDoS amplification",
+        "run with -l 127.0.0.1 -U 0",
+    ),
+    "docker": _Kind(
+        "Docker API",
+        Severity.CRITICAL,
+        "the plaintext Docker API gives root on the host to anyone who reaches it",
+        "remove -H tcp://0.0.0.0:2375; use the unix socket or TLS on 2376 with client certificates",
+    ),
+    "etcd": _Kind(
+        "etcd",
+        Severity.HIGH,
+        "etcd holds cluster secrets; unauthenticated access exposes them all",
+        "listen on 127.0.0.1 or require client certificates (--client-cert-auth)",
+    ),
+    "kubelet": _Kind(
+        "kubelet API",
+        Severity.HIGH,
+        "an anonymous kubelet API allows running commands in pods",
+        "set --anonymous-auth=false and --authorization-mode=Webhook; firewall 10250",
+    ),
+    "couchdb": _Kind(
+        "CouchDB",
+        Severity.HIGH,
+        "an HTTP database API, admin-party mode has no authentication",
+        "set bind_address = 127.0.0.1 in local.ini",
+    ),
+    "cassandra": _Kind(
+        "Cassandra",
+        Severity.MEDIUM,
+        "the CQL port with default credentials gives full data access",
+        "set rpc_address to a private address and enable authentication",
+    ),
+    "rabbitmq": _Kind(
+        "RabbitMQ",
+        Severity.MEDIUM,
+        "message queues with default guest credentials leak data",
+        "listen on a private address; remove the guest user",
+    ),
+    "kafka": _Kind(
+        "Kafka",
+        Severity.MEDIUM,
+        "PLAINTEXT listeners allow anyone to read and write topics",
+        "use SASL_SSL listeners or bind to a private address",
+    ),
+    "zookeeper": _Kind(
+        "ZooKeeper",
+        Severity.MEDIUM,
+        "unauthenticated configuration store",
+        "bind clientPortAddress to a private address",
+    ),
+    "influxdb": _Kind(
+        "InfluxDB",
+        Severity.MEDIUM,
+        "a time-series database HTTP API",
+        "set bind-address to 127.0.0.1 and enable auth",
+    ),
+    "vnc": _Kind(
+        "VNC",
+        Severity.HIGH,
+        "remote desktop with weak or no passwords, often unencrypted",
+        "tunnel it over SSH and bind to 127.0.0.1",
+    ),
+    "x11": _Kind(
+        "X11",
+        Severity.HIGH,
+        "an open X server lets others read keystrokes and the screen",
+        "start X with -nolisten tcp",
+    ),
+    "rdp": _Kind(
+        "RDP",
+        Severity.MEDIUM,
+        "remote desktop is a top brute-force target",
+        "allow it only through a VPN",
+    ),
+    "smb": _Kind(
+        "SMB",
+        Severity.HIGH,
+        "file sharing exposed to the internet is a common worm vector",
+        "firewall 139/445 to the local network",
+    ),
+    "rpcbind": _Kind(
+        "rpcbind",
+        Severity.MEDIUM,
+        "reveals RPC services; used for DDoS amplification",
+        "firewall 111 or disable rpcbind",
+    ),
+    "prometheus": _Kind(
+        "Prometheus",
+        Severity.LOW,
+        "metrics and the query API reveal internal details",
+        "bind to 127.0.0.1 or put authentication in front",
+    ),
+    "jupyter": _Kind(
+        "Jupyter",
+        Severity.HIGH,
+        "a notebook server runs code for whoever reaches it",
+        "bind to 127.0.0.1 and keep token authentication",
+    ),
+}
+DATASTORE_PORTS: Mapping[int, str] = {
+    3306: "mysql", 33060: "mysql", 5432: "postgresql", 6379: "redis", 6380: "redis",
+    27017: "mongodb", 27018: "mongodb", 9200: "elasticsearch", 9300: "elasticsearch",
+    11211: "memcached", 2375: "docker", 2379: "etcd", 2380: "etcd", 10250: "kubelet",
+    10255: "kubelet", 5984: "couchdb", 9042: "cassandra", 5672: "rabbitmq",
+    15672: "rabbitmq", 9092: "kafka", 2181: "zookeeper", 8086: "influxdb", 5900: "vnc",
+    5901: "vnc", 6000: "x11", 3389: "rdp", 445: "smb", 139: "smb", 111: "rpcbind",
+    9090: "prometheus", 8888: "jupyter",
+}  # fmt: skip
+# Process names that identify the service whatever port it uses.
+DATASTORE_PROCESSES: Mapping[str, str] = {
+    "mysqld": "mysql", "mariadbd": "mysql", "postgres": "postgresql",
+    "redis-server": "redis", "valkey-server": "redis", "mongod": "mongodb",
+    "memcached": "memcached", "dockerd": "docker", "etcd": "etcd", "kubelet": "kubelet",
+    "beam.smp": "rabbitmq", "influxd": "influxdb", "Xorg": "x11", "smbd": "smb",
+    "rpcbind": "rpcbind", "couchdb": "couchdb",
+}  # fmt: skip
+# Protocols that carry credentials in clear text (port -> name); TLS variants are fine.
+PLAINTEXT: Mapping[int, str] = {
+    21: "FTP", 23: "telnet", 110: "POP3", 143: "IMAP", 512: "rexec", 513: "rlogin",
+    514: "rsh", 389: "LDAP", 69: "TFTP", 161: "SNMP v1/v2c", 1521: "Oracle TNS",
+}  # fmt: skip
+_PLAINTEXT_TCP_ONLY = frozenset({21, 23, 110, 143, 512, 513, 514, 389, 1521})
+
+
+def _service_kind(sock: Socket, hints: Mapping[int, str]) -> str | None:
+    port = sock.local.port
+    if port in hints:
+        return hints[port]
+    for owner in sock.owners or ():
+        if owner.name in DATASTORE_PROCESSES:
+            return DATASTORE_PROCESSES[owner.name]
+    return DATASTORE_PORTS.get(port)
+
+
+def _is_root(sock: Socket) -> bool:
+    if sock.owners:
+        return any(o.user == "root" or o.user == "0" for o in sock.owners)
+    return sock.uid == 0
+
+
+def _where(sock: Socket) -> str:
+    return f"{sock.proto.value} {sock.local} ({owners_text(sock)})"
+
+
+def audit_sockets(
+    sockets: Iterable[Socket],
+    *,
+    service_hints: Mapping[int, str] | None = None,
+    service_name: Callable[[int, str], str | None] | None = None,
+    rules: Sequence[str] | None = None,
+) -> list[Finding]:
+    """Review listeners (pure): exposure, plaintext protocols, datastores, root, unknown.
+
+    Args:
+        sockets: sockets of one machine; only listeners (TCP LISTEN, unconnected UDP)
+            are reviewed.
+        service_hints: port -> kind (a key of ``DATASTORES``, e.g. ``{16379: "redis"}``)
+            for services on non-default ports.
+        service_name: (port, proto) -> registry name, for the unknown-System-port rule
+            (default: ``portscope.registry.service_name``).
+        rules: the rule ids to run (default: all).
+
+    Returns:
+        Findings, most severe first, then by port.
+    """
+    hints = dict(service_hints or {})
+    unknown = set(hints.values()) - set(DATASTORES)
+    if unknown:
+        from portscope.errors import InvalidInput
+
+        raise InvalidInput(
+            f"unknown service kind(s) {sorted(unknown)}: use one of {', '.join(DATASTORES)}"
+        )
+    if service_name is None:
+        from portscope.registry import service_name as registry_name
+
+        service_name = registry_name
+    wanted = set(rules) if rules is not None else None
+    if wanted is not None and not wanted <= set(RULES):
+        from portscope.errors import InvalidInput
+
+        raise InvalidInput(
+            f"unknown rule(s) {sorted(wanted - set(RULES))}: use one of {', '.join(RULES)}"
+        )
+
+    def on(rule: str) -> bool:
+        return wanted is None or rule in wanted
+
+    findings: list[Finding] = []
+    seen: set[tuple[Proto, int, str, int]] = set()
+    for sock in sockets:
+        if not is_listener(sock):
+            continue
+        key = (sock.proto, sock.family, sock.local.address, sock.local.port)
+        if key in seen:  # SO_REUSEPORT groups: one finding per address
+            continue
+        seen.add(key)
+        scope = bind_scope(sock)
+        exposed = scope != "loopback"
+        port = sock.local.port
+        kind = _service_kind(sock, hints)
+        name = kind or service_name(port, sock.proto.value)
+        where = "all interfaces" if scope == "all" else f"address {sock.local.address}"
+        if exposed and on("exposed"):
+            findings.append(
+                Finding(
+                    "exposed",
+                    Severity.INFO,
+                    f"{name or 'port ' + str(port)} listens on {where}",
+                    sock,
+                    name,
+                    scope,
+                    "other hosts can reach it, subject to the firewall",
+                    "if only local programs use it, bind it to 127.0.0.1 / ::1",
+                )
+            )
+        plain = PLAINTEXT.get(port)
+        udp_kind = (sock.proto is Proto.UDP) == (port not in _PLAINTEXT_TCP_ONLY)
+        if plain and udp_kind and exposed and on("plaintext"):
+            findings.append(
+                Finding(
+                    "plaintext",
+                    Severity.HIGH,
+                    f"{plain} (plaintext credentials) on {where}",
+                    sock,
+                    name or plain.lower(),
+                    scope,
+                    f"{plain} sends user names and passwords unencrypted: anyone on "
+                    "the path can read them",
+                    "replace it with its TLS/SSH counterpart (SSH, SFTP, IMAPS 993, "
+                    "POP3S 995, LDAPS 636, SNMPv3), or bind it to 127.0.0.1",
+                )
+            )
+        if kind and exposed and on("datastore-exposed"):
+            info = DATASTORES[kind]
+            findings.append(
+                Finding(
+                    "datastore-exposed",
+                    info.severity,
+                    f"{info.label} reachable on {where}",
+                    sock,
+                    kind,
+                    scope,
+                    info.why,
+                    info.fix or _DB_FIX,
+                )
+            )
+        if exposed and _is_root(sock) and on("root-exposed"):
+            findings.append(
+                Finding(
+                    "root-exposed",
+                    Severity.MEDIUM if port >= 1024 else Severity.LOW,
+                    f"{name or 'port ' + str(port)} runs as root on {where}",
+                    sock,
+                    name,
+                    scope,
+                    "a flaw in a network-facing root process gives an attacker the whole machine",
+                    "run it as an unprivileged user (systemd User=, DynamicUser=yes; "
+                    "AmbientCapabilities=CAP_NET_BIND_SERVICE for ports below 1024)",
+                )
+            )
+        if port < 1024 and name is None and on("unknown-system-port"):
+            findings.append(
+                Finding(
+                    "unknown-system-port",
+                    Severity.MEDIUM if exposed else Severity.LOW,
+                    f"unknown service on System port {port} ({where if exposed else 'loopback'})",
+                    sock,
+                    None,
+                    scope,
+                    "System ports (0-1023, RFC 6335) are assigned to known services; an "
+                    "unknown one there is unusual and may be unwanted",
+                    f"identify it: portscope who {port}; stop it if nobody needs it",
+                )
+            )
+    findings.sort(key=lambda f: (-f.severity.rank, f.socket.local.port, f.rule))
+    return findings
+
+
+def audit(
+    *,
+    service_hints: Mapping[int, str] | None = None,
+    rules: Sequence[str] | None = None,
+) -> list[Finding]:
+    """Review this machine's listeners for exposure (see the module docstring for rules).
+
+    Args:
+        service_hints: port -> service kind for services on non-default ports
+            (``{16379: "redis"}``); kinds are the keys of ``DATASTORES``.
+        rules: the rule ids to run (default: all).
+
+    Returns:
+        Findings, most severe first.
+
+    Raises:
+        InvalidInput: an unknown service kind in ``service_hints``.
+        BackendUnavailable: no socket-table backend works here.
+
+    Privilege: as non-root, other users' processes are not named (no ``root-exposed``
+    finding for them unless the socket's uid is 0).
+    """
+    table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True)
+    return audit_sockets(table.sockets, service_hints=service_hints, rules=rules)

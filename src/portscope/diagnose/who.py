@@ -1,0 +1,417 @@
+"""Who holds a port: the processes behind its sockets, and freeing it (``--kill``)."""
+
+from __future__ import annotations
+
+import enum
+import os
+import select
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from portscope.diagnose._cgroup import read_cgroup
+from portscope.diagnose._common import check_port, proc_start_time, read_sockets
+from portscope.models import Owner, Proto, Socket, SocketTable, TcpState
+
+_STATE_ORDER = {TcpState.LISTEN: 0, TcpState.UNCONN: 1}
+
+
+@dataclass(frozen=True, slots=True)
+class PortHolder:
+    """A process holding sockets on a port.
+
+    Attributes:
+        pid: process id.
+        name: process name (``/proc/PID/comm``).
+        user: owning user name, or ``None`` when unknown.
+        cmdline: argv, or ``None`` when unreadable.
+        start_time: process start, seconds since the epoch (from ``/proc/PID/stat``), or
+            ``None``; ``kill_holders`` compares it again before signalling.
+        sockets: the process's sockets on the port, listeners first.
+        fds: the file descriptors of those sockets in the process.
+        unit: the systemd unit it runs in (``nginx.service``), or ``None``.
+        container: ``runtime:id`` of the container it runs in, or ``None``.
+    """
+
+    pid: int
+    name: str
+    user: str | None
+    cmdline: tuple[str, ...] | None
+    start_time: float | None
+    sockets: tuple[Socket, ...]
+    fds: tuple[int, ...] = ()
+    unit: str | None = None
+    container: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhoResult:
+    """Everything holding one port.
+
+    Attributes:
+        port: the port asked about.
+        proto: the transport asked about, or ``None`` for both TCP and UDP.
+        holders: processes holding sockets whose local port is ``port``, by pid.
+        unowned: sockets on the port with no visible process: TIME-WAIT (owned by the
+            kernel), or another user's when not root.
+        owners_complete: ``False`` when some processes could not be inspected.
+        notes: plain-language notes (partial privilege ...).
+    """
+
+    port: int
+    proto: Proto | None
+    holders: tuple[PortHolder, ...]
+    unowned: tuple[Socket, ...] = ()
+    owners_complete: bool | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def held(self) -> bool:
+        """True when a process holds the port (a TIME-WAIT socket alone does not)."""
+        return bool(self.holders) or any(s.state is not TcpState.TIME_WAIT for s in self.unowned)
+
+
+def _sort_key(sock: Socket) -> tuple[int, int, str]:
+    return (_STATE_ORDER.get(sock.state, 2), sock.family, sock.local.address)
+
+
+def holders_from_table(
+    table: SocketTable, port: int, proto: Proto | None = None, *, proc: Path = Path("/proc")
+) -> WhoResult:
+    """Group the sockets of ``table`` whose local port is ``port`` by owning process.
+
+    Pure apart from reading ``/proc/PID/cgroup`` and ``/proc/PID/stat`` of the holders.
+
+    Args:
+        table: a socket table with owners looked up.
+        port: 1-65535.
+        proto: TCP, UDP, or ``None`` for both.
+        proc: the proc file system (a seam for tests).
+
+    Returns:
+        The holders and the sockets nobody visible holds.
+
+    Raises:
+        InvalidPort: ``port`` outside 1-65535.
+    """
+    check_port(port)
+    by_pid: dict[int, tuple[Owner, list[Socket], list[int]]] = {}
+    unowned: list[Socket] = []
+    for sock in table.sockets:
+        if sock.local.port != port or (proto is not None and sock.proto is not proto):
+            continue
+        if not sock.owners:
+            unowned.append(sock)
+            continue
+        for owner in sock.owners:
+            entry = by_pid.setdefault(owner.pid, (owner, [], []))
+            if sock not in entry[1]:
+                entry[1].append(sock)
+            entry[2].append(owner.fd)
+    holders = []
+    for pid, (owner, socks, fds) in sorted(by_pid.items()):
+        cgroup = read_cgroup(pid, proc)
+        start = proc_start_time(pid) if proc == Path("/proc") else None
+        holders.append(
+            PortHolder(
+                pid=pid,
+                name=owner.name,
+                user=owner.user,
+                cmdline=owner.cmdline,
+                start_time=start if start is not None else owner.start_time,
+                sockets=tuple(sorted(socks, key=_sort_key)),
+                fds=tuple(sorted(set(fds))),
+                unit=cgroup.unit,
+                container=cgroup.container,
+            )
+        )
+    notes = list(table.notes)
+    if table.owners_complete is False and unowned:
+        notes.append(
+            "some sockets belong to processes this user cannot inspect; run as root to see them"
+        )
+    return WhoResult(
+        port=port,
+        proto=proto,
+        holders=tuple(holders),
+        unowned=tuple(sorted(unowned, key=_sort_key)),
+        owners_complete=table.owners_complete,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def who(port: int, proto: Proto | None = None) -> WhoResult:
+    """Every process holding ``port`` on this machine, on any address, IPv4 and IPv6.
+
+    A process holds a port when one of its sockets has that local port: listeners, and
+    the connections accepted on them. Each holder comes with its user, command line,
+    start time, sockets (state and bind address) and systemd unit or container (from
+    ``/proc/PID/cgroup``, cgroups(7)).
+
+    Args:
+        port: 1-65535.
+        proto: ``Proto.TCP``, ``Proto.UDP``, or ``None`` for both.
+
+    Returns:
+        The holders; ``result.held`` is False when nobody holds the port.
+
+    Raises:
+        InvalidPort: ``port`` outside 1-65535.
+        BackendUnavailable: no socket-table backend works here.
+
+    Privilege: other users' processes are visible only to root (``owners_complete``).
+    """
+    check_port(port)
+    protos = None if proto is None else [proto]
+    return holders_from_table(read_sockets(protos, owners=True), port, proto)
+
+
+class KillOutcome(enum.StrEnum):
+    """What happened to one holder when freeing a port."""
+
+    TERMINATED = "terminated"  # exited after SIGTERM
+    KILLED = "killed"  # exited after SIGKILL (--force)
+    STILL_RUNNING = "still-running"  # SIGTERM sent, still alive after the timeout
+    GONE = "gone"  # had already exited before any signal
+    REFUSED_INIT = "refused-init"  # pid 1 is never signalled
+    REFUSED_SELF = "refused-self"  # portscope does not signal itself
+    PID_REUSED = "pid-reused"  # the pid now names another process: not signalled
+    DENIED = "denied"  # EPERM: not allowed to signal it
+
+
+@dataclass(frozen=True, slots=True)
+class KillResult:
+    """The outcome for one holder.
+
+    Attributes:
+        pid: the holder's pid.
+        name: the holder's process name.
+        outcome: what happened.
+        detail: one plain sentence.
+        signals: the signals sent, in order (``SIGTERM``, ``SIGKILL``).
+        waited_s: seconds spent waiting for it to exit.
+    """
+
+    pid: int
+    name: str
+    outcome: KillOutcome
+    detail: str
+    signals: tuple[str, ...] = ()
+    waited_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class KillReport:
+    """What ``kill_holders`` did, and whether the port is free now.
+
+    Attributes:
+        port: the port.
+        proto: the transport, or ``None`` for both.
+        results: one per holder, by pid.
+        port_free: True when nobody holds the port afterwards; ``None`` when not checked.
+        remaining: holders of the port afterwards (another process sharing the socket,
+            one that ignored SIGTERM ...).
+    """
+
+    port: int
+    proto: Proto | None
+    results: tuple[KillResult, ...]
+    port_free: bool | None
+    remaining: tuple[PortHolder, ...] = ()
+
+
+class _Target:
+    """A verified holder being signalled: pid, pidfd (when the kernel has them)."""
+
+    def __init__(self, holder: PortHolder, pidfd: int | None) -> None:
+        self.holder = holder
+        self.pidfd = pidfd
+        self.signals: list[str] = []
+        self.exited = False
+        self.waited_s = 0.0
+
+    def send(self, sig: signal.Signals) -> None:
+        if self.pidfd is not None:
+            signal.pidfd_send_signal(self.pidfd, sig)
+        else:
+            os.kill(self.holder.pid, sig)
+        self.signals.append(sig.name)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _has_exited(pid: int, start_time: float | None) -> bool:
+    """Without a pidfd: gone, a zombie, or a different process under the same pid."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    state = raw[raw.rfind(b")") + 2 :][:1]
+    return state in (b"Z", b"X") or proc_start_time(pid) != start_time
+
+
+def _verify(holder: PortHolder) -> tuple[_Target | None, KillResult | None]:
+    """Pin the process (pidfd) and check it is still the one ``who`` saw."""
+
+    def refuse(outcome: KillOutcome, detail: str) -> tuple[None, KillResult]:
+        return None, KillResult(holder.pid, holder.name, outcome, detail)
+
+    if holder.pid == 1:
+        return refuse(KillOutcome.REFUSED_INIT, "pid 1 (init) is never signalled")
+    if holder.pid == os.getpid():
+        return refuse(KillOutcome.REFUSED_SELF, "that is portscope itself")
+    pidfd: int | None = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(holder.pid)
+        except ProcessLookupError:
+            return refuse(KillOutcome.GONE, "the process had already exited")
+        except OSError:
+            pidfd = None  # kernel without pidfd (before 5.3): fall back to kill(2)
+    # Checked after pidfd_open: if the start time still matches, the pidfd names the
+    # process `who` saw, and signals through it cannot reach a later process (no race).
+    now = proc_start_time(holder.pid)
+    if now is None or holder.start_time is None or now != holder.start_time:
+        if pidfd is not None:
+            os.close(pidfd)
+        if now is None:
+            return refuse(KillOutcome.GONE, "the process had already exited")
+        return refuse(
+            KillOutcome.PID_REUSED,
+            f"pid {holder.pid} now belongs to a process started at {now:.2f}, "
+            f"not {holder.start_time}: not signalled",
+        )
+    return _Target(holder, pidfd), None
+
+
+def _wait(targets: Sequence[_Target], timeout_s: float) -> None:
+    """Wait until every target exited or ``timeout_s`` passed (pidfds poll readable on
+    exit, pidfd_open(2))."""
+    start = time.monotonic()
+    deadline = start + timeout_s
+    pending = [t for t in targets if not t.exited]
+    while pending:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        with_fd = [t for t in pending if t.pidfd is not None]
+        if with_fd and len(with_fd) == len(pending):
+            poller = select.poll()
+            by_fd = {t.pidfd: t for t in with_fd if t.pidfd is not None}
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll(max(1, int((deadline - now) * 1000))):
+                by_fd[fd].exited = True
+        else:
+            for t in pending:
+                if _has_exited(t.holder.pid, t.holder.start_time):
+                    t.exited = True
+            time.sleep(0.02)
+        waited = time.monotonic() - start
+        for t in pending:
+            if t.exited:
+                t.waited_s += waited
+        pending = [t for t in pending if not t.exited]
+    for t in pending:
+        t.waited_s += time.monotonic() - start
+
+
+def kill_holders(
+    result: WhoResult,
+    *,
+    force: bool = False,
+    timeout_s: float = 5.0,
+    recheck: bool = True,
+) -> KillReport:
+    """Free a port: SIGTERM every holder, wait, and with ``force`` SIGKILL the survivors.
+
+    Guards, in order, per holder: pid 1 and portscope's own pid are refused; the process
+    is pinned with ``pidfd_open(2)`` and its start time (``/proc/PID/stat``) compared
+    with the one ``who`` saw, so a pid reused by another process is never signalled;
+    signals go through ``pidfd_send_signal(2)`` (kernel 5.1+; ``kill(2)`` otherwise).
+
+    Args:
+        result: what ``who`` found.
+        force: send SIGKILL to holders still alive ``timeout_s`` after SIGTERM.
+        timeout_s: seconds to wait after SIGTERM (and after SIGKILL).
+        recheck: look at the port again afterwards (``port_free``, ``remaining``).
+
+    Returns:
+        One result per holder and whether the port is free now.
+
+    Privilege: signalling another user's process needs root (CAP_KILL); else ``denied``.
+    """
+    if timeout_s < 0:
+        from portscope.errors import InvalidInput
+
+        raise InvalidInput(f"timeout {timeout_s} is negative: give seconds >= 0")
+    results: dict[int, KillResult] = {}
+    targets: list[_Target] = []
+    for holder in result.holders:
+        target, refused = _verify(holder)
+        if refused is not None:
+            results[holder.pid] = refused
+        elif target is not None:
+            targets.append(target)
+    try:
+        live = []
+        for t in targets:
+            try:
+                t.send(signal.SIGTERM)
+                live.append(t)
+            except ProcessLookupError:
+                results[t.holder.pid] = KillResult(
+                    t.holder.pid, t.holder.name, KillOutcome.GONE, "already exited"
+                )
+            except PermissionError:
+                results[t.holder.pid] = KillResult(
+                    t.holder.pid,
+                    t.holder.name,
+                    KillOutcome.DENIED,
+                    "not permitted to signal it (another user's process; run as root)",
+                )
+        _wait(live, timeout_s)
+        survivors = [t for t in live if not t.exited]
+        if force and survivors:
+            for t in survivors:
+                try:
+                    t.send(signal.SIGKILL)
+                except ProcessLookupError:
+                    t.exited = True
+            _wait(survivors, max(timeout_s, 1.0))
+        for t in live:
+            h = t.holder
+            if not t.exited:
+                outcome, detail = (
+                    KillOutcome.STILL_RUNNING,
+                    f"still running {timeout_s:g} s after SIGTERM"
+                    + ("" if force else "; use --force to send SIGKILL"),
+                )
+            elif "SIGKILL" in t.signals:
+                outcome, detail = KillOutcome.KILLED, "ignored SIGTERM; exited after SIGKILL"
+            else:
+                outcome, detail = KillOutcome.TERMINATED, "exited after SIGTERM"
+            results[h.pid] = KillResult(
+                h.pid, h.name, outcome, detail, tuple(t.signals), round(t.waited_s, 3)
+            )
+    finally:
+        for t in targets:
+            t.close()
+    port_free: bool | None = None
+    remaining: tuple[PortHolder, ...] = ()
+    if recheck:
+        after = who(result.port, result.proto)
+        port_free = not after.held
+        remaining = after.holders
+    return KillReport(
+        port=result.port,
+        proto=result.proto,
+        results=tuple(results[pid] for pid in sorted(results)),
+        port_free=port_free,
+        remaining=remaining,
+    )
