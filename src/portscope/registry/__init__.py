@@ -16,15 +16,25 @@ from portscope.registry._lookup import (
     top_ports,
 )
 from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
+from portscope.registry._update import (
+    IANA_CSV_URL,
+    SourceInfo,
+    registry_sources,
+    update_registry,
+)
 
 __all__ = [
+    "IANA_CSV_URL",
     "KernelPorts",
     "Query",
+    "SourceInfo",
     "kernel_ports",
     "lookup",
     "parse_proto",
     "parse_query",
     "port_range",
+    "registry_sources",
     "service_name",
     "top_ports",
+    "update_registry",
 ]

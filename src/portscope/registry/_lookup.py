@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from portscope.errors import InvalidInput, InvalidPort, InvalidPortSpec
@@ -151,18 +152,18 @@ def _entry_order(e: Entry) -> tuple[int, int, int, str]:
 
 def _at_ports(lo: int, hi: int, proto: str | None) -> list[Entry]:
     by_port, ranges = STORE.data()
+    ports = range(lo, hi + 1) if hi - lo < len(by_port) else sorted(by_port)
     found: list[Entry] = []
-    if hi - lo < len(by_port):
-        for p in range(lo, hi + 1):
-            found += by_port.get(p, ())
-    else:
-        for p, entries in by_port.items():
-            if lo <= p <= hi:
-                found += entries
+    for p in ports:
+        if lo <= p <= hi and p in by_port:
+            found += STORE.at(p)
     found += (e for e in ranges if e[0] <= hi and lo <= (e[1] or e[0]))
     if proto is not None:
         found = [e for e in found if e[2] == proto]
-    found.sort(key=_entry_order)
+    if lo == hi:
+        found.sort(key=lambda e: (PROTO_INDEX[e[2]], _SOURCE_RANK[e[6]], e[0], e[3]))
+    else:
+        found.sort(key=_entry_order)
     return found
 
 
@@ -196,25 +197,36 @@ def _score_word(word: str, name: str, aliases: tuple[str, ...], description: str
 
 
 def _search(text: str, proto: str | None) -> list[Entry]:
-    by_port, ranges = STORE.data()
+    blob, starts, ref_ports, ref_items = STORE.text()
+    ranges = STORE.data()[1]
     words = text.split()
+    first = words[0]
+    candidates: list[int] = []
+    i = blob.find(first)
+    while i >= 0:
+        line = bisect_right(starts, i) - 1
+        candidates.append(line)
+        if line + 1 >= len(starts):
+            break
+        i = blob.find(first, starts[line + 1])
     scored: list[tuple[int, float, int, int, Entry]] = []
-    for group in (*by_port.values(), ranges):
-        for e in group:
-            if proto is not None and e[2] != proto:
-                continue
-            name = e[3].lower()
-            aliases = tuple(a.lower() for a in e[4])
-            description = (e[5] or "").lower()
-            total = 0
-            for w in words:
-                s = _score_word(w, name, aliases, description)
-                if s == 0:
-                    break
-                total += s
-            else:
-                total += _SOURCE_BONUS[e[6]]
-                scored.append((-total, -(e[8] or 0.0), e[0], PROTO_INDEX[e[2]], e))
+    for line in candidates:
+        port = ref_ports[line]
+        e = ranges[ref_items[line]] if port < 0 else STORE.at(port)[ref_items[line]]
+        if proto is not None and e[2] != proto:
+            continue
+        name = e[3].lower()
+        aliases = tuple(a.lower() for a in e[4])
+        description = (e[5] or "").lower()
+        total = 0
+        for w in words:
+            s = _score_word(w, name, aliases, description)
+            if s == 0:
+                break
+            total += s
+        else:
+            total += _SOURCE_BONUS[e[6]]
+            scored.append((-total, -(e[8] or 0.0), e[0], PROTO_INDEX[e[2]], e))
     scored.sort(key=lambda t: t[:4])
     return [t[4] for t in scored]
 
@@ -272,7 +284,7 @@ def service_name(port: int, proto: Proto | str = "tcp") -> str | None:
     i = PROTO_INDEX.get(proto)
     if i is None or not isinstance(port, int):
         return None
-    return STORE.index().names.get(port * 4 + i)
+    return STORE.index()[0].get(port * 4 + i)
 
 
 def top_ports(n: int, proto: Proto | str = Proto.TCP) -> list[int]:
@@ -298,7 +310,7 @@ def top_ports(n: int, proto: Proto | str = Proto.TCP) -> list[int]:
     assert wanted is not None
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 65535:
         raise InvalidPortSpec(f"top ports: {n!r} is not a count: expected 1-65535")
-    ordered = [p for p in STORE.index().top.get(wanted.value, ()) if p != 0]
+    ordered = [p for p in STORE.index()[1].get(wanted.value, ()) if p != 0]
     if len(ordered) >= n:
         return ordered[:n]
     from portscope.registry._curated import curated_entries

@@ -100,21 +100,23 @@ def source_key(paths: dict[str, Path | None]) -> tuple[Any, ...]:
 class Compiled:
     """The merged registry in its compact form (tuples, dicts: what marshal stores).
 
+    Three parts, cached in three files so each command loads only what it needs.
+
     Attributes:
         key: ``source_key`` of the sources it was built from.
-        names: ``port * 4 + PROTO_INDEX[proto]`` -> the preferred service name.
-        top: proto -> ports by nmap open-frequency, most common first (empty without nmap).
-        stats: source -> (entries, detail text or None).
-        by_port: port -> merged entries of that single port; ``None`` until loaded.
-        ranges: merged entries that span several ports; ``None`` until loaded.
+        index: (names, top, stats): ``port * 4 + PROTO_INDEX[proto]`` -> preferred name;
+            proto -> ports by nmap open-frequency, most common first (empty without
+            nmap); source -> (entries, detail text or None).
+        data: (by_port, ranges): port -> the merged entries of that single port as a
+            ``marshal`` blob (decoded only when that port is asked for: loading stays
+            well under a millisecond), and the entries that span several ports.
+        text: ``search_text`` of the entries for name search.
     """
 
     key: tuple[Any, ...]
-    names: dict[int, str]
-    top: dict[str, tuple[int, ...]]
-    stats: dict[str, tuple[int, str | None]]
-    by_port: dict[int, tuple[Entry, ...]] | None = None
-    ranges: tuple[Entry, ...] | None = None
+    index: tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]]
+    data: tuple[dict[int, bytes], tuple[Entry, ...]]
+    text: tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
 def read_sources(paths: dict[str, Path | None]) -> tuple[dict[str, list[Entry]], dict[str, Any]]:
@@ -241,16 +243,31 @@ def build(paths: dict[str, Path | None]) -> Compiled:
     key = source_key(paths)
     found, stats = read_sources(paths)
     names, top, by_port, ranges = merge(found)
-    return Compiled(key, names, top, stats, by_port, ranges)
+    blobs = {p: marshal.dumps(entries) for p, entries in by_port.items()}
+    return Compiled(key, (names, top, stats), (blobs, ranges), search_text(by_port, ranges))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` atomically (a temporary file, then ``os.replace``).
+
+    Args:
+        path: the file; its directory is created when missing.
+        data: the new content.
+        durable: ``fsync`` before the rename, so a crash leaves the old or new file.
+
+    Raises:
+        OSError: the directory cannot be written.
+    """
     import tempfile
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -258,83 +275,120 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _cache_files(directory: Path) -> tuple[Path, Path]:
-    return directory / f"registry-v{FORMAT}.index", directory / f"registry-v{FORMAT}.data"
+PARTS = ("index", "data", "text")
+
+
+def _part_file(directory: Path, part: str) -> Path:
+    return directory / f"registry-v{FORMAT}.{part}"
+
+
+def search_text(
+    by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
+) -> tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """One lower-case line per entry (``name aliases<TAB>description``), for name search.
+
+    Name search scans the text with ``str.find`` (C speed) and scores only the lines
+    holding the first query word.
+
+    Returns:
+        (text, start offset of each line, port of each line's entry or -1 for a range
+        entry, the entry's position in that port's tuple or in ``ranges``).
+    """
+    refs = [(p, i, e) for p in sorted(by_port) for i, e in enumerate(by_port[p])]
+    refs += [(-1, i, e) for i, e in enumerate(ranges)]
+    lines = [f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower() for _, _, e in refs]
+    starts: list[int] = []
+    offset = 0
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    return (
+        "\n".join(lines),
+        tuple(starts),
+        tuple(r[0] for r in refs),
+        tuple(r[1] for r in refs),
+    )
 
 
 def save(compiled: Compiled, directory: Path) -> bool:
     """Write the compiled registry to the cache; False when the directory is not writable."""
-    index_path, data_path = _cache_files(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        _write_atomic(data_path, marshal.dumps((compiled.key, compiled.by_port, compiled.ranges)))
-        _write_atomic(
-            index_path,
-            marshal.dumps((compiled.key, compiled.names, compiled.top, compiled.stats)),
-        )
+        for part in PARTS:
+            value = getattr(compiled, part)
+            write_atomic(_part_file(directory, part), marshal.dumps((compiled.key, value)))
     except OSError:
         return False
     return True
 
 
-def load_index(directory: Path, key: tuple[Any, ...]) -> Compiled | None:
-    """The cached index when it matches ``key``, else ``None``."""
-    index_path, _ = _cache_files(directory)
+def load_part(directory: Path, part: str, key: tuple[Any, ...]) -> Any:
+    """One cached part (``index``, ``data`` or ``text``) when built from ``key``, else None."""
     try:
-        cached_key, names, top, stats = marshal.loads(index_path.read_bytes())
+        cached_key, value = marshal.loads(_part_file(directory, part).read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if cached_key != key:
-        return None
-    return Compiled(key, names, top, stats)
-
-
-def load_data(directory: Path, compiled: Compiled) -> bool:
-    """Fill ``by_port`` and ``ranges`` from the cache when it matches; False otherwise."""
-    _, data_path = _cache_files(directory)
-    try:
-        cached_key, by_port, ranges = marshal.loads(data_path.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
-        return False
-    if cached_key != compiled.key:
-        return False
-    compiled.by_port, compiled.ranges = by_port, ranges
-    return True
+    return value if cached_key == key else None
 
 
 class Store:
-    """The process's registry: loaded lazily, at most once per part, rebuilt when stale."""
+    """The process's registry: each part loaded lazily, at most once; rebuilt when stale."""
 
     def __init__(self) -> None:
-        self._compiled: Compiled | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._parts: dict[str, Any] = {}
 
     def reset(self) -> None:
         """Forget what was loaded (after an import, or when tests change the sources)."""
-        self._compiled = None
+        self._key = None
+        self._parts = {}
 
-    def index(self) -> Compiled:
-        """Names and top ports; the data part may still be unloaded."""
-        if self._compiled is None:
-            paths = source_paths()
-            key = source_key(paths)
-            directory = cache_dir()
-            compiled = load_index(directory, key)
-            if compiled is None:
-                compiled = build(paths)
-                save(compiled, directory)
-            self._compiled = compiled
-        return self._compiled
+    def _part(self, part: str) -> Any:
+        value = self._parts.get(part)
+        if value is not None:
+            return value
+        paths = source_paths()
+        if self._key is None:
+            self._key = source_key(paths)
+        directory = cache_dir()
+        value = load_part(directory, part, self._key)
+        if value is None:
+            compiled = build(paths)
+            save(compiled, directory)
+            self._key = compiled.key
+            self._parts = {p: getattr(compiled, p) for p in PARTS}
+            return self._parts[part]
+        self._parts[part] = value
+        return value
 
-    def data(self) -> tuple[dict[int, tuple[Entry, ...]], tuple[Entry, ...]]:
-        """Entries by port and range entries, loading or rebuilding them once."""
-        compiled = self.index()
-        stale = compiled.by_port is None or compiled.ranges is None
-        if stale and not load_data(cache_dir(), compiled):
-            fresh = build(source_paths())
-            save(fresh, cache_dir())
-            self._compiled = compiled = fresh
-        assert compiled.by_port is not None and compiled.ranges is not None
-        return compiled.by_port, compiled.ranges
+    def index(
+        self,
+    ) -> tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]]:
+        """(names, top ports, source stats): all ``service_name`` and ``top_ports`` need."""
+        index: Any = self._part("index")
+        return index  # type: ignore[no-any-return]
+
+    def data(self) -> tuple[dict[int, bytes], tuple[Entry, ...]]:
+        """(encoded entries by port, range entries): what a port lookup needs."""
+        data: Any = self._part("data")
+        return data  # type: ignore[no-any-return]
+
+    def at(self, port: int) -> tuple[Entry, ...]:
+        """The merged entries of one port (not counting ranges); ``()`` when none."""
+        blob = self.data()[0].get(port)
+        if blob is None:
+            return ()
+        entries: tuple[Entry, ...] = marshal.loads(blob)
+        return entries
+
+    def ports(self) -> list[int]:
+        """Every port with at least one single-port entry, ascending."""
+        return sorted(self.data()[0])
+
+    def text(self) -> tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """The search text, line starts and entry references (see ``search_text``)."""
+        self.data()
+        text: Any = self._part("text")
+        return text  # type: ignore[no-any-return]
 
 
 STORE = Store()

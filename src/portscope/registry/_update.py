@@ -1,0 +1,250 @@
+"""The registry's sources as the user sees them, and importing the IANA CSV.
+
+``update_registry`` downloads IANA's CSV with a conditional request (RFC 9110 section 13:
+``If-None-Match``/``If-Modified-Since`` from the previous response, kept beside the file)
+or imports a local copy; either way the file is validated by parsing it, then replaces
+the cached copy atomically (``os.replace``), so a failed update never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portscope.errors import InvalidInput, RegistryError
+from portscope.registry._sources import parse_iana_text
+from portscope.registry._store import (
+    IANA_FILE,
+    IANA_META,
+    SOURCE_ORDER,
+    STORE,
+    cache_dir,
+    source_paths,
+    write_atomic,
+)
+
+IANA_CSV_URL = (
+    "https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.csv"
+)
+_MAX_BYTES = 64 * 1024 * 1024  # the real file is about 1.2 MB
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """One source of the registry, as loaded now.
+
+    Attributes:
+        name: ``curated``, ``iana``, ``system`` (/etc/services) or ``nmap``.
+        path: the file read, or ``None`` (curated is built in; a source not found).
+        loaded: True when its entries are part of the registry.
+        entries: entries read from it (one per port or range and transport).
+        mtime: the file's modification time, seconds since the epoch, or ``None``.
+        age_s: seconds between ``mtime`` and now, or ``None``.
+        detail: what was read or why not, in words (row counts, "not imported ...").
+        url: where the IANA copy was downloaded from (or the file it was imported from).
+        fetched: when it was downloaded or imported, seconds since the epoch.
+        changed: for the result of an update: False when the server answered
+            "304 Not Modified", True when the copy was replaced; ``None`` otherwise.
+    """
+
+    name: str
+    path: str | None
+    loaded: bool
+    entries: int
+    mtime: float | None = None
+    age_s: float | None = None
+    detail: str | None = None
+    url: str | None = None
+    fetched: float | None = None
+    changed: bool | None = None
+
+
+def _meta_path() -> Path:
+    return cache_dir() / IANA_META
+
+
+def _read_meta() -> dict[str, Any]:
+    try:
+        meta = json.loads(_meta_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def registry_sources() -> list[SourceInfo]:
+    """What the registry loaded, from where, how many entries, how old.
+
+    Loads the registry index if this process has not yet (from the compiled cache, or by
+    parsing the sources when they changed).
+
+    Returns:
+        One ``SourceInfo`` per source, in priority order: curated, iana, system, nmap.
+    """
+    stats = STORE.index()[2]
+    paths = source_paths()
+    now = time.time()
+    meta = _read_meta()
+    out: list[SourceInfo] = []
+    for name in SOURCE_ORDER:
+        path = paths[name]
+        entries, detail = stats.get(name, (0, None))
+        mtime: float | None = None
+        if path is not None:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                mtime = None
+        loaded = name in stats and entries > 0
+        if name == "curated":
+            detail = detail or "built into portscope"
+        elif mtime is None:
+            if name == "iana":
+                detail = "not imported: run 'portscope registry update' (or --from FILE)"
+            elif name == "nmap":
+                detail = "not installed (nmap-services not found)"
+            else:
+                detail = "not found"
+        out.append(
+            SourceInfo(
+                name=name,
+                path=str(path) if path is not None else None,
+                loaded=loaded,
+                entries=entries if loaded else 0,
+                mtime=mtime,
+                age_s=max(0.0, now - mtime) if mtime is not None else None,
+                detail=detail,
+                url=meta.get("url") if name == "iana" and mtime is not None else None,
+                fetched=meta.get("fetched") if name == "iana" and mtime is not None else None,
+            )
+        )
+    return out
+
+
+def _validate(data: bytes, origin: str) -> str:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise RegistryError(f"{origin}: not UTF-8 text ({err.reason})") from err
+    entries, stats = parse_iana_text(text)
+    if not entries:
+        raise RegistryError(
+            f"{origin}: no port assignments in it ({stats.rows} rows); "
+            "expected IANA's service-names-port-numbers.csv"
+        )
+    return f"{stats.rows} rows, {stats.entries} assigned"
+
+
+def _install(data: bytes, meta: dict[str, Any]) -> SourceInfo:
+    directory = cache_dir()
+    target = directory / IANA_FILE
+    try:
+        write_atomic(target, data, durable=True)
+        write_atomic(_meta_path(), json.dumps(meta, indent=1).encode(), durable=True)
+    except OSError as err:
+        raise RegistryError(
+            f"cannot write {target}: {err.strerror} (set PORTSCOPE_CACHE_DIR to a "
+            "writable directory)",
+            errno=err.errno,
+        ) from err
+    STORE.reset()
+    return _iana_info(changed=True)
+
+
+def _iana_info(changed: bool | None) -> SourceInfo:
+    info = next(s for s in registry_sources() if s.name == "iana")
+    return SourceInfo(
+        info.name,
+        info.path,
+        info.loaded,
+        info.entries,
+        info.mtime,
+        info.age_s,
+        info.detail,
+        info.url,
+        info.fetched,
+        changed,
+    )
+
+
+def _download(url: str, timeout_s: float) -> SourceInfo:
+    import urllib.error
+    import urllib.request
+
+    if not url.lower().startswith(("http://", "https://")):
+        raise InvalidInput(f"{url!r} is not an http:// or https:// URL")
+    meta = _read_meta()
+    headers = {"User-Agent": "portscope registry update", "Accept": "text/csv"}
+    if (cache_dir() / IANA_FILE).exists() and meta.get("url") == url:
+        if meta.get("etag"):
+            headers["If-None-Match"] = str(meta["etag"])
+        if meta.get("last_modified"):
+            headers["If-Modified-Since"] = str(meta["last_modified"])
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            data = response.read(_MAX_BYTES + 1)
+            etag = response.headers.get("ETag")
+            last_modified = response.headers.get("Last-Modified")
+    except urllib.error.HTTPError as err:
+        if err.code == 304:
+            return _iana_info(changed=False)
+        raise RegistryError(f"cannot download {url}: HTTP {err.code} {err.reason}") from err
+    except urllib.error.URLError as err:
+        reason = err.reason
+        why = getattr(reason, "strerror", None) or str(reason)
+        raise RegistryError(
+            f"cannot download {url}: {why} (offline? import a local copy with "
+            "'portscope registry update --from FILE')",
+            errno=getattr(reason, "errno", None),
+        ) from err
+    except (TimeoutError, OSError) as err:
+        raise RegistryError(
+            f"cannot download {url}: {err.strerror or err} (offline? import a local copy "
+            "with 'portscope registry update --from FILE')",
+            errno=err.errno,
+        ) from err
+    if len(data) > _MAX_BYTES:
+        raise RegistryError(f"cannot download {url}: larger than {_MAX_BYTES} bytes")
+    _validate(data, url)
+    return _install(
+        data,
+        {"url": url, "fetched": time.time(), "etag": etag, "last_modified": last_modified},
+    )
+
+
+def update_registry(
+    *, from_file: Path | None = None, url: str = IANA_CSV_URL, timeout_s: float = 30.0
+) -> SourceInfo:
+    """Download IANA's port registry CSV, or import a local copy, into the cache.
+
+    The copy lives in the cache directory (``$PORTSCOPE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/portscope``, else ``~/.cache/portscope``); the next lookup merges
+    it. A download sends ``If-None-Match``/``If-Modified-Since`` from the previous one
+    and keeps the copy on "304 Not Modified". The new file is parsed before it replaces
+    the old one, atomically.
+
+    Args:
+        from_file: import this CSV instead of downloading.
+        url: where to download from (``http://`` or ``https://``); IANA's by default.
+        timeout_s: network timeout in seconds for connecting and each read.
+
+    Returns:
+        The IANA source after the update; ``changed`` tells whether the copy changed.
+
+    Raises:
+        RegistryError: the download failed (offline, HTTP error), the file cannot be
+            read, is not an IANA CSV, or the cache directory is not writable.
+        InvalidInput: ``url`` is not an http(s) URL.
+    """
+    if from_file is None:
+        return _download(url, timeout_s)
+    path = Path(from_file)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RegistryError(f"cannot read {path}: {err.strerror}", errno=err.errno) from err
+    _validate(data, str(path))
+    return _install(data, {"url": str(path.resolve()), "fetched": time.time()})
