@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "Severity": "portscope.diagnose",
     "Socket": "portscope.models",
     "SocketTable": "portscope.models",
+    "SourceInfo": "portscope.registry",
     "TcpState": "portscope.models",
     "WhoResult": "portscope.diagnose",
     "audit": "portscope.diagnose",
@@ -60,9 +61,12 @@ _EXPORTS: dict[str, str] = {
     "lookup": "portscope.registry",
     "port_range": "portscope.registry._ranges",
     "probe": "portscope.scan",
+    "registry_sources": "portscope.registry",
     "scan": "portscope.scan",
     "service_name": "portscope.registry",
     "to_dict": "portscope.models",
+    "top_ports": "portscope.registry",
+    "update_registry": "portscope.registry",
     "who": "portscope.diagnose",
     "why_bind": "portscope.diagnose",
     "why_connect": "portscope.diagnose",
@@ -120,6 +124,14 @@ if TYPE_CHECKING:
         Socket,
         TcpState,
         to_dict,
+    )
+    from portscope.registry import (
+        SourceInfo,
+        lookup,
+        registry_sources,
+        service_name,
+        top_ports,
+        update_registry,
     )
     from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
 
