@@ -217,12 +217,18 @@ def free_ports(
         from portscope.registry import service_name
 
         registered = service_name
-    span = hi - lo + 1
-    start = random.Random(seed).randrange(span)
+    spans = [(lo, hi)]
+    if avoid_ephemeral:
+        elo, ehi = kernel.ephemeral
+        spans = [(a, b) for a, b in ((lo, min(hi, elo - 1)), (max(lo, ehi + 1), hi)) if a <= b]
+    # A random start among the candidates (not the whole range, which would send every
+    # start inside the ephemeral range to its first port after it).
+    candidates = [builtins.range(a, b + 1) for a, b in spans]
+    total = sum(len(r) for r in candidates)
+    start = random.Random(seed).randrange(total) if total else 0
     found: list[socket.socket] = []
     checked = 0
-    for i in _rotate(span, start):
-        port = lo + i
+    for port in _rotate(candidates, start):
         if avoid_ephemeral and kernel.is_ephemeral(port):
             continue
         if registered is not None and registered(port, proto.value) is not None:
@@ -257,6 +263,8 @@ def free_ports(
     return [FreePort(p, proto, bind_address) for p in ports]
 
 
-def _rotate(span: int, start: int) -> Iterator[int]:
-    yield from builtins.range(start, span)
-    yield from builtins.range(0, start)
+def _rotate(ranges: list[builtins.range], start: int) -> Iterator[int]:
+    """Every port of ``ranges`` once, beginning at the ``start``-th and wrapping around."""
+    ports = [p for r in ranges for p in r]
+    yield from ports[start:]
+    yield from ports[:start]

@@ -1,0 +1,102 @@
+"""``portscope who PORT[/tcp|/udp] [--kill [--force] [--timeout S] [--yes]]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.diagnose._common import parse_port_proto
+
+HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
+
+
+def configure(parser: Parser) -> None:
+    parser.add_argument(
+        "port",
+        metavar="PORT[/tcp|/udp]",
+        type=checked(parse_port_proto),
+        help="port 1-65535, optionally /tcp or /udp (default: both)",
+    )
+    parser.add_argument(
+        "--kill",
+        action="store_true",
+        help="send SIGTERM to every holder and report whether the port is free "
+        "(asks first; never pid 1 or portscope; checks the start time against PID reuse)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --kill: SIGKILL holders still alive after --timeout",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --kill: seconds to wait for holders to exit (default 5)",
+    )
+    parser.add_argument(
+        "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
+    )
+
+
+def _confirm(env: Env, question: str) -> bool | None:
+    """Ask on the terminal; ``None`` when there is no terminal to ask on."""
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        return None
+    env.stderr.write(f"{question} [y/N] ")
+    env.stderr.flush()
+    answer = stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.diagnose import kill_holders, who
+    from portscope.render import console, write_json
+    from portscope.render.diagnose import render_kill, render_who, who_json
+
+    port, proto = args.port
+    if args.timeout < 0:
+        env.error(f"--timeout {args.timeout:g} is negative: give seconds >= 0")
+        return ExitStatus.USAGE
+    if (args.force or args.yes) and not args.kill:
+        env.error("--force and --yes only apply with --kill")
+        return ExitStatus.USAGE
+    result = who(port, proto)
+    con = console(env, no_color=args.no_color)
+    if not args.kill:
+        if args.json:
+            write_json(who_json(result), env.stdout)
+        else:
+            render_who(result, con)
+        return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
+    if not result.holders:
+        if args.json:
+            write_json({"who": who_json(result), "kill": None}, env.stdout)
+        else:
+            render_who(result, con)
+        if result.held:
+            env.error("no process of this user's view holds the port; run as root to kill it")
+        return ExitStatus.NEGATIVE
+    if not args.yes:
+        names = ", ".join(f"{h.name} (pid {h.pid})" for h in result.holders)
+        if not args.json:
+            render_who(result, con)
+        sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"
+        answer = _confirm(env, f"send {sig} to {names}?")
+        if answer is None:
+            env.error("--kill asks for confirmation on a terminal; stdin is not one: add --yes")
+            return ExitStatus.USAGE
+        if not answer:
+            env.note("nothing signalled")
+            return ExitStatus.NEGATIVE
+    report = kill_holders(result, force=args.force, timeout_s=args.timeout)
+    if args.json:
+        write_json({"who": who_json(result), "kill": report}, env.stdout)
+    else:
+        if args.yes:
+            render_who(result, con)
+        render_kill(report, con)
+    return ExitStatus.OK if report.port_free else ExitStatus.NEGATIVE

@@ -1,0 +1,80 @@
+"""``portscope why bind PORT [--addr ADDR] [--udp]`` and ``portscope why connect HOST:PORT``."""
+
+from __future__ import annotations
+
+import argparse
+
+from portscope.cli._base import Env, ExitStatus, Parser
+
+HELP = "why a bind or connect fails: 'why bind PORT', 'why connect HOST:PORT'"
+
+
+def configure(parser: Parser) -> None:
+    parser.add_argument("action", choices=["bind", "connect"], help="what to explain")
+    parser.add_argument(
+        "target", metavar="PORT | HOST:PORT", help="bind: a port; connect: HOST:PORT or [IPV6]:PORT"
+    )
+    parser.add_argument("--udp", action="store_true", help="UDP instead of TCP")
+    bind = parser.add_argument_group("bind")
+    bind.add_argument(
+        "--addr", metavar="ADDR", help="address to bind (default 0.0.0.0, all IPv4 addresses)"
+    )
+    bind.add_argument(
+        "--reuseaddr",
+        action="store_true",
+        help="assume the program sets SO_REUSEADDR (default: a plain bind())",
+    )
+    bind.add_argument("--reuseport", action="store_true", help="assume it sets SO_REUSEPORT")
+    conn = parser.add_argument_group("connect")
+    conn.add_argument(
+        "--timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="seconds to wait for the probe's answer (default 3)",
+    )
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.diagnose._common import parse_host_port, parse_port
+    from portscope.models import Proto
+    from portscope.render import console, write_json
+
+    proto = Proto.UDP if args.udp else Proto.TCP
+    con = console(env, no_color=args.no_color)
+    if args.action == "bind":
+        from portscope.diagnose import why_bind
+        from portscope.render.diagnose import bind_json, render_bind
+
+        if args.timeout != 3.0:
+            env.error("--timeout applies to 'why connect' only")
+            return ExitStatus.USAGE
+        diag = why_bind(
+            parse_port(args.target),
+            addr=args.addr,
+            proto=proto,
+            reuseaddr=args.reuseaddr,
+            reuseport=args.reuseport,
+        )
+        if args.json:
+            write_json(bind_json(diag), env.stdout)
+        else:
+            render_bind(diag, con)
+        ok = diag.ok if diag.ok is not None else diag.predicted_ok
+        return ExitStatus.OK if ok else ExitStatus.NEGATIVE
+    from portscope.diagnose import ConnectVerdict, why_connect
+    from portscope.render.diagnose import render_connect
+
+    if args.addr or args.reuseaddr or args.reuseport:
+        env.error("--addr, --reuseaddr and --reuseport apply to 'why bind' only")
+        return ExitStatus.USAGE
+    if not args.timeout > 0:
+        env.error(f"--timeout {args.timeout:g} is not accepted: give seconds > 0")
+        return ExitStatus.USAGE
+    host, port = parse_host_port(args.target)
+    conn = why_connect(host, port, proto=proto, timeout_s=args.timeout)
+    if args.json:
+        write_json(conn, env.stdout)
+    else:
+        render_connect(conn, con)
+    return ExitStatus.OK if conn.verdict is ConnectVerdict.OPEN else ExitStatus.NEGATIVE

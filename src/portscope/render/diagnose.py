@@ -1,0 +1,285 @@
+"""Tables and text for who / why / audit / free / ephemeral (faces only).
+
+JSON shapes (stable; ``to_dict`` of the result types, plus the computed fields named):
+
+- who: ``WhoResult`` + ``held``; with ``--kill``: ``{"who": ..., "kill": KillReport}``.
+- why bind: ``BindDiagnosis`` + ``confirmed``.
+- why connect: ``ConnectDiagnosis``.
+- audit: ``{"findings": [Finding ...], "counts": {severity: n}, "fail_on": str|null,
+  "failed": bool}``.
+- free: ``[FreePort ...]``.
+- ephemeral: ``EphemeralUsage``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from portscope.models import Socket, to_dict
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from portscope.diagnose import (
+        BindDiagnosis,
+        ConnectDiagnosis,
+        EphemeralUsage,
+        Finding,
+        FreePort,
+        KillReport,
+        Severity,
+        WhoResult,
+    )
+
+_SEVERITY_STYLE = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+def when(epoch_s: float | None) -> str:
+    """Seconds since the epoch as local ``YYYY-MM-DD HH:MM:SS``; ``-`` for None."""
+    if epoch_s is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch_s))
+
+
+def _cmd(cmdline: tuple[str, ...] | None, limit: int = 80) -> str:
+    if not cmdline:
+        return "-"
+    text = " ".join(cmdline)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _sock(s: Socket) -> str:
+    remote = f" -> {s.remote}" if s.remote is not None else ""
+    return f"{s.proto.value} {s.local}{remote} {s.state.value}"
+
+
+# --- who ----------------------------------------------------------------------------------
+
+
+def who_json(result: WhoResult) -> dict[str, Any]:
+    """The JSON document of ``who``."""
+    data: dict[str, Any] = to_dict(result)
+    data["held"] = result.held
+    return data
+
+
+def render_who(result: WhoResult, con: Console) -> None:
+    """Holders as one block per process, their sockets in a table."""
+    what = f"{result.port}/{result.proto.value}" if result.proto else str(result.port)
+    if not result.held and not result.unowned:
+        con.print(f"nobody holds port {what}")
+        return
+    if not result.holders:
+        con.print(f"no visible process holds port {what}")
+    for h in result.holders:
+        place = h.unit or h.container
+        con.print(
+            f"{h.name} (pid {h.pid}) user {h.user or '?'}, started {when(h.start_time)}"
+            + (f", in {place}" if place else "")
+        )
+        con.print(f"  command  {_cmd(h.cmdline)}")
+        table = _socket_table(h.sockets)
+        con.print(table)
+    if result.unowned:
+        con.print(f"sockets on port {what} without a visible process:")
+        con.print(_socket_table(result.unowned, uid=True))
+    for note in result.notes:
+        con.print(f"note: {note}")
+
+
+def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
+    from portscope.diagnose._common import bind_scope
+    from portscope.render import new_table
+
+    cols = ["PROTO", "STATE", "LOCAL", "REMOTE", "SCOPE"] + (["UID"] if uid else [])
+    table = new_table(*cols)
+    shown = list(socks[:20])
+    for s in shown:
+        row = [
+            s.proto.value,
+            s.state.value,
+            str(s.local),
+            str(s.remote) if s.remote else "*",
+            {"all": "all interfaces", "loopback": "loopback only", "address": "one address"}[
+                bind_scope(s)
+            ],
+        ]
+        if uid:
+            row.append("-" if s.uid is None else str(s.uid))
+        table.add_row(*row)
+    if len(socks) > len(shown):
+        table.add_row("...", f"{len(socks) - len(shown)} more", "", "", "", *([""] if uid else []))
+    return table
+
+
+def render_kill(report: KillReport, con: Console) -> None:
+    """One line per holder, then whether the port is free."""
+    for r in report.results:
+        sent = f" [{', '.join(r.signals)}]" if r.signals else ""
+        con.print(f"{r.name} (pid {r.pid}): {r.outcome.value}{sent} - {r.detail}")
+    what = f"{report.port}/{report.proto.value}" if report.proto else str(report.port)
+    if report.port_free is True:
+        con.print(f"port {what} is free now")
+    elif report.port_free is False:
+        still = ", ".join(f"{h.name}({h.pid})" for h in report.remaining) or "unseen processes"
+        con.print(f"port {what} is still held by {still}")
+
+
+# --- why ----------------------------------------------------------------------------------
+
+
+def bind_json(diag: BindDiagnosis) -> dict[str, Any]:
+    """The JSON document of ``why bind``."""
+    data: dict[str, Any] = to_dict(diag)
+    data["confirmed"] = diag.confirmed
+    return data
+
+
+def render_bind(diag: BindDiagnosis, con: Console) -> None:
+    """The verdict first, then each reason with its evidence and fix."""
+    target = f"[{diag.address}]" if diag.family == 6 else diag.address
+    opts = [
+        o for o, on in (("SO_REUSEADDR", diag.reuseaddr), ("SO_REUSEPORT", diag.reuseport)) if on
+    ]
+    how = f" with {' + '.join(opts)}" if opts else ""
+    verdict = "would succeed" if diag.predicted_ok else "would FAIL"
+    con.print(f"bind {diag.proto.value} {target}:{diag.port}{how}: {verdict}")
+    if diag.ok is not None:
+        tried = "succeeded" if diag.ok else f"failed: {diag.error}"
+        agree = "" if diag.confirmed else "  (differs from the prediction)"
+        con.print(f"  trial bind (closed at once): {tried}{agree}")
+    for r in diag.reasons:
+        mark = "x" if r.blocking else "i"
+        con.print(f"  [{mark}] {r.cause.value}: {r.explanation}")
+        for s in r.sockets[:5]:
+            from portscope.diagnose._common import owners_text
+
+            con.print(f"        {_sock(s)}  {owners_text(s)}")
+        if len(r.sockets) > 5:
+            con.print(f"        ... {len(r.sockets) - 5} more")
+        if r.fix:
+            con.print(f"      fix: {r.fix}")
+
+
+def render_connect(diag: ConnectDiagnosis, con: Console) -> None:
+    """Each step with its evidence, then the diagnosis and the next commands."""
+    target = f"[{diag.address}]" if diag.address and ":" in diag.address else diag.address
+    con.print(
+        f"connect {diag.proto.value} {diag.host}:{diag.port}"
+        + (f" ({target}:{diag.port})" if diag.address and diag.address != diag.host else "")
+    )
+    for i, step in enumerate(diag.steps, 1):
+        mark = "ok" if step.ok else "!!"
+        con.print(f"  {i}. {step.name:<9} [{mark}] {step.summary}")
+        for line in step.evidence:
+            if line and line not in step.summary:
+                con.print(f"       {line}")
+    con.print(f"diagnosis: {diag.verdict.value}: {diag.explanation}")
+    if diag.next_commands:
+        con.print("next:")
+        for cmd in diag.next_commands:
+            con.print(f"  $ {cmd}")
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+def audit_json(
+    findings: Sequence[Finding], fail_on: Severity | None, failed: bool
+) -> dict[str, Any]:
+    """The JSON document of ``audit``."""
+    from portscope.diagnose import Severity
+
+    counts = {s.value: sum(1 for f in findings if f.severity is s) for s in Severity}
+    return {
+        "findings": to_dict(list(findings)),
+        "counts": counts,
+        "fail_on": fail_on.value if fail_on else None,
+        "failed": failed,
+    }
+
+
+def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool = True) -> None:
+    """Findings above info as blocks (evidence, why, fix); exposed listeners as a table."""
+    from rich.text import Text
+
+    from portscope.diagnose._common import owners_text
+    from portscope.render import new_table
+
+    serious = [f for f in findings if f.severity.value != "info"]
+    info = [f for f in findings if f.severity.value == "info"]
+    for f in serious:
+        line = Text()
+        line.append(f"{f.severity.value.upper():<8}", style=_SEVERITY_STYLE[f.severity.value])
+        line.append(f" {f.title}  [{f.rule}]")
+        con.print(line)
+        s = f.socket
+        users = ",".join(sorted({o.user or "?" for o in s.owners or ()})) or (
+            f"uid {s.uid}" if s.uid is not None else "?"
+        )
+        con.print(f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
+        con.print(f"         why     {f.why}")
+        con.print(f"         fix     {f.fix}")
+    if show_info and info:
+        table = new_table("PROTO", "LOCAL", "SERVICE", "PROCESS", title="Exposed listeners (info)")
+        for f in info:
+            table.add_row(
+                f.socket.proto.value, str(f.socket.local), f.service or "-", owners_text(f.socket)
+            )
+        con.print(table)
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.severity.value] = counts.get(f.severity.value, 0) + 1
+    order = ("critical", "high", "medium", "low", "info")
+    summary = ", ".join(f"{counts[k]} {k}" for k in order if k in counts) or "no findings"
+    con.print(f"audit: {summary}")
+
+
+# --- free / ephemeral ---------------------------------------------------------------------
+
+
+def render_free(ports: Sequence[FreePort], con: Console) -> None:
+    """One port per line, so ``PORT=$(portscope free)`` works."""
+    for p in ports:
+        con.print(str(p.port))
+
+
+def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> None:
+    """The range, totals, the busiest destinations and the warnings."""
+    from portscope.render import new_table
+
+    lo, hi = usage.ephemeral
+    reuse = "-" if usage.tcp_tw_reuse is None else str(usage.tcp_tw_reuse)
+    con.print(
+        f"ephemeral range {lo}-{hi}: {usage.capacity} ports"
+        f" ({usage.reserved} reserved), net.ipv4.tcp_tw_reuse={reuse}"
+    )
+    con.print(
+        f"in use: {usage.in_use + usage.time_wait} TCP connections ({usage.time_wait} in "
+        f"TIME-WAIT), {usage.udp_in_use} UDP sockets, {usage.distinct_ports} distinct ports"
+    )
+    if usage.destinations:
+        table = new_table("DESTINATION", "CONNS", "TIME-WAIT", "SOURCES", "BUSIEST SOURCE", "USE")
+        for d in usage.destinations[:top]:
+            host = f"[{d.address}]" if ":" in d.address else d.address
+            table.add_row(
+                f"{host}:{d.port}",
+                str(d.in_use),
+                str(d.time_wait),
+                str(d.sources),
+                d.busiest_source,
+                f"{d.max_per_source}/{d.capacity} ({d.usage:.1%})" + (" !" if d.warning else ""),
+            )
+        con.print(table)
+        if len(usage.destinations) > top:
+            con.print(f"... {len(usage.destinations) - top} more destinations (--top N)")
+    for w in usage.warnings:
+        con.print(f"warning: {w}")
