@@ -116,6 +116,18 @@ class Scan:
             return self._report
         return self._make_report()
 
+    @property
+    def decided(self) -> int:
+        """Ports decided so far, over all addresses (for progress displays)."""
+        done = sum(sum(s.counts.values()) + s.not_scanned for s in self._summaries)
+        return done + (self._engine.decided_in_progress() if self._engine else 0)
+
+    def unfinished(self) -> list[HostSummary]:
+        """Summaries of addresses begun but not finished when the scan was interrupted."""
+        if not self._interrupted or self._engine is None:
+            return []
+        return self._engine.interrupted_summaries()
+
     def _make_report(self) -> ScanReport:
         summaries = list(self._summaries)
         if self._interrupted and self._engine is not None:

@@ -576,6 +576,10 @@ class ConnectEngine:
             elapsed_s=time.monotonic() - host.started,
         )
 
+    def decided_in_progress(self) -> int:
+        """Ports decided so far on the hosts still in the window."""
+        return sum(sum(h.counts.values()) + h.not_scanned for h in self._hosts)
+
     def interrupted_summaries(self) -> list[HostSummary]:
         """Summaries of the hosts still in progress (after a cancel)."""
         return [self._summary(h, "interrupted") for h in self._hosts]

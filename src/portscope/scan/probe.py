@@ -145,7 +145,8 @@ def probe(
         retries: UDP datagrams sent again after silence. Default 2.
 
     Returns:
-        One result per (address, port), addresses in resolver order, ports as given.
+        One result per (address, port): addresses in resolver order, then ports
+        ascending (TCP before UDP).
 
     Raises:
         InvalidTarget: malformed or unresolvable host.

@@ -1,0 +1,246 @@
+"""``portscope scan TARGETS [-p PORTS]``: a TCP connect scan of hosts and networks."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from portscope.models import ProbeResult
+    from portscope.render.scan import NmapXmlWriter
+    from portscope.scan import HostSummary, Scan
+
+HELP = "scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed)"
+
+
+def _positive(
+    kind: str, *, integer: bool = False, maximum: float = 1e9
+) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            value = -1
+        if not 0 < value <= maximum:
+            unit = "a whole number" if integer else "a number"
+            raise InvalidInput(f"{kind} {text!r}: expected {unit} above 0, at most {maximum:g}")
+        return value
+
+    parse.__name__ = kind
+    return checked(parse)
+
+
+def _retries(text: str) -> int:
+    if not text.isdigit() or int(text) > 20:
+        raise InvalidInput(f"retries {text!r}: expected a whole number from 0 to 20")
+    return int(text)
+
+
+def configure(parser: Parser) -> None:
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="host names, addresses, CIDR blocks (198.18.0.0/24), ranges (198.18.0.1-20)",
+    )
+    ports = parser.add_mutually_exclusive_group()
+    ports.add_argument(
+        "-p",
+        "--ports",
+        metavar="PORTS",
+        help="ports in nmap syntax: 22,80,1000-2000 | - (all) | T:80,U:53 (default: top 1000)",
+    )
+    ports.add_argument(
+        "--top-ports",
+        type=_positive("--top-ports", integer=True, maximum=65535),
+        metavar="N",
+        help="the N most often open TCP ports (nmap's frequency data)",
+    )
+    parser.add_argument("-iL", dest="input_file", metavar="FILE", help="read targets from FILE")
+    parser.add_argument(
+        "--exclude", metavar="TARGETS", default="", help="comma-separated targets to skip"
+    )
+    parser.add_argument("--exclude-file", metavar="FILE", help="targets to skip, from FILE")
+    fam = parser.add_mutually_exclusive_group()
+    fam.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
+    fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
+    parser.add_argument(
+        "--rate",
+        type=_positive("--rate"),
+        metavar="PER_S",
+        help="at most this many new connections per second (default: no limit)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive("--max-concurrency", integer=True, maximum=1_000_000),
+        metavar="N",
+        help="connections open at once (default 1024, less if the fd limit is lower)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive("--timeout", maximum=3600),
+        metavar="SECONDS",
+        help="fixed timeout per try (default: adaptive from measured RTT, RFC 6298)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=checked(_retries),
+        default=3,
+        metavar="N",
+        help="tries again before calling a silent port filtered (default 3)",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="allow over 65,536 addresses or 10M probes"
+    )
+    parser.add_argument("-oX", dest="xml", metavar="FILE", help="also write nmap XML to FILE")
+
+
+def _prepare(args: argparse.Namespace) -> Scan:
+    """Check every input (targets, files, ports, sizes) before anything is sent."""
+    from portscope.models import Proto
+    from portscope.scan import scan
+    from portscope.scan.targets import parse_ports, parse_targets, read_target_file, top_ports
+
+    specs = list(args.targets)
+    if args.input_file:
+        specs += read_target_file(args.input_file)
+    if not specs:
+        raise InvalidInput("no targets: give TARGET arguments or -iL FILE")
+    excludes = [e for e in args.exclude.split(",") if e.strip()]
+    if args.exclude_file:
+        excludes += read_target_file(args.exclude_file)
+    if args.ports is not None:
+        ports = parse_ports(args.ports)
+    else:
+        ports = top_ports(args.top_ports or 1000, Proto.TCP)
+    targets = parse_targets(specs, exclude=excludes, family=args.family)
+    return scan(
+        targets,
+        ports,
+        yes=args.yes,
+        max_concurrency=args.max_concurrency,
+        rate_pps=args.rate,
+        timeout_s=args.timeout,
+        retries=args.retries,
+    )
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    import asyncio
+    import shlex
+    import sys
+
+    from portscope.render.scan import NmapXmlWriter
+
+    job = _prepare(args)
+    xml_file: TextIO | None = None
+    xml: NmapXmlWriter | None = None
+    if args.xml:
+        try:
+            xml_file = open(args.xml, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as err:
+            raise InvalidInput(f"cannot write -oX file {args.xml!r}: {err.strerror}") from err
+        argv = ["portscope", *sys.argv[1:]] if sys.argv else ["portscope", "scan"]
+        xml = NmapXmlWriter(xml_file, job.ports, shlex.join(argv))
+    out = _Output(job, args, env, xml)
+    status = ExitStatus.OK
+    try:
+        asyncio.run(out.consume())
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+        out.flush_unfinished()
+    finally:
+        out.progress_stop()
+    out.finish()
+    if xml is not None and xml_file is not None:
+        xml.close(job.report)
+        xml_file.close()
+    if status is ExitStatus.INTERRUPTED:
+        env.error("interrupted; results so far are shown above")
+    return status
+
+
+class _Output:
+    """Streams results to the terminal or JSON lines, buffering each host for its table."""
+
+    def __init__(
+        self, job: Scan, args: argparse.Namespace, env: Env, xml: NmapXmlWriter | None
+    ) -> None:
+        self.job = job
+        self.args = args
+        self.env = env
+        self.xml = xml
+        self.pending: dict[str, list[ProbeResult]] = {}
+        self.progress: Any = None
+        self.task: Any = None
+        if env.stderr_isatty and not args.json:
+            self._progress_start()
+
+    def _progress_start(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from portscope.render import console
+
+        total = len(self.job.targets) * self.job.ports.count
+        self.progress = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} ports"),
+            TimeElapsedColumn(),
+            console=console(self.env, stderr=True, no_color=self.args.no_color),
+            transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("scan", total=total)
+
+    def progress_stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    async def consume(self) -> None:
+        from portscope.models import ProbeResult
+        from portscope.render.scan import write_scan_line
+
+        as_json = self.args.json
+        for_tables = not as_json or self.xml is not None
+        async for batch in self.job.batches():
+            for event in batch:
+                if isinstance(event, ProbeResult):
+                    if as_json:
+                        write_scan_line(event, self.env.stdout)
+                    if for_tables:
+                        self.pending.setdefault(event.address, []).append(event)
+                else:
+                    self._host_done(event)
+            if self.progress is not None and self.task is not None:
+                self.progress.update(self.task, completed=self.job.decided)
+
+    def _host_done(self, summary: HostSummary) -> None:
+        from portscope.render.scan import render_host, write_scan_line
+
+        results = self.pending.pop(summary.address, [])
+        if self.args.json:
+            write_scan_line(summary, self.env.stdout)
+        else:
+            render_host(summary, results, self.env, no_color=self.args.no_color)
+        if self.xml is not None:
+            self.xml.host(summary, results)
+
+    def flush_unfinished(self) -> None:
+        self.progress_stop()
+        for summary in self.job.unfinished():
+            self._host_done(summary)
+
+    def finish(self) -> None:
+        from portscope.render.scan import render_report, write_scan_line
+
+        report = self.job.report
+        if self.args.json:
+            write_scan_line(report, self.env.stdout)
+        else:
+            render_report(report, self.env, no_color=self.args.no_color)

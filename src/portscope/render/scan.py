@@ -1,0 +1,363 @@
+"""Output of ``probe`` and ``scan``: tables, JSON documents and lines, nmap XML.
+
+JSON schemas (stable; new keys may be added, none removed):
+
+``portscope probe --json``: one object ``{"host", "proto", "results": [RESULT...], "all_open"}``
+where RESULT is ``{"host", "address", "port", "proto", "state", "reason", "errno",
+"errno_name", "rtt_s", "banner", "advice"}``.
+
+``portscope scan --json``: JSON lines, each with a ``"type"``:
+``"port"`` (a non-closed port: the RESULT keys above plus ``"service"``),
+``"host"`` (an address is done: ``host, address, status, ports, counts, not_scanned,
+retried, timed_out, srtt_s, rttvar_s, timeout_s, elapsed_s``), and last ``"summary"``
+(``hosts, hosts_up, ports, counts, coverage{answered, retried, timed_out, not_scanned},
+probes_sent, elapsed_s, interrupted, options{...}``).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+from xml.sax.saxutils import quoteattr
+
+from portscope.models import PortState, ProbeResult, Proto, to_dict
+from portscope.render import console, ms, new_table, write_json_line
+
+if TYPE_CHECKING:
+    from portscope.cli._base import Env
+    from portscope.scan import HostSummary, ScanReport
+    from portscope.scan.targets import PortSpec
+
+__all__ = [
+    "ADVICE",
+    "NmapXmlWriter",
+    "advice",
+    "printable",
+    "probe_json",
+    "render_host",
+    "render_probe",
+    "render_report",
+    "result_dict",
+    "write_scan_line",
+]
+
+ADVICE: dict[str, str] = {
+    "syn-ack": "a service accepted the connection",
+    "udp-response": "a service answered the datagram",
+    "conn-refused": "nothing listens on that port at that address (the host sent a RST)",
+    "reset": "the connection was reset: nothing listens there, or a firewall resets it",
+    "port-unreach": "nothing listens on that UDP port (ICMP port unreachable)",
+    "no-response": (
+        "no answer before the timeout: a firewall drops the packets, or the host is down "
+        "or far away (try a longer --timeout)"
+    ),
+    "host-unreach": (
+        "the host cannot be reached: no route or neighbour (ARP/NDP) answer, or a router said so"
+    ),
+    "net-unreach": "no route to that network from here (check 'ip route get ADDRESS')",
+    "admin-prohibited": ("a firewall rejected the connection (ICMP administratively prohibited)"),
+    "host-prohibited": "a firewall rejected the connection (ICMP host prohibited)",
+    "net-prohibited": "a firewall rejected the connection (ICMP network prohibited)",
+    "no-route": "no route to that network (ICMPv6 no route to destination)",
+    "addr-unreach": "the address is not reachable (ICMPv6 address unreachable)",
+    "local-firewall": "this host's own firewall refused to send the packet (EPERM)",
+    "local-policy": "this host refused the connect (EACCES), e.g. a broadcast address",
+    "no-local-address": "no local address or port available for the connect",
+    "host-down": "the host is down",
+    "net-down": "the network interface is down",
+}
+
+
+def advice(reason: str) -> str:
+    """Plain-language advice for a reason word (empty when there is none)."""
+    return ADVICE.get(reason, "")
+
+
+def printable(data: bytes, limit: int = 200) -> str:
+    """Bytes as one printable line: text kept, control and non-UTF-8 bytes escaped."""
+    text = data[:limit].decode("utf-8", "backslashreplace")
+    out = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text.rstrip("\r\n"))
+    return out + ("..." if len(data) > limit else "")
+
+
+def _errno_name(code: int | None) -> str | None:
+    return _errno.errorcode.get(code) if code else None
+
+
+def result_dict(result: ProbeResult) -> dict[str, Any]:
+    """A result as the documented JSON object."""
+    data: dict[str, Any] = to_dict(result)
+    data["errno_name"] = _errno_name(result.errno)
+    data["advice"] = advice(result.reason)
+    return data
+
+
+# ---------------------------------------------------------------- probe
+
+
+def probe_json(host: str, proto: Proto, results: Sequence[ProbeResult]) -> dict[str, Any]:
+    """The ``probe --json`` document."""
+    return {
+        "host": host,
+        "proto": proto.value,
+        "results": [result_dict(r) for r in results],
+        "all_open": bool(results) and all(r.state is PortState.OPEN for r in results),
+    }
+
+
+_STATE_STYLE = {
+    PortState.OPEN: "green",
+    PortState.CLOSED: "red",
+    PortState.FILTERED: "yellow",
+    PortState.OPEN_FILTERED: "yellow",
+    PortState.UNREACHABLE: "magenta",
+}
+
+
+def render_probe(results: Sequence[ProbeResult], env: Env, *, no_color: bool = False) -> None:
+    """The human ``probe`` output: a row per (address, port), then what each reason means."""
+    from rich.text import Text
+
+    con = console(env, no_color=no_color)
+    table = new_table("HOST", "ADDRESS", "PORT", "STATE", "TIME", "REASON", "ERRNO")
+    for r in results:
+        table.add_row(
+            r.host,
+            r.address,
+            f"{r.port}/{r.proto.value}",
+            Text(r.state.value, style=_STATE_STYLE.get(r.state, "")),
+            ms(r.rtt_s),
+            r.reason,
+            _errno_name(r.errno) or "-",
+        )
+    con.print(table)
+    banners = [r for r in results if r.banner]
+    for r in banners:
+        con.print(
+            Text(f"banner {r.address} {r.port}/{r.proto.value}: {printable(r.banner or b'')}")
+        )
+    seen: set[str] = set()
+    for r in results:
+        if r.reason in seen or not advice(r.reason):
+            continue
+        seen.add(r.reason)
+        errno_part = f" ({_errno_name(r.errno)})" if r.errno else ""
+        con.print(Text(f"{r.reason}{errno_part}: {advice(r.reason)}"))
+
+
+# ---------------------------------------------------------------- scan
+
+
+def _service(port: int, proto: Proto) -> str | None:
+    from portscope.registry import service_name
+
+    try:
+        return service_name(port, proto.value)
+    except Exception:  # the registry is optional for rendering
+        return None
+
+
+def write_scan_line(event: ProbeResult | HostSummary | ScanReport, stream: TextIO) -> None:
+    """One JSON line of ``scan --json`` (see the module docstring for the schema)."""
+    if isinstance(event, ProbeResult):
+        data = {"type": "port", **result_dict(event)}
+        data["service"] = _service(event.port, event.proto)
+    else:
+        kind = "host" if hasattr(event, "address") else "summary"
+        data = {"type": kind, **to_dict(event)}
+    write_json_line(data, stream)
+
+
+def render_host(
+    summary: HostSummary,
+    results: Sequence[ProbeResult],
+    env: Env,
+    *,
+    no_color: bool = False,
+) -> None:
+    """One host of the human ``scan`` output: its non-closed ports and a summary line."""
+    from rich.text import Text
+
+    con = console(env, no_color=no_color)
+    name = summary.host if summary.host != summary.address else ""
+    title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
+    con.print(Text(title, style="bold"))
+    shown = [r for r in results if r.state is not PortState.CLOSED]
+    if shown:
+        table = new_table("PORT", "STATE", "SERVICE", "REASON", "RTT")
+        for r in sorted(shown, key=lambda r: (r.proto.value, r.port)):
+            table.add_row(
+                f"{r.port}/{r.proto.value}",
+                Text(r.state.value, style=_STATE_STYLE.get(r.state, "")),
+                _service(r.port, r.proto) or "-",
+                r.reason,
+                ms(r.rtt_s),
+            )
+        con.print(table)
+    counts = summary.counts
+    parts = [f"{counts.get('closed', 0):,} closed", f"{counts.get('filtered', 0):,} filtered"]
+    if counts.get("open|filtered"):
+        parts.append(f"{counts['open|filtered']:,} open|filtered")
+    if summary.not_scanned:
+        parts.append(f"{summary.not_scanned:,} not scanned ({summary.status})")
+    srtt = f", srtt {ms(summary.srtt_s)}" if summary.srtt_s is not None else ""
+    con.print(Text(f"{', '.join(parts)}{srtt}"))
+    con.print(Text(""))
+
+
+def render_report(report: ScanReport, env: Env, *, no_color: bool = False) -> None:
+    """The end of the human ``scan`` output: totals and the coverage line."""
+    from rich.text import Text
+
+    con = console(env, no_color=no_color)
+    c = report.counts
+    states = ", ".join(f"{n:,} {s}" for s, n in sorted(c.items(), key=lambda kv: -kv[1]))
+    head = "Interrupted after" if report.interrupted else "Scanned"
+    con.print(
+        Text(
+            f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
+            f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}"
+        )
+    )
+    cov = report.coverage
+    con.print(
+        Text(
+            f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
+            f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
+            f"({report.probes_sent:,} connects)"
+        )
+    )
+
+
+# ---------------------------------------------------------------- nmap XML
+
+
+class NmapXmlWriter:
+    """Writes nmap's XML output format (``-oX``) host by host, as the scan goes.
+
+    Mirrors the elements ``nmap -sT -oX`` writes (``nmaprun``, ``scaninfo``, ``host``,
+    ``status``, ``address``, ``hostnames``, ``ports``, ``extraports``, ``port``, ``state``,
+    ``service``, ``times``, ``runstats``), as described by nmap's ``nmap.dtd``, so ndiff
+    and report converters read it. Closed ports are summarized in ``extraports``.
+    """
+
+    def __init__(self, stream: TextIO, ports: PortSpec, args: str) -> None:
+        self._out = stream
+        self._ports = ports
+        self._start = time.time()
+        start = int(self._start)
+        w = stream.write
+        w('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n')
+        w(
+            f'<nmaprun scanner="nmap" args={quoteattr(args)} start="{start}" '
+            f'startstr={quoteattr(time.ctime(start))} version="7.93" '
+            'xmloutputversion="1.05">\n'
+        )
+        w("<!-- written by portscope (TCP connect scan) -->\n")
+        for proto, ranges, kind in (
+            (Proto.TCP, ports.tcp, "connect"),
+            (Proto.UDP, ports.udp, "udp"),
+        ):
+            if ranges:
+                n = sum(b - a + 1 for a, b in ranges)
+                w(
+                    f'<scaninfo type="{kind}" protocol="{proto.value}" numservices="{n}" '
+                    f'services="{ports.ranges_text(ranges)}"/>\n'
+                )
+        w('<verbose level="0"/>\n<debugging level="0"/>\n')
+        self._up = 0
+        self._down = 0
+
+    def host(self, summary: HostSummary, results: Iterable[ProbeResult]) -> None:
+        """Write one host element."""
+        w = self._out.write
+        end = int(time.time())
+        begin = int(end - summary.elapsed_s)
+        up = summary.status in ("up", "interrupted")
+        self._up += up
+        self._down += not up
+        family = "ipv6" if ":" in summary.address else "ipv4"
+        w(f'<host starttime="{begin}" endtime="{end}">')
+        w(
+            f'<status state="{"up" if up else "down"}" '
+            f'reason="{"user-set" if up else "no-response"}" reason_ttl="0"/>\n'
+        )
+        w(f'<address addr="{summary.address}" addrtype="{family}"/>\n<hostnames>\n')
+        if summary.host != summary.address and not _is_block(summary.host):
+            w(f'<hostname name={quoteattr(summary.host)} type="user"/>\n')
+        w("</hostnames>\n<ports>")
+        shown = sorted(
+            (r for r in results if r.state is not PortState.CLOSED),
+            key=lambda r: (r.proto.value, r.port),
+        )
+        closed = summary.counts.get("closed", 0)
+        if closed:
+            w(f'<extraports state="closed" count="{closed}">\n')
+            for proto in (Proto.TCP, Proto.UDP):
+                ranges = self._closed_ranges(proto, shown) if not summary.not_scanned else []
+                n = sum(b - a + 1 for a, b in ranges)
+                if ranges and n:
+                    reason = "conn-refused" if proto is Proto.TCP else "port-unreach"
+                    w(
+                        f'<extrareasons reason="{reason}" count="{n}" proto="{proto.value}" '
+                        f'ports="{self._ports.ranges_text(ranges)}"/>\n'
+                    )
+            w("</extraports>\n")
+        for r in shown:
+            name = _service(r.port, r.proto)
+            w(
+                f'<port protocol="{r.proto.value}" portid="{r.port}">'
+                f'<state state="{r.state.value}" reason={quoteattr(r.reason)} reason_ttl="0"/>'
+            )
+            if name:
+                w(f'<service name={quoteattr(name)} method="table" conf="3"/>')
+            w("</port>\n")
+        w("</ports>\n")
+        srtt = int((summary.srtt_s or 0) * 1e6)
+        rttvar = int((summary.rttvar_s or 0) * 1e6)
+        w(f'<times srtt="{srtt}" rttvar="{rttvar}" to="{int(summary.timeout_s * 1e6)}"/>\n')
+        w("</host>\n")
+        self._out.flush()
+
+    def _closed_ranges(self, proto: Proto, shown: Sequence[ProbeResult]) -> list[tuple[int, int]]:
+        ranges = self._ports.tcp if proto is Proto.TCP else self._ports.udp
+        skip = sorted(r.port for r in shown if r.proto is proto)
+        out: list[tuple[int, int]] = []
+        i = 0
+        for a, b in ranges:
+            start = a
+            while i < len(skip) and skip[i] <= b:
+                p = skip[i]
+                i += 1
+                if p < start:
+                    continue
+                if p > start:
+                    out.append((start, p - 1))
+                start = p + 1
+            if start <= b:
+                out.append((start, b))
+        return out
+
+    def close(self, report: ScanReport) -> None:
+        """Write ``runstats`` and end the document."""
+        end = int(time.time())
+        total = self._up + self._down
+        status = "error" if report.interrupted else "success"
+        summary = (
+            f"Nmap done at {time.ctime(end)}; {total} IP address"
+            f"{'es' if total != 1 else ''} ({self._up} host{'s' if self._up != 1 else ''} up) "
+            f"scanned in {report.elapsed_s:.2f} seconds"
+        )
+        self._out.write(
+            f'<runstats><finished time="{end}" timestr={quoteattr(time.ctime(end))} '
+            f'summary={quoteattr(summary)} elapsed="{report.elapsed_s:.2f}" '
+            f'exit="{status}"/><hosts up="{self._up}" down="{self._down}" total="{total}"/>\n'
+            "</runstats>\n</nmaprun>\n"
+        )
+        self._out.flush()
+
+
+def _is_block(host: str) -> bool:
+    return "/" in host or (host.count("-") > 0 and host[0].isdigit())
