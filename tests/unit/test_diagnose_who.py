@@ -1,0 +1,111 @@
+"""who's grouping, the connect verdicts, and the renderers (golden text)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from portscope.diagnose import ConnectVerdict, holders_from_table
+from portscope.diagnose.why import explain_connect
+from portscope.models import PortState, ProbeResult, Proto, SocketTable, TcpState
+from portscope.render.diagnose import render_audit, render_who
+
+from .test_diagnose_helpers import owner, sock
+
+
+def table(*socks, complete: bool | None = True) -> SocketTable:  # type: ignore[no-untyped-def]
+    return SocketTable(tuple(socks), "test", owners_complete=complete)
+
+
+def test_groups_sockets_by_process_listeners_first(tmp_path: Path) -> None:
+    (tmp_path / "812").mkdir()
+    (tmp_path / "812" / "cgroup").write_text("0::/system.slice/nginx.service\n")
+    nginx = owner(812, "nginx", "www-data")
+    socks = [
+        sock("127.0.0.1", 80, TcpState.ESTABLISHED, remote=("127.0.0.1", 5000), owners=(nginx,)),
+        sock("0.0.0.0", 80, owners=(nginx,)),
+        sock("::", 80, owners=(nginx,)),
+        sock("127.0.0.1", 80, TcpState.TIME_WAIT, remote=("127.0.0.1", 5001), uid=None),
+        sock("127.0.0.1", 5000, TcpState.ESTABLISHED, remote=("127.0.0.1", 80), owners=(nginx,)),
+        sock("0.0.0.0", 80, TcpState.UNCONN, proto=Proto.UDP, owners=(owner(7, "quic"),)),
+    ]
+    result = holders_from_table(table(*socks), 80, Proto.TCP, proc=tmp_path)
+    assert [h.pid for h in result.holders] == [812]
+    h = result.holders[0]
+    assert h.unit == "nginx.service" and h.user == "www-data"
+    assert [(s.local.address, s.state) for s in h.sockets] == [
+        ("0.0.0.0", TcpState.LISTEN),
+        ("::", TcpState.LISTEN),
+        ("127.0.0.1", TcpState.ESTABLISHED),
+    ]
+    assert [s.state for s in result.unowned] == [TcpState.TIME_WAIT]
+    assert result.held
+    both = holders_from_table(table(*socks), 80, None, proc=tmp_path)
+    assert [h.pid for h in both.holders] == [7, 812]
+
+
+def test_time_wait_alone_is_not_held_other_users_socket_is() -> None:
+    tw = sock("127.0.0.1", 9000, TcpState.TIME_WAIT, remote=("127.0.0.1", 1), uid=None)
+    assert not holders_from_table(table(tw), 9000).held
+    theirs = sock("0.0.0.0", 9000, uid=33)
+    result = holders_from_table(table(theirs, complete=False), 9000)
+    assert result.held and result.holders == ()
+    assert any("root" in n for n in result.notes)
+
+
+def test_render_who_golden() -> None:
+    nginx = owner(812, "nginx", "www-data")
+    result = holders_from_table(table(sock("0.0.0.0", 8080, owners=(nginx,))), 8080)
+    out = io.StringIO()
+    render_who(result, Console(file=out, width=100, no_color=True))
+    text = out.getvalue()
+    assert "nginx (pid 812) user www-data" in text
+    assert "command  nginx --flag" in text
+    assert "0.0.0.0:8080" in text and "all interfaces" in text and "LISTEN" in text
+    empty = io.StringIO()
+    render_who(holders_from_table(table(), 8080), Console(file=empty, width=100))
+    assert empty.getvalue() == "nobody holds port 8080\n"
+
+
+def test_render_audit_blocks() -> None:
+    from portscope.diagnose import audit_sockets
+
+    found = audit_sockets([sock("0.0.0.0", 6379)], service_name=lambda p, q: None)
+    out = io.StringIO()
+    render_audit(found, Console(file=out, width=120, no_color=True))
+    text = out.getvalue()
+    assert "HIGH     Redis reachable on all interfaces  [datastore-exposed]" in text
+    assert "fix     set 'bind 127.0.0.1 ::1'" in text
+    assert text.rstrip().endswith("audit: 1 high, 1 info")
+
+
+def probe(state: PortState, reason: str) -> ProbeResult:
+    return ProbeResult("h", "127.0.0.2", 8080, Proto.TCP, state, reason)
+
+
+def test_connect_verdicts() -> None:
+    lo = sock("127.0.0.1", 8080)
+
+    def verdict(state: PortState, *, local: bool = True, listeners=()) -> ConnectVerdict:  # type: ignore[no-untyped-def]
+        v, text, cmds = explain_connect(
+            "h", 8080, Proto.TCP, "127.0.0.2", probe(state, "x"), local=local, listeners=listeners
+        )
+        assert text and cmds
+        return v
+
+    assert verdict(PortState.OPEN) is ConnectVerdict.OPEN
+    assert verdict(PortState.CLOSED) is ConnectVerdict.REFUSED
+    assert verdict(PortState.CLOSED, listeners=[lo]) is ConnectVerdict.LISTENS_ELSEWHERE
+    covering = [sock("0.0.0.0", 8080)]
+    assert verdict(PortState.CLOSED, listeners=covering) is ConnectVerdict.FIREWALL_REJECT
+    assert verdict(PortState.CLOSED, local=False) is ConnectVerdict.REFUSED
+    assert verdict(PortState.FILTERED) is ConnectVerdict.FILTERED
+    assert verdict(PortState.UNREACHABLE) is ConnectVerdict.UNREACHABLE
+    _, text, cmds = explain_connect(
+        "h", 8080, Proto.TCP, "127.0.0.2", probe(PortState.CLOSED, "conn-refused"),
+        local=True, listeners=[lo],
+    )  # fmt: skip
+    assert "127.0.0.1:8080 (loopback only)" in text
+    assert cmds[0] == "portscope who 8080"
