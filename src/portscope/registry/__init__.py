@@ -15,7 +15,13 @@ from portscope.registry._lookup import (
     service_name,
     top_ports,
 )
-from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
+from portscope.registry._ranges import (
+    KernelPorts,
+    PortFacts,
+    kernel_ports,
+    port_facts,
+    port_range,
+)
 from portscope.registry._update import (
     IANA_CSV_URL,
     SourceInfo,
@@ -26,12 +32,14 @@ from portscope.registry._update import (
 __all__ = [
     "IANA_CSV_URL",
     "KernelPorts",
+    "PortFacts",
     "Query",
     "SourceInfo",
     "kernel_ports",
     "lookup",
     "parse_proto",
     "parse_query",
+    "port_facts",
     "port_range",
     "registry_sources",
     "service_name",

@@ -101,3 +101,49 @@ def kernel_ports(sysctl_dir: Path = _SYSCTL) -> KernelPorts:
     except (OSError, ValueError):
         return KernelPorts(_DEFAULT_EPHEMERAL, frozenset(), _DEFAULT_UNPRIVILEGED_START, False)
     return KernelPorts((lo, hi), reserved, start, True)
+
+
+@dataclass(frozen=True, slots=True)
+class PortFacts:
+    """What a port is on this machine, beside what it means (RFC 6335, ``ip-sysctl``).
+
+    Attributes:
+        port: the port.
+        range: its RFC 6335 range (system, user, dynamic).
+        privileged: binding it needs CAP_NET_BIND_SERVICE here (below
+            ``net.ipv4.ip_unprivileged_port_start``).
+        ephemeral: the kernel may pick it as an ephemeral (source) port here.
+        reserved: listed in ``net.ipv4.ip_local_reserved_ports``.
+        kernel: the settings these answers come from.
+    """
+
+    port: int
+    range: PortRange
+    privileged: bool
+    ephemeral: bool
+    reserved: bool
+    kernel: KernelPorts
+
+
+def port_facts(port: int, kernel: KernelPorts | None = None) -> PortFacts:
+    """Classify ``port`` by RFC 6335 and by this machine's kernel settings.
+
+    Args:
+        port: 0-65535.
+        kernel: settings to use; read from ``/proc/sys/net/ipv4`` when ``None``.
+
+    Returns:
+        The facts.
+
+    Raises:
+        InvalidPort: outside 0-65535.
+    """
+    k = kernel if kernel is not None else kernel_ports()
+    return PortFacts(
+        port=port,
+        range=port_range(port),
+        privileged=port < k.unprivileged_start,
+        ephemeral=k.is_ephemeral(port),
+        reserved=port in k.reserved,
+        kernel=k,
+    )

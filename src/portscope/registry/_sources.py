@@ -6,8 +6,6 @@ and never touches the merged registry. They are pure apart from reading the one 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -138,6 +136,8 @@ def parse_iana_csv(stream: TextIO, *, name: str = "IANA CSV") -> tuple[list[Entr
     Raises:
         RegistryError: not CSV, or the header lacks a needed column.
     """
+    import csv
+
     try:
         reader = csv.reader(stream)
         header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
@@ -203,6 +203,8 @@ def read_iana_csv(path: Path) -> tuple[list[Entry], IanaStats]:
         raise RegistryError(f"cannot read {path}: {err.strerror}", errno=err.errno) from err
 
 
-def parse_iana_text(text: str) -> tuple[list[Entry], IanaStats]:
+def parse_iana_text(text: str, *, name: str = "IANA CSV") -> tuple[list[Entry], IanaStats]:
     """``parse_iana_csv`` over a string (tests, downloaded bytes already decoded)."""
-    return parse_iana_csv(io.StringIO(text, newline=""))
+    import io
+
+    return parse_iana_csv(io.StringIO(text, newline=""), name=name)

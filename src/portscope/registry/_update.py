@@ -8,7 +8,6 @@ the cached copy atomically (``os.replace``), so a failed update never leaves hal
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +66,8 @@ def _meta_path() -> Path:
 
 
 def _read_meta() -> dict[str, Any]:
+    import json
+
     try:
         meta = json.loads(_meta_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -128,7 +129,7 @@ def _validate(data: bytes, origin: str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise RegistryError(f"{origin}: not UTF-8 text ({err.reason})") from err
-    entries, stats = parse_iana_text(text)
+    entries, stats = parse_iana_text(text, name=origin)
     if not entries:
         raise RegistryError(
             f"{origin}: no port assignments in it ({stats.rows} rows); "
@@ -138,6 +139,8 @@ def _validate(data: bytes, origin: str) -> str:
 
 
 def _install(data: bytes, meta: dict[str, Any]) -> SourceInfo:
+    import json
+
     directory = cache_dir()
     target = directory / IANA_FILE
     try:

@@ -1,0 +1,81 @@
+"""``portscope registry update|sources``: import the IANA registry, show what is loaded."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from portscope.cli._base import Env, ExitStatus, Parser
+
+HELP = "registry sources: update from IANA, import, show sources"
+
+
+def configure(parser: Parser) -> None:
+    parser.usage = (
+        "portscope registry update [--from FILE | --url URL] [--timeout SECONDS] [--json]\n"
+        "       portscope registry sources [--json]"
+    )
+    parser.add_argument(
+        "action",
+        choices=("update", "sources"),
+        help="update: download IANA's CSV (or import --from FILE) into the cache; "
+        "sources: what was loaded, from where, how many entries, how old",
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_file",
+        type=Path,
+        metavar="FILE",
+        help="update: import this IANA service-names-port-numbers.csv instead of downloading",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        default=None,
+        help="update: download from this http(s) URL (default: IANA's)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="update: network timeout in seconds (default: 30)",
+    )
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.errors import RegistryError
+    from portscope.registry import IANA_CSV_URL, registry_sources, update_registry
+    from portscope.render import write_json
+    from portscope.render.registry import write_sources, write_update
+
+    if args.action == "sources":
+        if args.from_file is not None or args.url is not None:
+            env.error("registry sources: --from and --url belong to 'registry update'")
+            return ExitStatus.USAGE
+        sources = registry_sources()
+        if args.json:
+            write_json(sources, env.stdout)
+        else:
+            write_sources(env, sources, no_color=args.no_color)
+        return ExitStatus.OK
+    if args.from_file is not None and args.url is not None:
+        env.error("registry update: give --from FILE or --url URL, not both")
+        return ExitStatus.USAGE
+    if not args.timeout > 0:
+        env.error(f"--timeout {args.timeout}: expected a positive number of seconds")
+        return ExitStatus.USAGE
+    try:
+        info = update_registry(
+            from_file=args.from_file, url=args.url or IANA_CSV_URL, timeout_s=args.timeout
+        )
+    except RegistryError as err:
+        env.error(str(err))
+        # A file the user named that cannot be read or is not the CSV is bad input (2);
+        # a failed download is a negative answer (1).
+        return ExitStatus.USAGE if args.from_file is not None else ExitStatus.NEGATIVE
+    if args.json:
+        write_json(info, env.stdout)
+    else:
+        write_update(env, info)
+    return ExitStatus.OK
