@@ -76,10 +76,35 @@ async def probe_async(
 
     Args and Returns: as ``probe``.
     """
-    if timeout_s <= 0:
+    targets, items = _plan(host, ports, proto, family, timeout_s)
+    return await _run(
+        host, targets, items, timeout_s, banner_bytes if banner else 0, banner_timeout_s, retries
+    )
+
+
+def _plan(
+    host: str,
+    ports: int | str | Iterable[int],
+    proto: Proto,
+    family: int | None,
+    timeout_s: float,
+) -> tuple[list[Target], list[tuple[Proto, int]]]:
+    """Check every input and resolve the host: all before any probe is sent."""
+    if not timeout_s > 0:
         raise InvalidInput(f"timeout {timeout_s!r}: expected seconds above 0")
     items = _port_list(ports, proto)
-    targets = resolve(host, family)
+    return resolve(host, family), items
+
+
+async def _run(
+    host: str,
+    targets: list[Target],
+    items: list[tuple[Proto, int]],
+    timeout_s: float,
+    banner_bytes: int,
+    banner_timeout_s: float,
+    retries: int,
+) -> list[ProbeResult]:
     jobs = []
     for target in targets:
         for p, port in items:
@@ -97,14 +122,7 @@ async def probe_async(
                 )
             else:
                 jobs.append(
-                    _probe_tcp(
-                        host,
-                        target,
-                        port,
-                        timeout_s,
-                        banner_bytes if banner else 0,
-                        banner_timeout_s,
-                    )
+                    _probe_tcp(host, target, port, timeout_s, banner_bytes, banner_timeout_s)
                 )
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(job) for job in jobs]
@@ -153,17 +171,16 @@ def probe(
         InvalidPort: a port outside 1-65535.
         InvalidPortSpec: a malformed port spec.
     """
+    targets, items = _plan(host, ports, proto, family, timeout_s)
     return asyncio.run(
-        probe_async(
+        _run(
             host,
-            ports,
-            proto=proto,
-            family=family,
-            timeout_s=timeout_s,
-            banner=banner,
-            banner_bytes=banner_bytes,
-            banner_timeout_s=banner_timeout_s,
-            retries=retries,
+            targets,
+            items,
+            timeout_s,
+            banner_bytes if banner else 0,
+            banner_timeout_s,
+            retries,
         )
     )
 

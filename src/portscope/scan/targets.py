@@ -521,7 +521,8 @@ def _resolve(name: str, family: int | None) -> list[_Block | _OctetBlock]:
         addr = ipaddress.ip_address(text.split("%", 1)[0])
         blocks.append(_Block(name, addr.version, int(addr), int(addr), name=name))
     if not blocks:
-        raise InvalidTarget(f"host name {name!r} has no usable address")
+        want = f"IPv{family}" if family else "usable"
+        raise InvalidTarget(f"host name {name!r} has no {want} address")
     return blocks
 
 
