@@ -82,7 +82,7 @@ def test_names_resolve_to_every_address_and_family_filter(no_dns: None) -> None:
         ("dual", "198.18.0.2", 4),
     ]
     assert addresses("dual", family=4) == ["198.18.0.2"]
-    with pytest.raises(InvalidTarget, match="'lab-host'.*IPv6"):
+    with pytest.raises(InvalidTarget, match=r"'lab-host'.*IPv6"):
         parse_targets(["lab-host"], family=6)
 
 
@@ -126,7 +126,7 @@ def test_bad_targets_name_the_value(spec: str, needle: str) -> None:
 
 
 def test_unresolvable_name(no_dns: None) -> None:
-    with pytest.raises(InvalidTarget, match="cannot resolve host name 'no-such-host.invalid'"):
+    with pytest.raises(InvalidTarget, match=r"cannot resolve host name 'no-such-host\.invalid'"):
         parse_targets(["no-such-host.invalid"])
 
 
@@ -141,7 +141,7 @@ def test_unresolvable_name(no_dns: None) -> None:
         "223.255.255.250-224.0.0.2",
         "192.0.0.0/2",
         "ff00::/8",
-    ],  # fmt: skip
+    ],
 )
 def test_multicast_and_broadcast_refused(spec: str) -> None:
     with pytest.raises(NetworkSafetyError, match="multicast or broadcast"):
@@ -166,7 +166,7 @@ def test_target_file(tmp_path: Path) -> None:
     assert read_target_file(f) == ["198.18.0.2", "198.18.0.3", "198.18.1.0/30"]
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing here\n\n")
-    with pytest.raises(InvalidTarget, match="empty.txt' holds no targets"):
+    with pytest.raises(InvalidTarget, match=r"empty\.txt' holds no targets"):
         read_target_file(empty)
     with pytest.raises(InvalidTarget, match="cannot read target file"):
         read_target_file(tmp_path / "missing.txt")
