@@ -246,3 +246,9 @@ def test_wan_drops_about_half_a_percent(wan_lab: labmod.Lab) -> None:
         dropped = after[way]["dropped"] - before[way]["dropped"]
         assert received >= 19000, (way, received)
         assert 0.002 < dropped / received < 0.010, (way, dropped, received)
+
+
+def test_wan_truth_holds_for_nmap(wan_lab: labmod.Lab) -> None:
+    ports = sorted(set(wan_lab.interesting_ports("tcp")) | set(CLOSED_SAMPLE))
+    got = run_nmap(wan_lab, ["-sT", "-p", ",".join(map(str, ports)), wan_lab.target_v4])
+    assert got == {("tcp", p): wan_lab.expected("tcp", p) for p in ports}
