@@ -123,12 +123,13 @@ def parse_query(query: str | int, proto: Proto | str | None = None) -> Query:
         return Query("range", text, port=lo, port_end=hi, proto=wanted)
     if _NUMBER.match(body) or (body[:1] == "-" and body[1:2].isdigit()):
         return Query("port", text, port=_port(body, text), proto=wanted)
+    body = " ".join(body.split())
     if not _NAME.match(body):
         raise InvalidInput(
             f"{text!r} is not a port, range or service name: expected e.g. 443, "
             "8000-8100, 53/udp or https"
         )
-    return Query("name", text, name=" ".join(body.lower().split()), proto=wanted)
+    return Query("name", text, name=body.lower(), proto=wanted)
 
 
 def to_service(e: Entry) -> Service:
