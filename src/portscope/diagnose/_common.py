@@ -154,7 +154,11 @@ def owners_text(sock: Socket) -> str:
 
 
 def read_sockets(
-    protos: Iterable[Proto] | None = None, *, owners: bool = True, listening: bool = False
+    protos: Iterable[Proto] | None = None,
+    *,
+    owners: bool = True,
+    listening: bool = False,
+    port: int | None = None,
 ) -> SocketTable:
     """This machine's socket table from the sockets package (the one reader).
 
@@ -162,12 +166,18 @@ def read_sockets(
         protos: transports to dump (default: all).
         owners: map sockets to processes.
         listening: only TCP LISTEN and UDP UNCONN sockets.
+        port: only sockets with this local port (filtered before sockets are built, so
+            a host with 200,000 connections costs little).
     """
-    from portscope.sockets import list_sockets
+    from portscope.sockets import SocketFilter, list_sockets
 
     states = [TcpState.LISTEN, TcpState.UNCONN] if listening else None
+    where = SocketFilter(sports=frozenset({port})) if port is not None else None
     return list_sockets(
-        protos=None if protos is None else list(protos), states=states, owners=owners
+        protos=None if protos is None else list(protos),
+        states=states,
+        owners=owners,
+        where=where,
     )
 
 

@@ -165,7 +165,7 @@ def who(port: int, proto: Proto | None = None) -> WhoResult:
     """
     check_port(port)
     protos = None if proto is None else [proto]
-    return holders_from_table(read_sockets(protos, owners=True), port, proto)
+    return holders_from_table(read_sockets(protos, owners=True, port=port), port, proto)
 
 
 class KillOutcome(enum.StrEnum):

@@ -337,7 +337,8 @@ def diagnose_bind(
             else:
                 text = (
                     f"{n} connection(s) on port {port} are in TIME-WAIT; SO_REUSEADDR lets "
-                    "a new listener bind despite them"
+                    "a new socket bind despite them if the socket they came from (the "
+                    "listener that accepted them) had SO_REUSEADDR too: Linux needs both"
                 )
         else:
             lines = texts[(cause, blocking)]
@@ -414,7 +415,7 @@ def why_bind(
     address_errno = try_bind(address, 0, proto)
     address_ok = address_errno != errno_codes.EADDRNOTAVAIL
     predicted_ok, reasons = diagnose_bind(
-        read_sockets([proto], owners=True),
+        read_sockets([proto], owners=True, port=port),
         port,
         address=address,
         proto=proto,
@@ -427,7 +428,27 @@ def why_bind(
     if trial:
         code = try_bind(address, port, proto, reuseaddr=reuseaddr, reuseport=reuseport)
         ok = code is None
-        if not ok and predicted_ok and code is not None:
+        shared = [
+            i
+            for i, r in enumerate(reasons)
+            if not r.blocking and r.sockets and r.cause is not BindCause.EPHEMERAL
+        ]
+        if not ok and predicted_ok and code == errno_codes.EADDRINUSE and shared:
+            # The table cannot show another socket's SO_REUSEADDR / SO_REUSEPORT; the
+            # trial just did: the other side lacks the option.
+            for i in shared:
+                r = reasons[i]
+                reasons[i] = BindReason(
+                    r.cause,
+                    True,
+                    f"{r.explanation}. The trial failed (EADDRINUSE): the other socket did "
+                    "not set the option, and the kernel needs both to",
+                    r.fix
+                    or "set the option in both programs, or wait for the other socket to close",
+                    r.sockets,
+                )
+            reasons.sort(key=lambda r: not r.blocking)
+        elif not ok and predicted_ok and code is not None:
             reasons.insert(
                 0,
                 BindReason(
@@ -796,7 +817,9 @@ def why_connect(
     )
     listeners: list[Socket] = []
     if local:
-        listeners = _listeners(read_sockets([proto], owners=True), port, proto)
+        listeners = _listeners(
+            read_sockets([proto], owners=True, listening=True, port=port), port, proto
+        )
         steps.append(
             ConnectStep(
                 "listeners",

@@ -1,0 +1,190 @@
+"""who and --kill against real child processes holding real loopback ports."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from portscope.cli import Env, main
+from portscope.diagnose import KillOutcome, free_ports, kill_holders, who
+from portscope.models import Proto, TcpState
+
+# The child inherits an already-bound socket (its fd in argv), so the port is never free
+# for another process to take between finding it and listening on it.
+CHILD = """
+import signal, socket, sys, time
+if sys.argv[1] == "ignore-term":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+s = socket.socket(fileno=int(sys.argv[3]))
+s.listen()
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+Spawn = Callable[..., tuple[subprocess.Popen[str], int]]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    children: list[subprocess.Popen[str]] = []
+
+    def start(
+        mode: str = "normal", marker: str = "portscope-who-test"
+    ) -> tuple[subprocess.Popen[str], int]:
+        with free_ports(1, address="127.0.0.1", hold=True) as held:
+            port = held.ports[0]
+            fd = held.socket_for(port).fileno()
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, mode, marker, str(fd)],
+                stdout=subprocess.PIPE,
+                text=True,
+                pass_fds=(fd,),
+            )
+        children.append(child)
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        return child, port
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+        if child.stdout:
+            child.stdout.close()
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), Env(stdout=out, stderr=err))
+    return status, out.getvalue(), err.getvalue()
+
+
+def ss_pids(port: int) -> set[int]:
+    """The pids ``ss -ltnp`` shows for a port (``users:(("python",pid=123,fd=3))``)."""
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return {int(chunk.split(",")[0]) for chunk in out.split("pid=")[1:]}
+
+
+def test_who_finds_the_child_like_ss(spawn: Spawn) -> None:
+    child, port = spawn(marker="who-finds-me")
+    result = who(port)
+    assert result.held
+    assert [h.pid for h in result.holders] == [child.pid]
+    holder = result.holders[0]
+    assert holder.cmdline is not None and "who-finds-me" in holder.cmdline
+    assert holder.start_time is not None and abs(holder.start_time - time.time()) < 60
+    assert [(s.proto, s.state, str(s.local)) for s in holder.sockets] == [
+        (Proto.TCP, TcpState.LISTEN, f"127.0.0.1:{port}")
+    ]
+    assert len(holder.fds) == 1
+    if os.geteuid() == 0:
+        assert ss_pids(port) == {child.pid}
+    assert who(port, Proto.UDP).holders == ()
+
+
+def test_kill_frees_the_port(spawn: Spawn) -> None:
+    child, port = spawn()
+    report = kill_holders(who(port), timeout_s=5)
+    assert [(r.pid, r.outcome) for r in report.results] == [(child.pid, KillOutcome.TERMINATED)]
+    assert report.results[0].signals == ("SIGTERM",)
+    assert report.port_free is True
+    assert child.wait(timeout=5) == -signal.SIGTERM
+    assert not who(port).held
+
+
+def test_force_kills_a_process_ignoring_sigterm(spawn: Spawn) -> None:
+    child, port = spawn("ignore-term")
+    gentle = kill_holders(who(port), timeout_s=0.3)
+    assert gentle.results[0].outcome is KillOutcome.STILL_RUNNING
+    assert "--force" in gentle.results[0].detail
+    assert gentle.port_free is False and child.poll() is None
+    forced = kill_holders(who(port), force=True, timeout_s=0.3)
+    assert forced.results[0].outcome is KillOutcome.KILLED
+    assert forced.results[0].signals == ("SIGTERM", "SIGKILL")
+    assert forced.port_free is True
+    assert child.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_a_reused_pid_is_not_signalled(spawn: Spawn) -> None:
+    child, port = spawn()
+    result = who(port)
+    holder = result.holders[0]
+    assert holder.start_time is not None
+    # As if the process had died and its pid had gone to a process started later.
+    stale = dataclasses.replace(holder, start_time=holder.start_time - 1000.0)
+    report = kill_holders(dataclasses.replace(result, holders=(stale,)), timeout_s=1)
+    assert report.results[0].outcome is KillOutcome.PID_REUSED
+    assert report.results[0].signals == ()
+    time.sleep(0.2)
+    assert child.poll() is None and report.port_free is False
+
+
+def test_refuses_itself_and_init() -> None:
+    with free_ports(1, address="127.0.0.1", hold=True) as held:
+        port = held.ports[0]
+        held.socket_for(port).listen()
+        result = who(port)
+        assert [h.pid for h in result.holders] == [os.getpid()]
+        fake_init = dataclasses.replace(result.holders[0], pid=1)
+        both = dataclasses.replace(result, holders=(fake_init, result.holders[0]))
+        report = kill_holders(both, recheck=False)
+        outcomes = {r.pid: r.outcome for r in report.results}
+        assert outcomes == {1: KillOutcome.REFUSED_INIT, os.getpid(): KillOutcome.REFUSED_SELF}
+
+
+def test_cli_who_json_and_exit_status(spawn: Spawn) -> None:
+    child, port = spawn()
+    status, out, err = run_cli("who", f"{port}/tcp", "--json")
+    assert status == 0 and err == ""
+    data = json.loads(out)
+    assert data["held"] is True and data["port"] == port and data["proto"] == "tcp"
+    assert data["holders"][0]["pid"] == child.pid
+    assert data["holders"][0]["sockets"][0]["local"] == {"address": "127.0.0.1", "port": port}
+    status, out, _ = run_cli("who", str(port))
+    assert status == 0 and f"(pid {child.pid})" in out and f"127.0.0.1:{port}" in out
+
+
+def test_cli_kill_without_terminal_or_yes_refuses(spawn: Spawn) -> None:
+    child, port = spawn()
+    done = subprocess.run(
+        [sys.executable, "-m", "portscope", "who", str(port), "--kill"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "--yes" in done.stderr
+    assert child.poll() is None
+
+
+def test_cli_kill_yes_reports_port_free(spawn: Spawn) -> None:
+    child, port = spawn()
+    status, out, _ = run_cli("who", str(port), "--kill", "--yes", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert data["kill"]["port_free"] is True
+    assert data["kill"]["results"][0] == {
+        **data["kill"]["results"][0],
+        "pid": child.pid,
+        "outcome": "terminated",
+    }
+    assert child.wait(timeout=5) == -signal.SIGTERM
+
+
+def test_nobody_holds_a_free_port() -> None:
+    port = free_ports(1, address="127.0.0.1")[0].port
+    assert not who(port).held
+    status, out, _ = run_cli("who", str(port))
+    assert status == 1 and out == f"nobody holds port {port}\n"

@@ -1,0 +1,228 @@
+"""why bind / why connect against real loopback sockets (this machine's addresses only)."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from portscope.cli import Env, main
+from portscope.diagnose import BindCause, ConnectVerdict, free_ports, why_bind, why_connect
+from portscope.models import PortState, TcpState
+from portscope.sockets import SocketFilter, list_sockets
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), Env(stdout=out, stderr=err))
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def port() -> int:
+    return free_ports(1)[0].port
+
+
+def listener(
+    address: str, port: int, *, v6only: bool | None = None, reuseaddr: bool = False
+) -> socket.socket:
+    fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_STREAM)
+    if reuseaddr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6only is not None:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+    sock.bind((address, port))
+    sock.listen()
+    return sock
+
+
+def causes(diag) -> list[BindCause]:  # type: ignore[no-untyped-def]
+    return [r.cause for r in diag.reasons if r.blocking]
+
+
+def test_wildcard_listener_blocks_a_specific_bind(port: int) -> None:
+    with listener("0.0.0.0", port):
+        diag = why_bind(port, addr="127.0.0.1")
+    assert (diag.predicted_ok, diag.ok, diag.errno) == (False, False, errno.EADDRINUSE)
+    assert diag.confirmed and causes(diag) == [BindCause.WILDCARD_HOLDS]
+    evidence = diag.reasons[0].sockets[0]
+    assert str(evidence.local) == f"0.0.0.0:{port}" and evidence.state is TcpState.LISTEN
+    assert evidence.owners and evidence.owners[0].pid == os.getpid()
+
+
+def test_specific_listener_blocks_the_wildcard_only(port: int) -> None:
+    with listener("127.0.0.1", port):
+        wild = why_bind(port)
+        other = why_bind(port, addr="127.0.0.2")
+    assert (wild.ok, wild.predicted_ok) == (False, False)
+    assert causes(wild) == [BindCause.SPECIFIC_HOLDS]
+    assert (other.ok, other.predicted_ok, other.errno) == (True, True, None)
+
+
+def test_dual_stack_v6_listener_takes_ipv4(port: int) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with listener("::", port, v6only=False):
+        dual = why_bind(port)
+    assert (dual.ok, dual.predicted_ok) == (False, False)
+    assert causes(dual) == [BindCause.DUAL_STACK]
+    with listener("::", port, v6only=True):
+        v6only = why_bind(port)
+    assert v6only.ok and v6only.predicted_ok
+
+
+def _time_wait_on(port: int, *, reuseaddr: bool) -> None:
+    """Leave a TIME-WAIT socket whose local port is ``port`` (the server closes first)."""
+    with listener("127.0.0.1", port, reuseaddr=reuseaddr) as srv:
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn, _ = srv.accept()
+        conn.close()  # active close: this side goes to TIME-WAIT after the client's FIN
+        client.recv(1)
+        client.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        table = list_sockets(states=["TIME-WAIT"], where=SocketFilter(sports=frozenset({port})))
+        if table.sockets:
+            return
+        time.sleep(0.02)
+    raise AssertionError("no TIME-WAIT socket appeared")
+
+
+def test_time_wait_blocks_a_plain_bind_not_reuseaddr(port: int) -> None:
+    # A server that set SO_REUSEADDR leaves TIME-WAIT sockets that also have it.
+    _time_wait_on(port, reuseaddr=True)
+    plain = why_bind(port, addr="127.0.0.1")
+    assert (plain.predicted_ok, plain.ok, plain.errno) == (False, False, errno.EADDRINUSE)
+    assert causes(plain) == [BindCause.TIME_WAIT]
+    assert plain.reasons[0].sockets[0].state is TcpState.TIME_WAIT
+    reuse = why_bind(port, addr="127.0.0.1", reuseaddr=True)
+    assert (reuse.predicted_ok, reuse.ok) == (True, True)
+    assert [r.cause for r in reuse.reasons][:1] == [BindCause.TIME_WAIT]
+    assert not reuse.reasons[0].blocking
+
+
+def test_time_wait_of_a_server_without_reuseaddr_blocks_even_with_it(port: int) -> None:
+    _time_wait_on(port, reuseaddr=False)
+    diag = why_bind(port, addr="127.0.0.1", reuseaddr=True)
+    assert (diag.predicted_ok, diag.ok, diag.errno) == (True, False, errno.EADDRINUSE)
+    assert not diag.confirmed and causes(diag) == [BindCause.TIME_WAIT]
+    assert "needs both" in diag.reasons[0].explanation
+
+
+def test_address_not_on_this_host(port: int) -> None:
+    if Path("/proc/sys/net/ipv4/ip_nonlocal_bind").read_text().strip() != "0":
+        pytest.skip("ip_nonlocal_bind allows any address")
+    # Binding sends nothing; 198.18.0.0/15 is the benchmarking range, on no interface here.
+    diag = why_bind(port, addr="198.18.0.99")
+    assert (diag.ok, diag.errno) == (False, errno.EADDRNOTAVAIL)
+    assert causes(diag) == [BindCause.ADDR_NOT_AVAILABLE] and diag.confirmed
+
+
+@pytest.mark.root
+def test_privileged_port_without_cap_net_bind_service() -> None:
+    start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    setpriv = shutil.which("setpriv")
+    if start <= 1 or setpriv is None:
+        pytest.skip("every port is unprivileged here, or no setpriv(1)")
+    low = start - 1
+    # Root without CAP_NET_BIND_SERVICE: drop it from the bounding set, then exec.
+    cmd = [setpriv, "--bounding-set", "-net_bind_service", sys.executable, "-m", "portscope"]
+    done = subprocess.run(
+        [*cmd, "why", "bind", str(low), "--addr", "127.0.0.1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert data["errno"] == errno.EACCES and data["confirmed"] is True
+    assert data["reasons"][0]["cause"] == "privileged"
+    assert "CAP_NET_BIND_SERVICE" in data["reasons"][0]["explanation"]
+
+
+def test_cli_why_bind_conflict(port: int) -> None:
+    with listener("0.0.0.0", port):
+        status, out, _ = run_cli("why", "bind", str(port), "--addr", "127.0.0.1")
+        jstatus, jout, _ = run_cli("why", "bind", str(port), "--addr", "127.0.0.1", "--json")
+    assert status == 1
+    assert f"bind tcp 127.0.0.1:{port}: would FAIL" in out
+    assert "EADDRINUSE" in out and "wildcard-holds" in out
+    assert jstatus == 1 and json.loads(jout)["reasons"][0]["cause"] == "wildcard-holds"
+    status, out, _ = run_cli("why", "bind", str(port), "--udp")
+    assert status == 0 and "would succeed" in out
+
+
+# --- why connect ---------------------------------------------------------------------
+
+
+def test_service_on_loopback_probed_through_another_loopback_address(port: int) -> None:
+    with listener("127.0.0.1", port):
+        diag = why_connect("127.0.0.2", port, timeout_s=2)
+    assert diag.local and diag.address == "127.0.0.2"
+    assert diag.probe is not None and diag.probe.state is PortState.CLOSED
+    assert diag.verdict is ConnectVerdict.LISTENS_ELSEWHERE
+    assert [str(s.local) for s in diag.listeners] == [f"127.0.0.1:{port}"]
+    assert "loopback only" in diag.explanation
+    assert [s.name for s in diag.steps] == ["resolve", "route", "probe", "listeners"]
+    assert diag.next_commands[0] == f"portscope who {port}"
+
+
+def _global_address() -> str | None:
+    """A non-loopback IPv4 address of this machine, or None."""
+    out = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show", "scope", "global"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    for line in out.splitlines():
+        words = line.split()
+        if "inet" in words:
+            return words[words.index("inet") + 1].split("/")[0]
+    return None
+
+
+def test_service_on_loopback_probed_through_this_hosts_own_address(port: int) -> None:
+    address = _global_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    with listener("127.0.0.1", port):
+        diag = why_connect(address, port, timeout_s=2)
+    # An address of this host is delivered locally: the probe never leaves the machine.
+    assert diag.local and diag.steps[1].ok and "local" in diag.steps[1].summary
+    assert diag.verdict is ConnectVerdict.LISTENS_ELSEWHERE
+
+
+def test_open_and_refused(port: int) -> None:
+    with listener("127.0.0.1", port):
+        ok = why_connect("127.0.0.1", port, timeout_s=2)
+    assert ok.verdict is ConnectVerdict.OPEN and ok.source == "127.0.0.1"
+    refused = why_connect("localhost", port, timeout_s=2)
+    assert refused.verdict is ConnectVerdict.REFUSED
+    assert refused.addresses and refused.listeners == ()
+
+
+def test_cli_why_connect_ipv6_brackets(port: int) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with listener("::1", port):
+        status, out, _ = run_cli("why", "connect", f"[::1]:{port}", "--json")
+        human_status, human, _ = run_cli("why", "connect", f"[::1]:{port}")
+    data = json.loads(out)
+    assert status == 0 and data["verdict"] == "open" and data["address"] == "::1"
+    assert human_status == 0 and "diagnosis: open" in human and "1. resolve" in human
+
+
+def test_name_that_does_not_resolve() -> None:
+    diag = why_connect("no-such-host.invalid", 80)
+    assert diag.verdict is ConnectVerdict.NOT_RESOLVED and diag.probe is None
