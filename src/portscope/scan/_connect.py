@@ -11,7 +11,7 @@ Why it looks the way it does:
   ``RLIMIT_NOFILE`` (raised soft -> hard at start), so the engine never meets ``EMFILE``.
 * Timeouts adapt per host, RFC 6298: SRTT/RTTVAR from connects answered on their first try
   (Karn's rule), RTO = SRTT + 4 * RTTVAR within [``min_timeout_s``, ``max_timeout_s``].
-  Try ``n`` waits ``RTO * (n + 1)``. The kernel would retransmit the SYN only after 1 s and
+  Try ``n`` waits ``RTO * (1 + n / 2)``. The kernel would retransmit the SYN only after 1 s and
   3 s (``TCP_TIMEOUT_INIT``, RFC 6298 2.1), far slower than a LAN or WAN RTT, so the engine
   retransmits itself: an unanswered try is closed and the port tried again with a new
   socket, ``retries`` times, before it is called ``filtered``. A lost SYN or RST therefore
@@ -26,7 +26,9 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import _socket
 import asyncio
+import contextlib
 import errno
 import select
 import socket
@@ -44,7 +46,10 @@ _LINGER_ABORT = struct.pack("ii", 1, 0)
 _HAS_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
 _NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _TICK_S = 0.01
+_BATCH = 64  # connects started per loop iteration at most
 _UNREACH_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+# errors an ICMP destination unreachable turns into (icmp_err_convert, icmpv6_err_convert)
+_ICMP_ERRNOS = _UNREACH_ERRNOS | {errno.EACCES, errno.EPERM, errno.EPROTO}
 _DOWN_AFTER_UNREACH = 8  # host-unreachable answers, with no other answer, mean "host down"
 _DOWN_AFTER_SILENT = 100  # ports decided by timeout, with no answer at all, mean "no answer"
 
@@ -59,8 +64,8 @@ class ScanOptions:
         rate_pps: new connections per second (a token bucket), or ``None`` for no limit.
         timeout_s: a fixed timeout per try in seconds, or ``None`` for RTT-adaptive
             timeouts (RFC 6298).
-        min_timeout_s: lower bound of the adaptive timeout. Default 0.1 s (as nmap's
-            ``--min-rtt-timeout``).
+        min_timeout_s: lower bound of the adaptive timeout. Default 0.05 s. Safe that low
+            because a try is only called unanswered after its socket was asked directly.
         max_timeout_s: upper bound of the adaptive timeout. Default 2.0 s.
         initial_timeout_s: timeout before a host's first RTT sample. Default 1.0 s
             (RFC 6298 2.1).
@@ -73,7 +78,7 @@ class ScanOptions:
     max_concurrency: int | None = None
     rate_pps: float | None = None
     timeout_s: float | None = None
-    min_timeout_s: float = 0.1
+    min_timeout_s: float = 0.05
     max_timeout_s: float = 2.0
     initial_timeout_s: float = 1.0
     retries: int = 3
@@ -153,7 +158,7 @@ class _Try:
     __slots__ = ("deadline", "host", "port", "sent", "sock", "tries")
 
     def __init__(
-        self, sock: socket.socket, host: _Host, port: int, tries: int, sent: float, deadline: float
+        self, sock: _socket.socket, host: _Host, port: int, tries: int, sent: float, deadline: float
     ) -> None:
         self.sock = sock
         self.host = host
@@ -225,6 +230,7 @@ class ConnectEngine:
         self._epoll: select.epoll | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._wake: asyncio.TimerHandle | None = None
+        self._soon = False
         self._udp_tasks: set[asyncio.Task[None]] = set()
         self._tg: asyncio.TaskGroup | None = None
         self.probes_sent = 0
@@ -337,7 +343,13 @@ class ConnectEngine:
             self._tokens = min(burst, self._tokens + (now - self._token_time) * rate)
             self._token_time = now
         tries, udp = self._tries, self._udp_tasks
+        budget = _BATCH
         while len(tries) + len(udp) < self._limit:
+            budget -= 1
+            if budget < 0:
+                # let answers in before starting more: keeps RTT samples honest
+                self._launch_soon()
+                break
             if rate:
                 if self._tokens < 1.0:
                     self._schedule_wake((1.0 - self._tokens) / rate)
@@ -357,7 +369,7 @@ class ConnectEngine:
         """Start one try; False when launching must pause (port goes back to the queue)."""
         fam = socket.AF_INET6 if host.target.family == 6 else socket.AF_INET
         try:
-            sock = socket.socket(fam, _NONBLOCK)
+            sock = _socket.socket(fam, _NONBLOCK)  # no socket.py wrapper: hot path
         except OSError as exc:
             host.retry.appendleft((port, n))
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
@@ -367,7 +379,6 @@ class ConnectEngine:
             raise
         if not _HAS_NONBLOCK:
             sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT)
         if self._opt.icmp_details:
             enable_icmp_details(sock, host.target.family)
         err = sock.connect_ex(host.sockaddr_of(port))
@@ -375,7 +386,7 @@ class ConnectEngine:
         if err == errno.EINPROGRESS:
             now = time.monotonic()
             fd = sock.fileno()
-            timeout = self._opt.timeout_s or host.rto * (n + 1)
+            timeout = self._opt.timeout_s or host.rto * (1 + n / 2)
             self._tries[fd] = _Try(sock, host, port, n, now, now + timeout)
             host.in_flight += 1
             if self._epoll is not None:
@@ -392,10 +403,19 @@ class ConnectEngine:
             self._limit = max(16, len(self._tries) * 3 // 4)
             self._pause(0.1)
             return False
-        reason = icmp_reason(sock) if err in _UNREACH_ERRNOS and self._opt.icmp_details else None
-        sock.close()
+        reason = icmp_reason(sock) if err in _ICMP_ERRNOS and self._opt.icmp_details else None
+        _close(sock, err)
         self._decide(host, port, n, err, None, reason)
         return True
+
+    def _launch_soon(self) -> None:
+        if not self._soon and self._loop is not None:
+            self._soon = True
+            self._loop.call_soon(self._on_soon)
+
+    def _on_soon(self) -> None:
+        self._soon = False
+        self._launch()
 
     def _pause(self, seconds: float) -> None:
         self._paused_until = time.monotonic() + seconds
@@ -437,15 +457,23 @@ class ConnectEngine:
         sock = tr.sock
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         reason = None
-        if err in _UNREACH_ERRNOS and self._opt.icmp_details:
+        if err in _ICMP_ERRNOS and self._opt.icmp_details:
             reason = icmp_reason(sock)
-        sock.close()
+        _close(sock, err)
         tr.host.in_flight -= 1
         self._decide(tr.host, tr.port, tr.tries, err, now - tr.sent, reason)
 
     def _on_tick(self) -> None:
         now = time.monotonic()
-        expired = [fd for fd, tr in self._tries.items() if tr.deadline <= now]
+        fixed = self._opt.timeout_s
+        # deadlines follow the host's current RTO, so tries sent before the first RTT
+        # sample (initial timeout) do not wait longer than the estimate now says
+        expired = [
+            fd
+            for fd, tr in self._tries.items()
+            if tr.deadline <= now
+            or (not fixed and now - tr.sent >= tr.host.rto * (1 + tr.tries / 2))
+        ]
         for fd in expired:
             tr = self._tries.pop(fd)
             sock = tr.sock
@@ -457,9 +485,9 @@ class ConnectEngine:
             if err or connected:
                 tr.host.in_flight -= 1
                 reason = None
-                if err in _UNREACH_ERRNOS and self._opt.icmp_details:
+                if err in _ICMP_ERRNOS and self._opt.icmp_details:
                     reason = icmp_reason(sock)
-                sock.close()
+                _close(sock, err)
                 self._decide(tr.host, tr.port, tr.tries, err, None, reason)
                 continue
             sock.close()
@@ -610,7 +638,15 @@ class ConnectEngine:
         self._launch()
 
 
-def _is_connected(sock: socket.socket) -> bool:
+def _close(sock: _socket.socket, err: int) -> None:
+    """Close; a connected socket is aborted (RST, no TIME-WAIT left behind)."""
+    if err == 0:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT)
+    sock.close()
+
+
+def _is_connected(sock: _socket.socket) -> bool:
     try:
         sock.getpeername()
     except OSError:

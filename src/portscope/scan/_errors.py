@@ -6,6 +6,7 @@ The reason words are nmap's ``--reason`` vocabulary where nmap has one (``conn-r
 
 from __future__ import annotations
 
+import _socket
 import errno as _errno
 import socket
 import struct
@@ -78,7 +79,7 @@ def classify(err: int) -> tuple[PortState, str]:
     return PortState.UNREACHABLE, name
 
 
-def enable_icmp_details(sock: socket.socket, family: int) -> None:
+def enable_icmp_details(sock: _socket.socket, family: int) -> None:
     """Ask the kernel to queue ICMP errors on ``sock`` (``IP_RECVERR``, ip(7), ipv6(7))."""
     try:
         if family == 6:
@@ -89,7 +90,7 @@ def enable_icmp_details(sock: socket.socket, family: int) -> None:
         pass
 
 
-def icmp_reason(sock: socket.socket) -> str | None:
+def icmp_reason(sock: _socket.socket) -> str | None:
     """The ICMP reason queued on ``sock``'s error queue, or ``None`` when there is none.
 
     Reads one ``sock_extended_err`` (``linux/errqueue.h``) with ``MSG_ERRQUEUE``; the socket
