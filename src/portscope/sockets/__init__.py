@@ -1,1 +1,440 @@
-"""This machine's socket table and the processes behind it (placeholder until issue 2 lands)."""
+"""This machine's socket table and the processes behind it.
+
+``list_sockets`` is the public entry point. A backend is chosen once per process:
+``netlink`` (Linux NETLINK_SOCK_DIAG), else ``procfs`` (``/proc/net``), else ``psutil``
+(other platforms). Backends produce plain tuples (*rows*, ``_diag_codec.ROW_FIELDS``)
+that become ``Socket`` objects only at the end, and ``dump`` hands the rows themselves
+to callers that stream (the CLI's JSON output at 200,000 sockets).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from portscope.errors import BackendUnavailable, InvalidFilter
+from portscope.models import Endpoint, Proto, Socket, SocketTable, TcpState
+from portscope.sockets._backend import Backend
+from portscope.sockets._diag_codec import ROW_FIELDS, Row
+from portscope.sockets._filters import (
+    ALL_STATES,
+    DEFAULT_STATES,
+    LISTENING_STATES,
+    SORT_KEYS,
+    STATE_GROUPS,
+    SocketFilter,
+    parse_network,
+    parse_pid,
+    parse_port,
+    parse_sort,
+    parse_state,
+    parse_states,
+    parse_user,
+)
+from portscope.sockets._owners import OwnerMap
+
+__all__ = [
+    "ALL_STATES",
+    "BACKENDS",
+    "DEFAULT_STATES",
+    "LISTENING_STATES",
+    "ROW_FIELDS",
+    "SORT_KEYS",
+    "STATE_GROUPS",
+    "Dump",
+    "SocketFilter",
+    "bind_scope",
+    "dump",
+    "list_sockets",
+    "parse_network",
+    "parse_pid",
+    "parse_port",
+    "parse_sort",
+    "parse_state",
+    "parse_states",
+    "parse_user",
+    "row_to_socket",
+    "scope_words",
+    "sort_rows",
+    "summarize",
+]
+
+BACKENDS = ("netlink", "procfs", "psutil")
+_chosen: Backend | None = None
+_chosen_notes: tuple[str, ...] = ()
+
+
+def _open_backend(name: str) -> Backend:
+    if name == "netlink":
+        if not sys.platform.startswith("linux"):
+            raise BackendUnavailable("the netlink backend needs Linux")
+        from portscope.sockets._backend import NetlinkBackend
+
+        return NetlinkBackend()
+    if name == "procfs":
+        if not sys.platform.startswith("linux"):
+            raise BackendUnavailable("the procfs backend needs Linux")
+        from portscope.sockets._procfs import ProcfsBackend
+
+        return ProcfsBackend()
+    if name == "psutil":
+        from portscope.sockets._psutil import PsutilBackend
+
+        return PsutilBackend()
+    raise InvalidFilter(f"unknown backend {name!r}; accepted: {', '.join(BACKENDS)}")
+
+
+def _backend(name: str | None) -> tuple[Backend, tuple[str, ...]]:
+    """The backend asked for, or the best available one (chosen once per process)."""
+    global _chosen, _chosen_notes
+    if name is not None:
+        return _open_backend(name), ()
+    if _chosen is None:
+        notes: list[str] = []
+        order = BACKENDS if sys.platform.startswith("linux") else ("psutil",)
+        for candidate in order:
+            try:
+                _chosen = _open_backend(candidate)
+                break
+            except BackendUnavailable as err:
+                notes.append(f"{candidate} backend unavailable: {err}")
+        if _chosen is None:
+            raise BackendUnavailable("no socket backend works here: " + "; ".join(notes))
+        _chosen_notes = tuple(notes)
+    return _chosen, _chosen_notes
+
+
+def _as_filter(
+    where: SocketFilter | None,
+    protos: Iterable[Proto | str] | None,
+    families: Iterable[int] | None,
+    states: Iterable[TcpState | str] | str | None,
+) -> SocketFilter:
+    base = where or SocketFilter()
+    changes: dict[str, Any] = {}
+    if protos is not None:
+        try:
+            changes["protos"] = frozenset(Proto(str(p).lower()) for p in protos)
+        except ValueError:
+            raise InvalidFilter(f"bad transport in {protos!r}; accepted: tcp, udp") from None
+        if not changes["protos"] <= {Proto.TCP, Proto.UDP}:
+            raise InvalidFilter(f"bad transport in {protos!r}; accepted: tcp, udp")
+    if families is not None:
+        changes["families"] = frozenset(int(f) for f in families)
+        if not changes["families"] <= {4, 6}:
+            raise InvalidFilter(f"bad family in {families!r}; accepted: 4, 6")
+    if states is not None:
+        changes["states"] = parse_states(states)
+    if not changes:
+        return base
+    from dataclasses import replace
+
+    return replace(base, **changes)
+
+
+class Dump:
+    """A socket-table dump in progress: rows stream out of ``batches``.
+
+    Attributes:
+        backend: the backend's name.
+        batches: lists of rows that pass the filter, in the backend's order.
+        notes: notes for the user; a fallback found during the dump adds to it.
+    """
+
+    def __init__(self, impl: Backend, notes: list[str]) -> None:
+        self.backend = impl.name
+        self.batches: Iterator[list[Row]] = iter(())
+        self.notes = notes
+        self._impl = impl
+        self._owners: OwnerMap | None = None
+        self._scan: Any = None  # the thread scanning owners in the background
+
+    def start_owner_scan(self) -> None:
+        """Scan ``/proc/*/fd`` in a background thread while the dump runs.
+
+        Both spend most of their time in the kernel (``readlink``, netlink ``recv``) with
+        the GIL released, so on two cores they overlap.
+        """
+        import threading
+
+        def scan() -> None:
+            self._owners = self._impl.owner_map()
+
+        previous = sys.getswitchinterval()
+        # hand the GIL over often so the scanner is not starved by the decoder
+        sys.setswitchinterval(min(previous, 0.0002))
+        self._scan = (threading.Thread(target=scan, daemon=True), previous)
+        self._scan[0].start()
+
+    @property
+    def owners(self) -> OwnerMap | None:
+        """The owner map (waits for a background scan), or ``None`` without owners."""
+        if self._scan is not None:
+            thread, previous = self._scan
+            thread.join()
+            sys.setswitchinterval(previous)
+            self._scan = None
+            self._add_owner_note()
+        return self._owners
+
+    def _add_owner_note(self) -> None:
+        note = None if self._owners is None else self._owners.note()
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
+
+    @property
+    def owners_complete(self) -> bool | None:
+        """``None`` without owners, else whether every process could be inspected."""
+        owners = self.owners
+        return None if owners is None else owners.complete
+
+    def scan_owners(self, rows: Iterable[Row] | None = None) -> OwnerMap:
+        """Map sockets to processes after the dump: only those of ``rows`` if given."""
+        owners = self.owners
+        if owners is None:
+            wanted = None if rows is None else {r[10] for r in rows if r[10] is not None}
+            owners = self._owners = self._impl.owner_map(wanted)
+            self._add_owner_note()
+        return owners
+
+
+def dump(
+    where: SocketFilter | None = None,
+    *,
+    owners: bool = False,
+    backend: str | None = None,
+    owners_first: bool = True,
+) -> Dump:
+    """Start a dump of the socket table as rows (the streaming form of ``list_sockets``).
+
+    Args:
+        where: which sockets (``None``: TCP and UDP, IPv4 and IPv6, every state).
+        owners: also map sockets to processes (a scan of ``/proc/*/fd``).
+        backend: ``netlink``, ``procfs`` or ``psutil``; ``None`` picks the best one.
+        owners_first: start the owner scan now, in the background, over every socket
+            (``Dump.owners`` waits for it). With False the caller calls
+            ``Dump.scan_owners(rows)`` after the dump, which reads only those sockets.
+
+    Returns:
+        The dump; iterate ``batches`` once.
+
+    Raises:
+        BackendUnavailable: the backend asked for cannot run here.
+        InvalidFilter: an unknown backend name.
+    """
+    where = where or SocketFilter()
+    be, choice_notes = _backend(backend)
+    protos = tuple(p for p in (Proto.TCP, Proto.UDP) if where.protos is None or p in where.protos)
+    families = tuple(f for f in (4, 6) if where.families is None or f in where.families)
+    result = Dump(be, list(choice_notes))
+    omap = None
+    if where.needs_owners:
+        omap = result.scan_owners()
+    elif owners and owners_first:
+        result.start_owner_scan()
+    keep = _row_predicate(where, omap)
+    raw = be.batches(protos, families, where.states)
+
+    def batches() -> Iterator[list[Row]]:
+        for rows in raw:
+            if keep is not None:
+                rows = [r for r in rows if keep(r)]
+            if rows:
+                yield rows
+        for note in be.notes:
+            if note not in result.notes:
+                result.notes.append(note)
+
+    result.batches = batches()
+    return result
+
+
+def _row_predicate(where: SocketFilter, omap: OwnerMap | None) -> Callable[[Row], bool] | None:
+    if not where.row_level:
+        return None
+    from dataclasses import replace
+
+    return replace(where, states=None).predicate(omap)
+
+
+def row_to_socket(row: Row, owners: OwnerMap | None = None) -> Socket:
+    """Turn a row into a ``Socket`` (with its owners when an owner map is given)."""
+    proto, family, state, la, lp, ra, rp, rq, wq, uid, inode, iface, v6only = row
+    return Socket(
+        proto,
+        family,
+        state,
+        Endpoint(la, lp),
+        None if ra is None or rp is None else Endpoint(ra, rp),
+        rq,
+        wq,
+        uid,
+        inode,
+        iface,
+        v6only,
+        None if owners is None else owners.owners(row),
+    )
+
+
+def list_sockets(
+    *,
+    protos: Iterable[Proto | str] | None = None,
+    families: Iterable[int] | None = None,
+    states: Iterable[TcpState | str] | str | None = None,
+    owners: bool = False,
+    backend: str | None = None,
+    where: SocketFilter | None = None,
+) -> SocketTable:
+    """This machine's TCP and UDP sockets, like ``ss -tuanp``.
+
+    The dump is one NETLINK_SOCK_DIAG request per (transport, family) with the states
+    filtered by the kernel (``man 7 sock_diag``, ``linux/inet_diag.h``); without netlink,
+    ``/proc/net/{tcp,tcp6,udp,udp6}``; elsewhere psutil. Sockets that appear or vanish
+    during the dump are normal: no error, no duplicate rows.
+
+    Args:
+        protos: transports, ``tcp``/``udp`` (default both).
+        families: 4 and/or 6 (default both).
+        states: states or ``ss`` groups (``listen``, ``TIME_WAIT``, ``connected`` ...);
+            default every state.
+        owners: map each socket to its processes (pid, name, user, command line, start
+            time, fd) by scanning ``/proc/*/fd``. Without root only this user's processes
+            are visible: ``owners_complete`` is then False and ``notes`` says so.
+        backend: ``netlink``, ``procfs`` or ``psutil``; ``None`` picks the best one.
+        where: further conditions (ports, addresses, uids, pids, process names).
+
+    Returns:
+        The table: sockets in the backend's order, the backend's name, notes.
+
+    Raises:
+        InvalidFilter: a bad state, transport, family or backend name.
+        BackendUnavailable: the backend asked for (or every backend) cannot run here.
+        PermissionDenied: the kernel refused the dump.
+    """
+    query = _as_filter(where, protos, families, states)
+    d = dump(query, owners=owners, backend=backend, owners_first=False)
+    rows = [r for batch in d.batches for r in batch]
+    omap = d.scan_owners(rows) if owners else None
+    sockets = tuple([row_to_socket(r, omap) for r in rows])
+    return SocketTable(
+        sockets=sockets,
+        backend=d.backend,
+        owners_complete=d.owners_complete if owners else None,
+        notes=tuple(d.notes),
+    )
+
+
+def _address_key(address: str | None) -> tuple[int, bytes]:
+    import socket
+
+    if address is None:
+        return (0, b"")
+    bare = address.partition("%")[0]
+    try:
+        if ":" in bare:
+            return (6, socket.inet_pton(socket.AF_INET6, bare))
+        return (4, socket.inet_pton(socket.AF_INET, bare))
+    except OSError:
+        return (9, bare.encode())
+
+
+def sort_rows(rows: list[Row], key: str, owners: OwnerMap | None = None) -> list[Row]:
+    """Sort rows in place by a key of ``SORT_KEYS`` and return them.
+
+    Raises:
+        InvalidFilter: for an unknown key.
+    """
+    key = parse_sort(key)
+    state_order = {s: i for i, s in enumerate(TcpState)}
+
+    def first_owner(r: Row) -> tuple[int, str]:
+        if owners is None:
+            return (1 << 30, "")
+        pids = owners.pids(r)
+        if not pids:
+            return (1 << 30, "")
+        info = owners.process(pids[0])
+        return (pids[0], info.name if info else "")
+
+    funcs: dict[str, Callable[[Row], Any]] = {
+        "port": lambda r: (r[4], r[0].value, r[1]),
+        "local": lambda r: (_address_key(r[3]), r[4]),
+        "remote": lambda r: (_address_key(r[5]), r[6] or 0),
+        "rport": lambda r: (r[6] or 0, _address_key(r[5])),
+        "state": lambda r: state_order[r[2]],
+        "proto": lambda r: (r[0].value, r[1]),
+        "recv-q": lambda r: -r[7],
+        "send-q": lambda r: -r[8],
+        "uid": lambda r: -1 if r[9] is None else r[9],
+        "inode": lambda r: r[10] or 0,
+        "pid": lambda r: first_owner(r)[0],
+        "process": lambda r: first_owner(r)[1],
+    }
+    rows.sort(key=funcs[key])
+    return rows
+
+
+def summarize(rows: Iterable[Row]) -> dict[str, Any]:
+    """Counts per transport, family and state, like ``ss -s``.
+
+    Returns:
+        ``{"total": N, "by_proto": {"tcp": {"total", "ipv4", "ipv6", "states": {...}}}}``.
+    """
+    counts: Counter[tuple[str, int, str]] = Counter()
+    for r in rows:
+        counts[(r[0].value, r[1], r[2].value)] += 1
+    by_proto: dict[str, dict[str, Any]] = {}
+    for proto in ("tcp", "udp"):
+        states: Counter[str] = Counter()
+        fams = {4: 0, 6: 0}
+        for (p, fam, st), n in counts.items():
+            if p == proto:
+                states[st] += n
+                fams[fam] += n
+        by_proto[proto] = {
+            "total": fams[4] + fams[6],
+            "ipv4": fams[4],
+            "ipv6": fams[6],
+            "states": dict(sorted(states.items())),
+        }
+    return {"total": sum(counts.values()), "by_proto": by_proto}
+
+
+def scope_words(family: int, address: str, v6only: bool | None, interface: str | None) -> str:
+    """The bind scope of a local address in words (see ``bind_scope``)."""
+    bare = address.partition("%")[0]
+    if bare in ("0.0.0.0", "::"):
+        if family == 4:
+            words = "all interfaces (IPv4)"
+        elif v6only is False:
+            words = "all interfaces (IPv4+IPv6)"
+        elif v6only is True:
+            words = "all interfaces (IPv6 only)"
+        else:
+            words = "all interfaces (IPv6)"
+    elif bare.startswith("127.") or bare == "::1" or bare.startswith("::ffff:127."):
+        words = "loopback only"
+    else:
+        words = f"{bare} only"
+    if interface is not None:
+        words += f", device {interface}"
+    return words
+
+
+def bind_scope(sock: Socket) -> str:
+    """Where a socket accepts traffic from, in words, from its local address.
+
+    ``0.0.0.0`` is "all interfaces (IPv4)"; ``::`` is "all interfaces (IPv4+IPv6)" when
+    IPV6_V6ONLY is off (the kernel default, ``net.ipv6.bindv6only=0``; ``man 7 ipv6``),
+    else "all interfaces (IPv6 only)"; 127.0.0.0/8 and ``::1`` are "loopback only"; any
+    other address is "ADDRESS only". SO_BINDTODEVICE adds ", device IFACE".
+
+    Args:
+        sock: a socket (a listener, usually).
+
+    Returns:
+        The scope in words.
+    """
+    return scope_words(sock.family, sock.local.address, sock.v6only, sock.interface)

@@ -1,0 +1,65 @@
+"""``portscope`` (``portscope listen``): what is listening, with process, service and scope."""
+
+from __future__ import annotations
+
+import argparse
+
+from portscope.cli._base import Env, ExitStatus, Parser
+from portscope.cli.ls import add_backend_option
+
+HELP = "what is listening, with process, service and exposure (default)"
+
+
+def configure(parser: Parser) -> None:
+    parser.epilog = (
+        "TCP listeners and bound UDP sockets, IPv4 and IPv6, sorted by port: like "
+        "'ss -tulpn', with the bind scope in words and the service name of each port."
+    )
+    parser.add_argument("-t", "--tcp", action="store_true", help="TCP listeners only")
+    parser.add_argument("-u", "--udp", action="store_true", help="UDP sockets only")
+    parser.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
+    parser.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
+    parser.add_argument(
+        "-n", "--numeric", action="store_true", help="no service names, only port numbers"
+    )
+    add_backend_option(parser)
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.models import Proto, TcpState
+    from portscope.render.sockets import SocketJson, render_listen, service_for, write_sockets_json
+    from portscope.sockets import SocketFilter, dump, scope_words, sort_rows
+
+    protos = None
+    if args.tcp or args.udp:
+        protos = frozenset(p for p, on in ((Proto.TCP, args.tcp), (Proto.UDP, args.udp)) if on)
+    families = None
+    if args.ipv4 != args.ipv6:
+        families = frozenset({4 if args.ipv4 else 6})
+    where = SocketFilter(
+        protos=protos, families=families, states=frozenset({TcpState.LISTEN, TcpState.UNCONN})
+    )
+    d = dump(where, owners=True, backend=args.backend, owners_first=False)
+    rows = [r for batch in d.batches for r in batch]
+    omap = d.scan_owners(rows)
+    sort_rows(rows, "port")
+
+    def scope(r: tuple) -> str:  # type: ignore[type-arg]
+        return scope_words(r[1], r[3], r[12], r[11])
+
+    service = service_for(args.numeric)
+    if args.json:
+        write_sockets_json(
+            [rows],
+            env.stdout,
+            backend=d.backend,
+            notes=d.notes,
+            formatter=SocketJson(omap, service, extra=lambda r: {"scope": scope(r)}),
+            owners_complete=lambda: d.owners_complete,
+        )
+    else:
+        render_listen(rows, env, owners=omap, service=service, scope=scope, no_color=args.no_color)
+        env.stderr.write(f"{len(rows)} listening sockets (backend: {d.backend})\n")
+    for note in d.notes:
+        env.note(note)
+    return ExitStatus.OK

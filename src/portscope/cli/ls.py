@@ -1,0 +1,216 @@
+"""``portscope ls``: the socket table, filtered like ``ss``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
+
+from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.models import Proto
+from portscope.sockets._filters import (
+    ALL_STATES,
+    DEFAULT_STATES,
+    LISTENING_STATES,
+    SORT_KEYS,
+    SocketFilter,
+    parse_network,
+    parse_pid,
+    parse_port,
+    parse_sort,
+    parse_states,
+    parse_user,
+)
+
+if TYPE_CHECKING:
+    from portscope.sockets._diag_codec import Row
+
+HELP = "the socket table, filtered like ss (-t -u -l -a --state --port ...)"
+T = TypeVar("T")
+
+
+def _list_of(parse: Callable[[str], T]) -> Callable[[str], list[T]]:
+    def parse_list(text: str) -> list[T]:
+        return [parse(part) for part in text.split(",") if part.strip()] or [parse(text)]
+
+    parse_list.__name__ = getattr(parse, "__name__", "value")
+    return parse_list
+
+
+def add_backend_option(parser: Parser) -> None:
+    """``--backend``, shared with the listening view."""
+    parser.add_argument(
+        "--backend",
+        choices=("netlink", "procfs", "psutil"),
+        help="socket-table source (default: the best available: netlink on Linux)",
+    )
+
+
+def configure(parser: Parser) -> None:
+    parser.epilog = (
+        "Without -a/-l/--state: connected sockets only (no listeners, TIME-WAIT or "
+        "SYN-RECV), as ss shows them. States: RFC 9293 names in any case (established, "
+        "time-wait, TIME_WAIT, listen ...) or the ss groups all, connected, synchronized, "
+        f"bucket, big. Sort keys: {', '.join(SORT_KEYS)}."
+    )
+    parser.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
+    parser.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
+    parser.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
+    parser.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
+    parser.add_argument(
+        "-l", "--listening", action="store_true", help="listening sockets (LISTEN, UDP UNCONN)"
+    )
+    parser.add_argument("-a", "--all", action="store_true", help="sockets in every state")
+    parser.add_argument(
+        "--state",
+        action="append",
+        type=checked(parse_states),
+        metavar="STATE[,STATE]",
+        help="only these states or groups (repeatable)",
+    )
+    for flag, what in (
+        ("--port", "local or remote"),
+        ("--sport", "local"),
+        ("--dport", "remote"),
+    ):
+        parser.add_argument(
+            flag,
+            action="append",
+            type=checked(_list_of(parse_port)),
+            metavar="PORT[,PORT]",
+            help=f"{what} port: number or service name (repeatable)",
+        )
+    parser.add_argument(
+        "--addr",
+        action="append",
+        type=checked(_list_of(parse_network)),
+        metavar="CIDR",
+        help="local or remote address inside this address or network (repeatable)",
+    )
+    parser.add_argument(
+        "--pid", action="append", type=checked(_list_of(parse_pid)), help="held by this pid"
+    )
+    parser.add_argument(
+        "--process", action="append", metavar="NAME", help="held by a process of this name"
+    )
+    parser.add_argument(
+        "--user",
+        action="append",
+        type=checked(_list_of(parse_user)),
+        metavar="USER",
+        help="socket owned by this user name or uid",
+    )
+    parser.add_argument(
+        "-p", "--processes", action="store_true", help="show owning processes (scans /proc)"
+    )
+    parser.add_argument(
+        "-n", "--numeric", action="store_true", help="no service names, only port numbers"
+    )
+    parser.add_argument("--sort", type=checked(parse_sort), metavar="KEY", help="sort by KEY")
+    parser.add_argument(
+        "--summary", action="store_true", help="counts per transport and state (like ss -s)"
+    )
+    add_backend_option(parser)
+
+
+def _flat(values: list[list[T]] | None) -> frozenset[T] | None:
+    if not values:
+        return None
+    return frozenset(v for group in values for v in group)
+
+
+def build_filter(args: argparse.Namespace) -> SocketFilter:
+    """The ``SocketFilter`` the options describe."""
+    protos: frozenset[Proto] | None = None
+    if args.tcp or args.udp:
+        protos = frozenset(p for p, on in ((Proto.TCP, args.tcp), (Proto.UDP, args.udp)) if on)
+    families: frozenset[int] | None = None
+    if args.ipv4 != args.ipv6:
+        families = frozenset({4 if args.ipv4 else 6})
+    if args.state:
+        states = frozenset(s for group in args.state for s in group)
+    elif args.all or args.summary:
+        states = ALL_STATES
+    elif args.listening:
+        states = LISTENING_STATES
+    else:
+        states = DEFAULT_STATES
+    networks = _flat(args.addr)
+    return SocketFilter(
+        protos=protos,
+        families=families,
+        states=states,
+        ports=_flat(args.port),
+        sports=_flat(args.sport),
+        dports=_flat(args.dport),
+        networks=None if networks is None else tuple(networks),
+        uids=_flat(args.user),
+        pids=_flat(args.pid),
+        processes=None if not args.process else frozenset(args.process),
+    )
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.render import write_json
+    from portscope.render.sockets import (
+        SocketJson,
+        render_ls,
+        render_summary,
+        service_for,
+        write_sockets_json,
+    )
+    from portscope.sockets import dump, sort_rows, summarize
+
+    where = build_filter(args)
+    owners = bool(args.processes)
+    stream = args.json and not args.sort and not args.summary
+    d = dump(where, owners=owners, backend=args.backend, owners_first=stream)
+    if stream:
+        batches: Iterable[list[Row]] = d.batches
+        if owners:
+            # decode the whole dump while the owner scan runs, then format in slices
+            rows = [r for batch in d.batches for r in batch]
+            batches = (rows[i : i + 1000] for i in range(0, len(rows), 1000))
+        formatter = SocketJson(d.owners, service_for(args.numeric))
+        write_sockets_json(
+            batches,
+            env.stdout,
+            backend=d.backend,
+            notes=d.notes,
+            formatter=formatter,
+            owners_complete=lambda: d.owners_complete if owners else None,
+        )
+        _notes(env, d.notes)
+        return ExitStatus.OK
+    rows = [r for batch in d.batches for r in batch]
+    if args.summary:
+        summary = summarize(rows)
+        if args.json:
+            write_json({"backend": d.backend, "notes": d.notes, **summary}, env.stdout)
+        else:
+            render_summary(summary, env, no_color=args.no_color)
+        _notes(env, d.notes)
+        return ExitStatus.OK
+    omap = d.scan_owners(rows) if owners else None
+    if args.sort:
+        sort_rows(rows, args.sort, omap)
+    service = service_for(args.numeric)
+    if args.json:
+        write_sockets_json(
+            [rows],
+            env.stdout,
+            backend=d.backend,
+            notes=d.notes,
+            formatter=SocketJson(omap, service),
+            owners_complete=lambda: d.owners_complete if owners else None,
+        )
+    else:
+        render_ls(rows, env, owners=omap, service=service, no_color=args.no_color)
+        env.stderr.write(f"{len(rows)} sockets (backend: {d.backend})\n")
+    _notes(env, d.notes)
+    return ExitStatus.OK
+
+
+def _notes(env: Env, notes: list[str]) -> None:
+    for note in notes:
+        env.note(note)

@@ -1,0 +1,331 @@
+"""Socket tables for humans (rich) and the sockets' JSON, written fast for big tables.
+
+The JSON of one socket is exactly ``to_dict(Socket)`` plus ``service`` (and ``scope`` in
+the listening view), but written straight from rows with preformatted pieces: at 200,000
+sockets, going through dataclasses and ``json.dumps`` per socket would cost more than the
+whole kernel dump.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from portscope.models import Proto, TcpState
+
+if TYPE_CHECKING:
+    from portscope.cli._base import Env
+    from portscope.sockets._diag_codec import Row
+    from portscope.sockets._owners import OwnerMap
+
+#: Above this many rows the human table is drawn by a plain column formatter (same
+#: columns, no rich): rich takes seconds for tens of thousands of rows.
+RICH_MAX_ROWS = 5000
+
+ServiceFn = Callable[["Row"], "str | None"]
+
+
+def service_for(numeric: bool) -> ServiceFn | None:
+    """The service-name function for rows, or ``None`` with ``numeric``.
+
+    A listener's service is its local port's; a connection's is the lower port's (the
+    server side, usually), from ``portscope.registry.service_name``.
+    """
+    if numeric:
+        return None
+    from portscope.registry import service_name
+
+    cache: dict[tuple[int, Proto], str | None] = {}
+
+    def name(row: Row) -> str | None:
+        lport, rport = row[4], row[6]
+        port = lport if rport is None or lport <= rport else rport
+        key = (port, row[0])
+        try:
+            return cache[key]
+        except KeyError:
+            value = cache[key] = service_name(port, row[0].value)
+            return value
+
+    return name
+
+
+class SocketJson:
+    """Formats rows as the sockets' JSON objects (one line each)."""
+
+    def __init__(
+        self,
+        owners: OwnerMap | None,
+        service: ServiceFn | None,
+        extra: Callable[[Row], dict[str, Any]] | None = None,
+    ) -> None:
+        self._owners = owners
+        self._service = service
+        self._extra = extra
+        self._prefix: dict[tuple[Proto, int, TcpState], str] = {}
+        self._owner_prefix: dict[int, str | None] = {}
+        self._strings: dict[str | None, str] = {None: "null"}
+
+    def _string(self, text: str | None) -> str:
+        try:
+            return self._strings[text]
+        except KeyError:
+            value = self._strings[text] = json.dumps(text, ensure_ascii=False)
+            return value
+
+    def _owner_json(self, pid: int) -> str | None:
+        """``{"pid":..,...,"fd":`` for ``pid`` (cached), or None if it has exited."""
+        try:
+            return self._owner_prefix[pid]
+        except KeyError:
+            pass
+        assert self._owners is not None
+        info = self._owners.process(pid)
+        prefix = None
+        if info is not None:
+            text = json.dumps(
+                {
+                    "pid": pid,
+                    "name": info.name,
+                    "user": info.user,
+                    "cmdline": None if info.cmdline is None else list(info.cmdline),
+                    "start_time": info.start_time,
+                },
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            prefix = text[:-1] + ',"fd":'
+        self._owner_prefix[pid] = prefix
+        return prefix
+
+    def _owners_json(self, row: Row) -> str:
+        owners = self._owners
+        if owners is None:
+            return "null"
+        inode = row[10]
+        if inode is None:
+            return "[]"
+        one = owners.single_holder(inode)
+        if one is not None:
+            prefix = self._owner_json(one[0])
+            return "[]" if prefix is None else f"[{prefix}{one[1]}}}]"
+        parts = []
+        for pid, fd in owners.holders(inode):
+            prefix = self._owner_json(pid)
+            if prefix is not None:
+                parts.append(f"{prefix}{fd}}}")
+        return "[" + ",".join(parts) + "]"
+
+    def lines(self, rows: Iterable[Row]) -> list[str]:
+        """One JSON object per row."""
+        out: list[str] = []
+        append = out.append
+        prefixes = self._prefix
+        strings = self._string
+        service = self._service
+        owners = self._owners_json if self._owners is not None else None
+        extra = self._extra
+        for row in rows:
+            proto, fam, st, la, lp, ra, rp, rq, wq, uid, ino, iface, v6 = row
+            pre = prefixes.get((proto, fam, st))
+            if pre is None:
+                pre = prefixes[(proto, fam, st)] = (
+                    f'{{"proto":"{proto.value}","family":{fam},"state":"{st.value}",'
+                    '"local":{"address":"'
+                )
+            remote = "null" if ra is None else f'{{"address":"{ra}","port":{rp}}}'
+            tail = (
+                f'"interface":{strings(iface)},'
+                f'"v6only":{"null" if v6 is None else "true" if v6 else "false"},'
+                f'"owners":{"null" if owners is None else owners(row)},'
+                f'"service":{"null" if service is None else strings(service(row))}'
+            )
+            if extra is not None:
+                for k, v in extra(row).items():
+                    tail += f",{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
+            append(
+                f'{pre}{la}","port":{lp}}},"remote":{remote},"recv_q":{rq},'
+                f'"send_q":{wq},"uid":{"null" if uid is None else uid},'
+                f'"inode":{"null" if ino is None else ino},{tail}}}'
+            )
+        return out
+
+
+def write_sockets_json(
+    batches: Iterable[list[Row]],
+    stream: TextIO,
+    *,
+    backend: str,
+    notes: Sequence[str],
+    formatter: SocketJson,
+    owners_complete: Callable[[], bool | None] = lambda: None,
+) -> int:
+    """Stream ``{"backend": ..., "sockets": [...], "notes": [...], "owners_complete": ...}``.
+
+    One socket per line. ``notes`` is read after the sockets are written (a fallback
+    found during the dump adds one).
+
+    Returns:
+        The number of sockets written.
+    """
+    write = stream.write
+    write(f'{{"backend":{json.dumps(backend)},"sockets":[')
+    count = 0
+    sep = "\n"
+    for rows in batches:
+        lines = formatter.lines(rows)
+        if lines:
+            write(sep)
+            write(",\n".join(lines))
+            sep = ",\n"
+            count += len(lines)
+    write(f'\n],"notes":{json.dumps(list(notes), ensure_ascii=False)},')
+    write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
+    return count
+
+
+def endpoint_text(address: str | None, port: int | None) -> str:
+    """``1.2.3.4:80``, ``[::1]:80``, or ``*`` when there is no peer."""
+    if address is None:
+        return "*"
+    if ":" in address:
+        return f"[{address}]:{port}"
+    return f"{address}:{port}"
+
+
+def owners_text(owners: OwnerMap | None, row: Row) -> str:
+    """``name[pid]`` of every owner, comma-separated; ``-`` when none is visible."""
+    if owners is None:
+        return "-"
+    parts = []
+    for pid in owners.pids(row):
+        info = owners.process(pid)
+        if info is not None:
+            parts.append(f"{info.name}[{pid}]")
+    return ",".join(parts) or "-"
+
+
+def _owner_users(owners: OwnerMap | None, row: Row) -> str:
+    if owners is None:
+        return "-"
+    users = []
+    for pid in owners.pids(row):
+        info = owners.process(pid)
+        if info is not None and info.user and info.user not in users:
+            users.append(info.user)
+    return ",".join(users) or "-"
+
+
+def _emit(env: Env, headers: Sequence[str], body: list[list[str]], right: set[int],
+          no_color: bool, title: str | None = None) -> None:  # fmt: skip
+    if len(body) <= RICH_MAX_ROWS:
+        from portscope.render import console, new_table
+
+        table = new_table(title=title)
+        for i, h in enumerate(headers):
+            table.add_column(h, justify="right" if i in right else "left", no_wrap=True)
+        for cells in body:
+            table.add_row(*cells)
+        console(env, no_color=no_color).print(table)
+        return
+    widths = [len(h) for h in headers]
+    for cells in body:
+        for i, c in enumerate(cells):
+            if len(c) > widths[i]:
+                widths[i] = len(c)
+    last = len(headers) - 1
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, c in enumerate(cells):
+            if i in right:
+                out.append(c.rjust(widths[i]))
+            elif i == last:
+                out.append(c)
+            else:
+                out.append(c.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    write = env.stdout.write
+    if title:
+        write(title + "\n")
+    write(line(headers) + "\n")
+    write("  ".join("─" * w for w in widths).rstrip() + "\n")
+    chunk: list[str] = []
+    for cells in body:
+        chunk.append(line(cells))
+        if len(chunk) >= 2000:
+            write("\n".join(chunk) + "\n")
+            chunk.clear()
+    if chunk:
+        write("\n".join(chunk) + "\n")
+
+
+def render_ls(
+    rows: Sequence[Row],
+    env: Env,
+    *,
+    owners: OwnerMap | None,
+    service: ServiceFn | None,
+    no_color: bool = False,
+) -> None:
+    """The socket table like ``ss``: one line per socket."""
+    headers = ["Proto", "State", "Recv-Q", "Send-Q", "Local", "Peer"]
+    if service is not None:
+        headers.append("Service")
+    if owners is not None:
+        headers += ["Process", "User"]
+    body = []
+    for r in rows:
+        cells = [
+            f"{r[0].value}{'6' if r[1] == 6 else ''}",
+            r[2].value,
+            str(r[7]),
+            str(r[8]),
+            endpoint_text(r[3], r[4]),
+            endpoint_text(r[5], r[6]),
+        ]
+        if service is not None:
+            cells.append(service(r) or "-")
+        if owners is not None:
+            cells += [owners_text(owners, r), _owner_users(owners, r)]
+        body.append(cells)
+    _emit(env, headers, body, {2, 3}, no_color)
+
+
+def render_listen(
+    rows: Sequence[Row],
+    env: Env,
+    *,
+    owners: OwnerMap | None,
+    service: ServiceFn | None,
+    scope: Callable[[Row], str],
+    no_color: bool = False,
+) -> None:
+    """What is listening: one line per listener with scope, service and process."""
+    headers = ["Proto", "Port", "Address", "Scope"]
+    if service is not None:
+        headers.append("Service")
+    headers += ["Process", "User", "Queue"]
+    body = []
+    for r in rows:
+        address = f"[{r[3]}]" if r[1] == 6 else r[3]
+        cells = [f"{r[0].value}{'6' if r[1] == 6 else ''}", str(r[4]), address, scope(r)]
+        if service is not None:
+            cells.append(service(r) or "-")
+        queue = f"{r[7]}/{r[8]}" if r[2] is TcpState.LISTEN else str(r[7])
+        cells += [owners_text(owners, r), _owner_users(owners, r), queue]
+        body.append(cells)
+    _emit(env, headers, body, {1}, no_color)
+
+
+def render_summary(summary: dict[str, Any], env: Env, *, no_color: bool = False) -> None:
+    """Counts per transport, family and state (like ``ss -s``)."""
+    headers = ["Proto", "Total", "IPv4", "IPv6", "States"]
+    body = []
+    for proto, c in summary["by_proto"].items():
+        states = ", ".join(f"{k.lower()} {v}" for k, v in c["states"].items()) or "-"
+        body.append([proto, str(c["total"]), str(c["ipv4"]), str(c["ipv6"]), states])
+    body.append(["all", str(summary["total"]), "", "", ""])
+    _emit(env, headers, body, {1, 2, 3}, no_color)

@@ -1,0 +1,212 @@
+"""Pure decoding of NETLINK_SOCK_DIAG inet_diag replies into socket rows.
+
+No syscalls except the cached ``if_indextoname``. The ``struct.Struct`` tables mirror the
+kernel's ``struct nlmsghdr`` (``linux/netlink.h``) and ``struct inet_diag_msg``
+(``linux/inet_diag.h``)::
+
+    struct inet_diag_msg {                  struct inet_diag_sockid {
+        __u8  idiag_family;                     __be16 idiag_sport;
+        __u8  idiag_state;                      __be16 idiag_dport;
+        __u8  idiag_timer;                      __be32 idiag_src[4];
+        __u8  idiag_retrans;                    __be32 idiag_dst[4];
+        struct inet_diag_sockid id;             __u32  idiag_if;
+        __u32 idiag_expires;                    __u32  idiag_cookie[2];
+        __u32 idiag_rqueue;                 };
+        __u32 idiag_wqueue;
+        __u32 idiag_uid;
+        __u32 idiag_inode;
+    };
+
+The hot loop decodes a whole dump chunk with one ``unpack_from`` per socket and builds a
+plain tuple (a *row*, laid out as ``ROW_FIELDS``); ``Socket`` objects are made from rows
+only when the public API returns them. Attributes are read only where needed:
+``INET_DIAG_SKV6ONLY`` (sent by the kernel for IPv6 LISTEN/CLOSE sockets).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import socket
+import struct
+from typing import Final
+
+from portscope.errors import BackendUnavailable, PermissionDenied
+from portscope.models import Proto, TcpState
+
+NLMSG_ERROR: Final = 2
+NLMSG_DONE: Final = 3
+SOCK_DIAG_BY_FAMILY: Final = 20
+INET_DIAG_SKV6ONLY: Final = 11
+_NLMSG_HDRLEN: Final = 16
+_DIAG_MSG_LEN: Final = 72
+_TCP_LISTEN: Final = 10
+_TCP_CLOSE: Final = 7
+_TCP_TIME_WAIT: Final = 6
+_TCP_SYN_RECV: Final = 3
+
+# A row: (proto, family, state, local address, local port, remote address or None,
+#          remote port or None, recv_q, send_q, uid or None, inode or None,
+#          interface or None, v6only or None)
+Row = tuple[
+    Proto, int, TcpState, str, int, str | None, int | None, int, int, int | None,
+    int | None, str | None, bool | None,
+]  # fmt: skip
+ROW_FIELDS: Final = (
+    "proto", "family", "state", "local_address", "local_port", "remote_address",
+    "remote_port", "recv_q", "send_q", "uid", "inode", "interface", "v6only",
+)  # fmt: skip
+
+# nlmsghdr (len, type, flags, seq, pid) + inet_diag_msg with the addresses cut to the
+# family's size. Ports are big-endian: read native and swapped through a table.
+_V4 = struct.Struct("=IH10x xBxx HH 4s12x 4s12x I Q 4x IIII")
+_V6 = struct.Struct("=IH10x xBxx HH 16s 16s I Q 4x IIII")
+_HDR = struct.Struct("=IH")
+_ERR = struct.Struct("=i")
+_RTA = struct.Struct("=HH")
+_BIG_ENDIAN = struct.pack("=H", 1) == struct.pack(">H", 1)
+_PORT: Final[list[int]] = [p if _BIG_ENDIAN else ((p & 0xFF) << 8) | (p >> 8) for p in range(65536)]
+
+_STATES: Final[dict[Proto, list[TcpState | None]]] = {}
+for _proto in (Proto.TCP, Proto.UDP):
+    _table: list[TcpState | None] = [None] * 256
+    for _n in range(1, 14):
+        _table[_n] = TcpState.from_kernel(_n, _proto)
+    _STATES[_proto] = _table
+
+_ZERO4: Final = bytes(4)
+_ZERO16: Final = bytes(16)
+_IFNAMES: dict[int, str] = {}
+_NTOP: dict[bytes, str] = {}
+
+
+def interface_name(index: int) -> str:
+    """The name of interface ``index`` (cached), or the number as text if it is gone."""
+    try:
+        return _IFNAMES[index]
+    except KeyError:
+        pass
+    try:
+        name = socket.if_indextoname(index)
+    except OSError:
+        return str(index)
+    _IFNAMES[index] = name
+    return name
+
+
+def _ntop(raw: bytes) -> str:
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    text = socket.inet_ntop(family, raw)
+    if len(_NTOP) < 1 << 20:
+        _NTOP[raw] = text
+    return text
+
+
+def raise_netlink_error(code: int) -> None:
+    """Translate an ``NLMSG_ERROR`` code (a negative errno) into portscope's errors.
+
+    Raises:
+        PermissionDenied: for EPERM and EACCES.
+        BackendUnavailable: for any other error.
+    """
+    number = -code
+    message = os.strerror(number) if number > 0 else f"error {code}"
+    if number in (_errno.EPERM, _errno.EACCES):
+        raise PermissionDenied(f"sock_diag refused the dump: {message}", errno=number)
+    raise BackendUnavailable(f"sock_diag dump failed: {message}", errno=number)
+
+
+def decode_chunk(chunk: bytes, family: int, proto: Proto, rows: list[Row], seen: set[int]) -> bool:
+    """Decode the inet_diag messages in one received chunk, appending rows.
+
+    Args:
+        chunk: whole netlink messages as received.
+        family: 4 or 6, the family the dump was asked for.
+        proto: the protocol the dump was asked for.
+        rows: where new rows are appended.
+        seen: socket cookies already decoded; a socket reported twice (the kernel
+            re-walks a hash bucket that changed during the dump) is kept once.
+
+    Returns:
+        True when the chunk ends the dump (``NLMSG_DONE``).
+
+    Raises:
+        PermissionDenied: the kernel answered EPERM/EACCES.
+        BackendUnavailable: the kernel answered another error.
+    """
+    unpack = (_V4 if family == 4 else _V6).unpack_from
+    zero = _ZERO4 if family == 4 else _ZERO16
+    states = _STATES[proto]
+    port = _PORT
+    ntop = _NTOP
+    append = rows.append
+    seen_add = seen.add
+    seen_len = len(seen)
+    v6 = family == 6
+    view = memoryview(chunk)
+    end = len(chunk)
+    off = 0
+    while off < end:
+        try:
+            (length, kind, st, sport, dport, src, dst, ifindex, cookie, rq, wq, uid, inode) = (
+                unpack(view, off)
+            )
+        except struct.error:
+            length, kind = _HDR.unpack_from(view, off)
+        if kind != SOCK_DIAG_BY_FAMILY:
+            if kind == NLMSG_DONE:
+                return True
+            if kind == NLMSG_ERROR:
+                (code,) = _ERR.unpack_from(view, off + _NLMSG_HDRLEN)
+                if code:
+                    raise_netlink_error(code)
+                return True
+            off += (length + 3) & ~3
+            continue
+        seen_add(cookie)
+        if len(seen) == seen_len:
+            off += (length + 3) & ~3
+            continue
+        seen_len += 1
+        try:
+            laddr = ntop[src]
+        except KeyError:
+            laddr = _ntop(bytes(src))
+        if dst == zero and not dport:
+            raddr = None
+            rport = None
+        else:
+            try:
+                raddr = ntop[dst]
+            except KeyError:
+                raddr = _ntop(bytes(dst))
+            rport = port[dport]
+        iface = None
+        if ifindex:
+            iface = _IFNAMES.get(ifindex) or interface_name(ifindex)
+            if v6 and laddr.startswith("fe80:"):
+                laddr = f"{laddr}%{iface}"
+        v6only = None
+        if v6 and st in (_TCP_LISTEN, _TCP_CLOSE):
+            v6only = _find_v6only(view, off + _NLMSG_HDRLEN + _DIAG_MSG_LEN, off + length)
+        if not inode:
+            inode = None
+            if st in (_TCP_TIME_WAIT, _TCP_SYN_RECV):
+                uid = None  # time-wait and request sockets carry no owner (uid 0)
+        append(
+            (proto, family, states[st], laddr, port[sport], raddr, rport, rq, wq, uid, inode,
+             iface, v6only)
+        )  # fmt: skip
+        off += (length + 3) & ~3
+    return False
+
+
+def _find_v6only(view: memoryview, off: int, end: int) -> bool | None:
+    while off + 4 <= end:
+        length, kind = _RTA.unpack_from(view, off)
+        if length < 4:
+            return None
+        if kind == INET_DIAG_SKV6ONLY:
+            return bool(view[off + 4])
+        off += (length + 3) & ~3
+    return None

@@ -1,0 +1,117 @@
+"""NETLINK_SOCK_DIAG transport: send one inet_diag dump request, receive the raw replies.
+
+Bytes in, bytes out: building the request and reading the socket happen here, turning the
+replies into sockets happens in ``_diag_codec``. Kernel sources: ``linux/netlink.h``,
+``linux/sock_diag.h``, ``linux/inet_diag.h``; ``man 7 sock_diag``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+from portscope.errors import BackendUnavailable, PermissionDenied
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 0x1
+NLM_F_ROOT = 0x100
+NLM_F_MATCH = 0x200
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+
+# struct nlmsghdr + struct inet_diag_req_v2 (family, protocol, ext, pad, states, sockid)
+_REQUEST = struct.Struct("=IHHII BBBxI 56x")
+# a dump arrives in skbs of at most 32 KiB (netlink_dump); read more than one per call
+_CHUNK = 1 << 17
+_RCVBUF = 1 << 22
+
+
+def open_diag_socket() -> socket.socket:
+    """Open a NETLINK_SOCK_DIAG socket with a large receive buffer.
+
+    Returns:
+        The socket; the caller closes it.
+
+    Raises:
+        BackendUnavailable: netlink or sock_diag is not available here.
+    """
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    except (OSError, AttributeError) as err:
+        raise BackendUnavailable(
+            f"netlink sock_diag is not available: {err}",
+            errno=getattr(err, "errno", None),
+        ) from err
+    with contextlib.suppress(OSError):  # the default buffer works, with more recv calls
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+    return sock
+
+
+def request(family: int, protocol: int, states: int, ext: int = 0, seq: int = 1) -> bytes:
+    """Build a ``SOCK_DIAG_BY_FAMILY`` dump request (``inet_diag_req_v2``).
+
+    Args:
+        family: ``AF_INET`` or ``AF_INET6``.
+        protocol: ``IPPROTO_TCP`` or ``IPPROTO_UDP``.
+        states: bit mask of kernel TCP states (``1 << state``) to dump.
+        ext: bit mask of ``INET_DIAG_*`` extensions to request (``1 << (attr - 1)``).
+        seq: netlink sequence number.
+
+    Returns:
+        The request bytes.
+    """
+    return _REQUEST.pack(
+        _REQUEST.size,
+        SOCK_DIAG_BY_FAMILY,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        0,
+        family,
+        protocol,
+        ext,
+        states,
+    )
+
+
+def dump(
+    sock: socket.socket, family: int, protocol: int, states: int, ext: int = 0
+) -> Iterator[bytes]:
+    """Send a dump request and yield the raw reply chunks until the dump ends.
+
+    The consumer decodes each chunk and stops iterating (``GeneratorExit``) at
+    ``NLMSG_DONE``; this function only sends and receives.
+
+    Args:
+        sock: a socket from ``open_diag_socket``.
+        family: ``AF_INET`` or ``AF_INET6``.
+        protocol: ``IPPROTO_TCP`` or ``IPPROTO_UDP``.
+        states: bit mask of kernel TCP states to dump.
+        ext: ``INET_DIAG_*`` extension mask.
+
+    Yields:
+        Byte strings holding one or more whole netlink messages each.
+
+    Raises:
+        PermissionDenied: the kernel refused the request (EPERM/EACCES).
+        BackendUnavailable: any other socket error.
+    """
+    try:
+        sock.send(request(family, protocol, states, ext))
+        recv = sock.recv
+        while True:
+            chunk = recv(_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES):
+            raise PermissionDenied(
+                f"sock_diag dump refused: {os.strerror(err.errno)}", errno=err.errno
+            ) from err
+        raise BackendUnavailable(
+            f"sock_diag dump failed: {err.strerror or err}", errno=err.errno
+        ) from err

@@ -1,0 +1,148 @@
+"""Fallback backend: ``/proc/net/{tcp,tcp6,udp,udp6}`` (``man 5 proc``).
+
+Each line (kernel ``tcp4_seq_show``/``udp4_format_sock`` and their IPv6 twins)::
+
+    sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+
+Addresses are the raw 32-bit words printed in host byte order. Less than netlink gives:
+for LISTEN sockets ``tx_queue`` is 0 (no backlog), and no bound interface or v6only.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Collection, Iterable, Iterator
+
+from portscope.errors import BackendUnavailable
+from portscope.models import Proto, TcpState
+from portscope.sockets._diag_codec import Row
+from portscope.sockets._filters import ALL_STATES
+from portscope.sockets._owners import OwnerMap
+
+_FILES = {
+    (Proto.TCP, 4): "tcp",
+    (Proto.TCP, 6): "tcp6",
+    (Proto.UDP, 4): "udp",
+    (Proto.UDP, 6): "udp6",
+}
+_ORDER = sys.byteorder
+_ADDRS: dict[str, str] = {}
+_STATES = {
+    proto: {n: TcpState.from_kernel(n, proto) for n in range(1, 14)}
+    for proto in (Proto.TCP, Proto.UDP)
+}
+
+
+def _address(hexa: str) -> str:
+    text = _ADDRS.get(hexa)
+    if text is None:
+        if len(hexa) == 8:
+            text = socket.inet_ntop(socket.AF_INET, int(hexa, 16).to_bytes(4, _ORDER))
+        else:
+            raw = b"".join(int(hexa[i : i + 8], 16).to_bytes(4, _ORDER) for i in range(0, 32, 8))
+            text = socket.inet_ntop(socket.AF_INET6, raw)
+        _ADDRS[hexa] = text
+    return text
+
+
+def parse_lines(
+    lines: Iterable[bytes | str],
+    family: int,
+    proto: Proto,
+    states: frozenset[TcpState] | None = None,
+    seen: set[tuple[str, str]] | None = None,
+) -> list[Row]:
+    """Parse the lines of one ``/proc/net`` socket file into rows.
+
+    Args:
+        lines: the file's lines, the header line included or not.
+        family: 4 or 6.
+        proto: TCP or UDP.
+        states: keep only these states (``None``: all).
+        seen: (local, remote) keys already parsed, to drop lines read twice.
+
+    Returns:
+        The rows.
+    """
+    table = _STATES[proto]
+    keep = ALL_STATES if states is None else states
+    seen = set() if seen is None else seen
+    rows: list[Row] = []
+    for line in lines:
+        text = line.decode("ascii", "replace") if isinstance(line, bytes) else line
+        fields = text.split()
+        if len(fields) < 10 or fields[0] == "sl":
+            continue
+        local, remote, st, queues, uid_text, inode_text = (
+            fields[1], fields[2], fields[3], fields[4], fields[7], fields[9]
+        )  # fmt: skip
+        try:
+            state = table[int(st, 16)]
+        except (KeyError, ValueError):
+            continue
+        if state not in keep:
+            continue
+        key = (local, remote)
+        if key in seen:
+            continue
+        seen.add(key)
+        lhex, _, lport = local.partition(":")
+        rhex, _, rport_hex = remote.partition(":")
+        tx, _, rx = queues.partition(":")
+        rport = int(rport_hex, 16)
+        raddr: str | None = _address(rhex)
+        rport_v: int | None = rport
+        if rport == 0 and int(rhex, 16) == 0:
+            raddr = rport_v = None
+        inode: int | None = int(inode_text) or None
+        uid: int | None = int(uid_text)
+        if inode is None and state in (TcpState.TIME_WAIT, TcpState.SYN_RECV):
+            uid = None
+        rows.append(
+            (proto, family, state, _address(lhex), int(lport, 16), raddr, rport_v,
+             int(rx, 16), int(tx, 16), uid, inode, None, None)
+        )  # fmt: skip
+    return rows
+
+
+class ProcfsBackend:
+    """Linux ``/proc/net`` files: no netlink needed, less detail, slower on big tables."""
+
+    name = "procfs"
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self._proc = proc
+        self.notes: list[str] = []
+        try:
+            with open(f"{proc}/net/tcp", "rb"):
+                pass
+        except OSError as err:
+            raise BackendUnavailable(
+                f"{proc}/net/tcp cannot be read: {err.strerror}", errno=err.errno
+            ) from err
+
+    def batches(
+        self,
+        protos: tuple[Proto, ...],
+        families: tuple[int, ...],
+        states: frozenset[TcpState] | None,
+    ) -> Iterator[list[Row]]:
+        for proto in protos:
+            for family in families:
+                path = f"{self._proc}/net/{_FILES[(proto, family)]}"
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except FileNotFoundError:
+                    continue  # no IPv6 on this kernel
+                except OSError as err:
+                    raise BackendUnavailable(
+                        f"{path} cannot be read: {err.strerror}", errno=err.errno
+                    ) from err
+                rows = parse_lines(data.splitlines(), family, proto, states)
+                if rows:
+                    yield rows
+
+    def owner_map(self, wanted: Collection[int] | None = None) -> OwnerMap:
+        return OwnerMap.scan(wanted, self._proc)
