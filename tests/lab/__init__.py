@@ -386,7 +386,10 @@ class Lab:
         """The WAN forwarder's counters (None in LAN mode): see :mod:`lab.wan`.
 
         Keys: ``a_to_b``/``b_to_a`` each with ``received``, ``forwarded``, ``dropped``
-        (random loss), ``write_errors``; ``updated`` (unix time). ``a`` is the scanner side.
+        (random loss), ``write_errors``; ``queued``, ``max_queued`` (frames held);
+        ``updated`` (unix time); ``kernel_tx_dropped`` (``scanner``/``target``: frames the
+        kernel dropped at a TAP because the forwarder fell behind). ``a`` is the scanner
+        side. The forwarder rewrites its counters every 0.1 s.
         """
         if not self.wan_stats_path:
             return None
@@ -394,6 +397,11 @@ class Lab:
             data: dict[str, Any] = json.loads(Path(self.wan_stats_path).read_text())
         except (OSError, ValueError):
             return None
+        # Frames the kernel dropped because the forwarder did not read them in time.
+        data["kernel_tx_dropped"] = {
+            "scanner": _tx_dropped(self.scanner_ns, "wan0"),
+            "target": _tx_dropped(self.target_ns, "wan0"),
+        }
         return data
 
     def check_no_default_route(self) -> None:
@@ -611,6 +619,14 @@ def _build_into(lb: Lab, *, seed: int, **wan_kw: float) -> None:
     lb.pids["services"] = proc.pid
     lb.check_no_default_route()
     _wait_reachable(lb)
+
+
+def _tx_dropped(ns: str, dev: str) -> int | None:
+    out = _ip("-n", ns, "-j", "-s", "link", "show", dev, check=False)
+    try:
+        return int(json.loads(out)[0]["stats64"]["tx"]["dropped"])
+    except (ValueError, LookupError, TypeError):
+        return None
 
 
 def _rps_mask() -> str:
