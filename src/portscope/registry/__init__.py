@@ -2,10 +2,14 @@
 
 Sources, merged with provenance: portscope's curated table, ``/etc/services``, nmap's
 ``nmap-services`` and the IANA registry CSV once imported (``update_registry``). Loaded
-lazily from a compiled cache, once per process.
+lazily from a compiled cache, once per process. The update machinery is imported only
+when one of its names is used, so ``portscope lookup`` starts fast.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from portscope.registry._lookup import (
     Query,
@@ -22,12 +26,16 @@ from portscope.registry._ranges import (
     port_facts,
     port_range,
 )
-from portscope.registry._update import (
-    IANA_CSV_URL,
-    SourceInfo,
-    registry_sources,
-    update_registry,
-)
+
+if TYPE_CHECKING:
+    from portscope.registry._update import (
+        IANA_CSV_URL,
+        SourceInfo,
+        registry_sources,
+        update_registry,
+    )
+
+_LAZY = {"IANA_CSV_URL", "SourceInfo", "registry_sources", "update_registry"}
 
 __all__ = [
     "IANA_CSV_URL",
@@ -46,3 +54,11 @@ __all__ = [
     "top_ports",
     "update_registry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'portscope.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module("portscope.registry._update"), name)
+    globals()[name] = value
+    return value

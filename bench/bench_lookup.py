@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Registry speed: ``portscope lookup`` against ``python3 -c pass`` and ``getent services``,
+and warm in-process lookups against ``socket.getservbyport``.
+
+Run: ``python bench/bench_lookup.py [--runs N]``. Needs hyperfine for the wall-clock part.
+Uses a temporary cache directory with the IANA CSV imported (from ../shared/data when
+present), so every source is loaded, as on a machine after ``portscope registry update``.
+Byte-code writing is switched on for the child processes (users have .pyc files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IANA_CSV = REPO.parent / "shared" / "data" / "service-names-port-numbers.csv"
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ, PORTSCOPE_CACHE_DIR=str(cache))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _portscope() -> str:
+    found = shutil.which("portscope") or str(Path(sys.executable).parent / "portscope")
+    return found
+
+
+def wall_clock(cache: Path, runs: int) -> dict[str, tuple[float, float]]:
+    """(minimum, median) wall time in seconds of each command, by hyperfine.
+
+    The minimum is the least disturbed by other load on the machine.
+    """
+    ps = _portscope()
+    commands = {
+        "python3 -c pass": "python3 -c pass",
+        "portscope --help": f"{ps} --help",
+        "portscope lookup 443": f"{ps} lookup 443",
+        "portscope lookup https": f"{ps} lookup https",
+        "portscope lookup 443 --json": f"{ps} lookup 443 --json",
+        "getent services 443": "getent services 443",
+        "getent services https": "getent services https",
+    }
+    env = _env(cache)
+    for cmd in commands.values():  # warm: .pyc files, the compiled registry cache
+        subprocess.run(cmd.split(), env=env, capture_output=True, check=False)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(
+            ["hyperfine", "-N", "--warmup", "5", "--runs", str(runs), "--export-json", out.name,
+             *commands.values()],
+            env=env, capture_output=True, check=True,
+        )  # fmt: skip
+        results = json.loads(Path(out.name).read_text())["results"]
+    return {name: (r["min"], r["median"]) for name, r in zip(commands, results, strict=True)}
+
+
+def _per_call(fn: Callable[[], object], n: int) -> float:
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def in_process(cache: Path) -> dict[str, float]:
+    """Seconds per call in a warm process (best of 5 rounds)."""
+    os.environ["PORTSCOPE_CACHE_DIR"] = str(cache)
+    from portscope import lookup, service_name
+    from portscope.registry._store import STORE
+
+    STORE.reset()
+    t = time.perf_counter()
+    service_name(443)
+    first_name = time.perf_counter() - t
+    t = time.perf_counter()
+    lookup(443)
+    first_lookup = time.perf_counter() - t
+    ports = list(range(1, 1025))
+    return {
+        "first service_name (loads the index)": first_name,
+        "first lookup(443) (loads the data)": first_lookup,
+        "lookup(443)": _per_call(lambda: lookup(443), 2000),
+        "lookup('udp/53')": _per_call(lambda: lookup("udp/53"), 2000),
+        "lookup('8000-8100')": _per_call(lambda: lookup("8000-8100"), 200),
+        "lookup('postgres')": _per_call(lambda: lookup("postgres"), 200),
+        "lookup('http') (218 matches)": _per_call(lambda: lookup("http"), 50),
+        "service_name, 1024 ports": _per_call(lambda: [service_name(p) for p in ports], 50),
+        "socket.getservbyport, 1024 ports": _per_call(
+            lambda: [_getservbyport(p) for p in ports], 20
+        ),
+    }
+
+
+def _getservbyport(port: int) -> str | None:
+    try:
+        return socket.getservbyport(port, "tcp")
+    except OSError:
+        return None
+
+
+def cold_build(cache: Path) -> float:
+    """Seconds to parse and merge every source (the first run after a source changed)."""
+    from portscope.registry._store import build, source_paths
+
+    os.environ["PORTSCOPE_CACHE_DIR"] = str(cache)
+    t = time.perf_counter()
+    build(source_paths())
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100, help="hyperfine runs per command")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="portscope-bench-") as tmp:
+        cache = Path(tmp)
+        if IANA_CSV.exists():
+            from portscope import update_registry
+
+            os.environ["PORTSCOPE_CACHE_DIR"] = str(cache)
+            update_registry(from_file=IANA_CSV)
+        else:
+            print(f"note: {IANA_CSV} not found; IANA not imported", file=sys.stderr)
+        print(f"cold build of the merged registry: {cold_build(cache) * 1000:.0f} ms")
+        print()
+        print("in a warm process (best of 5 rounds):")
+        for name, seconds in in_process(cache).items():
+            print(f"  {name:<40} {seconds * 1e6:>10.1f} us")
+        if shutil.which("hyperfine") is None:
+            print("hyperfine not found: wall-clock comparison skipped")
+            return 0
+        print()
+        print(f"wall clock over {args.runs} runs (hyperfine -N); ratios of the minimum:")
+        wall = wall_clock(cache, args.runs)
+        base = wall["python3 -c pass"][0]
+        floor = wall["portscope --help"][0]
+        print(f"  {'command':<30} {'min':>8} {'median':>9}  {'/python':>8}  {'/--help':>8}")
+        for name, (least, median) in wall.items():
+            print(
+                f"  {name:<30} {least * 1000:5.1f} ms {median * 1000:6.1f} ms"
+                f"  {least / base:7.2f}x  {least / floor:7.2f}x"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
