@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if args.json:
             write_json(sources, env.stdout)
         else:
-            write_sources(env, sources, no_color=args.no_color)
+            write_sources(env, sources)
         return ExitStatus.OK
     if args.from_file is not None and args.url is not None:
         env.error("registry update: give --from FILE or --url URL, not both")

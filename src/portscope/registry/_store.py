@@ -57,8 +57,12 @@ def cache_dir() -> Path:
     if explicit:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "portscope"
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "portscope"
+    try:
+        return Path.home() / ".cache" / "portscope"
+    except (RuntimeError, KeyError):  # no $HOME and no passwd entry: a private temp dir
+        return Path(os.environ.get("TMPDIR", "/tmp")) / f"portscope-{os.getuid()}"
 
 
 def source_paths() -> dict[str, Path | None]:

@@ -1,5 +1,6 @@
-"""Registry output: ``lookup`` as plain aligned text (no rich: it must start fast),
-``registry sources`` and ``registry update`` as tables, and their JSON documents.
+"""Registry output: ``lookup``, ``registry sources`` and ``registry update`` as plain
+aligned text (no rich: ``lookup`` must start fast, and the tables stay easy to grep), and
+the JSON documents.
 
 JSON schemas are documented in ``docs/registry.md``.
 """
@@ -210,13 +211,19 @@ def _when(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
-def write_sources(env: Env, sources: Sequence[SourceInfo], *, no_color: bool = False) -> None:
-    """``registry sources`` as a table: source, loaded, entries, file, modified, age."""
-    from portscope.render import console, new_table
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart, no trailing blanks."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
 
-    table = new_table("SOURCE", "LOADED", "ENTRIES", "FILE", "MODIFIED", "AGE", "DETAIL")
-    for s in sources:
-        table.add_row(
+
+def write_sources(env: Env, sources: Sequence[SourceInfo]) -> None:
+    """``registry sources`` as a table: source, loaded, entries, file, modified, age, detail."""
+    rows = [
+        (
             s.name,
             "yes" if s.loaded else "no",
             str(s.entries),
@@ -225,7 +232,10 @@ def write_sources(env: Env, sources: Sequence[SourceInfo], *, no_color: bool = F
             _age(s.age_s),
             s.detail or "",
         )
-    console(env, no_color=no_color).print(table)
+        for s in sources
+    ]
+    header = ("SOURCE", "LOADED", "ENTRIES", "FILE", "MODIFIED", "AGE", "DETAIL")
+    env.stdout.write("\n".join(_plain_table(header, rows)) + "\n")
 
 
 def write_update(env: Env, info: SourceInfo) -> None:
