@@ -39,7 +39,6 @@ STATE_GROUPS: Final[dict[str, frozenset[TcpState]]] = {
     "synchronized": ALL_STATES - {S.LISTEN, S.CLOSE, S.UNCONN, S.SYN_SENT},
     "bucket": frozenset({S.TIME_WAIT, S.SYN_RECV}),
     "big": ALL_STATES - {S.TIME_WAIT, S.SYN_RECV},
-    "listening": LISTENING_STATES,
 }
 _STATE_ALIASES: Final = {
     "estab": S.ESTABLISHED,

@@ -253,6 +253,30 @@ class OwnerMap:
             return []
         return [one]
 
+    @classmethod
+    def from_holders(
+        cls,
+        holders: dict[int, list[tuple[int, int]]],
+        processes: dict[int, ProcessInfo],
+        *,
+        complete: bool = True,
+    ) -> OwnerMap:
+        """A map from known data (tests, other platforms): inode -> [(pid, fd)], pid -> info.
+
+        Processes missing from ``processes`` count as exited.
+        """
+        self = cls("/nonexistent")
+        for inode, pairs in holders.items():
+            if len(pairs) == 1:
+                self._single[inode] = pairs[0]
+            elif pairs:
+                self._single[inode] = pairs[0]
+                self._multi[inode] = list(pairs)
+        self._info = {pid: processes.get(pid) for pairs in holders.values() for pid, _ in pairs}
+        self.complete = complete
+        self.denied = 0 if complete else 1
+        return self
+
     def single_holder(self, inode: int) -> tuple[int, int] | None:
         """The (pid, fd) holding ``inode`` when exactly one fd was seen, else ``None``.
 
