@@ -569,7 +569,8 @@ class RouteInfo:
 
 def parse_route_get(output: str) -> RouteInfo:
     """Parse one line of ``ip route get ADDR`` output (iproute2)."""
-    text = " ".join(output.split())
+    # iproute2 continues the line with "\" and a "cache" section: keep the route part.
+    text = " ".join(output.split("\\", 1)[0].split())
     words = text.split()
     if not words:
         return RouteInfo("error", None, None, None, output.strip())
@@ -804,15 +805,7 @@ def why_connect(
             "probe",
             result.state is PortState.OPEN,
             f"{result.state.value} ({result.reason}{rtt})",
-            tuple(
-                x
-                for x in (
-                    f"state={result.state.value}",
-                    f"reason={result.reason}",
-                    f"errno={errno_text(result.errno)}" if result.errno else None,
-                )
-                if x
-            ),
+            (f"errno {errno_text(result.errno)}",) if result.errno else (),
         )
     )
     listeners: list[Socket] = []

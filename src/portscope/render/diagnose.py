@@ -42,6 +42,11 @@ _SEVERITY_STYLE = {
 }
 
 
+def out(con: Console, text: str) -> None:
+    """One line of text, never wrapped or cropped (the terminal or pager wraps it)."""
+    con.print(text, soft_wrap=True)
+
+
 def when(epoch_s: float | None) -> str:
     """Seconds since the epoch as local ``YYYY-MM-DD HH:MM:SS``; ``-`` for None."""
     if epoch_s is None:
@@ -49,10 +54,10 @@ def when(epoch_s: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch_s))
 
 
-def _cmd(cmdline: tuple[str, ...] | None, limit: int = 80) -> str:
+def _cmd(cmdline: tuple[str, ...] | None, limit: int = 100) -> str:
     if not cmdline:
         return "-"
-    text = " ".join(cmdline)
+    text = " ".join(" ".join(cmdline).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -75,24 +80,25 @@ def render_who(result: WhoResult, con: Console) -> None:
     """Holders as one block per process, their sockets in a table."""
     what = f"{result.port}/{result.proto.value}" if result.proto else str(result.port)
     if not result.held and not result.unowned:
-        con.print(f"nobody holds port {what}")
+        out(con, f"nobody holds port {what}")
         return
     if not result.holders:
-        con.print(f"no visible process holds port {what}")
+        out(con, f"no visible process holds port {what}")
     for h in result.holders:
         place = h.unit or h.container
-        con.print(
+        out(
+            con,
             f"{h.name} (pid {h.pid}) user {h.user or '?'}, started {when(h.start_time)}"
-            + (f", in {place}" if place else "")
+            + (f", in {place}" if place else ""),
         )
-        con.print(f"  command  {_cmd(h.cmdline)}")
+        out(con, f"  command  {_cmd(h.cmdline)}")
         table = _socket_table(h.sockets)
         con.print(table)
     if result.unowned:
-        con.print(f"sockets on port {what} without a visible process:")
+        out(con, f"sockets on port {what} without a visible process:")
         con.print(_socket_table(result.unowned, uid=True))
     for note in result.notes:
-        con.print(f"note: {note}")
+        out(con, f"note: {note}")
 
 
 def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
@@ -124,13 +130,13 @@ def render_kill(report: KillReport, con: Console) -> None:
     """One line per holder, then whether the port is free."""
     for r in report.results:
         sent = f" [{', '.join(r.signals)}]" if r.signals else ""
-        con.print(f"{r.name} (pid {r.pid}): {r.outcome.value}{sent} - {r.detail}")
+        out(con, f"{r.name} (pid {r.pid}): {r.outcome.value}{sent} - {r.detail}")
     what = f"{report.port}/{report.proto.value}" if report.proto else str(report.port)
     if report.port_free is True:
-        con.print(f"port {what} is free now")
+        out(con, f"port {what} is free now")
     elif report.port_free is False:
         still = ", ".join(f"{h.name}({h.pid})" for h in report.remaining) or "unseen processes"
-        con.print(f"port {what} is still held by {still}")
+        out(con, f"port {what} is still held by {still}")
 
 
 # --- why ----------------------------------------------------------------------------------
@@ -151,42 +157,45 @@ def render_bind(diag: BindDiagnosis, con: Console) -> None:
     ]
     how = f" with {' + '.join(opts)}" if opts else ""
     verdict = "would succeed" if diag.predicted_ok else "would FAIL"
-    con.print(f"bind {diag.proto.value} {target}:{diag.port}{how}: {verdict}")
+    out(con, f"bind {diag.proto.value} {target}:{diag.port}{how}: {verdict}")
     if diag.ok is not None:
         tried = "succeeded" if diag.ok else f"failed: {diag.error}"
         agree = "" if diag.confirmed else "  (differs from the prediction)"
-        con.print(f"  trial bind (closed at once): {tried}{agree}")
+        out(con, f"  trial bind (closed at once): {tried}{agree}")
     for r in diag.reasons:
         mark = "x" if r.blocking else "i"
-        con.print(f"  [{mark}] {r.cause.value}: {r.explanation}")
-        for s in r.sockets[:5]:
+        out(con, f"  [{mark}] {r.cause.value}: {r.explanation}")
+        # Overlap explanations name their sockets; TIME-WAIT ones are only counted.
+        listed = r.sockets if r.cause.value == "time-wait" else r.sockets[3:]
+        for s in listed[:5]:
             from portscope.diagnose._common import owners_text
 
-            con.print(f"        {_sock(s)}  {owners_text(s)}")
-        if len(r.sockets) > 5:
-            con.print(f"        ... {len(r.sockets) - 5} more")
+            out(con, f"        {_sock(s)}  {owners_text(s)}")
+        if len(listed) > 5:
+            out(con, f"        ... {len(listed) - 5} more")
         if r.fix:
-            con.print(f"      fix: {r.fix}")
+            out(con, f"      fix: {r.fix}")
 
 
 def render_connect(diag: ConnectDiagnosis, con: Console) -> None:
     """Each step with its evidence, then the diagnosis and the next commands."""
     target = f"[{diag.address}]" if diag.address and ":" in diag.address else diag.address
-    con.print(
+    out(
+        con,
         f"connect {diag.proto.value} {diag.host}:{diag.port}"
-        + (f" ({target}:{diag.port})" if diag.address and diag.address != diag.host else "")
+        + (f" ({target}:{diag.port})" if diag.address and diag.address != diag.host else ""),
     )
     for i, step in enumerate(diag.steps, 1):
         mark = "ok" if step.ok else "!!"
-        con.print(f"  {i}. {step.name:<9} [{mark}] {step.summary}")
+        out(con, f"  {i}. {step.name:<9} [{mark}] {step.summary}")
         for line in step.evidence:
             if line and line not in step.summary:
-                con.print(f"       {line}")
-    con.print(f"diagnosis: {diag.verdict.value}: {diag.explanation}")
+                out(con, f"       {line}")
+    out(con, f"diagnosis: {diag.verdict.value}: {diag.explanation}")
     if diag.next_commands:
-        con.print("next:")
+        out(con, "next:")
         for cmd in diag.next_commands:
-            con.print(f"  $ {cmd}")
+            out(con, f"  $ {cmd}")
 
 
 # --- audit --------------------------------------------------------------------------------
@@ -220,14 +229,14 @@ def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool =
         line = Text()
         line.append(f"{f.severity.value.upper():<8}", style=_SEVERITY_STYLE[f.severity.value])
         line.append(f" {f.title}  [{f.rule}]")
-        con.print(line)
+        con.print(line, soft_wrap=True)
         s = f.socket
         users = ",".join(sorted({o.user or "?" for o in s.owners or ()})) or (
             f"uid {s.uid}" if s.uid is not None else "?"
         )
-        con.print(f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
-        con.print(f"         why     {f.why}")
-        con.print(f"         fix     {f.fix}")
+        out(con, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
+        out(con, f"         why     {f.why}")
+        out(con, f"         fix     {f.fix}")
     if show_info and info:
         table = new_table("PROTO", "LOCAL", "SERVICE", "PROCESS", title="Exposed listeners (info)")
         for f in info:
@@ -240,7 +249,7 @@ def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool =
         counts[f.severity.value] = counts.get(f.severity.value, 0) + 1
     order = ("critical", "high", "medium", "low", "info")
     summary = ", ".join(f"{counts[k]} {k}" for k in order if k in counts) or "no findings"
-    con.print(f"audit: {summary}")
+    out(con, f"audit: {summary}")
 
 
 # --- free / ephemeral ---------------------------------------------------------------------
@@ -249,7 +258,7 @@ def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool =
 def render_free(ports: Sequence[FreePort], con: Console) -> None:
     """One port per line, so ``PORT=$(portscope free)`` works."""
     for p in ports:
-        con.print(str(p.port))
+        out(con, str(p.port))
 
 
 def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> None:
@@ -258,13 +267,15 @@ def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> N
 
     lo, hi = usage.ephemeral
     reuse = "-" if usage.tcp_tw_reuse is None else str(usage.tcp_tw_reuse)
-    con.print(
+    out(
+        con,
         f"ephemeral range {lo}-{hi}: {usage.capacity} ports"
-        f" ({usage.reserved} reserved), net.ipv4.tcp_tw_reuse={reuse}"
+        f" ({usage.reserved} reserved), net.ipv4.tcp_tw_reuse={reuse}",
     )
-    con.print(
+    out(
+        con,
         f"in use: {usage.in_use + usage.time_wait} TCP connections ({usage.time_wait} in "
-        f"TIME-WAIT), {usage.udp_in_use} UDP sockets, {usage.distinct_ports} distinct ports"
+        f"TIME-WAIT), {usage.udp_in_use} UDP sockets, {usage.distinct_ports} distinct ports",
     )
     if usage.destinations:
         table = new_table("DESTINATION", "CONNS", "TIME-WAIT", "SOURCES", "BUSIEST SOURCE", "USE")
@@ -280,6 +291,6 @@ def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> N
             )
         con.print(table)
         if len(usage.destinations) > top:
-            con.print(f"... {len(usage.destinations) - top} more destinations (--top N)")
+            out(con, f"... {len(usage.destinations) - top} more destinations (--top N)")
     for w in usage.warnings:
-        con.print(f"warning: {w}")
+        out(con, f"warning: {w}")
