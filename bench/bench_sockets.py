@@ -408,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ns = args.connections or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000])
     use_hyperfine = (args.timer or "hyperfine") == "hyperfine" and bool(shutil.which("hyperfine"))
+    # Installed packages have their .pyc files; time that, not byte-compiling on every run.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if os.geteuid() != 0:
         print("note: not root; owner columns (-p) will be partial for every tool", file=sys.stderr)
 
