@@ -47,6 +47,7 @@ ADVICE: dict[str, str] = {
     "syn-ack": "a service accepted the connection",
     "udp-response": "a service answered the datagram",
     "conn-refused": "nothing listens on that port at that address (the host sent a RST)",
+    "self-connect": ("nothing listens there: the connect met its own socket (source port = port)"),
     "reset": "the connection was reset: nothing listens there, or a firewall resets it",
     "port-unreach": "nothing listens on that UDP port (ICMP port unreachable)",
     "no-response": (

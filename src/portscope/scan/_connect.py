@@ -231,6 +231,7 @@ class ConnectEngine:
         self._tick: asyncio.TimerHandle | None = None
         self._wake: asyncio.TimerHandle | None = None
         self._soon = False
+        self._closed = False
         self._udp_tasks: set[asyncio.Task[None]] = set()
         self._tg: asyncio.TaskGroup | None = None
         self.probes_sent = 0
@@ -261,7 +262,8 @@ class ConnectEngine:
             self.close()
 
     def close(self) -> None:
-        """Close every open socket and stop timers (idempotent)."""
+        """Close every open socket and stop timers (idempotent); nothing starts after."""
+        self._closed = True
         for t in (self._tick, self._wake):
             if t is not None:
                 t.cancel()
@@ -333,6 +335,8 @@ class ConnectEngine:
         return None
 
     def _launch(self) -> None:
+        if self._closed:
+            return
         now = time.monotonic()
         if now < self._paused_until or self._backlog() > self._max_backlog:
             self._schedule_wake(max(self._paused_until - now, _TICK_S))
@@ -404,6 +408,8 @@ class ConnectEngine:
             self._pause(0.1)
             return False
         reason = icmp_reason(sock) if err in _ICMP_ERRNOS and self._opt.icmp_details else None
+        if err == 0 and is_self_connect(sock):
+            err, reason = errno.ECONNREFUSED, "self-connect"
         _close(sock, err)
         self._decide(host, port, n, err, None, reason)
         return True
@@ -459,6 +465,8 @@ class ConnectEngine:
         reason = None
         if err in _ICMP_ERRNOS and self._opt.icmp_details:
             reason = icmp_reason(sock)
+        elif err == 0 and is_self_connect(sock):
+            err, reason = errno.ECONNREFUSED, "self-connect"
         _close(sock, err)
         tr.host.in_flight -= 1
         self._decide(tr.host, tr.port, tr.tries, err, now - tr.sent, reason)
@@ -487,6 +495,8 @@ class ConnectEngine:
                 reason = None
                 if err in _ICMP_ERRNOS and self._opt.icmp_details:
                     reason = icmp_reason(sock)
+                elif err == 0 and is_self_connect(sock):
+                    err, reason = errno.ECONNREFUSED, "self-connect"
                 _close(sock, err)
                 self._decide(tr.host, tr.port, tr.tries, err, None, reason)
                 continue
@@ -516,6 +526,8 @@ class ConnectEngine:
         icmp: str | None,
     ) -> None:
         state, reason = classify(err)
+        if icmp == "self-connect":
+            reason = icmp
         if err in (errno.EADDRNOTAVAIL, errno.EMFILE, errno.ENFILE):
             host.retry.appendleft((port, tries))
             self._pause(0.1)
@@ -644,6 +656,19 @@ def _close(sock: _socket.socket, err: int) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT)
     sock.close()
+
+
+def is_self_connect(sock: _socket.socket) -> bool:
+    """True when a connect reached its own socket (TCP simultaneous open, RFC 9293 3.5).
+
+    Connecting to a loopback port in the ephemeral range can pick that very port as the
+    source port; the SYN then meets its own socket and "connects" although nothing
+    listens. Such a port is closed.
+    """
+    try:
+        return bool(sock.getsockname() == sock.getpeername())
+    except OSError:
+        return False
 
 
 def _is_connected(sock: _socket.socket) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from portscope.errors import InvalidInput, InvalidPort, InvalidTarget
 from portscope.models import PortState, ProbeResult, Proto
+from portscope.scan._connect import is_self_connect
 from portscope.scan._errors import classify, enable_icmp_details, icmp_reason
 from portscope.scan._udp import probe_udp
 from portscope.scan.targets import Target, parse_ports, parse_targets
@@ -222,6 +223,17 @@ async def _probe_tcp(
                 reason = icmp_reason(sock) or reason
             return ProbeResult(host, target.address, port, Proto.TCP, state, reason, code, rtt)
         rtt = time.monotonic() - start
+        if is_self_connect(sock):
+            return ProbeResult(
+                host,
+                target.address,
+                port,
+                Proto.TCP,
+                PortState.CLOSED,
+                "self-connect",
+                errno.ECONNREFUSED,
+                rtt,
+            )
         data = await _read_banner(sock, banner_bytes, banner_timeout_s) if banner_bytes else None
         return ProbeResult(
             host, target.address, port, Proto.TCP, PortState.OPEN, "syn-ack", None, rtt, data
