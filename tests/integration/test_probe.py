@@ -1,5 +1,7 @@
 """probe on loopback: real listeners, real refusals, real silence; library and CLI."""
 
+# ruff: noqa: F811  (fixtures imported from test_probe_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import errno

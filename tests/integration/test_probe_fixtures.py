@@ -119,10 +119,8 @@ class _UdpResponder(threading.Thread):
             except OSError:
                 return
             self.received.append(data)
-            if len(data) >= 12:  # a DNS query: answer with QR=1, RCODE=REFUSED
-                reply = data[:2] + bytes([0x81, 0x05]) + data[4:]
-            else:
-                reply = b"pong"
+            # a DNS query gets a DNS answer (QR=1, RCODE=REFUSED); anything else "pong"
+            reply = data[:2] + bytes([0x81, 0x05]) + data[4:] if len(data) >= 12 else b"pong"
             self.sock.sendto(reply, peer)
 
 

@@ -1,5 +1,7 @@
 """scan on loopback: compared with ss and with nmap itself; JSON lines, XML, limits, Ctrl-C."""
 
+# ruff: noqa: F811  (fixtures imported from test_probe_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import asyncio
