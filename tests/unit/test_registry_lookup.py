@@ -266,6 +266,23 @@ def test_sources_without_iana_and_nmap(tmp_path: Path, monkeypatch: pytest.Monke
         STORE.reset()
 
 
+def test_every_curated_port_answers_on_a_bare_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTSCOPE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PORTSCOPE_NMAP_SERVICES", "")
+    monkeypatch.setenv("PORTSCOPE_SERVICES_FILE", "")
+    STORE.reset()
+    try:
+        for port, end, proto, name, *_ in curated_entries():
+            found = lookup(port, proto)
+            assert (name, "curated", end) in {(s.name, s.source, s.port_end) for s in found}
+            if end is None or end - port < 100:
+                assert service_name(port, proto) is not None
+    finally:
+        STORE.reset()
+
+
 def test_cache_is_written_and_reused(registry: Path) -> None:
     lookup(443)
     lookup("https")
