@@ -109,40 +109,11 @@ def _run_to_file(argv: tuple[str, ...], out: Path, timeout_s: float) -> tuple[fl
         return time.perf_counter() - started, proc.returncode
 
 
-def time_tool(
-    tool: Tool, n: int, runs: int, warmup: int, outdir: Path, use_hyperfine: bool
-) -> Timing:
-    """Time ``tool`` ``runs`` times (after ``warmup`` untimed runs), stdout to a file."""
-    slug = "".join(c if c.isalnum() else "_" for c in tool.name).strip("_")
-    out = outdir / f"{slug}.out"
-    if use_hyperfine:
-        export = outdir / f"{slug}.hyperfine.json"
-        cmd = [
-            "hyperfine",
-            "--shell=none",
-            "--style=none",
-            "--ignore-failure",
-            f"--runs={runs}",
-            f"--warmup={warmup}",
-            f"--output={out}",
-            f"--export-json={export}",
-            "--command-name",
-            tool.name,
-            shlex.join(tool.argv),
-        ]
-        with (outdir / f"{slug}.hyperfine.log").open("w") as log:
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=log)
-        result = json.loads(export.read_text())["results"][0]
-        times = [float(t) for t in result["times"]]
-        codes = [int(c) for c in result.get("exit_codes", [])]
-    else:
-        for _ in range(warmup):
-            _run_to_file(tool.argv, out, 600)
-        times, codes = [], []
-        for _ in range(runs):
-            elapsed, code = _run_to_file(tool.argv, out, 600)
-            times.append(elapsed)
-            codes.append(code)
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def _timing(tool: Tool, n: int, times: list[float], codes: list[int]) -> Timing:
     return Timing(
         tool=tool.name,
         n=n,
@@ -153,6 +124,52 @@ def time_tool(
         stddev_s=statistics.stdev(times) if len(times) > 1 else None,
         exit_codes=codes,
     )
+
+
+def time_tool(tool: Tool, n: int, runs: int, warmup: int, outdir: Path) -> Timing:
+    """Time ``tool`` with hyperfine: ``runs`` runs after ``warmup`` ones, stdout to a file."""
+    slug = _slug(tool.name)
+    export = outdir / f"{slug}.hyperfine.json"
+    cmd = [
+        "hyperfine",
+        "--shell=none",
+        "--style=none",
+        "--ignore-failure",
+        f"--runs={runs}",
+        f"--warmup={warmup}",
+        f"--output={outdir / f'{slug}.out'}",
+        f"--export-json={export}",
+        "--command-name",
+        tool.name,
+        shlex.join(tool.argv),
+    ]
+    with (outdir / f"{slug}.hyperfine.log").open("w") as log:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=log)
+    result = json.loads(export.read_text())["results"][0]
+    times = [float(t) for t in result["times"]]
+    codes = [int(c) for c in result.get("exit_codes", [])]
+    return _timing(tool, n, times, codes)
+
+
+def time_interleaved(plan: list[tuple[Tool, int, int]], n: int, outdir: Path) -> list[Timing]:
+    """Time every tool in rounds (tool A, B, C, then A, B, C ...) with ``perf_counter``.
+
+    On a shared machine a burst of other work then slows one run of each tool rather than
+    every run of one tool, so the ratios stay fair. ``plan``: (tool, runs, warmup).
+    """
+    times: dict[str, list[float]] = {t.name: [] for t, _, _ in plan}
+    codes: dict[str, list[int]] = {t.name: [] for t, _, _ in plan}
+    for rnd in range(max((w for _, _, w in plan), default=0)):
+        for tool, _, warmup in plan:
+            if rnd < warmup:
+                _run_to_file(tool.argv, outdir / f"{_slug(tool.name)}.out", 600)
+    for rnd in range(max((r for _, r, _ in plan), default=0)):
+        for tool, runs, _ in plan:
+            if rnd < runs:
+                elapsed, code = _run_to_file(tool.argv, outdir / f"{_slug(tool.name)}.out", 600)
+                times[tool.name].append(elapsed)
+                codes[tool.name].append(code)
+    return [_timing(t, n, times[t.name], codes[t.name]) for t, _, _ in plan]
 
 
 # --------------------------------------------------------------------------- sanity
@@ -403,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="time only tools whose name contains this")
     parser.add_argument("--no-portscope", action="store_true", help="time the other tools only")
     parser.add_argument(
-        "--timer", choices=("hyperfine", "internal"), default=None, help="default: hyperfine"
+        "--timer",
+        choices=("hyperfine", "interleaved"),
+        default=None,
+        help="hyperfine per tool (default), or our own timer in rounds over all tools",
     )
     args = parser.parse_args(argv)
     ns = args.connections or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000])
@@ -456,21 +476,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{table[n]} TCP sockets in ss",
                 flush=True,
             )
-            for tool in tools.values():
-                slow = tool.slow and n >= SLOW_AT
-                runs, warmup = (1, 0) if slow else (args.runs, args.warmup)
-                t = time_tool(tool, n, runs, warmup, outdir, use_hyperfine)
-                timings.append(t)
-                bad = (
-                    f"  ({sum(c != 0 for c in t.exit_codes)} runs failed)"
-                    if any(t.exit_codes)
-                    else ""
-                )
+            plan = [
+                (tool, 1, 0) if tool.slow and n >= SLOW_AT else (tool, args.runs, args.warmup)
+                for tool in tools.values()
+            ]
+            if use_hyperfine:
+                new = [time_tool(tool, n, runs, warmup, outdir) for tool, runs, warmup in plan]
+            else:
+                new = time_interleaved(plan, n, outdir)
+            for t in new:
+                failed = sum(c != 0 for c in t.exit_codes)
                 print(
-                    f"  {tool.name:<32} median {t.median_s:8.3f} s  min {t.min_s:8.3f} s  "
-                    f"runs {t.runs}{bad}",
+                    f"  {t.tool:<32} median {t.median_s:8.3f} s  min {t.min_s:8.3f} s  "
+                    f"runs {t.runs}" + (f"  ({failed} runs failed)" if failed else ""),
                     flush=True,
                 )
+            timings += new
             rep = sanity(tools, load, n, outdir)
             rep["ok"] = sanity_ok(rep)
             sanities.append(rep)
@@ -485,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "when": stamp,
         "machine": info,
-        "timer": "hyperfine" if use_hyperfine else "internal",
+        "timer": "hyperfine" if use_hyperfine else "interleaved",
         "elapsed_s": elapsed,
         "load_setup_s": setups,
         "tcp_sockets_before_load": baseline,
