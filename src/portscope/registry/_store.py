@@ -1,15 +1,17 @@
 """Where the registry's sources live, and the compiled cache that makes loading fast.
 
 The sources (curated table, ``/etc/services``, ``nmap-services``, the imported IANA CSV)
-are parsed and merged once, then stored in the cache directory as two ``marshal`` files
-keyed on each source's path, size and modification time:
+are parsed and merged once, then stored in the cache directory as three ``marshal`` files,
+each keyed on every source's path, size and modification time:
 
-* ``registry-v1.index``: the best service name per (port, transport) and the nmap
-  frequency order, all that ``service_name`` and ``top_ports`` need;
-* ``registry-v1.data``: every merged entry, by port, for ``lookup``.
+* ``registry-v1.index``: the best service name per (port, transport), the nmap frequency
+  order and source statistics: all that ``service_name`` and ``top_ports`` need;
+* ``registry-v1.data``: every merged entry, as one small blob per port, for ``lookup``;
+* ``registry-v1.text``: one search line per entry, for name queries.
 
-A process loads each file at most once; a stale key (a source changed) rebuilds both.
-When the cache directory cannot be written the merged registry lives in memory only.
+A process loads each part at most once, when first needed; a stale key (a source
+changed) rebuilds them all. When the cache directory cannot be written the merged
+registry lives in memory only.
 """
 
 from __future__ import annotations
