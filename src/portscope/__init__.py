@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "Owner": "portscope.models",
     "PermissionDenied": "portscope.errors",
     "PortHolder": "portscope.diagnose",
+    "PortFacts": "portscope.registry",
     "PortRange": "portscope.models",
     "PortState": "portscope.models",
     "PortscopeError": "portscope.errors",
@@ -59,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "kill_holders": "portscope.diagnose",
     "list_sockets": "portscope.sockets",
     "lookup": "portscope.registry",
+    "port_facts": "portscope.registry",
     "port_range": "portscope.registry._ranges",
     "probe": "portscope.scan",
     "registry_sources": "portscope.registry",
@@ -126,8 +128,10 @@ if TYPE_CHECKING:
         to_dict,
     )
     from portscope.registry import (
+        PortFacts,
         SourceInfo,
         lookup,
+        port_facts,
         registry_sources,
         service_name,
         top_ports,
