@@ -72,3 +72,87 @@ def test_time_wait_line_has_no_inode_and_no_uid() -> None:
 
 def test_garbage_lines_are_skipped() -> None:
     assert parse_lines(["", "nonsense", "  0: zz:zz"], 4, Proto.TCP) == []
+
+
+# --- the owner map on a fake /proc tree -------------------------------------------------
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+from portscope.sockets._owners import OwnerMap  # noqa: E402
+
+
+def fake_proc(root: Path) -> Path:
+    (root / "stat").write_text("cpu  1 2 3\nbtime 1700000000\n")
+
+    def process(pid: int, comm: str, fds: dict[int, str], cmdline: bytes = b"") -> None:
+        base = root / str(pid)
+        (base / "fd").mkdir(parents=True)
+        (base / "comm").write_text(comm + "\n")
+        (base / "cmdline").write_bytes(cmdline)
+        # starttime (field 22) = 250 ticks after boot; comm with a space and a ')'
+        (base / "stat").write_text(f"{pid} ({comm} x)) S " + " ".join(["0"] * 18) + " 250 0 0\n")
+        for fd, target in fds.items():
+            os.symlink(target, base / "fd" / str(fd))
+
+    process(100, "nginx", {3: "socket:[555]", 4: "socket:[556]", 5: "/dev/null"},
+            b"nginx: master\0-g\0daemon off;\0")  # fmt: skip
+    process(101, "nginx", {7: "socket:[555]"})
+    process(103, "secret", {3: "socket:[557]"})
+    (root / "102").mkdir()  # exited: no fd directory any more
+    (root / "self").mkdir()
+    return root
+
+
+def test_owner_scan_on_a_fake_proc(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path)
+    omap = OwnerMap.scan(proc=str(proc), threads=1)
+    assert omap.holders(555) == [(100, 3), (101, 7)]  # shared: every owner
+    assert omap.holders(556) == [(100, 4)]
+    assert omap.holders(557) == [(103, 3)]
+    assert omap.holders(999) == [] and omap.holders(None) == []
+    assert omap.complete
+    info = omap.process(100)
+    assert info is not None and info.name == "nginx"
+    assert info.cmdline == ("nginx: master", "-g", "daemon off;")
+    clk = os.sysconf("SC_CLK_TCK")
+    assert info.start_time == pytest.approx(1700000000 + 250 / clk, abs=0.01)
+    assert omap.process(101) is not None and omap.process(101).cmdline is None  # type: ignore[union-attr]
+
+
+def test_owner_scan_keeps_only_wanted_inodes(tmp_path: Path) -> None:
+    omap = OwnerMap.scan({556}, proc=str(fake_proc(tmp_path)), threads=2)
+    assert omap.holders(556) == [(100, 4)] and omap.holders(555) == []
+
+
+def test_unreadable_processes_make_a_partial_map_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = fake_proc(tmp_path)
+    real_open = os.open
+
+    def guarded(path: str, flags: int, *args: object, **kw: object) -> int:
+        if str(path).endswith("/103/fd"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", guarded)
+    omap = OwnerMap.scan(proc=str(proc), threads=1)
+    assert not omap.complete and omap.denied == 1
+    assert omap.holders(557) == [] and omap.holders(555) == [(100, 3), (101, 7)]
+    note = omap.note()
+    assert note is not None and "not root" in note and "1 processes" in note
+
+
+def test_a_process_that_exits_after_the_scan_is_dropped(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path)
+    omap = OwnerMap.scan(proc=str(proc), threads=1)
+    for name in ("comm", "cmdline", "stat"):
+        (proc / "101" / name).unlink()
+    (proc / "101" / "fd" / "7").unlink()
+    (proc / "101" / "fd").rmdir()
+    (proc / "101").rmdir()
+    assert omap.holders(555) == [(100, 3)]
+    row = (Proto.TCP, 4, TcpState.LISTEN, "0.0.0.0", 80, None, None, 0, 0, 0, 555, None, None)
+    assert [o.pid for o in omap.owners(row)] == [100]

@@ -183,6 +183,8 @@ class OwnerMap:
                         multi[inode].append(holder)
                     else:
                         multi[inode] = [prev, holder]
+        for holders in multi.values():
+            holders.sort()
         return self
 
     _CHUNK = 2048

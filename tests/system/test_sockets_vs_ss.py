@@ -1,0 +1,116 @@
+"""Parity with ``ss``: the TCP 5-tuples and states portscope reports are the ones ``ss``
+reports on the same machine at the same moment (sockets that change in between allowed)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from portscope.models import TcpState
+from portscope.sockets import list_sockets
+
+pytestmark = pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+
+# ss's names (misc/ss.c sstate_name) -> ours; ss calls a TCP CLOSE socket UNCONN
+SS_STATES = {
+    "ESTAB": "ESTABLISHED",
+    "SYN-SENT": "SYN-SENT",
+    "SYN-RECV": "SYN-RECV",
+    "FIN-WAIT-1": "FIN-WAIT-1",
+    "FIN-WAIT-2": "FIN-WAIT-2",
+    "TIME-WAIT": "TIME-WAIT",
+    "UNCONN": "CLOSE",
+    "CLOSE-WAIT": "CLOSE-WAIT",
+    "LAST-ACK": "LAST-ACK",
+    "LISTEN": "LISTEN",
+    "CLOSING": "CLOSING",
+}
+
+Key = tuple[str, str, int, str | None, int | None]
+
+
+def split_endpoint(text: str) -> tuple[str | None, int | None]:
+    host, _, port = text.rpartition(":")
+    if port == "*":
+        return None, None
+    host = host.strip("[]")
+    host = host.partition("%")[0]  # ss adds %iface for a bound device
+    if host == "*":
+        host = "::"  # ss prints a dual-stack [::] listener as *
+    return host.strip("[]"), int(port)
+
+
+def ss_tcp() -> set[Key]:
+    out = subprocess.run(
+        ["ss", "-tanH"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    keys: set[Key] = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        state, local, peer = SS_STATES[fields[0]], fields[3], fields[4]
+        la, lp = split_endpoint(local)
+        ra, rp = split_endpoint(peer)
+        assert la is not None and lp is not None
+        keys.add((state, normal(la), lp, None if ra is None else normal(ra), rp))
+    return keys
+
+
+def normal(address: str) -> str:
+    # one spelling for every address (ss and inet_ntop agree, but be safe about v6)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.inet_ntop(family, socket.inet_pton(family, address))
+
+
+def ours() -> set[Key]:
+    table = list_sockets(protos=["tcp"], states="all")
+    keys: set[Key] = set()
+    for s in table.sockets:
+        assert s.state is not TcpState.UNCONN
+        r = s.remote
+        keys.add(
+            (
+                s.state.value,
+                normal(s.local.address.partition("%")[0]),
+                s.local.port,
+                None if r is None else normal(r.address.partition("%")[0]),
+                None if r is None else r.port,
+            )
+        )
+    return keys
+
+
+@pytest.fixture
+def some_traffic() -> Iterator[None]:
+    """A listener, a few connections and a TIME-WAIT, so the table is never trivial."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    ends = []
+    for _ in range(5):
+        ends.append(socket.create_connection(("127.0.0.1", port)))
+        ends.append(listener.accept()[0])
+    ends.pop(0).close()
+    try:
+        yield
+    finally:
+        for e in ends:
+            e.close()
+        listener.close()
+
+
+@pytest.mark.usefixtures("some_traffic")
+def test_tcp_table_equals_ss() -> None:
+    before = ss_tcp()
+    mine = ours()
+    after = ss_tcp()
+    stable = before & after
+    missing = stable - mine
+    extra = mine - (before | after)
+    assert not missing, sorted(missing, key=repr)[:20]
+    assert not extra, sorted(extra, key=repr)[:20]
+    assert len(stable) >= 10
