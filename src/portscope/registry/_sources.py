@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from portscope.errors import RegistryError
 
@@ -24,8 +23,7 @@ _PORT_PROTO = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?/([a-z]+)$")
 _IANA_COLUMNS = ("Service Name", "Port Number", "Transport Protocol", "Description")
 
 
-@dataclass(frozen=True, slots=True)
-class IanaStats:
+class IanaStats(NamedTuple):
     """What an IANA CSV held, row by row.
 
     Attributes:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +101,6 @@ def source_key(paths: dict[str, Path | None]) -> tuple[Any, ...]:
     return (FORMAT, _stamp(_CURATED_FILE), *(_stamp(paths[s]) for s in SOURCE_ORDER[1:]))
 
 
-@dataclass(slots=True)
 class Compiled:
     """The merged registry in its compact form (tuples, dicts: what marshal stores).
 
@@ -119,10 +117,19 @@ class Compiled:
         text: ``search_text`` of the entries for name search.
     """
 
-    key: tuple[Any, ...]
-    index: tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]]
-    data: tuple[dict[int, bytes], tuple[Entry, ...]]
-    text: tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    __slots__ = ("data", "index", "key", "text")
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        index: tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]],
+        data: tuple[dict[int, bytes], tuple[Entry, ...]],
+        text: tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]],
+    ) -> None:
+        self.key = key
+        self.index = index
+        self.data = data
+        self.text = text
 
 
 def read_sources(paths: dict[str, Path | None]) -> tuple[dict[str, list[Entry]], dict[str, Any]]:
