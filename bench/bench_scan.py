@@ -241,7 +241,7 @@ def throughput(args: argparse.Namespace) -> None:
     print("WAN forwarder capacity (20 ms +- 5 ms, no loss; 1 s per step)")
     print(f"{'offered probes/s':>16}  {'sent/s':>8}  {'frames fwd/s':>12}  {'kernel drops':>12}")
     with labmod.running(wan=True, seed=args.seed, loss=0.0) as lb:
-        for rate in (5000, 10000, 20000, 30000, 40000, 60000, 80000):
+        for rate in (10000, 25000, 50000, 75000, 100000, 150000, 200000):
             before = lb.wan_counters()
             proc = lb.exec([sys.executable, "-c", BLAST, str(rate), "1.0", lb.target_v4])
             sent_s, secs = proc.stdout.split()

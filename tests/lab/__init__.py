@@ -465,14 +465,24 @@ def _configure_link(lb: Lab, s_if: str, t_if: str) -> None:
     _ip("-n", s, "route", "add", "198.18.2.0/24", "via", TARGET_V4)
 
 
-def build(*, wan: bool = False, tag: str | None = None, seed: int = 1, **wan_kw: float) -> Lab:
+def build(
+    *,
+    wan: bool = False,
+    tag: str | None = None,
+    seed: int = 1,
+    delay_ms: float = 20.0,
+    jitter_ms: float = 5.0,
+    loss: float = 0.005,
+) -> Lab:
     """Build a lab and return it; on any failure everything built so far is removed.
 
     Args:
         wan: replace the veth pair with the userspace delay/loss stage (:mod:`lab.wan`).
         tag: fixed name suffix (``scripts/lab`` uses ``dev``); default ``PID-N``.
         seed: RNG seed of the WAN stage's jitter and loss.
-        **wan_kw: ``delay_ms``, ``jitter_ms``, ``loss`` for the WAN stage.
+        delay_ms: WAN one-way delay, milliseconds, each direction.
+        jitter_ms: WAN uniform jitter, milliseconds (``delay_ms +- jitter_ms``).
+        loss: WAN loss probability (0..1), each direction.
 
     Returns:
         The running lab; tear it down with :func:`teardown`.
@@ -492,14 +502,14 @@ def build(*, wan: bool = False, tag: str | None = None, seed: int = 1, **wan_kw:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     lb = Lab(scanner_ns=scan_ns, target_ns=tgt_ns, wan=wan)
     try:
-        _build_into(lb, seed=seed, **wan_kw)
+        _build_into(lb, seed=seed, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss)
     except BaseException:
         teardown(lb)
         raise
     return lb
 
 
-def _build_into(lb: Lab, *, seed: int, **wan_kw: float) -> None:
+def _build_into(lb: Lab, *, seed: int, delay_ms: float, jitter_ms: float, loss: float) -> None:
     s, t = lb.scanner_ns, lb.target_ns
     _ip("netns", "add", s)
     _ip("netns", "add", t)
@@ -524,7 +534,7 @@ def _build_into(lb: Lab, *, seed: int, **wan_kw: float) -> None:
     if lb.wan:
         from . import wan as wan_mod
 
-        params = {"delay_ms": 20.0, "jitter_ms": 5.0, "loss": 0.005, **wan_kw}
+        params = {"delay_ms": delay_ms, "jitter_ms": jitter_ms, "loss": loss}
         lb.wan_params = params
         lb.wan_stats_path = str(STATE_DIR / f"{s}.wan.json")
         proc = _start_ready(
@@ -672,13 +682,22 @@ def teardown(lb: Lab) -> None:
 
 
 @contextlib.contextmanager
-def running(wan: bool = False, *, seed: int = 1, **wan_kw: float) -> Iterator[Lab]:
+def running(
+    wan: bool = False,
+    *,
+    seed: int = 1,
+    delay_ms: float = 20.0,
+    jitter_ms: float = 5.0,
+    loss: float = 0.005,
+) -> Iterator[Lab]:
     """Build a lab for the ``with`` block and tear it down afterwards, even on failure.
 
     Args:
         wan: WAN mode (20 ms +- 5 ms one-way delay, 0.5 % loss each way) instead of LAN.
         seed: RNG seed of the WAN stage.
-        **wan_kw: ``delay_ms``, ``jitter_ms``, ``loss`` overrides for the WAN stage.
+        delay_ms: WAN one-way delay, milliseconds, each direction.
+        jitter_ms: WAN uniform jitter, milliseconds.
+        loss: WAN loss probability (0..1), each direction.
 
     Yields:
         The running :class:`Lab`.
@@ -686,7 +705,7 @@ def running(wan: bool = False, *, seed: int = 1, **wan_kw: float) -> Iterator[La
     Raises:
         LabError: not root, ``ip``/``nft`` missing, or a build step failed.
     """
-    lb = build(wan=wan, seed=seed, **wan_kw)
+    lb = build(wan=wan, seed=seed, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss)
     try:
         yield lb
     finally:

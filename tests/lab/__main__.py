@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from . import (
     STATE_DIR,
@@ -34,8 +35,14 @@ def _up(args: argparse.Namespace) -> int:
     if STATE.exists():
         print(f"lab: already up ({STATE}); run 'scripts/lab down' first", file=sys.stderr)
         return 1
-    wan_kw = {"delay_ms": args.delay_ms, "jitter_ms": args.jitter_ms, "loss": args.loss}
-    lb = build(wan=args.wan, tag=TAG, seed=args.seed, **wan_kw)
+    lb = build(
+        wan=args.wan,
+        tag=TAG,
+        seed=args.seed,
+        delay_ms=args.delay_ms,
+        jitter_ms=args.jitter_ms,
+        loss=args.loss,
+    )
     save_state(lb, STATE)
     lb.write_truth(TRUTH)
     mode = f"WAN {lb.wan_params}" if lb.wan else "LAN (veth)"
@@ -66,10 +73,12 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     lb = load_state(STATE)
     present = set(namespaces())
-    report = {
+    ns_ok = {ns: ns in present for ns in (lb.scanner_ns, lb.target_ns)}
+    procs_ok = {name: _pid_alive(pid) for name, pid in lb.pids.items()}
+    report: dict[str, Any] = {
         "mode": "wan" if lb.wan else "lan",
-        "namespaces": {ns: ns in present for ns in (lb.scanner_ns, lb.target_ns)},
-        "processes": {name: _pid_alive(pid) for name, pid in lb.pids.items()},
+        "namespaces": ns_ok,
+        "processes": procs_ok,
         "wan_counters": lb.wan_counters(),
         "truth": str(TRUTH),
     }
@@ -83,7 +92,7 @@ def _status(args: argparse.Namespace) -> int:
     else:
         for key, value in report.items():
             print(f"{key:22} {value}")
-    healthy = all(report["namespaces"].values()) and all(report["processes"].values())
+    healthy = all(ns_ok.values()) and all(procs_ok.values())
     return 0 if healthy else 1
 
 
