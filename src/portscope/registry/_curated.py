@@ -200,7 +200,6 @@ _TABLE = """
 8500  t   consul              | De-facto: HashiCorp Consul HTTP API and UI | internal
 8529  t   arangodb            | De-facto: ArangoDB | internal
 8761  t   eureka              | De-facto: Netflix Eureka service registry |
-8765  t   http-alt       | De-facto: various app servers and dev tools |
 8883  t   secure-mqtt,mqtts   | MQTT over TLS |
 8888  t   jupyter             | De-facto: Jupyter Notebook/Lab, also proxies | A notebook runs code as its user; require a token and keep it on loopback.
 9000  t   php-fpm,sonarqube   | De-facto: PHP-FPM FastCGI, SonarQube, MinIO API, Portainer | PHP-FPM executes what it is sent; never expose FastCGI.
@@ -217,7 +216,6 @@ _TABLE = """
 9300  t   elasticsearch-transport | De-facto: Elasticsearch node-to-node transport | internal
 9418  t   git                 | Git daemon (git://) | Unauthenticated, read-only by design; prefer SSH or HTTPS.
 9443  t   https-alt      | De-facto: Portainer, VMware, admin consoles over HTTPS | admin
-9999  t   abyss               | De-facto: misc admin consoles, Java debug agents |
 10000 t   webmin,ndmp         | De-facto: Webmin administration; NDMP backup | admin
 10250 t   kubelet             | De-facto: Kubernetes kubelet API | Can exec into pods; require authentication and authorization.
 10255 t   kubelet-ro          | De-facto: Kubernetes kubelet read-only port (deprecated) | Unauthenticated; disable.
@@ -235,12 +233,11 @@ _TABLE = """
 32400 t   plex                | De-facto: Plex Media Server |
 33434 u   traceroute          | Traceroute probes (classic UDP traceroute start port) |
 41641 u   tailscale           | De-facto: Tailscale WireGuard traffic |
-50000 t   sap-router          | De-facto: SAP, Jenkins agents (JNLP), IBM Db2 |
+50000 t   sap-http            | De-facto: SAP NetWeaver Java HTTP, Jenkins inbound agents, IBM Db2 |
 50070 t   hdfs-namenode       | De-facto: Hadoop HDFS NameNode web UI (Hadoop 2) | internal
 51820 u   wireguard           | De-facto: WireGuard VPN (wg-quick's usual port) |
 60000-61000 u mosh            | De-facto: mosh mobile shell sessions |
 161   t   snmp-tcp            | SNMP over TCP, rarely used |
-1026  u   win-rpc        | Windows messenger/RPC dynamic port often seen open |
 1099  t   rmiregistry,java-rmi | Java RMI registry | Deserialization attacks; never expose.
 1352  t   lotusnote           | IBM/HCL Notes and Domino |
 1414  t   ibm-mqseries        | IBM MQ queue manager |
@@ -260,14 +257,12 @@ _TABLE = """
 4000  t   dev-http       | De-facto: Jekyll, Phoenix and other dev servers | dev
 4200  t   angular-dev         | De-facto: Angular CLI development server (ng serve) | dev
 4222  t   nats                | De-facto: NATS messaging client port | internal
-4242  t   dev            | De-facto: misc dev and game servers |
 4444  t   metasploit,krb524   | De-facto: Metasploit default listener; often a reverse-shell sign | An unexpected listener here deserves a look.
 4567  t   sinatra             | De-facto: Sinatra (Ruby) development server | dev
 4848  t   glassfish-admin     | De-facto: GlassFish/Payara admin console | admin
 5173  t   vite                | De-facto: Vite development server | dev
 5555  t   adb,freeciv         | De-facto: Android Debug Bridge over TCP | Full shell on the device; never expose.
 5632  u   pcanywherestat      | pcAnywhere status | remote
-6000  u   x11-udp             | X11 over UDP (rare) |
 6566  t   sane-port           | SANE network scanner daemon |
 6881-6889 tu bittorrent       | De-facto: BitTorrent peers |
 7070  t   realserver          | De-facto: RealServer/RTSP, Anydesk fallback, various |
@@ -297,7 +292,6 @@ _TABLE = """
 9870  t   hdfs-namenode-ui    | De-facto: Hadoop HDFS NameNode web UI (Hadoop 3) | internal
 10050 t   zabbix-agent        | Zabbix agent |
 10051 t   zabbix-trapper      | Zabbix server trapper |
-11214 t   memcache-ssl        | memcached over TLS |
 16379 t   redis-cluster-bus   | De-facto: Redis Cluster bus (client port + 10000) | internal
 19132 u   minecraft-bedrock   | De-facto: Minecraft Bedrock Edition server |
 22000 tu  syncthing           | De-facto: Syncthing file synchronisation |
