@@ -20,12 +20,14 @@ _EXPORTS: dict[str, str] = {
     "ConnectDiagnosis": "portscope.diagnose",
     "ConnectStep": "portscope.diagnose",
     "ConnectVerdict": "portscope.diagnose",
+    "Coverage": "portscope.scan",
     "DestinationUsage": "portscope.diagnose",
     "Endpoint": "portscope.models",
     "EphemeralUsage": "portscope.diagnose",
     "Finding": "portscope.diagnose",
     "FreePort": "portscope.diagnose",
     "HeldPorts": "portscope.diagnose",
+    "HostSummary": "portscope.scan",
     "InvalidFilter": "portscope.errors",
     "InvalidInput": "portscope.errors",
     "InvalidPort": "portscope.errors",
@@ -46,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "ProbeResult": "portscope.models",
     "Proto": "portscope.models",
     "RegistryError": "portscope.errors",
+    "Scan": "portscope.scan",
+    "ScanOptions": "portscope.scan",
+    "ScanReport": "portscope.scan",
     "Service": "portscope.models",
     "Severity": "portscope.diagnose",
     "Socket": "portscope.models",
@@ -63,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "port_facts": "portscope.registry",
     "port_range": "portscope.registry._ranges",
     "probe": "portscope.scan",
+    "probe_async": "portscope.scan",
     "registry_sources": "portscope.registry",
     "scan": "portscope.scan",
     "service_name": "portscope.registry",
@@ -138,6 +144,16 @@ if TYPE_CHECKING:
         update_registry,
     )
     from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
+    from portscope.scan import (
+        Coverage,
+        HostSummary,
+        Scan,
+        ScanOptions,
+        ScanReport,
+        probe,
+        probe_async,
+        scan,
+    )
 
 
 def __getattr__(name: str) -> Any:
