@@ -144,16 +144,8 @@ if TYPE_CHECKING:
         update_registry,
     )
     from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
-    from portscope.scan import (
-        Coverage,
-        HostSummary,
-        Scan,
-        ScanOptions,
-        ScanReport,
-        probe,
-        probe_async,
-        scan,
-    )
+    from portscope.scan import Coverage, HostSummary, Scan, ScanOptions, ScanReport, scan
+    from portscope.scan.probe import probe, probe_async
 
 
 def __getattr__(name: str) -> Any:
