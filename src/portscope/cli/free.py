@@ -56,7 +56,7 @@ def configure(parser: Parser) -> None:
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import free_ports
     from portscope.models import Proto
-    from portscope.render import console, write_json
+    from portscope.render import write_json
     from portscope.render.diagnose import render_free
 
     ports = free_ports(
@@ -70,5 +70,5 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(ports, env.stdout)
     else:
-        render_free(ports, console(env, no_color=args.no_color))
+        render_free(ports, env.stdout)
     return ExitStatus.OK

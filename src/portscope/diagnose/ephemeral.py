@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from portscope.diagnose._common import read_sockets, sysctl_int
+from portscope.diagnose._common import sysctl_int
 from portscope.models import Proto, Socket, TcpState
 from portscope.registry._ranges import KernelPorts, kernel_ports
 
@@ -111,17 +111,47 @@ def ephemeral_from_sockets(
     Returns:
         The usage summary.
     """
+    conns: list[_Conn] = [
+        (
+            s.proto,
+            s.state,
+            s.local.address,
+            s.local.port,
+            s.remote.address if s.remote else None,
+            s.remote.port if s.remote else None,
+        )
+        for s in sockets
+    ]
+    return _count(
+        conns,
+        kernel,
+        warn_ratio=warn_ratio,
+        tcp_tw_reuse=tcp_tw_reuse,
+    )
+
+
+# (proto, state, local address, local port, remote address, remote port)
+_Conn = tuple[Proto, TcpState, str, int, str | None, int | None]
+
+
+def _count(
+    conns: Iterable[_Conn],
+    kernel: KernelPorts,
+    *,
+    warn_ratio: float,
+    tcp_tw_reuse: int | None,
+) -> EphemeralUsage:
     if not 0.0 < warn_ratio <= 1.0:
         from portscope.errors import InvalidInput
 
         raise InvalidInput(f"warn ratio {warn_ratio} is not accepted: give 0 < ratio <= 1")
-    socks = list(sockets)
+    rows = list(conns)
     lo, hi = kernel.ephemeral
     capacity = max(1, kernel.ephemeral_count)
     listening = {
-        (s.proto, s.local.port)
-        for s in socks
-        if s.state is TcpState.LISTEN or (s.proto is Proto.UDP and s.remote is None)
+        (proto, lport)
+        for proto, state, _, lport, raddr, _ in rows
+        if state is TcpState.LISTEN or (proto is Proto.UDP and raddr is None)
     }
     per_tuple: Counter[tuple[str, str, int]] = Counter()
     live: Counter[tuple[str, int]] = Counter()
@@ -129,21 +159,20 @@ def ephemeral_from_sockets(
     sources: defaultdict[tuple[str, int], set[str]] = defaultdict(set)
     ports: set[int] = set()
     udp = 0
-    for s in socks:
-        port = s.local.port
-        if not lo <= port <= hi or (s.proto, port) in listening:
+    for proto, state, laddr, port, raddr, rport in rows:
+        if not lo <= port <= hi or (proto, port) in listening:
             continue
-        if s.proto is Proto.UDP:
+        if proto is Proto.UDP:
             udp += 1
             ports.add(port)
             continue
-        if s.remote is None or s.state is TcpState.LISTEN:
+        if raddr is None or rport is None or state is TcpState.LISTEN:
             continue
         ports.add(port)
-        dest = (s.remote.address, s.remote.port)
-        per_tuple[(s.local.address, *dest)] += 1
-        sources[dest].add(s.local.address)
-        if s.state is TcpState.TIME_WAIT:
+        dest = (raddr, rport)
+        per_tuple[(laddr, raddr, rport)] += 1
+        sources[dest].add(laddr)
+        if state is TcpState.TIME_WAIT:
             waiting[dest] += 1
         else:
             live[dest] += 1
@@ -217,9 +246,11 @@ def ephemeral_usage(*, warn_ratio: float = 0.8) -> EphemeralUsage:
     """
     kernel = kernel_ports()
     reuse = sysctl_int("net/ipv4/tcp_tw_reuse", -1)
-    table = read_sockets([Proto.TCP, Proto.UDP], owners=False)
-    return ephemeral_from_sockets(
-        table.sockets,
+    from portscope.sockets import dump
+
+    # Rows, not Socket objects: this runs over every socket of a busy host.
+    return _count(
+        ((r[0], r[2], r[3], r[4], r[5], r[6]) for batch in dump().batches for r in batch),
         kernel,
         warn_ratio=warn_ratio,
         tcp_tw_reuse=None if reuse < 0 else reuse,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import random
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -225,6 +224,8 @@ def free_ports(
     # start inside the ephemeral range to its first port after it).
     candidates = [builtins.range(a, b + 1) for a, b in spans]
     total = sum(len(r) for r in candidates)
+    import random
+
     start = random.Random(seed).randrange(total) if total else 0
     found: list[socket.socket] = []
     checked = 0

@@ -10,9 +10,7 @@ from __future__ import annotations
 import enum
 import errno as errno_codes
 import os
-import shutil
 import socket
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -599,6 +597,9 @@ def route_to(address: str) -> RouteInfo | None:
     Returns:
         The route, or ``None`` when ``ip`` is not installed.
     """
+    import shutil
+    import subprocess
+
     ip = shutil.which("ip")
     if ip is None:
         return None

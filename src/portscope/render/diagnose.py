@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.models import Socket, to_dict
 
@@ -255,10 +255,9 @@ def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool =
 # --- free / ephemeral ---------------------------------------------------------------------
 
 
-def render_free(ports: Sequence[FreePort], con: Console) -> None:
-    """One port per line, so ``PORT=$(portscope free)`` works."""
-    for p in ports:
-        out(con, str(p.port))
+def render_free(ports: Sequence[FreePort], stream: TextIO) -> None:
+    """One port per line, so ``PORT=$(portscope free)`` works (no rich needed)."""
+    stream.write("".join(f"{p.port}\n" for p in ports))
 
 
 def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> None:
