@@ -198,3 +198,22 @@ def test_include_closed_lists_every_port() -> None:
     results = [e for e in events if isinstance(e, ProbeResult)]
     assert sorted(r.port for r in results) == list(range(41000, 41010))
     assert {r.state for r in results} <= {PortState.CLOSED, PortState.OPEN}
+
+
+def test_memory_stays_bounded_on_a_slash16_times_1000_ports() -> None:
+    import tracemalloc
+
+    job = scan("127.0.0.0/16", "1-1000", yes=True, include_closed=True)
+    assert len(job.targets) * job.ports.count == 65_534_000
+    tracemalloc.start()
+    seen = 0
+    try:
+        for _event in job:
+            seen += 1
+            if seen == 20_000:
+                break
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20  # bytes: a window of hosts, never the whole target set
+    assert job.report.interrupted
