@@ -239,6 +239,12 @@ def cleanup_stale() -> list[str]:
         if match and not _pid_alive(int(match.group(1))):
             delete_namespace(ns)
             removed.append(ns)
+    # Their logs and WAN counter files in STATE_DIR (kept after teardown for reading).
+    if STATE_DIR.is_dir():
+        for path in STATE_DIR.glob("ps-scan-*"):
+            match = NAME_RE.match(path.name.split(".", 1)[0])
+            if match and not _pid_alive(int(match.group(1))):
+                path.unlink(missing_ok=True)
     return removed
 
 

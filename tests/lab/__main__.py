@@ -61,7 +61,7 @@ def _down(_args: argparse.Namespace) -> int:
     else:
         # No state (lost /run?): remove the dev namespaces and whatever runs in them.
         teardown(Lab(scanner_ns=f"ps-scan-{TAG}", target_ns=f"ps-tgt-{TAG}"))
-    for path in (STATE, TRUTH):
+    for path in (STATE, TRUTH, *STATE_DIR.glob(f"ps-scan-{TAG}.*")):
         path.unlink(missing_ok=True)
     print("lab down")
     return 0

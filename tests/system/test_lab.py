@@ -17,8 +17,6 @@ import pytest
 
 import lab as labmod
 
-pytestmark = pytest.mark.root
-
 # A spread of closed ports checked alongside every non-closed one.
 CLOSED_SAMPLE = [2, 8, 24, 79, 81, 112, 114, 444, 1022, 1025, 8079, 32767, 49151, 65533]
 
@@ -47,6 +45,7 @@ def py(lb: labmod.Lab, code: str, *args: str, timeout_s: float = 30) -> str:
     return proc.stdout
 
 
+@pytest.mark.root
 def test_scanner_namespace_has_no_default_route(lab: labmod.Lab) -> None:
     for fam in ("-4", "-6"):
         out = subprocess.run(
@@ -67,6 +66,7 @@ def test_scanner_namespace_has_no_default_route(lab: labmod.Lab) -> None:
     assert out.split() == ["101", "101"]  # ENETUNREACH
 
 
+@pytest.mark.root
 def test_truth_covers_every_tcp_port(lab: labmod.Lab, tmp_path: Path) -> None:
     tcp = {p: s for (proto, p), s in lab.truth.items() if proto == "tcp"}
     assert sorted(tcp) == list(range(1, 65536))
@@ -84,6 +84,7 @@ def test_truth_covers_every_tcp_port(lab: labmod.Lab, tmp_path: Path) -> None:
     assert data["banners"]["22"] == "SSH-2.0-portscope-lab\r\n"
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("target", ["target_v4", "target_v6", "extra_v4"])
 def test_nmap_connect_scan_matches_truth(lab: labmod.Lab, target: str) -> None:
     addr = lab.targets_v4_28[-1] if target == "extra_v4" else getattr(lab, target)
@@ -93,6 +94,7 @@ def test_nmap_connect_scan_matches_truth(lab: labmod.Lab, target: str) -> None:
     assert got == {("tcp", p): lab.expected("tcp", p) for p in ports}
 
 
+@pytest.mark.root
 def test_nmap_udp_scan_matches_truth(lab: labmod.Lab) -> None:
     ports = lab.interesting_ports("udp")
     assert {53, 123, 161, 500, 514} <= set(ports)
@@ -100,6 +102,7 @@ def test_nmap_udp_scan_matches_truth(lab: labmod.Lab) -> None:
     assert got == {("udp", p): lab.expected("udp", p) for p in ports}
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("port", [22, 25])
 def test_ncat_reads_banner(lab: labmod.Lab, port: int) -> None:
     proc = lab.exec(
@@ -110,6 +113,7 @@ def test_ncat_reads_banner(lab: labmod.Lab, port: int) -> None:
     assert proc.stdout == lab.banners[port]
 
 
+@pytest.mark.root
 def test_dns_and_ntp_responders_answer(lab: labmod.Lab) -> None:
     out = py(
         lab,
@@ -127,6 +131,7 @@ def test_dns_and_ntp_responders_answer(lab: labmod.Lab) -> None:
     assert out.split("\n")[:2] == ["0x1234 1 0 1 198.18.0.2", "48 4 2"]
 
 
+@pytest.mark.root
 def test_connect_errnos(lab: labmod.Lab) -> None:
     """ICMP admin-prohibited: EHOSTUNREACH (v4), EACCES (v6); drops time out; RST: refused.
 
@@ -157,6 +162,7 @@ def test_connect_errnos(lab: labmod.Lab) -> None:
     assert out.split() == [case[3] for case in cases]
 
 
+@pytest.mark.root
 def test_teardown_leaves_nothing_behind() -> None:
     with labmod.running() as lb:
         names = {lb.scanner_ns, lb.target_ns}
@@ -167,6 +173,7 @@ def test_teardown_leaves_nothing_behind() -> None:
     assert not any(os.path.exists(f"/proc/{p}") for p in pids)
 
 
+@pytest.mark.root
 def test_failed_build_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
     before = set(labmod.namespaces())
     monkeypatch.setattr(labmod, "OPEN_TCP", (22, 22))  # the services fail to bind twice
@@ -175,6 +182,7 @@ def test_failed_build_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(labmod.namespaces()) == before
 
 
+@pytest.mark.root
 def test_stale_namespaces_of_dead_creators_are_removed() -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -194,6 +202,7 @@ def test_stale_namespaces_of_dead_creators_are_removed() -> None:
         subprocess.run(["ip", "netns", "del", live], check=True)
 
 
+@pytest.mark.root
 def test_netns_context_runs_in_scanner_namespace(lab: labmod.Lab) -> None:
     import socket
 
@@ -218,12 +227,14 @@ def _connect_times_s(lb: labmod.Lab, n: int) -> list[float]:
     return [float(x) for x in out.split()]
 
 
+@pytest.mark.root
 def test_wan_adds_delay(wan_lab: labmod.Lab) -> None:
     times = _connect_times_s(wan_lab, 30)
     # SYN out + SYN-ACK back: 2 x (20 ms +- 5 ms); a lost packet adds a 1 s retransmit.
     assert 0.030 < statistics.median(times) < 0.060
 
 
+@pytest.mark.root
 def test_wan_drops_about_half_a_percent(wan_lab: labmod.Lab) -> None:
     before = wan_lab.wan_counters()
     assert before is not None
@@ -247,7 +258,55 @@ def test_wan_drops_about_half_a_percent(wan_lab: labmod.Lab) -> None:
         assert 0.002 < dropped / received < 0.010, (way, dropped, received)
 
 
+@pytest.mark.root
 def test_wan_truth_holds_for_nmap(wan_lab: labmod.Lab) -> None:
     ports = sorted(set(wan_lab.interesting_ports("tcp")) | set(CLOSED_SAMPLE))
     got = run_nmap(wan_lab, ["-sT", "-p", ",".join(map(str, ports)), wan_lab.target_v4])
     assert got == {("tcp", p): wan_lab.expected("tcp", p) for p in ports}
+
+
+# Without root: the pure parts of the lab.
+
+
+def test_truth_sets_are_disjoint_and_in_range() -> None:
+    groups = [labmod.OPEN_TCP, labmod.DROPPED_TCP, labmod.PROHIBITED_TCP]
+    seen: set[int] = set()
+    for group in groups:
+        assert not seen & set(group)
+        seen |= set(group)
+    assert all(1 <= p <= 65535 for p in seen)
+    assert set(labmod.BANNERS) <= set(labmod.OPEN_TCP)
+    ruleset = labmod.nft_ruleset()
+    assert "elements = { 113, 1080, 6000, 9000 }" in ruleset
+    assert "reject with icmpv6 type admin-prohibited" in ruleset
+
+
+def test_dns_responder_answers_a_queries_and_nodata() -> None:
+    import struct
+
+    from lab import services
+
+    query = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x01a\x00" + b"\x00\x01\x00\x01"
+    reply = services.dns_reply(query)
+    assert reply is not None
+    qid, flags, qd, an = struct.unpack("!HHHH", reply[:8])
+    assert (qid, flags >> 15, flags & 0xF, qd, an) == (7, 1, 0, 1, 1)
+    assert reply.endswith(bytes([198, 18, 0, 2]))
+    aaaa = query[:-4] + b"\x00\x1c\x00\x01"
+    reply = services.dns_reply(aaaa)
+    assert reply is not None and struct.unpack("!H", reply[6:8])[0] == 0  # NODATA
+    assert services.dns_reply(b"short") is None
+    # nmap's UDP/53 payload: a header with no question.
+    reply = services.dns_reply(bytes(2) + b"\x10\x00" + bytes(8))
+    assert reply is not None and reply[2] & 0x80
+
+
+def test_ntp_responder_echoes_the_client_transmit_time() -> None:
+    from lab import services
+
+    query = bytes([0x23]) + bytes(39) + b"ABCDEFGH"
+    reply = services.ntp_reply(query)
+    assert reply is not None and len(reply) == 48
+    assert reply[0] & 7 == 4 and (reply[0] >> 3) & 7 == 4 and reply[1] == 2
+    assert reply[24:32] == b"ABCDEFGH"
+    assert services.ntp_reply(bytes(10)) is None
