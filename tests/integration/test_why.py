@@ -223,6 +223,24 @@ def test_cli_why_connect_ipv6_brackets(port: int) -> None:
     assert human_status == 0 and "diagnosis: open" in human and "1. resolve" in human
 
 
+def test_name_open_on_ipv4_only_is_open_with_a_note(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    # As /etc/hosts often has it: "localhost" -> ::1 first, then 127.0.0.1 (real probes).
+    import portscope.diagnose.why as why
+
+    monkeypatch.setattr(why, "_resolve", lambda host, port, proto: (["::1", "127.0.0.1"], None))
+    with listener("127.0.0.1", port):
+        diag = why_connect("localhost", port, timeout_s=2)
+    states = {r.address: r.state for r in diag.probes}
+    assert states == {"127.0.0.1": PortState.OPEN, "::1": PortState.CLOSED}
+    assert diag.verdict is ConnectVerdict.OPEN and diag.address == "127.0.0.1"
+    assert "::1 is closed" in diag.explanation
+    assert diag.steps[2].evidence[0].startswith("::1: closed")
+
+
 def test_name_that_does_not_resolve() -> None:
     diag = why_connect("no-such-host.invalid", 80)
     assert diag.verdict is ConnectVerdict.NOT_RESOLVED and diag.probe is None

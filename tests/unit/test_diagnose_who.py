@@ -46,6 +46,17 @@ def test_groups_sockets_by_process_listeners_first(tmp_path: Path) -> None:
     assert [h.pid for h in both.holders] == [7, 812]
 
 
+def test_stop_hint_for_managed_processes() -> None:
+    from portscope.render.diagnose import stop_hint
+
+    assert stop_hint("nginx.service", None) == (
+        "systemctl stop nginx.service  (a kill may be undone by Restart=)"
+    )
+    assert (stop_hint("session-3.scope", None)) is None
+    assert (stop_hint(None, "docker:4f1c2a9b8e7d") or "").startswith("docker stop 4f1c2a9b8e7d")
+    assert stop_hint(None, None) is None
+
+
 def test_time_wait_alone_is_not_held_other_users_socket_is() -> None:
     tw = sock("127.0.0.1", 9000, TcpState.TIME_WAIT, remote=("127.0.0.1", 1), uid=None)
     assert not holders_from_table(table(tw), 9000).held

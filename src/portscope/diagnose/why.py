@@ -520,12 +520,13 @@ class ConnectDiagnosis:
         interface: the outgoing interface, or ``None``.
         gateway: the next hop when not on-link, or ``None``.
         local: True when the address belongs to this machine.
-        probe: the probe result, or ``None`` when no probe was made.
+        probe: the probe result of ``address``, or ``None`` when no probe was made.
         verdict: the diagnosis.
         explanation: the diagnosis in plain words.
         next_commands: commands to run next.
         steps: the walk, in order.
         listeners: for this machine, the sockets listening on the port (any address).
+        probes: one result per resolved address probed (at most 4), resolver order.
     """
 
     host: str
@@ -543,6 +544,7 @@ class ConnectDiagnosis:
     next_commands: tuple[str, ...]
     steps: tuple[ConnectStep, ...]
     listeners: tuple[Socket, ...] = ()
+    probes: tuple[ProbeResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -719,6 +721,14 @@ def explain_connect(
     )
 
 
+MAX_ADDRESSES = 4
+
+
+def _probe_line(r: ProbeResult) -> str:
+    rtt = f", {r.rtt_s * 1000:.1f} ms" if r.rtt_s is not None else ""
+    return f"{r.address}: {r.state.value} ({r.reason}{rtt})"
+
+
 def why_connect(
     host: str,
     port: int,
@@ -730,14 +740,16 @@ def why_connect(
 
     Steps: resolution (getaddrinfo), the route and source address the kernel would use
     (a connected UDP socket's getsockname(), which sends nothing, and ``ip route get``),
-    one probe (``portscope.probe``), and for an address of this machine, its listeners on
-    that port (so "refused" can say "it listens on 127.0.0.1 only").
+    a probe of each resolved address (at most 4, ``portscope.probe``), and for an address
+    of this machine, its listeners on that port (so "refused" can say "it listens on
+    127.0.0.1 only").
 
     Args:
         host: a name or an IPv4/IPv6 address.
         port: 1-65535.
         proto: TCP (UDP probes say little: open|filtered).
-        timeout_s: seconds to wait for the probe's answer.
+        timeout_s: seconds to wait for each address's answer (addresses are probed one
+            after the other, as a client tries them).
 
     Returns:
         The diagnosis with its steps and the next commands to run.
@@ -762,7 +774,15 @@ def why_connect(
             (f"getent ahosts {host}", f"resolvectl query {host}"),
             tuple(steps),
         )  # fmt: skip
-    address = addresses[0]
+    from portscope.scan.probe import probe
+
+    # Clients try the addresses in resolver order (IPv6 first for "localhost"): probe each,
+    # then explain the first open one, or the first one when none is.
+    probed = [
+        probe(a, [port], proto=proto, timeout_s=timeout_s)[0] for a in addresses[:MAX_ADDRESSES]
+    ]
+    result = next((r for r in probed if r.state is PortState.OPEN), probed[0])
+    address = result.address
     steps.append(
         ConnectStep(
             "resolve",
@@ -796,17 +816,15 @@ def why_connect(
     )
     steps.append(ConnectStep("route", route_ok, summary, tuple(evidence)))
 
-    from portscope.scan.probe import probe
-
-    results = probe(address, [port], proto=proto, timeout_s=timeout_s)
-    result = results[0]
     rtt = f", {result.rtt_s * 1000:.1f} ms" if result.rtt_s is not None else ""
     steps.append(
         ConnectStep(
             "probe",
             result.state is PortState.OPEN,
             f"{result.state.value} ({result.reason}{rtt})",
-            (f"errno {errno_text(result.errno)}",) if result.errno else (),
+            tuple(_probe_line(r) for r in probed)
+            if len(probed) > 1
+            else ((f"errno {errno_text(result.errno)}",) if result.errno else ()),
         )
     )
     listeners: list[Socket] = []
@@ -826,6 +844,13 @@ def why_connect(
     verdict, explanation, commands = explain_connect(
         host, port, proto, address, result, local=local, listeners=listeners
     )
+    others = [r for r in probed if r.state is not PortState.OPEN]
+    if verdict is ConnectVerdict.OPEN and others:
+        explanation += (
+            f"; but {', '.join(f'{r.address} is {r.state.value}' for r in others)}: clients "
+            f"that try {'that address' if len(others) == 1 else 'those'} first fail or wait "
+            "(make the service listen on both families, e.g. [::] dual-stack)"
+        )
     return ConnectDiagnosis(
         host=host,
         port=port,
@@ -842,4 +867,5 @@ def why_connect(
         next_commands=tuple(commands),
         steps=tuple(steps),
         listeners=tuple(listeners),
+        probes=tuple(probed),
     )

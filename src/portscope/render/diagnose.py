@@ -92,6 +92,9 @@ def render_who(result: WhoResult, con: Console) -> None:
             + (f", in {place}" if place else ""),
         )
         out(con, f"  command  {_cmd(h.cmdline)}")
+        stop = stop_hint(h.unit, h.container)
+        if stop:
+            out(con, f"  stop it  {stop}")
         table = _socket_table(h.sockets)
         con.print(table)
     if result.unowned:
@@ -124,6 +127,18 @@ def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
     if len(socks) > len(shown):
         table.add_row("...", f"{len(socks) - len(shown)} more", "", "", "", *([""] if uid else []))
     return table
+
+
+def stop_hint(unit: str | None, container: str | None) -> str | None:
+    """How to stop a managed process for good (a plain kill may be undone by a restart)."""
+    if unit and unit.endswith(".service"):
+        user = "--user " if "user@" in unit else ""
+        return f"systemctl {user}stop {unit}  (a kill may be undone by Restart=)"
+    if container:
+        runtime, _, cid = container.partition(":")
+        tool = {"docker": "docker", "podman": "podman"}.get(runtime, "crictl")
+        return f"{tool} stop {cid}  (the container runtime may restart a killed process)"
+    return None
 
 
 def render_kill(report: KillReport, con: Console) -> None:
