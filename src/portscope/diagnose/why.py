@@ -289,10 +289,11 @@ def diagnose_bind(
         if proto is Proto.TCP and sock.state is TcpState.TIME_WAIT:
             key = (BindCause.TIME_WAIT, not reuseaddr)
             texts.setdefault(key, [])
-            fixes[key] = (
-                "set SO_REUSEADDR before bind() (every server should), or wait for TIME-WAIT "
-                "to end (60 s on Linux, TCP_TIMEWAIT_LEN)"
-            )
+            if not reuseaddr:
+                fixes[key] = (
+                    "set SO_REUSEADDR before bind() (every server should), or wait for TIME-WAIT "
+                    "to end (60 s on Linux, TCP_TIMEWAIT_LEN)"
+                )
         elif proto is Proto.TCP and sock.state is TcpState.LISTEN:
             if reuseport and sock.uid == uid:
                 key = (BindCause.REUSEPORT, False)
