@@ -155,16 +155,24 @@ class Dump:
         """Scan ``/proc/*/fd`` in a background thread while the dump runs.
 
         Both spend most of their time in the kernel (``readlink``, netlink ``recv``) with
-        the GIL released, so on two cores they overlap.
+        the GIL released, so on two idle cores they overlap; on a busy machine the scan
+        runs now, before the dump.
         """
         import threading
+
+        from portscope.sockets._owners import spare_cpus
+
+        if spare_cpus() < 2:  # a busy machine: one thing at a time is faster
+            self._owners = self._impl.owner_map()
+            self._add_owner_note()
+            return
 
         def scan() -> None:
             self._owners = self._impl.owner_map()
 
         previous = sys.getswitchinterval()
         # hand the GIL over often so the scanner is not starved by the decoder
-        sys.setswitchinterval(min(previous, 0.0002))
+        sys.setswitchinterval(min(previous, 0.001))
         self._scan = (threading.Thread(target=scan, daemon=True), previous)
         self._scan[0].start()
 

@@ -15,7 +15,7 @@ from portscope.errors import BackendUnavailable
 from portscope.models import Proto, TcpState
 from portscope.sockets._diag_codec import Row, decode_chunk
 from portscope.sockets._filters import kernel_state_mask
-from portscope.sockets._owners import OwnerMap
+from portscope.sockets._owners import OwnerMap, spare_cpus
 
 _AF = {4: socket.AF_INET, 6: getattr(socket, "AF_INET6", 10)}
 _IPPROTO = {Proto.TCP: socket.IPPROTO_TCP, Proto.UDP: socket.IPPROTO_UDP}
@@ -63,6 +63,7 @@ class NetlinkBackend:
         open_diag_socket().close()  # fail early (BackendUnavailable) if it cannot run
         self._proc = proc
         self.notes: list[str] = []
+        self.prefetch: bool | None = None  # None: when a second CPU is idle
 
     def batches(
         self,
@@ -70,33 +71,40 @@ class NetlinkBackend:
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
     ) -> Iterator[list[Row]]:
-        from portscope.sockets._netlink import dump, open_diag_socket
+        from portscope.sockets._netlink import dump_many
 
-        sock = open_diag_socket()
-        try:
-            for proto in protos:
-                mask = kernel_state_mask(states, proto)
-                if not mask:
-                    continue
-                for family in families:
-                    seen: set[int] = set()
-                    try:
-                        for chunk in dump(sock, _AF[family], _IPPROTO[proto], mask):
-                            rows: list[Row] = []
-                            done = decode_chunk(chunk, family, proto, rows, seen)
-                            if rows:
-                                yield rows
-                            if done:
-                                break
-                    except BackendUnavailable as err:
-                        if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
-                            raise
-                        # e.g. udp_diag not loaded: read this one from /proc/net instead
-                        yield from self._fallback(proto, family, states)
-                        sock.close()
-                        sock = open_diag_socket()
-        finally:
-            sock.close()
+        plan = [
+            (proto, family, mask)
+            for proto in protos
+            if (mask := kernel_state_mask(states, proto))
+            for family in families
+        ]
+        requests = [(_AF[family], _IPPROTO[proto], mask) for proto, family, mask in plan]
+        seen: set[int] = set()
+        current = -1
+        failed: set[int] = set()
+        prefetch = self.prefetch
+        if prefetch is None:
+            prefetch = spare_cpus() >= 2
+        for i, chunk in dump_many(requests, prefetch=prefetch):
+            if i in failed:
+                continue
+            proto, family, _ = plan[i]
+            if i != current:
+                current = i
+                seen = set()
+            rows: list[Row] = []
+            try:
+                decode_chunk(chunk, family, proto, rows, seen)
+            except BackendUnavailable as err:
+                if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
+                    raise
+                # e.g. udp_diag not loaded: read this one from /proc/net instead
+                failed.add(i)
+                yield from self._fallback(proto, family, states)
+                continue
+            if rows:
+                yield rows
 
     def _fallback(
         self, proto: Proto, family: int, states: frozenset[TcpState] | None

@@ -64,8 +64,8 @@ _V6 = struct.Struct("=IH10x xBxx HH 16s 16s I Q 4x IIII")
 _HDR = struct.Struct("=IH")
 _ERR = struct.Struct("=i")
 _RTA = struct.Struct("=HH")
-_BIG_ENDIAN = struct.pack("=H", 1) == struct.pack(">H", 1)
-_PORT: Final[list[int]] = [p if _BIG_ENDIAN else ((p & 0xFF) << 8) | (p >> 8) for p in range(65536)]
+# every 16-bit value read in native order -> its value in network order (built in C)
+_PORT: Final[tuple[int, ...]] = struct.unpack(">65536H", struct.pack("=65536H", *range(65536)))
 
 _STATES: Final[dict[Proto, list[TcpState | None]]] = {}
 for _proto in (Proto.TCP, Proto.UDP):

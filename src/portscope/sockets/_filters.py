@@ -8,7 +8,6 @@ RFC 9293 / kernel names in any case with ``-`` or ``_``, plus the groups ``all``
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from collections.abc import Callable, Iterable
@@ -19,7 +18,12 @@ from portscope.errors import InvalidFilter, InvalidPort
 from portscope.models import KERNEL_STATE_NUMBERS, Proto, TcpState
 
 if TYPE_CHECKING:
+    import ipaddress
+    from typing import TypeAlias
+
     from portscope.sockets._diag_codec import Row
+
+    IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
     from portscope.sockets._owners import OwnerMap
 
 S = TcpState
@@ -52,8 +56,6 @@ SORT_KEYS: Final = (
     "port", "local", "remote", "rport", "state", "proto", "recv-q", "send-q", "uid",
     "inode", "pid", "process",
 )  # fmt: skip
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_state(text: str) -> frozenset[TcpState]:
@@ -130,6 +132,8 @@ def parse_network(text: str) -> IPNetwork:
     Raises:
         InvalidFilter: for anything that is not an IPv4/IPv6 address or network.
     """
+    import ipaddress
+
     try:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
@@ -290,6 +294,8 @@ class SocketFilter:
 
 
 def _address_matcher(networks: tuple[IPNetwork, ...]) -> Callable[[str], bool]:
+    import ipaddress
+
     cache: dict[str, bool] = {}
 
     def inside(address: str) -> bool:

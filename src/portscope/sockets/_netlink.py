@@ -23,10 +23,14 @@ NLM_F_ROOT = 0x100
 NLM_F_MATCH = 0x200
 NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+
 # struct nlmsghdr + struct inet_diag_req_v2 (family, protocol, ext, pad, states, sockid)
 _REQUEST = struct.Struct("=IHHII BBBxI 56x")
 # a dump arrives in skbs of at most 32 KiB (netlink_dump); read more than one per call
 _CHUNK = 1 << 17
+_HDR = struct.Struct("=IH")
 _RCVBUF = 1 << 22
 
 
@@ -115,3 +119,82 @@ def dump(
         raise BackendUnavailable(
             f"sock_diag dump failed: {err.strerror or err}", errno=err.errno
         ) from err
+
+
+def ends_dump(chunk: bytes) -> bool:
+    """True when ``chunk`` is the last of a dump: it ends with NLMSG_DONE or is an error.
+
+    The kernel puts NLMSG_DONE (20 bytes) last in the final chunk, and answers a request
+    it cannot serve with one NLMSG_ERROR.
+    """
+    size = len(chunk)
+    if size >= 16 and _HDR.unpack_from(chunk, 0)[1] == NLMSG_ERROR:
+        return True
+    if size < 20 or _HDR.unpack_from(chunk, size - 20) != (20, NLMSG_DONE):
+        return False
+    off = 0  # those bytes could be inside another message: walk the headers to be sure
+    while off < size - 20:
+        length = _HDR.unpack_from(chunk, off)[0]
+        if length < 16:
+            return False
+        off += (length + 3) & ~3
+    return off == size - 20
+
+
+def dump_many(
+    requests: list[tuple[int, int, int]], *, prefetch: bool = True
+) -> Iterator[tuple[int, bytes]]:
+    """Run dump requests one after another on one socket, yielding (request index, chunk).
+
+    With ``prefetch`` a thread receives while the caller decodes: the kernel builds the
+    next chunk inside ``recv`` with the GIL released, so on two cores the dump and the
+    decoding overlap.
+
+    Args:
+        requests: (family, protocol, states) of each dump.
+        prefetch: receive in a background thread.
+
+    Yields:
+        Each request's chunks, in order; the last chunk of each request ends its dump.
+
+    Raises:
+        PermissionDenied, BackendUnavailable: as ``dump``.
+    """
+    if not prefetch:
+        sock = open_diag_socket()
+        try:
+            for i, (family, protocol, states) in enumerate(requests):
+                for chunk in dump(sock, family, protocol, states):
+                    yield i, chunk
+                    if ends_dump(chunk):
+                        break
+        finally:
+            sock.close()
+        return
+
+    import queue
+    import threading
+
+    items: queue.SimpleQueue[tuple[int, bytes] | BaseException | None] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for item in dump_many(requests, prefetch=False):
+                items.put(item)
+                if stop.is_set():
+                    break
+        except BaseException as err:  # handed to the consumer, raised there
+            items.put(err)
+        else:
+            items.put(None)
+
+    thread = threading.Thread(target=reader, name="portscope-netlink", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

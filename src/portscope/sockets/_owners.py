@@ -111,6 +111,27 @@ def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
     return ProcessInfo(name, user_name(uid), cmdline, start)
 
 
+def spare_cpus() -> int:
+    """CPUs this process may use that are not busy now (1 minute load average), at least 1.
+
+    Threads help the dump and the owner scan only when a second core is free: their
+    work is mostly in the kernel with the GIL released. On a busy machine they only add
+    hand-offs, so callers use fewer.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cpus, round(cpus - busy + 0.5)))
+
+
+_Task = int | tuple[int, int, list[bytes]]  # a pid, or (pid, fd dir, fd names) of a big one
+
+
 class OwnerMap:
     """Which processes hold which socket inodes (one scan of ``/proc/*/fd``).
 
@@ -141,7 +162,7 @@ class OwnerMap:
         Args:
             wanted: keep only these inodes (``None``: every socket).
             proc: the procfs mount point.
-            threads: worker threads (default: the CPU count, at most 4).
+            threads: worker threads (default: the idle CPUs, at most 4).
 
         Returns:
             The map; ``complete`` is False when some processes could not be read.
@@ -152,37 +173,33 @@ class OwnerMap:
         except OSError:
             self.complete = False
             return self
-        tasks: list[tuple[int, int, list[str]] | int] = [int(e) for e in entries if e.isdigit()]
-        found: list[list[tuple[int, int, int]]] = []
-        links = None if wanted is None else {f"socket:[{i}]" for i in wanted}
+        tasks: list[_Task] = [int(e) for e in entries if e.isdigit()]
+        links = None if wanted is None else {f"socket:[{i}]".encode() for i in wanted}
+        shared: list[tuple[int, tuple[int, int]]] = []
         opened: list[int] = []
-        count = threads or min(os.cpu_count() or 1, 4)
+        count = threads or min(spare_cpus(), 4)
         if count <= 1 or len(tasks) < 2:
-            found.append(self._work(tasks, links, opened))
+            self._work(tasks, links, shared, opened)
         else:
             import threading
 
-            def run() -> None:
-                found.append(self._work(tasks, links, opened))
-
-            workers = [threading.Thread(target=run, daemon=True) for _ in range(count)]
+            workers = [
+                threading.Thread(target=self._work, args=(tasks, links, shared, opened))
+                for _ in range(count)
+            ]
             for w in workers:
+                w.daemon = True
                 w.start()
             for w in workers:
                 w.join()
         for dfd in opened:
             os.close(dfd)
-        single = self._single
         multi = self._multi
-        for part in found:
-            for inode, pid, fd in part:
-                holder = (pid, fd)
-                prev = single.setdefault(inode, holder)
-                if prev is not holder:
-                    if inode in multi:
-                        multi[inode].append(holder)
-                    else:
-                        multi[inode] = [prev, holder]
+        for inode, holder in shared:
+            if inode in multi:
+                multi[inode].append(holder)
+            else:
+                multi[inode] = [self._single[inode], holder]
         for holders in multi.values():
             holders.sort()
         return self
@@ -191,24 +208,32 @@ class OwnerMap:
 
     def _work(
         self,
-        tasks: list[tuple[int, int, list[str]] | int],
-        links: set[str] | None,
+        tasks: list[_Task],
+        links: set[bytes] | None,
+        shared: list[tuple[int, tuple[int, int]]],
         opened: list[int],
-    ) -> list[tuple[int, int, int]]:
-        """One worker: pop processes (or fd chunks of big ones) until none is left."""
-        out: list[tuple[int, int, int]] = []
-        append = out.append
+    ) -> None:
+        """One worker: pop processes (or fd chunks of big ones) until none is left.
+
+        Results go straight into the map: ``dict.setdefault`` and ``list.append`` are
+        atomic under the GIL, so a socket two processes share (two workers may see it
+        at once) lands in ``shared`` instead of being lost.
+        """
+        setdefault = self._single.setdefault
+        share = shared.append
         readlink = os.readlink
         chunk = self._CHUNK
+        proc = self._proc
         while True:
             try:
                 task = tasks.pop()  # list.pop is atomic under the GIL
             except IndexError:
-                return out
+                return
             if isinstance(task, int):
                 pid = task
+                path = f"{proc}/{pid}/fd"
                 try:
-                    dfd = os.open(f"{self._proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+                    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
                 except PermissionError:
                     self.denied += 1
                     self.complete = False
@@ -217,7 +242,8 @@ class OwnerMap:
                     continue  # exited, or a kernel thread without fds
                 opened.append(dfd)
                 try:
-                    names = os.listdir(dfd)
+                    # bytes names and links: no str decoding per fd
+                    names = os.listdir(os.fsencode(path))
                 except OSError:
                     continue
                 if len(names) > chunk:
@@ -226,22 +252,16 @@ class OwnerMap:
                     names = names[:chunk]
             else:
                 pid, dfd, names = task
-            if links is None:
-                for name in names:
-                    try:
-                        link = readlink(name, dir_fd=dfd)
-                    except OSError:
-                        continue  # fd closed meanwhile
-                    if link.startswith("socket:["):
-                        append((int(link[8:-1]), pid, int(name)))
-            else:
-                for name in names:
-                    try:
-                        link = readlink(name, dir_fd=dfd)
-                    except OSError:
-                        continue
-                    if link in links:
-                        append((int(link[8:-1]), pid, int(name)))
+            for name in names:
+                try:
+                    link = readlink(name, dir_fd=dfd)
+                except OSError:
+                    continue  # fd closed meanwhile
+                if link[:8] == b"socket:[" if links is None else link in links:
+                    inode = int(link[8:-1])
+                    holder = (pid, int(name))
+                    if setdefault(inode, holder) is not holder:
+                        share((inode, holder))
 
     def holders(self, inode: int | None) -> list[tuple[int, int]]:
         """(pid, fd) pairs holding ``inode``, without processes that have since exited."""
