@@ -17,6 +17,7 @@ probes_sent, elapsed_s, interrupted, options{...}``).
 from __future__ import annotations
 
 import errno as _errno
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -34,6 +35,7 @@ __all__ = [
     "ADVICE",
     "NmapXmlWriter",
     "advice",
+    "is_name",
     "printable",
     "probe_json",
     "render_host",
@@ -81,6 +83,16 @@ def printable(data: bytes, limit: int = 200) -> str:
     text = data[:limit].decode("utf-8", "backslashreplace")
     out = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text.rstrip("\r\n"))
     return out + ("..." if len(data) > limit else "")
+
+
+def _mostly_text(data: bytes) -> bool:
+    text = sum(1 for b in data if 32 <= b < 127 or b in (9, 10, 13))
+    return text >= 0.9 * len(data)
+
+
+def is_name(host: str) -> bool:
+    """True when a target as given is a host name (not an address, block or range)."""
+    return ":" not in host and "/" not in host and not re.fullmatch(r"[\d.,*\-]+", host)
 
 
 def _errno_name(code: int | None) -> str | None:
@@ -134,11 +146,14 @@ def render_probe(results: Sequence[ProbeResult], env: Env, *, no_color: bool = F
             _errno_name(r.errno) or "-",
         )
     con.print(table)
-    banners = [r for r in results if r.banner]
-    for r in banners:
-        con.print(
-            Text(f"banner {r.address} {r.port}/{r.proto.value}: {printable(r.banner or b'')}")
-        )
+    for r in results:
+        if not r.banner:
+            continue
+        where = f"{r.address} {r.port}/{r.proto.value}"
+        if _mostly_text(r.banner):
+            con.print(Text(f"banner {where}: {printable(r.banner)}"))
+        else:
+            con.print(Text(f"reply {where}: {len(r.banner)} bytes (binary; --json shows them)"))
     seen: set[str] = set()
     for r in results:
         if r.reason in seen or not advice(r.reason):
@@ -182,7 +197,7 @@ def render_host(
     from rich.text import Text
 
     con = console(env, no_color=no_color)
-    name = summary.host if summary.host != summary.address else ""
+    name = summary.host if is_name(summary.host) else ""
     title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
     con.print(Text(title, style="bold"))
     shown = [r for r in results if r.state is not PortState.CLOSED]
@@ -286,7 +301,7 @@ class NmapXmlWriter:
             f'reason="{"user-set" if up else "no-response"}" reason_ttl="0"/>\n'
         )
         w(f'<address addr="{summary.address}" addrtype="{family}"/>\n<hostnames>\n')
-        if summary.host != summary.address and not _is_block(summary.host):
+        if is_name(summary.host):
             w(f'<hostname name={quoteattr(summary.host)} type="user"/>\n')
         w("</hostnames>\n<ports>")
         shown = sorted(
@@ -358,7 +373,3 @@ class NmapXmlWriter:
             "</runstats>\n</nmaprun>\n"
         )
         self._out.flush()
-
-
-def _is_block(host: str) -> bool:
-    return "/" in host or (host.count("-") > 0 and host[0].isdigit())
