@@ -54,11 +54,13 @@ _EXPORTS: dict[str, str] = {
     "Service": "portscope.models",
     "Severity": "portscope.diagnose",
     "Socket": "portscope.models",
+    "SocketFilter": "portscope.sockets",
     "SocketTable": "portscope.models",
     "SourceInfo": "portscope.registry",
     "TcpState": "portscope.models",
     "WhoResult": "portscope.diagnose",
     "audit": "portscope.diagnose",
+    "bind_scope": "portscope.sockets",
     "ephemeral_usage": "portscope.diagnose",
     "free_ports": "portscope.diagnose",
     "kernel_ports": "portscope.registry._ranges",
@@ -146,6 +148,7 @@ if TYPE_CHECKING:
     from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
     from portscope.scan import Coverage, HostSummary, Scan, ScanOptions, ScanReport, scan
     from portscope.scan.probe import probe, probe_async
+    from portscope.sockets import SocketFilter, bind_scope, list_sockets
 
 
 def __getattr__(name: str) -> Any:
