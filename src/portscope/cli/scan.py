@@ -131,6 +131,7 @@ def _prepare(args: argparse.Namespace) -> Scan:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     import asyncio
+    import os
     import shlex
     import sys
 
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
             xml_file = open(args.xml, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as err:
             raise InvalidInput(f"cannot write -oX file {args.xml!r}: {err.strerror}") from err
-        argv = ["portscope", *sys.argv[1:]] if sys.argv else ["portscope", "scan"]
+        own = bool(sys.argv) and os.path.basename(sys.argv[0]) in ("portscope", "__main__.py")
+        argv = ["portscope", *sys.argv[1:]] if own else ["portscope", "scan", *args.targets]
         xml = NmapXmlWriter(xml_file, job.ports, shlex.join(argv))
     out = _Output(job, args, env, xml)
     status = ExitStatus.OK

@@ -187,7 +187,7 @@ class Scan:
             lambda: iter(self.ports),
             opts,
             emit,
-            udp_probe=udp if self.ports.udp else None,  # type: ignore[arg-type]
+            udp_probe=udp if self.ports.udp else None,
             backlog=lambda: len(pending),
         )
         self._engine = engine

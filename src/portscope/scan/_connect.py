@@ -35,7 +35,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from portscope.models import PortState, ProbeResult, Proto
@@ -207,7 +207,7 @@ class ConnectEngine:
         options: ScanOptions,
         emit: Callable[[ProbeResult | HostSummary], None],
         *,
-        udp_probe: Callable[[Target, int], asyncio.Future[ProbeResult]] | None = None,
+        udp_probe: Callable[[Target, int], Awaitable[ProbeResult]] | None = None,
         backlog: Callable[[], int] = lambda: 0,
         max_backlog: int = 20_000,
     ) -> None:
