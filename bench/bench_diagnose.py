@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """Diagnose commands against the tools people reach for, timed in one run with hyperfine.
 
-| group     | portscope                                  | compared with                        |
-|-----------|--------------------------------------------|--------------------------------------|
-| who       | ``portscope who P``                        | ``ss -Hltnp sport = :P``, ``lsof -nP -iTCP:P -sTCP:LISTEN``, ``fuser -n tcp P`` |
-| why bind  | ``portscope why bind P --addr 127.0.0.1``  | ``ss -Hltnp sport = :P``             |
-| audit     | ``portscope audit``                        | ``ss -Hltunp``                       |
-| ephemeral | ``portscope ephemeral``                    | ``ss -Htan state established`` piped to ``awk | sort | uniq -c`` |
-| free      | ``portscope free``                         | ``python3 -c`` bind(port 0) one-liner |
+- who: ``portscope who P`` vs ``ss -Hltnp sport = :P``, ``lsof -nP -iTCP:P -sTCP:LISTEN``,
+  ``fuser -n tcp P``
+- why bind: ``portscope why bind P --addr 127.0.0.1`` vs ``ss -Hltnp sport = :P``
+- audit: ``portscope audit`` vs ``ss -Hltunp``
+- ephemeral: ``portscope ephemeral`` vs ``ss -Htan | awk (peer) | sort | uniq -c``
+- free: ``portscope free`` vs a ``python3 -c`` bind(port 0) one-liner
 
 For each load N (``-n``, default 0 and 10,000 loopback connections from ``loadgen.Load``)
 a child process listens on 127.0.0.1:P (a port from ``free_ports``). Ratios are medians
@@ -25,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,7 +36,13 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
-CHILD = "import socket, sys, time; s = socket.create_server(('127.0.0.1', int(sys.argv[1]))); print('ready', flush=True); time.sleep(600)"
+CHILD = (
+    "import socket, sys, time; s = socket.create_server(('127.0.0.1', int(sys.argv[1])));"
+    " print('ready', flush=True); time.sleep(600)"
+)
+
+
+BIND0 = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
 
 
 def portscope_exe() -> str:
@@ -46,7 +52,7 @@ def portscope_exe() -> str:
 
 def groups(port: int) -> dict[str, list[tuple[str, list[str]]]]:
     ps = portscope_exe()
-    count = "ss -Htan state established | awk '{print $4}' | sort | uniq -c | sort -rn | head -20"
+    count = "ss -Htan | awk '{print $5}' | sort | uniq -c | sort -rn | head -20"
     return {
         "who": [
             ("portscope who", [ps, "who", str(port)]),
@@ -70,7 +76,7 @@ def groups(port: int) -> dict[str, list[tuple[str, list[str]]]]:
             ("portscope free", [ps, "free"]),
             (
                 "python bind(0) one-liner",
-                [sys.executable, "-c", "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"],
+                [sys.executable, "-c", BIND0],
             ),
         ],
     }  # fmt: skip
@@ -85,9 +91,16 @@ def hyperfine(
     args += ["--ignore-failure", f"--export-json={out}"]
     for name, cmd in cmds:
         args += ["-n", name, shlex.join(cmd)]
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    # Byte-code caching on, as for an installed package (the dev shell may switch it off).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env=env)
     results: list[dict[str, Any]] = json.loads(out.read_text())["results"]
     return results
+
+
+def tcp_sockets() -> int:
+    out = subprocess.run(["ss", "-Htan"], capture_output=True, text=True).stdout
+    return len(out.splitlines())
 
 
 def sanity(port: int, pid: int) -> str:
@@ -119,11 +132,10 @@ def measure(n: int, runs: int, warmup: int, outdir: Path) -> tuple[list[list[str
         stack.callback(child.wait)
         stack.callback(child.kill)
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        tcp = len(
-            subprocess.run(["ss", "-Htan"], capture_output=True, text=True).stdout.splitlines()
-        )
         check = sanity(port, child.pid)
         for group, cmds in groups(port).items():
+            # Counted per group: other programs' sockets come and go during a run.
+            tcp = tcp_sockets()
             res = hyperfine(cmds, runs, warmup, outdir / f"{group.replace(' ', '_')}-{n}.json")
             base = res[1]["median"]
             for r in res:

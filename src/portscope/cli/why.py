@@ -38,10 +38,9 @@ def configure(parser: Parser) -> None:
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose._common import parse_host_port, parse_port
     from portscope.models import Proto
-    from portscope.render import console, write_json
+    from portscope.render import write_json
 
     proto = Proto.UDP if args.udp else Proto.TCP
-    con = console(env, no_color=args.no_color)
     if args.action == "bind":
         from portscope.diagnose import why_bind
         from portscope.render.diagnose import bind_json, render_bind
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if args.json:
             write_json(bind_json(diag), env.stdout)
         else:
-            render_bind(diag, con)
+            render_bind(diag, env.stdout)
         ok = diag.ok if diag.ok is not None else diag.predicted_ok
         return ExitStatus.OK if ok else ExitStatus.NEGATIVE
     from portscope.diagnose import ConnectVerdict, why_connect
@@ -76,5 +75,5 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(conn, env.stdout)
     else:
-        render_connect(conn, con)
+        render_connect(conn, env.stdout)
     return ExitStatus.OK if conn.verdict is ConnectVerdict.OPEN else ExitStatus.NEGATIVE

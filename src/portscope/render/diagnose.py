@@ -164,53 +164,56 @@ def bind_json(diag: BindDiagnosis) -> dict[str, Any]:
     return data
 
 
-def render_bind(diag: BindDiagnosis, con: Console) -> None:
-    """The verdict first, then each reason with its evidence and fix."""
+def render_bind(diag: BindDiagnosis, stream: TextIO) -> None:
+    """The verdict first, then each reason with its evidence and fix (plain lines)."""
+    from portscope.diagnose._common import owners_text
+
+    lines: list[str] = []
     target = f"[{diag.address}]" if diag.family == 6 else diag.address
     opts = [
         o for o, on in (("SO_REUSEADDR", diag.reuseaddr), ("SO_REUSEPORT", diag.reuseport)) if on
     ]
     how = f" with {' + '.join(opts)}" if opts else ""
     verdict = "would succeed" if diag.predicted_ok else "would FAIL"
-    out(con, f"bind {diag.proto.value} {target}:{diag.port}{how}: {verdict}")
+    lines.append(f"bind {diag.proto.value} {target}:{diag.port}{how}: {verdict}")
     if diag.ok is not None:
         tried = "succeeded" if diag.ok else f"failed: {diag.error}"
         agree = "" if diag.confirmed else "  (differs from the prediction)"
-        out(con, f"  trial bind (closed at once): {tried}{agree}")
+        lines.append(f"  trial bind (closed at once): {tried}{agree}")
     for r in diag.reasons:
         mark = "x" if r.blocking else "i"
-        out(con, f"  [{mark}] {r.cause.value}: {r.explanation}")
+        lines.append(f"  [{mark}] {r.cause.value}: {r.explanation}")
         # Overlap explanations name their sockets; TIME-WAIT ones are only counted.
         listed = r.sockets if r.cause.value == "time-wait" else r.sockets[3:]
         for s in listed[:5]:
-            from portscope.diagnose._common import owners_text
-
-            out(con, f"        {_sock(s)}  {owners_text(s)}")
+            lines.append(f"        {_sock(s)}  {owners_text(s)}")
         if len(listed) > 5:
-            out(con, f"        ... {len(listed) - 5} more")
+            lines.append(f"        ... {len(listed) - 5} more")
         if r.fix:
-            out(con, f"      fix: {r.fix}")
+            lines.append(f"      fix: {r.fix}")
+    stream.write("".join(f"{line}\n" for line in lines))
 
 
-def render_connect(diag: ConnectDiagnosis, con: Console) -> None:
-    """Each step with its evidence, then the diagnosis and the next commands."""
+def render_connect(diag: ConnectDiagnosis, stream: TextIO) -> None:
+    """Each step with its evidence, then the diagnosis and the next commands (plain lines)."""
+    lines: list[str] = []
     target = f"[{diag.address}]" if diag.address and ":" in diag.address else diag.address
-    out(
-        con,
+    lines.append(
         f"connect {diag.proto.value} {diag.host}:{diag.port}"
         + (f" ({target}:{diag.port})" if diag.address and diag.address != diag.host else ""),
     )
     for i, step in enumerate(diag.steps, 1):
         mark = "ok" if step.ok else "!!"
-        out(con, f"  {i}. {step.name:<9} [{mark}] {step.summary}")
+        lines.append(f"  {i}. {step.name:<9} [{mark}] {step.summary}")
         for line in step.evidence:
             if line and line not in step.summary:
-                out(con, f"       {line}")
-    out(con, f"diagnosis: {diag.verdict.value}: {diag.explanation}")
+                lines.append(f"       {line}")
+    lines.append(f"diagnosis: {diag.verdict.value}: {diag.explanation}")
     if diag.next_commands:
-        out(con, "next:")
+        lines.append("next:")
         for cmd in diag.next_commands:
-            out(con, f"  $ {cmd}")
+            lines.append(f"  $ {cmd}")
+    stream.write("".join(f"{line}\n" for line in lines))
 
 
 # --- audit --------------------------------------------------------------------------------
