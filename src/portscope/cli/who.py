@@ -78,7 +78,16 @@ def run(args: argparse.Namespace, env: Env) -> int:
         else:
             render_who(result, con)
         if result.held:
-            env.error("no process of this user's view holds the port; run as root to kill it")
+            import os
+
+            env.error(
+                "the sockets on this port belong to processes portscope cannot see "
+                + (
+                    "(another PID namespace or container); nothing signalled"
+                    if os.geteuid() == 0
+                    else "(another user's); run as root to kill them"
+                )
+            )
         return ExitStatus.NEGATIVE
     if not args.yes:
         names = ", ".join(f"{h.name} (pid {h.pid})" for h in result.holders)
