@@ -42,10 +42,12 @@ def _up(args: argparse.Namespace) -> int:
         delay_ms=args.delay_ms,
         jitter_ms=args.jitter_ms,
         loss=args.loss,
+        async_rx=not args.plain_veth,
     )
     save_state(lb, STATE)
     lb.write_truth(TRUTH)
-    mode = f"WAN {lb.wan_params}" if lb.wan else "LAN (veth)"
+    rx = "threaded NAPI" if lb.async_rx else "plain"
+    mode = f"WAN {lb.wan_params}" if lb.wan else f"LAN (veth, {rx} receive)"
     print(f"lab up: {mode}")
     print(f"  scanner ns {lb.scanner_ns}: {lb.scanner_v4}, {lb.scanner_v6} (no default route)")
     print(f"  target ns  {lb.target_ns}: {lb.target_v4}, {lb.target_v6},")
@@ -124,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--jitter-ms", type=float, default=5.0, help="uniform jitter (WAN)")
     up.add_argument("--loss", type=float, default=0.005, help="loss probability each way")
     up.add_argument("--seed", type=int, default=1, help="RNG seed of the WAN stage")
+    up.add_argument(
+        "--plain-veth",
+        action="store_true",
+        help="LAN: no threaded NAPI (faster; a v6 ICMP error may wait for a SYN retransmit)",
+    )
     sub.add_parser("down", help="stop the lab's processes and delete its namespaces")
     status = sub.add_parser("status", help="namespaces, processes, WAN counters")
     status.add_argument("--json", action="store_true")
