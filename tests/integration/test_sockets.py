@@ -357,3 +357,20 @@ def test_not_root_gets_partial_owners_with_a_note() -> None:
     assert any("not root" in n for n in doc["notes"])
     assert "portscope: note: process owners are partial" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_kernel_port_filter_gives_what_the_python_filter_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend_module = sys.modules["portscope.sockets._backend"]
+    with busy(3) as port, listening(socket.AF_INET, "127.0.0.1") as other:
+        filters = [
+            SocketFilter(sports=frozenset({port})),
+            SocketFilter(dports=frozenset({port})),
+            SocketFilter(ports=frozenset({port, other.getsockname()[1]})),
+        ]
+        kernel = [set(list_sockets(where=f).sockets) for f in filters]
+        monkeypatch.setattr(backend_module, "_port_clauses", lambda where: [])
+        python = [set(list_sockets(where=f).sockets) for f in filters]
+        assert kernel == python
+        assert len(kernel[0]) >= 4 and len(kernel[1]) >= 3 and len(kernel[2]) >= 8

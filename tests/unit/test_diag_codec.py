@@ -146,3 +146,86 @@ def test_ack_ends_the_dump() -> None:
 
 def test_empty_chunk_is_not_the_end() -> None:
     assert decode_chunk(b"", 4, Proto.TCP, [], set()) is False
+
+
+# --- the request and the kernel-side port filter --------------------------------------
+
+import itertools  # noqa: E402
+import socket  # noqa: E402
+
+from portscope.sockets._netlink import port_filter, request  # noqa: E402
+
+
+def test_request_layout_matches_inet_diag_req_v2() -> None:
+    raw = request(socket.AF_INET6, socket.IPPROTO_UDP, 1 << 7)
+    # nlmsghdr (16) + inet_diag_req_v2 (8 + inet_diag_sockid 48)
+    assert len(raw) == 72
+    length, kind, flags = struct.unpack_from("=IHH", raw)
+    assert (length, kind) == (72, 20) and flags == 0x301  # REQUEST | DUMP
+    family, proto, ext, states = struct.unpack_from("=BBBxI", raw, 16)
+    assert (family, proto, ext, states) == (socket.AF_INET6, socket.IPPROTO_UDP, 0, 1 << 7)
+    with_bc = request(socket.AF_INET, socket.IPPROTO_TCP, 2, bytecode=b"\0" * 8)
+    assert len(with_bc) == 72 + 4 + 8
+    assert struct.unpack_from("=I", with_bc)[0] == len(with_bc)
+    assert struct.unpack_from("=HH", with_bc, 72) == (12, 1)  # INET_DIAG_REQ_BYTECODE
+
+
+def run_bytecode(program: bytes, sport: int, dport: int) -> bool:
+    """inet_diag_bc_run (net/ipv4/inet_diag.c) for the port ops, in Python."""
+    off, left = 0, len(program)
+    while left > 0:
+        code, yes, no = struct.unpack_from("=BBH", program, off)
+        if code == 1:  # JMP
+            ok = False
+        else:
+            port = struct.unpack_from("=BBH", program, off + 4)[2]
+            value = sport if code in (2, 3) else dport
+            ok = value >= port if code in (2, 4) else value <= port
+        step = yes if ok else no
+        off, left = off + step, left - step
+    return left == 0
+
+
+def audit(program: bytes) -> None:
+    """The kernel's inet_diag_bc_audit rules for these ops."""
+    off, left = 0, len(program)
+    boundaries = set()
+    while left > 0:
+        boundaries.add(off)
+        code, yes, no = struct.unpack_from("=BBH", program, off)
+        min_len = 4 if code == 1 else 8
+        assert min_len <= yes <= left + 4 and yes % 4 == 0
+        assert min_len <= no <= left + 4 and no % 4 == 0
+        off, left = off + yes, left - yes
+    off = 0
+    while off < len(program):
+        code, yes, no = struct.unpack_from("=BBH", program, off)
+        target = off + no
+        assert target in boundaries or target >= len(program), (off, no)
+        off += yes
+
+
+@pytest.mark.parametrize(
+    "clauses",
+    [
+        [[("s", 22)]],
+        [[("d", 443)]],
+        [[("s", 22), ("s", 80), ("s", 65535)]],
+        [[("s", 80)], [("d", 1234), ("d", 0)]],
+        [[("s", 53), ("d", 53)]],
+    ],
+)
+def test_port_filter_program_means_what_it_says(clauses: list[list[tuple[str, int]]]) -> None:
+    program = port_filter(clauses)
+    audit(program)
+    ports = [0, 1, 22, 53, 80, 443, 1234, 65535]
+    for sport, dport in itertools.product(ports, ports):
+        want = all(
+            any((sport if side == "s" else dport) == port for side, port in clause)
+            for clause in clauses
+        )
+        assert run_bytecode(program, sport, dport) is want, (sport, dport)
+
+
+def test_no_clause_no_program() -> None:
+    assert port_filter([]) == b""

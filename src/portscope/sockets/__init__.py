@@ -86,7 +86,7 @@ def _open_backend(name: str) -> Backend:
     raise InvalidFilter(f"unknown backend {name!r}; accepted: {', '.join(BACKENDS)}")
 
 
-def _backend(name: str | None) -> tuple[Backend, tuple[str, ...]]:
+def _select_backend(name: str | None) -> tuple[Backend, tuple[str, ...]]:
     """The backend asked for, or the best available one (chosen once per process)."""
     global _chosen, _chosen_notes
     if name is not None:
@@ -233,7 +233,7 @@ def dump(
         InvalidFilter: an unknown backend name.
     """
     where = where or SocketFilter()
-    be, choice_notes = _backend(backend)
+    be, choice_notes = _select_backend(backend)
     protos = tuple(p for p in (Proto.TCP, Proto.UDP) if where.protos is None or p in where.protos)
     families = tuple(f for f in (4, 6) if where.families is None or f in where.families)
     result = Dump(be, list(choice_notes))
@@ -243,7 +243,7 @@ def dump(
     elif owners and owners_first:
         result.start_owner_scan()
     keep = _row_predicate(where, omap)
-    raw = be.batches(protos, families, where.states)
+    raw = be.batches(protos, families, where.states, where)
 
     def batches() -> Iterator[list[Row]]:
         for rows in raw:

@@ -14,7 +14,7 @@ from typing import Protocol
 from portscope.errors import BackendUnavailable
 from portscope.models import Proto, TcpState
 from portscope.sockets._diag_codec import Row, decode_chunk
-from portscope.sockets._filters import kernel_state_mask
+from portscope.sockets._filters import SocketFilter, kernel_state_mask
 from portscope.sockets._owners import OwnerMap, spare_cpus
 
 _AF = {4: socket.AF_INET, 6: getattr(socket, "AF_INET6", 10)}
@@ -37,6 +37,7 @@ class Backend(Protocol):
         protos: tuple[Proto, ...],
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
+        where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
         """Yield the sockets as lists of rows, without duplicates.
 
@@ -44,6 +45,8 @@ class Backend(Protocol):
             protos: transports to dump.
             families: 4 and/or 6.
             states: states to keep (``None``: every state).
+            where: the whole filter, for a backend that can apply part of it early (the
+                caller still checks every row).
         """
         ...
 
@@ -70,8 +73,9 @@ class NetlinkBackend:
         protos: tuple[Proto, ...],
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
+        where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
-        from portscope.sockets._netlink import dump_many
+        from portscope.sockets._netlink import dump_many, port_filter
 
         plan = [
             (proto, family, mask)
@@ -86,7 +90,8 @@ class NetlinkBackend:
         prefetch = self.prefetch
         if prefetch is None:
             prefetch = spare_cpus() >= 2
-        for i, chunk in dump_many(requests, prefetch=prefetch):
+        bytecode = port_filter(_port_clauses(where)) if where is not None else b""
+        for i, chunk in dump_many(requests, prefetch=prefetch, bytecode=bytecode):
             if i in failed:
                 continue
             proto, family, _ = plan[i]
@@ -118,3 +123,17 @@ class NetlinkBackend:
 
     def owner_map(self, wanted: Collection[int] | None = None) -> OwnerMap:
         return OwnerMap.scan(wanted, self._proc)
+
+
+def _port_clauses(where: SocketFilter) -> list[list[tuple[str, int]]]:
+    """The port conditions of ``where`` for the kernel's filter (one clause each)."""
+    clauses = []
+    if where.sports is not None:
+        clauses.append([("s", p) for p in sorted(where.sports)])
+    if where.dports is not None:
+        clauses.append([("d", p) for p in sorted(where.dports)])
+    if where.ports is not None:
+        clauses.append([(side, p) for p in sorted(where.ports) for side in ("s", "d")])
+    if sum(len(c) for c in clauses) > 1000:
+        return []  # too long for the kernel's 16-bit jumps: filter in Python only
+    return clauses

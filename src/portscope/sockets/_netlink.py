@@ -27,7 +27,7 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 
 # struct nlmsghdr + struct inet_diag_req_v2 (family, protocol, ext, pad, states, sockid)
-_REQUEST = struct.Struct("=IHHII BBBxI 56x")
+_REQUEST = struct.Struct("=IHHII BBBxI 48x")
 # a dump arrives in skbs of at most 32 KiB (netlink_dump); read more than one per call
 _CHUNK = 1 << 17
 _HDR = struct.Struct("=IH")
@@ -55,7 +55,9 @@ def open_diag_socket() -> socket.socket:
     return sock
 
 
-def request(family: int, protocol: int, states: int, ext: int = 0, seq: int = 1) -> bytes:
+def request(
+    family: int, protocol: int, states: int, ext: int = 0, seq: int = 1, bytecode: bytes = b""
+) -> bytes:
     """Build a ``SOCK_DIAG_BY_FAMILY`` dump request (``inet_diag_req_v2``).
 
     Args:
@@ -64,25 +66,77 @@ def request(family: int, protocol: int, states: int, ext: int = 0, seq: int = 1)
         states: bit mask of kernel TCP states (``1 << state``) to dump.
         ext: bit mask of ``INET_DIAG_*`` extensions to request (``1 << (attr - 1)``).
         seq: netlink sequence number.
+        bytecode: a socket filter program (``port_filter``), sent as the
+            ``INET_DIAG_REQ_BYTECODE`` attribute; empty for none.
 
     Returns:
         The request bytes.
     """
-    return _REQUEST.pack(
-        _REQUEST.size,
-        SOCK_DIAG_BY_FAMILY,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        seq,
-        0,
-        family,
-        protocol,
-        ext,
-        states,
+    attr = (
+        _RTA.pack(_RTA.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode if bytecode else b""
+    )
+    return (
+        _REQUEST.pack(
+            _REQUEST.size + len(attr),
+            SOCK_DIAG_BY_FAMILY,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            0,
+            family,
+            protocol,
+            ext,
+            states,
+        )
+        + attr
     )
 
 
+# inet_diag bytecode (linux/inet_diag.h; run by inet_diag_bc_run in net/ipv4/inet_diag.c):
+# struct inet_diag_bc_op { __u8 code; __u8 yes; __u16 no; }; a port test is followed by a
+# second op whose ``no`` holds the port (host order). A test that holds moves ``yes``
+# bytes on, else ``no`` bytes; the socket passes when the program ends exactly at its end.
+INET_DIAG_REQ_BYTECODE = 1
+_BC_JMP = 1
+_BC_S_GE, _BC_S_LE, _BC_D_GE, _BC_D_LE = 2, 3, 4, 5
+_OP = struct.Struct("=BBH")
+_RTA = struct.Struct("=HH")
+
+
+def port_filter(clauses: list[list[tuple[str, int]]]) -> bytes:
+    """Compile "all clauses hold; a clause holds when one of its tests does" to bytecode.
+
+    Args:
+        clauses: each a list of (``"s"`` or ``"d"``, port): the local (source) or remote
+            (destination) port equals it.
+
+    Returns:
+        The program for ``request(..., bytecode=...)``; empty when there is no clause.
+    """
+    if not clauses:
+        return b""
+    # each test: GE (8 bytes), LE (8 bytes), then JMP (4) to the next clause on success
+    size = sum(20 * len(c) for c in clauses)
+    reject = size + 4
+    out = bytearray()
+    for clause in clauses:
+        clause_end = len(out) + 20 * len(clause)
+        for i, (side, port) in enumerate(clause):
+            here = len(out)
+            fail = here + 20 if i + 1 < len(clause) else reject
+            ge, le = (_BC_S_GE, _BC_S_LE) if side == "s" else (_BC_D_GE, _BC_D_LE)
+            out += _OP.pack(ge, 8, fail - here) + _OP.pack(0, 0, port)
+            out += _OP.pack(le, 8, fail - here - 8) + _OP.pack(0, 0, port)
+            out += _OP.pack(_BC_JMP, 4, clause_end - here - 16)
+    return bytes(out)
+
+
 def dump(
-    sock: socket.socket, family: int, protocol: int, states: int, ext: int = 0
+    sock: socket.socket,
+    family: int,
+    protocol: int,
+    states: int,
+    ext: int = 0,
+    bytecode: bytes = b"",
 ) -> Iterator[bytes]:
     """Send a dump request and yield the raw reply chunks until the dump ends.
 
@@ -104,7 +158,7 @@ def dump(
         BackendUnavailable: any other socket error.
     """
     try:
-        sock.send(request(family, protocol, states, ext))
+        sock.send(request(family, protocol, states, ext, bytecode=bytecode))
         recv = sock.recv
         while True:
             chunk = recv(_CHUNK)
@@ -142,7 +196,7 @@ def ends_dump(chunk: bytes) -> bool:
 
 
 def dump_many(
-    requests: list[tuple[int, int, int]], *, prefetch: bool = True
+    requests: list[tuple[int, int, int]], *, prefetch: bool = True, bytecode: bytes = b""
 ) -> Iterator[tuple[int, bytes]]:
     """Run dump requests one after another on one socket, yielding (request index, chunk).
 
@@ -153,6 +207,7 @@ def dump_many(
     Args:
         requests: (family, protocol, states) of each dump.
         prefetch: receive in a background thread.
+        bytecode: a ``port_filter`` program applied to every request.
 
     Yields:
         Each request's chunks, in order; the last chunk of each request ends its dump.
@@ -164,7 +219,7 @@ def dump_many(
         sock = open_diag_socket()
         try:
             for i, (family, protocol, states) in enumerate(requests):
-                for chunk in dump(sock, family, protocol, states):
+                for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
                     yield i, chunk
                     if ends_dump(chunk):
                         break
@@ -180,7 +235,7 @@ def dump_many(
 
     def reader() -> None:
         try:
-            for item in dump_many(requests, prefetch=False):
+            for item in dump_many(requests, prefetch=False, bytecode=bytecode):
                 items.put(item)
                 if stop.is_set():
                     break

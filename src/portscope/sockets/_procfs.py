@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Iterator
 from portscope.errors import BackendUnavailable
 from portscope.models import Proto, TcpState
 from portscope.sockets._diag_codec import Row
-from portscope.sockets._filters import ALL_STATES
+from portscope.sockets._filters import ALL_STATES, SocketFilter
 from portscope.sockets._owners import OwnerMap
 
 _FILES = {
@@ -127,6 +127,7 @@ class ProcfsBackend:
         protos: tuple[Proto, ...],
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
+        where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
         for proto in protos:
             for family in families:

@@ -12,6 +12,7 @@ from typing import Any
 from portscope.errors import BackendUnavailable, PermissionDenied
 from portscope.models import Owner, Proto, TcpState
 from portscope.sockets._diag_codec import Row
+from portscope.sockets._filters import SocketFilter
 from portscope.sockets._owners import OwnerMap, ProcessInfo
 
 _STATUS = {
@@ -97,6 +98,7 @@ class PsutilBackend:
         protos: tuple[Proto, ...],
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
+        where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
         import psutil
 
