@@ -103,6 +103,18 @@ def test_kill_frees_the_port(spawn: Spawn) -> None:
     assert not who(port).held
 
 
+def test_kill_without_pidfd_falls_back_to_kill(
+    spawn: Spawn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kernels before 5.3 have no pidfd_open: same start-time guard, then kill(2), and the
+    # exit is seen by polling /proc (our child stays a zombie until reaped: counts as gone).
+    monkeypatch.delattr(os, "pidfd_open")
+    child, port = spawn()
+    report = kill_holders(who(port), timeout_s=5)
+    assert report.results[0].outcome is KillOutcome.TERMINATED and report.port_free is True
+    assert child.wait(timeout=5) == -signal.SIGTERM
+
+
 def test_force_kills_a_process_ignoring_sigterm(spawn: Spawn) -> None:
     child, port = spawn("ignore-term")
     gentle = kill_holders(who(port), timeout_s=0.3)
