@@ -85,29 +85,25 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from portscope.diagnose import (
+    from portscope.diagnose.audit import Finding, Severity, audit
+    from portscope.diagnose.ephemeral import DestinationUsage, EphemeralUsage, ephemeral_usage
+    from portscope.diagnose.free import FreePort, HeldPorts, free_ports
+    from portscope.diagnose.who import (
+        KillOutcome,
+        KillReport,
+        KillResult,
+        PortHolder,
+        WhoResult,
+        kill_holders,
+        who,
+    )
+    from portscope.diagnose.why import (
         BindCause,
         BindDiagnosis,
         BindReason,
         ConnectDiagnosis,
         ConnectStep,
         ConnectVerdict,
-        DestinationUsage,
-        EphemeralUsage,
-        Finding,
-        FreePort,
-        HeldPorts,
-        KillOutcome,
-        KillReport,
-        KillResult,
-        PortHolder,
-        Severity,
-        WhoResult,
-        audit,
-        ephemeral_usage,
-        free_ports,
-        kill_holders,
-        who,
         why_bind,
         why_connect,
     )
