@@ -229,3 +229,19 @@ def test_port_filter_program_means_what_it_says(clauses: list[list[tuple[str, in
 
 def test_no_clause_no_program() -> None:
     assert port_filter([]) == b""
+
+
+@pytest.mark.parametrize(("proto", "family"), list(DUMPS))
+def test_fused_json_decoder_writes_exactly_the_renderer_json(proto: Proto, family: int) -> None:
+    from portscope.render.sockets import SocketJson
+    from portscope.sockets._diag_codec import decode_chunk_json
+
+    data = (FIXTURES / DUMPS[(proto, family)]).read_bytes()
+    lines: list[str] = []
+    assert decode_chunk_json(data, family, proto, lines, set()) is True
+    assert lines == SocketJson(None, None).lines(decode_all(proto, family))
+    seen: set[int] = set()
+    twice: list[str] = []
+    for message in split_messages(data) * 2:
+        decode_chunk_json(message, family, proto, twice, seen)
+    assert twice == SocketJson(None, None).lines(decode_all(proto, family))

@@ -164,7 +164,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
     where = build_filter(args)
     owners = bool(args.processes)
     stream = args.json and not args.sort and not args.summary
-    d = dump(where, owners=owners, backend=args.backend, owners_first=stream)
+    d = dump(
+        where,
+        owners=owners,
+        backend=args.backend,
+        owners_first=stream,
+        json=stream and args.numeric,
+    )
+    if d.json_batches is not None:
+        write_sockets_json(None, env.stdout, backend=d.backend, notes=d.notes, lines=d.json_batches)
+        _notes(env, d.notes)
+        return ExitStatus.OK
     if stream:
         batches: Iterable[list[Row]] = d.batches
         if owners:

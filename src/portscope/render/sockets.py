@@ -174,33 +174,37 @@ class SocketJson:
 
 
 def write_sockets_json(
-    batches: Iterable[list[Row]],
+    batches: Iterable[list[Row]] | None,
     stream: TextIO,
     *,
     backend: str,
     notes: Sequence[str],
-    formatter: SocketJson,
+    formatter: SocketJson | None = None,
     owners_complete: Callable[[], bool | None] = lambda: None,
+    lines: Iterable[list[str]] | None = None,
 ) -> int:
     """Stream ``{"backend": ..., "sockets": [...], "notes": [...], "owners_complete": ...}``.
 
-    One socket per line. ``notes`` is read after the sockets are written (a fallback
-    found during the dump adds one).
+    One socket per line, from ``batches`` of rows through ``formatter``, or from
+    ``lines`` already formatted (``Dump.json_batches``). ``notes`` is read after the
+    sockets are written (a fallback found during the dump adds one).
 
     Returns:
         The number of sockets written.
     """
+    if lines is None:
+        fmt = formatter or SocketJson(None, None)
+        lines = (fmt.lines(rows) for rows in batches or ())
     write = stream.write
     write(f'{{"backend":{json.dumps(backend)},"sockets":[')
     count = 0
     sep = "\n"
-    for rows in batches:
-        lines = formatter.lines(rows)
-        if lines:
+    for chunk in lines:
+        if chunk:
             write(sep)
-            write(",\n".join(lines))
+            write(",\n".join(chunk))
             sep = ",\n"
-            count += len(lines)
+            count += len(chunk)
     write(f'\n],"notes":{json.dumps(list(notes), ensure_ascii=False)},')
     write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
     return count

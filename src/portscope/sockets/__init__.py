@@ -146,6 +146,7 @@ class Dump:
     def __init__(self, impl: Backend, notes: list[str]) -> None:
         self.backend = impl.name
         self.batches: Iterator[list[Row]] = iter(())
+        self.json_batches: Iterator[list[str]] | None = None
         self.notes = notes
         self._impl = impl
         self._owners: OwnerMap | None = None
@@ -214,6 +215,7 @@ def dump(
     owners: bool = False,
     backend: str | None = None,
     owners_first: bool = True,
+    json: bool = False,
 ) -> Dump:
     """Start a dump of the socket table as rows (the streaming form of ``list_sockets``).
 
@@ -224,6 +226,10 @@ def dump(
         owners_first: start the owner scan now, in the background, over every socket
             (``Dump.owners`` waits for it). With False the caller calls
             ``Dump.scan_owners(rows)`` after the dump, which reads only those sockets.
+        json: when the backend can, and neither owners nor a row-level filter are
+            asked for, fill ``Dump.json_batches`` with the sockets already as JSON
+            objects (the ``render.sockets`` schema without service names) instead of
+            ``batches``.
 
     Returns:
         The dump; iterate ``batches`` once.
@@ -243,6 +249,16 @@ def dump(
     elif owners and owners_first:
         result.start_owner_scan()
     keep = _row_predicate(where, omap)
+    fused = getattr(be, "json_batches", None)
+    if json and fused is not None and keep is None and not owners:
+        lines: Iterator[list[str]] = fused(protos, families, where.states, where)
+
+        def json_batches() -> Iterator[list[str]]:
+            yield from lines
+            result.notes.extend(n for n in be.notes if n not in result.notes)
+
+        result.json_batches = json_batches()
+        return result
     raw = be.batches(protos, families, where.states, where)
 
     def batches() -> Iterator[list[Row]]:

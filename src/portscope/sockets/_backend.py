@@ -9,11 +9,11 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Collection, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from portscope.errors import BackendUnavailable
 from portscope.models import Proto, TcpState
-from portscope.sockets._diag_codec import Row, decode_chunk
+from portscope.sockets._diag_codec import Row, decode_chunk, decode_chunk_json
 from portscope.sockets._filters import SocketFilter, kernel_state_mask
 from portscope.sockets._owners import OwnerMap, spare_cpus
 
@@ -75,8 +75,31 @@ class NetlinkBackend:
         states: frozenset[TcpState] | None,
         where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
+        return self._run(protos, families, states, where, json=False)
+
+    def json_batches(
+        self,
+        protos: tuple[Proto, ...],
+        families: tuple[int, ...],
+        states: frozenset[TcpState] | None,
+        where: SocketFilter | None = None,
+    ) -> Iterator[list[str]]:
+        """Like ``batches``, but each socket as its JSON object (``render.sockets``
+        schema, no owners, no service), decoded and formatted in one pass."""
+        return self._run(protos, families, states, where, json=True)
+
+    def _run(
+        self,
+        protos: tuple[Proto, ...],
+        families: tuple[int, ...],
+        states: frozenset[TcpState] | None,
+        where: SocketFilter | None,
+        *,
+        json: bool,
+    ) -> Iterator[list[Any]]:
         from portscope.sockets._netlink import dump_many, port_filter
 
+        decode = decode_chunk_json if json else decode_chunk
         plan = [
             (proto, family, mask)
             for proto in protos
@@ -98,18 +121,19 @@ class NetlinkBackend:
             if i != current:
                 current = i
                 seen = set()
-            rows: list[Row] = []
+            out: list[Any] = []
             try:
-                decode_chunk(chunk, family, proto, rows, seen)
+                decode(chunk, family, proto, out, seen)
             except BackendUnavailable as err:
                 if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
                     raise
                 # e.g. udp_diag not loaded: read this one from /proc/net instead
                 failed.add(i)
-                yield from self._fallback(proto, family, states)
+                for rows in self._fallback(proto, family, states):
+                    yield _as_json(rows) if json else rows
                 continue
-            if rows:
-                yield rows
+            if out:
+                yield out
 
     def _fallback(
         self, proto: Proto, family: int, states: frozenset[TcpState] | None
@@ -137,3 +161,9 @@ def _port_clauses(where: SocketFilter) -> list[list[tuple[str, int]]]:
     if sum(len(c) for c in clauses) > 1000:
         return []  # too long for the kernel's 16-bit jumps: filter in Python only
     return clauses
+
+
+def _as_json(rows: list[Row]) -> list[str]:
+    from portscope.render.sockets import SocketJson
+
+    return SocketJson(None, None).lines(rows)

@@ -172,7 +172,7 @@ def decode_chunk(chunk: bytes, family: int, proto: Proto, rows: list[Row], seen:
             laddr = ntop[src]
         except KeyError:
             laddr = _ntop(bytes(src))
-        if dst == zero and not dport:
+        if not dport and dst == zero:
             raddr = None
             rport = None
         else:
@@ -210,3 +210,117 @@ def _find_v6only(view: memoryview, off: int, end: int) -> bool | None:
             return bool(view[off + 4])
         off += (length + 3) & ~3
     return None
+
+
+_JSON_NULL: Final = "null"
+_JSON_PREFIX: dict[tuple[Proto, int, int], str] = {}
+_JSON_IFACE: dict[int, str] = {}
+
+
+def decode_chunk_json(
+    chunk: bytes, family: int, proto: Proto, out: list[str], seen: set[int]
+) -> bool:
+    """``decode_chunk`` fused with the socket JSON of ``render.sockets`` (no owners, no
+    service): one JSON object per socket, straight from the bytes.
+
+    The streaming ``portscope ls --json -n`` at 200,000 sockets spends most of its
+    time here; skipping the intermediate row tuples saves a fifth of it. The output is
+    exactly ``SocketJson(None, None).lines(rows)`` (a test keeps it so).
+
+    Args:
+        chunk: whole netlink messages as received.
+        family: 4 or 6.
+        proto: the protocol the dump was asked for.
+        out: where the JSON objects (text) are appended.
+        seen: socket cookies already decoded (see ``decode_chunk``).
+
+    Returns:
+        True when the chunk ends the dump.
+
+    Raises:
+        PermissionDenied: the kernel answered EPERM/EACCES.
+        BackendUnavailable: the kernel answered another error.
+    """
+    import json
+
+    unpack = (_V4 if family == 4 else _V6).unpack_from
+    zero = _ZERO4 if family == 4 else _ZERO16
+    states = _STATES[proto]
+    port = _PORT
+    ntop = _NTOP
+    prefixes = _JSON_PREFIX
+    append = out.append
+    seen_add = seen.add
+    seen_len = len(seen)
+    v6 = family == 6
+    view = memoryview(chunk)
+    end = len(chunk)
+    off = 0
+    while off < end:
+        try:
+            (length, kind, st, sport, dport, src, dst, ifindex, cookie, rq, wq, uid, inode) = (
+                unpack(view, off)
+            )
+        except struct.error:
+            length, kind = _HDR.unpack_from(view, off)
+        if kind != SOCK_DIAG_BY_FAMILY:
+            if kind == NLMSG_DONE:
+                return True
+            if kind == NLMSG_ERROR:
+                (code,) = _ERR.unpack_from(view, off + _NLMSG_HDRLEN)
+                if code:
+                    raise_netlink_error(code)
+                return True
+            off += (length + 3) & ~3
+            continue
+        seen_add(cookie)
+        if len(seen) == seen_len:
+            off += (length + 3) & ~3
+            continue
+        seen_len += 1
+        try:
+            laddr = ntop[src]
+        except KeyError:
+            laddr = _ntop(bytes(src))
+        if not dport and dst == zero:
+            remote = _JSON_NULL
+        else:
+            try:
+                raddr = ntop[dst]
+            except KeyError:
+                raddr = _ntop(bytes(dst))
+            remote = f'{{"address":"{raddr}","port":{port[dport]}}}'
+        pre = prefixes.get((proto, family, st))
+        if pre is None:
+            state = states[st]
+            assert state is not None
+            pre = prefixes[(proto, family, st)] = (
+                f'{{"proto":"{proto.value}","family":{family},"state":"{state.value}",'
+                '"local":{"address":"'
+            )
+        iface = _JSON_NULL
+        if ifindex:
+            iface = _JSON_IFACE.get(ifindex) or _JSON_IFACE.setdefault(
+                ifindex, json.dumps(interface_name(ifindex), ensure_ascii=False)
+            )
+            if v6 and laddr.startswith("fe80:"):
+                laddr = f"{laddr}%{interface_name(ifindex)}"
+        v6only = _JSON_NULL
+        if v6 and st in (_TCP_LISTEN, _TCP_CLOSE):
+            flag = _find_v6only(view, off + _NLMSG_HDRLEN + _DIAG_MSG_LEN, off + length)
+            v6only = _JSON_NULL if flag is None else "true" if flag else "false"
+        if inode:
+            append(
+                f'{pre}{laddr}","port":{port[sport]}}},"remote":{remote},"recv_q":{rq},'
+                f'"send_q":{wq},"uid":{uid},"inode":{inode},"interface":{iface},'
+                f'"v6only":{v6only},"owners":null,"service":null}}'
+            )
+        else:
+            uid_text = _JSON_NULL if st in (_TCP_TIME_WAIT, _TCP_SYN_RECV) else uid
+            append(
+                f'{pre}{laddr}","port":{port[sport]}}},"remote":{remote},"recv_q":{rq},'
+                f'"send_q":{wq},"uid":{uid_text},"inode":null,"interface":{iface},'
+                f'"v6only":{v6only},"owners":null,"service":null}}'
+            )
+        off += (length + 3) & ~3
+    return False
