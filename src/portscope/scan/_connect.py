@@ -47,6 +47,10 @@ _HAS_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
 _NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _TICK_S = 0.01
 _BATCH = 64  # connects started per loop iteration at most
+_FEEDBACK_EVERY = 512  # answers between window adjustments
+_LATE_SHRINK = 0.05  # share of answers that needed a retry above which the window shrinks
+_LATE_GROW = 0.02  # ... and below which it grows back
+_MIN_WINDOW = 32
 _UNREACH_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 # errors an ICMP destination unreachable turns into (icmp_err_convert, icmpv6_err_convert)
 _ICMP_ERRNOS = _UNREACH_ERRNOS | {errno.EACCES, errno.EPERM, errno.EPROTO}
@@ -221,7 +225,8 @@ class ConnectEngine:
         self._hosts: deque[_Host] = deque()
         self._targets_done = False
         self._tries: dict[int, _Try] = {}
-        self._limit = 1
+        self._limit = self._max_limit = 1
+        self._fb_answers = self._fb_late = 0
         self._paused_until = 0.0
         self._tokens = 0.0
         self._token_time = 0.0
@@ -245,7 +250,7 @@ class ConnectEngine:
         self._loop = loop
         nofile = raise_nofile_limit()
         want = self._opt.max_concurrency or 1024
-        self._limit = max(1, min(want, nofile - 64))
+        self._limit = self._max_limit = max(1, min(want, nofile - 64))
         self._token_time = time.monotonic()
         self._tokens = 1.0
         self._finished = loop.create_future()
@@ -540,11 +545,32 @@ class ConnectEngine:
                 host.unreach += 1
         else:
             host.answered += 1
+            self._window_feedback(late=tries > 0)
         if rtt is not None and tries == 0 and state in (PortState.OPEN, PortState.CLOSED):
             self._sample(host, rtt)
         if state is PortState.FILTERED and reason == "no-response":
             host.timed_out += 1
         self._record(host, port, state, reason, err or None, rtt)
+
+    def _window_feedback(self, *, late: bool) -> None:
+        """Shrink the window when many answers come only to a retry, grow it back after.
+
+        A port answering a retry means the earlier try's answer was lost or came after its
+        timeout (nmap's loss signal, too). Random loss on a WAN keeps that share near the
+        loss rate (about 1 %), which leaves the window alone; an overloaded path (late RSTs
+        when softirq work is starved, full queues) pushes it far higher. Ports that never
+        answer (filtered) send no signal at all, so firewalls do not slow a scan down.
+        """
+        self._fb_answers += 1
+        self._fb_late += late
+        if self._fb_answers < _FEEDBACK_EVERY:
+            return
+        share = self._fb_late / self._fb_answers
+        self._fb_answers = self._fb_late = 0
+        if share > _LATE_SHRINK:
+            self._limit = max(_MIN_WINDOW, int(self._limit * 0.7))
+        elif share < _LATE_GROW and self._limit < self._max_limit:
+            self._limit = min(self._max_limit, int(self._limit * 1.25) + 8)
 
     def _sample(self, host: _Host, rtt: float) -> None:
         # RFC 6298 section 2: alpha = 1/8, beta = 1/4, K = 4
