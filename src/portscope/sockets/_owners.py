@@ -112,8 +112,6 @@ def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
 
 
 def spare_cpus() -> int:
-    if os.environ.get("PS_SPARE"):
-        return int(os.environ["PS_SPARE"])
     """CPUs this process may use that are not busy now (1 minute load average), at least 1.
 
     Threads help the dump and the owner scan only when a second core is free: their
