@@ -114,6 +114,12 @@ def test_connect_verdicts() -> None:
     assert verdict(PortState.CLOSED, local=False) is ConnectVerdict.REFUSED
     assert verdict(PortState.FILTERED) is ConnectVerdict.FILTERED
     assert verdict(PortState.UNREACHABLE) is ConnectVerdict.UNREACHABLE
+    for reason in ("admin-prohibited", "host-prohibited", "local-firewall"):
+        v, text, _ = explain_connect(
+            "h", 8080, Proto.TCP, "198.18.0.2", probe(PortState.UNREACHABLE, reason),
+            local=False, listeners=(),
+        )  # fmt: skip
+        assert v is ConnectVerdict.FIREWALL_REJECT and reason in text
     _, text, cmds = explain_connect(
         "h", 8080, Proto.TCP, "127.0.0.2", probe(PortState.CLOSED, "conn-refused"),
         local=True, listeners=[lo],

@@ -484,7 +484,7 @@ class ConnectVerdict(enum.StrEnum):
     OPEN = "open"  # it connects
     REFUSED = "refused"  # RST: nothing listens on that address and port
     LISTENS_ELSEWHERE = "listens-elsewhere"  # this host listens on that port, other address
-    FIREWALL_REJECT = "firewall-reject"  # refused although a listener covers the address
+    FIREWALL_REJECT = "firewall-reject"  # rejected: ICMP prohibited, or refused despite a listener
     FILTERED = "filtered"  # no answer: a firewall drops it or the host is down
     UNREACHABLE = "unreachable"  # ICMP unreachable or no route: routing
     NOT_RESOLVED = "not-resolved"  # the name has no address
@@ -702,6 +702,21 @@ def explain_connect(
             f"{host} answered with a reset: nothing listens on {target} (the service is "
             "down or on another port/address), or a firewall there rejects it",
             [f"ssh {host} portscope who {port}", f"portscope scan {host}"],
+        )
+    if state is PortState.UNREACHABLE and (
+        "prohibited" in result.reason or result.reason in ("local-firewall", "local-policy")
+    ):
+        here = result.reason.startswith("local-")
+        return (
+            ConnectVerdict.FIREWALL_REJECT,
+            (
+                f"this host's own firewall refuses to send to {target} ({result.reason}: "
+                "connect() failed with EPERM/EACCES before any packet left)"
+                if here
+                else f"a firewall rejects {target}: the host or a router on the path answered "
+                f"ICMP 'administratively prohibited' ({result.reason}, RFC 1812 5.2.7.1)"
+            ),
+            ["nft list ruleset" if here else f"tracepath {address}", f"ip route get {address}"],
         )
     if state is PortState.UNREACHABLE:
         return (
