@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -193,6 +194,26 @@ def test_cli_kill_yes_reports_port_free(spawn: Spawn) -> None:
         "outcome": "terminated",
     }
     assert child.wait(timeout=5) == -signal.SIGTERM
+
+
+def test_udp_and_ipv6_holders_in_this_process() -> None:
+    with free_ports(1, proto=Proto.UDP, hold=True) as held:
+        port = held.ports[0]
+        udp = who(port, Proto.UDP)
+        assert [h.pid for h in udp.holders] == [os.getpid()]
+        assert [(s.state, s.local.address) for s in udp.holders[0].sockets] == [
+            (TcpState.UNCONN, "0.0.0.0")
+        ]
+        assert not who(port, Proto.TCP).held
+    six = socket.socket(socket.AF_INET6)
+    try:
+        six.bind(("::1", 0))
+        six.listen()
+        port = six.getsockname()[1]
+        result = who(port)
+        assert [str(s.local) for s in result.holders[0].sockets] == [f"[::1]:{port}"]
+    finally:
+        six.close()
 
 
 def test_nobody_holds_a_free_port() -> None:

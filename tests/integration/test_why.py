@@ -17,7 +17,7 @@ import pytest
 
 from portscope.cli import Env, main
 from portscope.diagnose import BindCause, ConnectVerdict, free_ports, why_bind, why_connect
-from portscope.models import PortState, TcpState
+from portscope.models import PortState, Proto, TcpState
 from portscope.sockets import SocketFilter, list_sockets
 
 
@@ -148,6 +148,22 @@ def test_privileged_port_without_cap_net_bind_service() -> None:
     assert data["errno"] == errno.EACCES and data["confirmed"] is True
     assert data["reasons"][0]["cause"] == "privileged"
     assert "CAP_NET_BIND_SERVICE" in data["reasons"][0]["explanation"]
+
+
+def test_udp_conflict_and_sharing(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", port))
+        plain = why_bind(port, addr="127.0.0.1", proto=Proto.UDP)
+        tcp = why_bind(port, addr="127.0.0.1")
+    assert (plain.ok, plain.predicted_ok, plain.errno) == (False, False, errno.EADDRINUSE)
+    assert causes(plain) == [BindCause.IN_USE]
+    assert plain.reasons[0].sockets[0].state is TcpState.UNCONN
+    assert tcp.ok and tcp.predicted_ok  # TCP and UDP ports are separate
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        udp.bind(("127.0.0.1", port))
+        shared = why_bind(port, addr="127.0.0.1", proto=Proto.UDP, reuseaddr=True)
+    assert shared.ok and shared.predicted_ok and shared.confirmed
 
 
 def test_cli_why_bind_conflict(port: int) -> None:
