@@ -106,7 +106,14 @@ class BindDiagnosis:
 
 
 def errno_text(code: int) -> str:
-    """``EADDRINUSE (Address already in use)`` for an errno number."""
+    """``EADDRINUSE (Address already in use)`` for an errno number.
+
+    Args:
+        code: an errno value (``errno.h``).
+
+    Returns:
+        The symbolic name and the C library's text.
+    """
     return f"{errno_codes.errorcode.get(code, str(code))} ({os.strerror(code)})"
 
 
@@ -122,6 +129,13 @@ def try_bind(
 
     The socket never listens or sends, so the trial is invisible to the network and
     leaves no TIME-WAIT behind.
+
+    Args:
+        address: the address, inet_ntop form.
+        port: 0-65535 (0: any port, which tests the address alone).
+        proto: TCP or UDP.
+        reuseaddr: set SO_REUSEADDR first (socket(7)).
+        reuseport: set SO_REUSEPORT first (socket(7)).
 
     Returns:
         ``None`` when the bind succeeded, else its errno.
@@ -569,7 +583,14 @@ class RouteInfo:
 
 
 def parse_route_get(output: str) -> RouteInfo:
-    """Parse one line of ``ip route get ADDR`` output (iproute2)."""
+    """Parse one line of ``ip route get ADDR`` output (iproute2, ip-route(8)).
+
+    Args:
+        output: the command's stdout, or its error text.
+
+    Returns:
+        The route; ``kind`` is ``error`` for an error message.
+    """
     # iproute2 continues the line with "\" and a "cache" section: keep the route part.
     text = " ".join(output.split("\\", 1)[0].split())
     words = text.split()
@@ -597,6 +618,9 @@ def parse_route_get(output: str) -> RouteInfo:
 def route_to(address: str) -> RouteInfo | None:
     """Ask the kernel for the route to ``address`` with ``ip route get`` (sends nothing).
 
+    Args:
+        address: an IPv4 or IPv6 address.
+
     Returns:
         The route, or ``None`` when ``ip`` is not installed.
     """
@@ -617,6 +641,10 @@ def route_to(address: str) -> RouteInfo | None:
 def source_address(address: str, port: int) -> tuple[str | None, int | None]:
     """The source address the kernel picks for ``address`` (a connected UDP socket's
     ``getsockname()``; connecting a UDP socket sends no packet, udp(7)).
+
+    Args:
+        address: the destination address.
+        port: the destination port.
 
     Returns:
         (source address, None), or (None, errno) when there is no route.
@@ -657,7 +685,20 @@ def explain_connect(
     local: bool,
     listeners: Sequence[Socket],
 ) -> tuple[ConnectVerdict, str, list[str]]:
-    """The verdict, its explanation and next commands, from a probe result (pure)."""
+    """The verdict, its explanation and next commands, from a probe result (pure).
+
+    Args:
+        host: the host as given.
+        port: the port.
+        proto: the transport.
+        address: the address probed.
+        result: its probe result.
+        local: True when ``address`` belongs to this machine.
+        listeners: this machine's listeners on ``port`` (only used when ``local``).
+
+    Returns:
+        (verdict, explanation, next commands).
+    """
     target = f"[{address}]:{port}" if family_of(address) == 6 else f"{address}:{port}"
     state = result.state
     if state is PortState.OPEN:
