@@ -124,7 +124,7 @@ def spare_cpus() -> int:
         cpus = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0]
-    except OSError:
+    except (AttributeError, OSError):  # Windows has no load average
         busy = 0.0
     return max(1, min(cpus, round(cpus - busy + 0.5)))
 
