@@ -46,11 +46,12 @@ _LINGER_ABORT = struct.pack("ii", 1, 0)
 _HAS_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
 _NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _TICK_S = 0.01
-_BATCH = 64  # connects started per loop iteration at most
+_BATCH = 32  # connects started per loop iteration at most
 _FEEDBACK_EVERY = 512  # answers between window adjustments
 _LATE_SHRINK = 0.05  # share of answers that needed a retry above which the window shrinks
 _LATE_GROW = 0.02  # ... and below which it grows back
 _MIN_WINDOW = 32
+_START_WINDOW = 256
 _UNREACH_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 # errors an ICMP destination unreachable turns into (icmp_err_convert, icmpv6_err_convert)
 _ICMP_ERRNOS = _UNREACH_ERRNOS | {errno.EACCES, errno.EPERM, errno.EPROTO}
@@ -250,7 +251,9 @@ class ConnectEngine:
         self._loop = loop
         nofile = raise_nofile_limit()
         want = self._opt.max_concurrency or 1024
-        self._limit = self._max_limit = max(1, min(want, nofile - 64))
+        self._max_limit = max(1, min(want, nofile - 64))
+        # start below the ceiling and grow while answers come on the first try
+        self._limit = min(self._max_limit, _START_WINDOW)
         self._token_time = time.monotonic()
         self._tokens = 1.0
         self._finished = loop.create_future()
@@ -568,9 +571,9 @@ class ConnectEngine:
         share = self._fb_late / self._fb_answers
         self._fb_answers = self._fb_late = 0
         if share > _LATE_SHRINK:
-            self._limit = max(_MIN_WINDOW, int(self._limit * 0.7))
+            self._limit = max(_MIN_WINDOW, self._limit // 2)
         elif share < _LATE_GROW and self._limit < self._max_limit:
-            self._limit = min(self._max_limit, int(self._limit * 1.25) + 8)
+            self._limit = min(self._max_limit, self._limit + self._limit // 8 + 8)
 
     def _sample(self, host: _Host, rtt: float) -> None:
         # RFC 6298 section 2: alpha = 1/8, beta = 1/4, K = 4
