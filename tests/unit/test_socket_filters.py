@@ -196,3 +196,29 @@ def test_summary_counts() -> None:
     assert s["by_proto"]["tcp"]["ipv6"] == 2
     assert s["by_proto"]["tcp"]["states"]["ESTABLISHED"] == 3
     assert s["by_proto"]["udp"]["states"] == {"UNCONN": 1}
+
+
+def test_backends_that_cannot_run_here_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import portscope.sockets as sockets
+    from portscope.errors import BackendUnavailable
+
+    monkeypatch.setattr(sockets.sys, "platform", "darwin")
+    for name in ("netlink", "procfs"):
+        with pytest.raises(BackendUnavailable) as info:
+            sockets.list_sockets(backend=name)
+        assert "Linux" in str(info.value)
+    with pytest.raises(InvalidFilter) as bad:
+        sockets.list_sockets(backend="bogus")
+    assert "'bogus'" in str(bad.value) and "netlink" in str(bad.value)
+
+
+def test_bad_list_sockets_arguments() -> None:
+    from portscope.sockets import list_sockets
+
+    with pytest.raises(InvalidFilter):
+        list_sockets(states="bogus")
+    with pytest.raises(InvalidFilter) as info:
+        list_sockets(protos=["icmp"])
+    assert "tcp, udp" in str(info.value)
+    with pytest.raises(InvalidFilter):
+        list_sockets(families=[5])
