@@ -177,7 +177,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.OK
     if stream:
         batches: Iterable[list[Row]] = d.batches
-        if owners:
+        if owners and d.owners_pending:
             # decode the whole dump while the owner scan runs, then format in slices
             rows = [r for batch in d.batches for r in batch]
             batches = (rows[i : i + 1000] for i in range(0, len(rows), 1000))

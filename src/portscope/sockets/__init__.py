@@ -178,6 +178,11 @@ class Dump:
         self._scan[0].start()
 
     @property
+    def owners_pending(self) -> bool:
+        """True while a background owner scan runs (``owners`` would wait for it)."""
+        return self._scan is not None
+
+    @property
     def owners(self) -> OwnerMap | None:
         """The owner map (waits for a background scan), or ``None`` without owners."""
         if self._scan is not None:
