@@ -245,3 +245,27 @@ def test_fused_json_decoder_writes_exactly_the_renderer_json(proto: Proto, famil
     for message in split_messages(data) * 2:
         decode_chunk_json(message, family, proto, twice, seen)
     assert twice == SocketJson(None, None).lines(decode_all(proto, family))
+
+
+def test_fused_json_decoder_writes_the_owners_as_the_renderer_does() -> None:
+    from portscope.render.sockets import SocketJson
+    from portscope.sockets._diag_codec import decode_chunk_json
+    from portscope.sockets._owners import OwnerMap, ProcessInfo
+
+    rows = decode_all(Proto.TCP, 4) + decode_all(Proto.TCP, 6)
+    inodes = [r[10] for r in rows if r[10] is not None]
+    holders = {inodes[0]: [(10, 3)], inodes[1]: [(10, 4), (11, 4)], inodes[2]: [(99, 5)]}
+    infos = {10: ProcessInfo("nginx", "www", ("nginx", "-g", 'x "y"'), 1.5), 11: ProcessInfo(
+        "nginx", None, None, None)}  # fmt: skip
+    omap = OwnerMap.from_holders(holders, infos)
+    everything: list[str] = []
+    for family in (4, 6):
+        data = (FIXTURES / DUMPS[(Proto.TCP, family)]).read_bytes()
+        fast = SocketJson(omap, None)
+        lines: list[str] = []
+        decode_chunk_json(data, family, Proto.TCP, lines, set(), fast.owners_json())
+        assert lines == SocketJson(omap, None).lines(decode_all(Proto.TCP, family))
+        everything += lines
+    owners = [json.loads(line)["owners"] for line in everything]
+    assert [[o["pid"] for o in x] for x in owners if x] == [[10], [10, 11]]
+    assert all(x == [] for x in owners if x is not None and not x)

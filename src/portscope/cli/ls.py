@@ -164,17 +164,21 @@ def run(args: argparse.Namespace, env: Env) -> int:
     where = build_filter(args)
     owners = bool(args.processes)
     stream = args.json and not args.sort and not args.summary
-    d = dump(
-        where,
-        owners=owners,
-        backend=args.backend,
-        owners_first=stream,
-        json=stream and args.numeric,
-    )
-    if d.json_batches is not None:
-        write_sockets_json(None, env.stdout, backend=d.backend, notes=d.notes, lines=d.json_batches)
-        _notes(env, d.notes)
-        return ExitStatus.OK
+    d = dump(where, owners=owners, backend=args.backend, owners_first=stream)
+    if stream and args.numeric and not d.owners_pending:
+        # the fast path: decode straight to JSON (owners, if any, are known already)
+        lines = d.json_lines(SocketJson(d.owners if owners else None, None))
+        if lines is not None:
+            write_sockets_json(
+                None,
+                env.stdout,
+                backend=d.backend,
+                notes=d.notes,
+                lines=lines,
+                owners_complete=lambda: d.owners_complete if owners else None,
+            )
+            _notes(env, d.notes)
+            return ExitStatus.OK
     if stream:
         batches: Iterable[list[Row]] = d.batches
         if owners and d.owners_pending:

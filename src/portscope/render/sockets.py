@@ -9,7 +9,7 @@ whole kernel dump.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.models import Proto, TcpState
@@ -102,12 +102,13 @@ class SocketJson:
         return prefix
 
     def _owners_json(self, row: Row) -> str:
-        owners = self._owners
-        if owners is None:
+        if self._owners is None:
             return "null"
-        inode = row[10]
-        if inode is None:
-            return "[]"
+        return "[]" if row[10] is None else self._owners_json_inode(row[10])
+
+    def _owners_json_inode(self, inode: int) -> str:
+        owners = self._owners
+        assert owners is not None
         one = owners.single_holder(inode)
         if one is not None:
             prefix = self._owner_json(one[0])
@@ -118,6 +119,12 @@ class SocketJson:
             if prefix is not None:
                 parts.append(f"{prefix}{fd}}}")
         return "[" + ",".join(parts) + "]"
+
+    def owners_json(self) -> _OwnersJson | None:
+        """The owners' JSON for ``_diag_codec.decode_chunk_json``, or ``None``."""
+        if self._owners is None:
+            return None
+        return _OwnersJson(self)
 
     def lines(self, rows: Iterable[Row]) -> list[str]:
         """One JSON object per row (the hot loop of ``ls --json`` at 200,000 sockets)."""
@@ -171,6 +178,21 @@ class SocketJson:
                     line += f",{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
             append(line + "}")
         return out
+
+
+class _OwnersJson:
+    """``SocketJson``'s owner fragments in the shape ``decode_chunk_json`` reads."""
+
+    def __init__(self, formatter: SocketJson) -> None:
+        omap = formatter._owners
+        assert omap is not None
+        self.single: dict[int, tuple[int, int]] = omap._single
+        self.multi: Container[int] = omap._multi
+        self.prefix: dict[int, str | None] = formatter._owner_prefix
+        self._formatter = formatter
+
+    def owners(self, inode: int) -> str:
+        return self._formatter._owners_json_inode(inode)
 
 
 def write_sockets_json(

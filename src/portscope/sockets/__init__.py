@@ -17,7 +17,7 @@ from typing import Any
 from portscope.errors import BackendUnavailable, InvalidFilter
 from portscope.models import Endpoint, Proto, Socket, SocketTable, TcpState
 from portscope.sockets._backend import Backend
-from portscope.sockets._diag_codec import ROW_FIELDS, Row
+from portscope.sockets._diag_codec import ROW_FIELDS, JsonRows, Row
 from portscope.sockets._filters import (
     ALL_STATES,
     DEFAULT_STATES,
@@ -146,7 +146,7 @@ class Dump:
     def __init__(self, impl: Backend, notes: list[str]) -> None:
         self.backend = impl.name
         self.batches: Iterator[list[Row]] = iter(())
-        self.json_batches: Iterator[list[str]] | None = None
+        self._query: tuple[tuple[Proto, ...], tuple[int, ...], SocketFilter, bool] | None = None
         self.notes = notes
         self._impl = impl
         self._owners: OwnerMap | None = None
@@ -176,6 +176,30 @@ class Dump:
         sys.setswitchinterval(min(previous, 0.001))
         self._scan = (threading.Thread(target=scan, daemon=True), previous)
         self._scan[0].start()
+
+    def json_lines(self, formatter: JsonRows) -> Iterator[list[str]] | None:
+        """The dump as batches of socket JSON objects, decoded and formatted in one pass.
+
+        Use it instead of ``batches``. Only when the backend can (netlink), every
+        condition went to the kernel (no row-level filter) and no owner scan is still
+        running: else ``None``.
+
+        Args:
+            formatter: what writes the JSON (``render.sockets.SocketJson``); its owners
+                go into the output.
+        """
+        fused = getattr(self._impl, "json_batches", None)
+        if fused is None or self._query is None or not self._query[3] or self.owners_pending:
+            return None
+        protos, families, where, _ = self._query
+        lines: Iterator[list[str]] = fused(protos, families, where.states, where, formatter)
+        impl = self._impl
+
+        def batches() -> Iterator[list[str]]:
+            yield from lines
+            self.notes.extend(n for n in impl.notes if n not in self.notes)
+
+        return batches()
 
     @property
     def owners_pending(self) -> bool:
@@ -220,7 +244,6 @@ def dump(
     owners: bool = False,
     backend: str | None = None,
     owners_first: bool = True,
-    json: bool = False,
 ) -> Dump:
     """Start a dump of the socket table as rows (the streaming form of ``list_sockets``).
 
@@ -231,10 +254,6 @@ def dump(
         owners_first: start the owner scan now, in the background, over every socket
             (``Dump.owners`` waits for it). With False the caller calls
             ``Dump.scan_owners(rows)`` after the dump, which reads only those sockets.
-        json: when the backend can, and neither owners nor a row-level filter are
-            asked for, fill ``Dump.json_batches`` with the sockets already as JSON
-            objects (the ``render.sockets`` schema without service names) instead of
-            ``batches``.
 
     Returns:
         The dump; iterate ``batches`` once.
@@ -254,16 +273,7 @@ def dump(
     elif owners and owners_first:
         result.start_owner_scan()
     keep = _row_predicate(where, omap)
-    fused = getattr(be, "json_batches", None)
-    if json and fused is not None and keep is None and not owners:
-        lines: Iterator[list[str]] = fused(protos, families, where.states, where)
-
-        def json_batches() -> Iterator[list[str]]:
-            yield from lines
-            result.notes.extend(n for n in be.notes if n not in result.notes)
-
-        result.json_batches = json_batches()
-        return result
+    result._query = (protos, families, where, keep is None)
     raw = be.batches(protos, families, where.states, where)
 
     def batches() -> Iterator[list[Row]]:

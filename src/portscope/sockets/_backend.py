@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from portscope.errors import BackendUnavailable
 from portscope.models import Proto, TcpState
-from portscope.sockets._diag_codec import Row, decode_chunk, decode_chunk_json
+from portscope.sockets._diag_codec import JsonRows, Row, decode_chunk, decode_chunk_json
 from portscope.sockets._filters import SocketFilter, kernel_state_mask
 from portscope.sockets._owners import OwnerMap, spare_cpus
 
@@ -75,7 +75,7 @@ class NetlinkBackend:
         states: frozenset[TcpState] | None,
         where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
-        return self._run(protos, families, states, where, json=False)
+        return self._run(protos, families, states, where, json=None)
 
     def json_batches(
         self,
@@ -83,10 +83,11 @@ class NetlinkBackend:
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
         where: SocketFilter | None = None,
+        formatter: JsonRows | None = None,
     ) -> Iterator[list[str]]:
         """Like ``batches``, but each socket as its JSON object (``render.sockets``
-        schema, no owners, no service), decoded and formatted in one pass."""
-        return self._run(protos, families, states, where, json=True)
+        schema, no service names), decoded and formatted in one pass by ``formatter``."""
+        return self._run(protos, families, states, where, json=formatter)
 
     def _run(
         self,
@@ -95,11 +96,10 @@ class NetlinkBackend:
         states: frozenset[TcpState] | None,
         where: SocketFilter | None,
         *,
-        json: bool,
+        json: JsonRows | None,
     ) -> Iterator[list[Any]]:
         from portscope.sockets._netlink import dump_many, port_filter
 
-        decode = decode_chunk_json if json else decode_chunk
         plan = [
             (proto, family, mask)
             for proto in protos
@@ -110,6 +110,7 @@ class NetlinkBackend:
         seen: set[int] = set()
         current = -1
         failed: set[int] = set()
+        owners = None if json is None else json.owners_json()
         prefetch = self.prefetch
         if prefetch is None:
             prefetch = spare_cpus() >= 2
@@ -123,14 +124,17 @@ class NetlinkBackend:
                 seen = set()
             out: list[Any] = []
             try:
-                decode(chunk, family, proto, out, seen)
+                if json is not None:
+                    decode_chunk_json(chunk, family, proto, out, seen, owners)
+                else:
+                    decode_chunk(chunk, family, proto, out, seen)
             except BackendUnavailable as err:
                 if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
                     raise
                 # e.g. udp_diag not loaded: read this one from /proc/net instead
                 failed.add(i)
                 for rows in self._fallback(proto, family, states):
-                    yield _as_json(rows) if json else rows
+                    yield rows if json is None else json.lines(rows)
                 continue
             if out:
                 yield out
@@ -161,9 +165,3 @@ def _port_clauses(where: SocketFilter) -> list[list[tuple[str, int]]]:
     if sum(len(c) for c in clauses) > 1000:
         return []  # too long for the kernel's 16-bit jumps: filter in Python only
     return clauses
-
-
-def _as_json(rows: list[Row]) -> list[str]:
-    from portscope.render.sockets import SocketJson
-
-    return SocketJson(None, None).lines(rows)
