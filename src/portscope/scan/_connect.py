@@ -207,6 +207,8 @@ class ConnectEngine:
             specification has no UDP ports.
         backlog: returns how many emitted events the consumer has not taken yet; over
             ``max_backlog`` no new probe is started (memory stays bounded).
+        socket_factory: makes the probe sockets, ``(family, type) -> socket`` (a test seam;
+            default ``_socket.socket``).
     """
 
     def __init__(
@@ -219,8 +221,10 @@ class ConnectEngine:
         udp_probe: Callable[[Target, int], Awaitable[ProbeResult]] | None = None,
         backlog: Callable[[], int] = lambda: 0,
         max_backlog: int = 20_000,
+        socket_factory: Callable[[int, int], _socket.socket] = _socket.socket,
     ) -> None:
         self._targets = targets
+        self._new_socket = socket_factory
         self._port_items = port_items
         self._opt = options
         self._emit = emit
@@ -232,6 +236,7 @@ class ConnectEngine:
         self._tries: dict[int, _Try] = {}
         self._limit = self._max_limit = 1
         self._fb_answers = self._fb_late = 0
+        self._backoff = 0.0
         self._paused_until = 0.0
         self._tokens = 0.0
         self._token_time = 0.0
@@ -385,12 +390,12 @@ class ConnectEngine:
         """Start one try; False when launching must pause (port goes back to the queue)."""
         fam = socket.AF_INET6 if host.target.family == 6 else socket.AF_INET
         try:
-            sock = _socket.socket(fam, _NONBLOCK)  # no socket.py wrapper: hot path
+            sock = self._new_socket(fam, _NONBLOCK)  # _socket, not socket.py: hot path
         except OSError as exc:
             host.retry.appendleft((port, n))
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 self._limit = max(1, min(self._limit, len(self._tries)) * 3 // 4)
-                self._pause(0.05)
+                self._pause(self._next_backoff())
                 return False
             raise
         if not _HAS_NONBLOCK:
@@ -400,6 +405,7 @@ class ConnectEngine:
         err = sock.connect_ex(host.sockaddr_of(port))
         self.probes_sent += 1
         if err == errno.EINPROGRESS:
+            self._backoff = 0.0
             now = time.monotonic()
             fd = sock.fileno()
             timeout = self._opt.timeout_s or host.rto * (1 + n / 2)
@@ -417,7 +423,7 @@ class ConnectEngine:
             self.eaddrnotavail += 1
             host.retry.appendleft((port, n))
             self._limit = max(16, len(self._tries) * 3 // 4)
-            self._pause(0.1)
+            self._pause(self._next_backoff())
             return False
         reason = icmp_reason(sock) if err in _ICMP_ERRNOS and self._opt.icmp_details else None
         if err == 0 and is_self_connect(sock):
@@ -434,6 +440,11 @@ class ConnectEngine:
     def _on_soon(self) -> None:
         self._soon = False
         self._launch()
+
+    def _next_backoff(self) -> float:
+        """Seconds to pause after a local resource shortage: 10 ms, doubling to 50 ms."""
+        self._backoff = min(0.05, self._backoff * 2) if self._backoff else 0.01
+        return self._backoff
 
     def _pause(self, seconds: float) -> None:
         self._paused_until = time.monotonic() + seconds
@@ -542,7 +553,7 @@ class ConnectEngine:
             reason = icmp
         if err in (errno.EADDRNOTAVAIL, errno.EMFILE, errno.ENFILE):
             host.retry.appendleft((port, tries))
-            self._pause(0.1)
+            self._pause(self._next_backoff())
             return
         if state is PortState.UNREACHABLE:
             # as nmap: an ICMP unreachable answer to a port probe means "filtered"
