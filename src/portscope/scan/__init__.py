@@ -9,6 +9,7 @@ timeout and retransmission design.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -231,8 +232,18 @@ class Scan:
                     break
                 yield from batch
         finally:
-            loop.run_until_complete(agen.aclose())
+            # after a break or Ctrl-C: cancel what is still running (the step that was
+            # interrupted, the engine), then close the generator; its finally closes sockets
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            with contextlib.suppress(RuntimeError):
+                loop.run_until_complete(agen.aclose())
             loop.run_until_complete(loop.shutdown_asyncgens())
+            if self._engine is not None:
+                self._engine.close()
             loop.close()
 
 
