@@ -210,8 +210,9 @@ class Scan:
             runner.result()  # re-raise an engine error
             self._report = self._make_report()
         finally:
+            if self._report is None:
+                self._interrupted = True  # a break, a cancel or Ctrl-C
             if not runner.done():
-                self._interrupted = True
                 runner.cancel()
                 await asyncio.wait({runner})  # our own cancellation still propagates
             engine.close()
