@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from portscope.cli._base import Env, ExitStatus, Parser, checked
 from portscope.models import Proto
@@ -21,9 +21,6 @@ from portscope.sockets._filters import (
     parse_states,
     parse_user,
 )
-
-if TYPE_CHECKING:
-    from portscope.sockets._diag_codec import Row
 
 HELP = "the socket table, filtered like ss (-t -u -l -a --state --port ...)"
 T = TypeVar("T")
@@ -165,7 +162,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     owners = bool(args.processes)
     stream = args.json and not args.sort and not args.summary
     d = dump(where, owners=owners, backend=args.backend, owners_first=stream)
-    if stream and args.numeric and not d.owners_pending:
+    if stream and args.numeric:
         # the fast path: decode straight to JSON (owners, if any, are known already)
         lines = d.json_lines(SocketJson(d.owners if owners else None, None))
         if lines is not None:
@@ -180,14 +177,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
             _notes(env, d.notes)
             return ExitStatus.OK
     if stream:
-        batches: Iterable[list[Row]] = d.batches
-        if owners and d.owners_pending:
-            # decode the whole dump while the owner scan runs, then format in slices
-            rows = [r for batch in d.batches for r in batch]
-            batches = (rows[i : i + 1000] for i in range(0, len(rows), 1000))
         formatter = SocketJson(d.owners, service_for(args.numeric))
         write_sockets_json(
-            batches,
+            d.batches,
             env.stdout,
             backend=d.backend,
             notes=d.notes,

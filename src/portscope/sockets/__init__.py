@@ -150,46 +150,19 @@ class Dump:
         self.notes = notes
         self._impl = impl
         self._owners: OwnerMap | None = None
-        self._scan: Any = None  # the thread scanning owners in the background
-
-    def start_owner_scan(self) -> None:
-        """Scan ``/proc/*/fd`` in a background thread while the dump runs.
-
-        Both spend most of their time in the kernel (``readlink``, netlink ``recv``) with
-        the GIL released, so on two idle cores they overlap; on a busy machine the scan
-        runs now, before the dump.
-        """
-        import threading
-
-        from portscope.sockets._owners import spare_cpus
-
-        if spare_cpus() < 2:  # a busy machine: one thing at a time is faster
-            self._owners = self._impl.owner_map()
-            self._add_owner_note()
-            return
-
-        def scan() -> None:
-            self._owners = self._impl.owner_map()
-
-        previous = sys.getswitchinterval()
-        # hand the GIL over often so the scanner is not starved by the decoder
-        sys.setswitchinterval(min(previous, 0.001))
-        self._scan = (threading.Thread(target=scan, daemon=True), previous)
-        self._scan[0].start()
 
     def json_lines(self, formatter: JsonRows) -> Iterator[list[str]] | None:
         """The dump as batches of socket JSON objects, decoded and formatted in one pass.
 
-        Use it instead of ``batches``. Only when the backend can (netlink), every
-        condition went to the kernel (no row-level filter) and no owner scan is still
-        running: else ``None``.
+        Use it instead of ``batches``. Only when the backend can (netlink) and every
+        condition went to the kernel (no row-level filter): else ``None``.
 
         Args:
             formatter: what writes the JSON (``render.sockets.SocketJson``); its owners
                 go into the output.
         """
         fused = getattr(self._impl, "json_batches", None)
-        if fused is None or self._query is None or not self._query[3] or self.owners_pending:
+        if fused is None or self._query is None or not self._query[3]:
             return None
         protos, families, where, _ = self._query
         lines: Iterator[list[str]] = fused(protos, families, where.states, where, formatter)
@@ -202,19 +175,8 @@ class Dump:
         return batches()
 
     @property
-    def owners_pending(self) -> bool:
-        """True while a background owner scan runs (``owners`` would wait for it)."""
-        return self._scan is not None
-
-    @property
     def owners(self) -> OwnerMap | None:
-        """The owner map (waits for a background scan), or ``None`` without owners."""
-        if self._scan is not None:
-            thread, previous = self._scan
-            thread.join()
-            sys.setswitchinterval(previous)
-            self._scan = None
-            self._add_owner_note()
+        """The owner map, or ``None`` when owners were not looked up (yet)."""
         return self._owners
 
     def _add_owner_note(self) -> None:
@@ -251,9 +213,9 @@ def dump(
         where: which sockets (``None``: TCP and UDP, IPv4 and IPv6, every state).
         owners: also map sockets to processes (a scan of ``/proc/*/fd``).
         backend: ``netlink``, ``procfs`` or ``psutil``; ``None`` picks the best one.
-        owners_first: start the owner scan now, in the background, over every socket
-            (``Dump.owners`` waits for it). With False the caller calls
-            ``Dump.scan_owners(rows)`` after the dump, which reads only those sockets.
+        owners_first: scan owners now, over every socket, so that rows can stream out
+            with them. With False the caller calls ``Dump.scan_owners(rows)`` after the
+            dump, which keeps only those sockets.
 
     Returns:
         The dump; iterate ``batches`` once.
@@ -268,10 +230,10 @@ def dump(
     families = tuple(f for f in (4, 6) if where.families is None or f in where.families)
     result = Dump(be, list(choice_notes))
     omap = None
-    if where.needs_owners:
+    if where.needs_owners or (owners and owners_first):
+        # Before the dump, so rows stream out with their owners. (A scan in a thread
+        # beside the dump was tried: the GIL hand-offs cost more than the overlap won.)
         omap = result.scan_owners()
-    elif owners and owners_first:
-        result.start_owner_scan()
     keep = _row_predicate(where, omap)
     result._query = (protos, families, where, keep is None)
     raw = be.batches(protos, families, where.states, where)
