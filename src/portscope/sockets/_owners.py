@@ -111,23 +111,12 @@ def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
     return ProcessInfo(name, user_name(uid), cmdline, start)
 
 
-def spare_cpus() -> int:
-    """CPUs this process may use that are not busy now (1 minute load average), at least 1.
-
-    A thread receiving the netlink dump while the main thread decodes helps only when a
-    second core is free (the receiving is kernel work with the GIL released); on a busy
-    machine it only adds hand-offs.
-    """
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask), at least 1."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows has no load average
-        busy = 0.0
-    # a benchmark or a shell loop running portscope keeps the load near 1 by itself
-    return max(1, min(cpus, int(cpus - busy + 1.5)))
+        return os.cpu_count() or 1
 
 
 # a pid, or (pid, fd dir, fd names or numbers) of a part of a big one
