@@ -150,6 +150,7 @@ class Dump:
         self.notes = notes
         self._impl = impl
         self._owners: OwnerMap | None = None
+        self._started: Any = None  # a netlink dump already under way
 
     def json_lines(self, formatter: JsonRows) -> Iterator[list[str]] | None:
         """The dump as batches of socket JSON objects, decoded and formatted in one pass.
@@ -165,7 +166,11 @@ class Dump:
         if fused is None or self._query is None or not self._query[3]:
             return None
         protos, families, where, _ = self._query
-        lines: Iterator[list[str]] = fused(protos, families, where.states, where, formatter)
+        lines: Iterator[list[str]]
+        if self._started is not None:
+            lines = self._impl.decode(self._started, formatter)  # type: ignore[attr-defined]
+        else:
+            lines = fused(protos, families, where.states, where, formatter)
         impl = self._impl
 
         def batches() -> Iterator[list[str]]:
@@ -230,13 +235,23 @@ def dump(
     families = tuple(f for f in (4, 6) if where.families is None or f in where.families)
     result = Dump(be, list(choice_notes))
     omap = None
+    start = getattr(be, "start", None)
+    started = None
     if where.needs_owners or (owners and owners_first):
-        # Before the dump, so rows stream out with their owners. (A scan in a thread
-        # beside the dump was tried: the GIL hand-offs cost more than the overlap won.)
+        if start is not None:
+            # the kernel answers the dump (in the netlink thread) while we scan /proc
+            started = start(protos, families, where.states, where)
+        # the owners are needed before the first row streams out (a scan in a thread
+        # beside the decoding was tried: the GIL hand-offs cost more than they saved)
         omap = result.scan_owners()
     keep = _row_predicate(where, omap)
     result._query = (protos, families, where, keep is None)
-    raw = be.batches(protos, families, where.states, where)
+    result._started = started
+    raw = (
+        be.batches(protos, families, where.states, where)
+        if started is None
+        else be.decode(started, None)  # type: ignore[attr-defined]
+    )
 
     def batches() -> Iterator[list[Row]]:
         for rows in raw:

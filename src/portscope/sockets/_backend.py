@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from portscope.errors import BackendUnavailable
@@ -55,6 +56,15 @@ class Backend(Protocol):
         ...
 
 
+@dataclass
+class Started:
+    """A netlink dump under way: what was asked (plan) and the chunks coming back."""
+
+    plan: list[tuple[Proto, int, int]]
+    chunks: Iterator[tuple[int, bytes]]
+    states: frozenset[TcpState] | None
+
+
 class NetlinkBackend:
     """Linux NETLINK_SOCK_DIAG (``man 7 sock_diag``): one dump per (transport, family)."""
 
@@ -75,7 +85,7 @@ class NetlinkBackend:
         states: frozenset[TcpState] | None,
         where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
-        return self._run(protos, families, states, where, json=None)
+        return self.decode(self.start(protos, families, states, where), None)
 
     def json_batches(
         self,
@@ -87,17 +97,17 @@ class NetlinkBackend:
     ) -> Iterator[list[str]]:
         """Like ``batches``, but each socket as its JSON object (``render.sockets``
         schema, no service names), decoded and formatted in one pass by ``formatter``."""
-        return self._run(protos, families, states, where, json=formatter)
+        return self.decode(self.start(protos, families, states, where), formatter)
 
-    def _run(
+    def start(
         self,
         protos: tuple[Proto, ...],
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
-        where: SocketFilter | None,
-        *,
-        json: JsonRows | None,
-    ) -> Iterator[list[Any]]:
+        where: SocketFilter | None = None,
+    ) -> Started:
+        """Send the requests; with prefetch the kernel starts answering right away (so
+        the caller can do other work, such as the owner scan, meanwhile)."""
         from portscope.sockets._netlink import dump_many, port_filter
 
         plan = [
@@ -107,17 +117,23 @@ class NetlinkBackend:
             for family in families
         ]
         requests = [(_AF[family], _IPPROTO[proto], mask) for proto, family, mask in plan]
-        seen: set[int] = set()
-        current = -1
-        failed: set[int] = set()
-        owners = None if json is None else json.owners_json()
         prefetch = self.prefetch
         if prefetch is None:
             # receiving is kernel work with the GIL released: it overlaps the decoding
             # whenever a second CPU exists (measured: a quarter off the wall time)
             prefetch = usable_cpus() >= 2
         bytecode = port_filter(_port_clauses(where)) if where is not None else b""
-        for i, chunk in dump_many(requests, prefetch=prefetch, bytecode=bytecode):
+        chunks = dump_many(requests, prefetch=prefetch, bytecode=bytecode)
+        return Started(plan, chunks, states)
+
+    def decode(self, started: Started, json: JsonRows | None) -> Iterator[list[Any]]:
+        """Decode a started dump: rows, or with ``json`` the sockets' JSON objects."""
+        seen: set[int] = set()
+        current = -1
+        failed: set[int] = set()
+        owners = None if json is None else json.owners_json()
+        plan, states = started.plan, started.states
+        for i, chunk in started.chunks:
             if i in failed:
                 continue
             proto, family, _ = plan[i]

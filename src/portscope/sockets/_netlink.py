@@ -175,6 +175,20 @@ def dump(
         ) from err
 
 
+def _sequential(
+    requests: list[tuple[int, int, int]], bytecode: bytes
+) -> Iterator[tuple[int, bytes]]:
+    sock = open_diag_socket()
+    try:
+        for i, (family, protocol, states) in enumerate(requests):
+            for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
+                yield i, chunk
+                if ends_dump(chunk):
+                    break
+    finally:
+        sock.close()
+
+
 def ends_dump(chunk: bytes) -> bool:
     """True when ``chunk`` is the last of a dump: it ends with NLMSG_DONE or is an error.
 
@@ -200,33 +214,32 @@ def dump_many(
 ) -> Iterator[tuple[int, bytes]]:
     """Run dump requests one after another on one socket, yielding (request index, chunk).
 
-    With ``prefetch`` a thread receives while the caller decodes: the kernel builds the
-    next chunk inside ``recv`` with the GIL released, so on two cores the dump and the
-    decoding overlap.
+    With ``prefetch`` a thread starts receiving at once (before the first ``next``) and
+    goes on while the caller decodes: the kernel builds the next chunk inside ``recv``
+    with the GIL released, so on two cores the dump overlaps the caller's work.
 
     Args:
         requests: (family, protocol, states) of each dump.
         prefetch: receive in a background thread.
         bytecode: a ``port_filter`` program applied to every request.
 
-    Yields:
-        Each request's chunks, in order; the last chunk of each request ends its dump.
+    Returns:
+        An iterator of each request's chunks, in order; the last chunk of each request
+        ends its dump.
 
     Raises:
         PermissionDenied, BackendUnavailable: as ``dump``.
     """
     if not prefetch:
-        sock = open_diag_socket()
-        try:
-            for i, (family, protocol, states) in enumerate(requests):
-                for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
-                    yield i, chunk
-                    if ends_dump(chunk):
-                        break
-        finally:
-            sock.close()
-        return
+        return _sequential(requests, bytecode)
 
+    return _prefetched(requests, bytecode)
+
+
+def _prefetched(
+    requests: list[tuple[int, int, int]], bytecode: bytes
+) -> Iterator[tuple[int, bytes]]:
+    """Start receiving in a thread now; the returned iterator hands the chunks over."""
     import queue
     import threading
 
@@ -246,10 +259,14 @@ def dump_many(
 
     thread = threading.Thread(target=reader, name="portscope-netlink", daemon=True)
     thread.start()
-    try:
-        while (item := items.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+
+    def handover() -> Iterator[tuple[int, bytes]]:
+        try:
+            while (item := items.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+    return handover()
