@@ -85,7 +85,8 @@ class NetlinkBackend:
         states: frozenset[TcpState] | None,
         where: SocketFilter | None = None,
     ) -> Iterator[list[Row]]:
-        return self.decode(self.start(protos, families, states, where), None)
+        # a generator: the dump starts at the first ``next``, not at this call
+        yield from self.decode(self.start(protos, families, states, where), None)
 
     def json_batches(
         self,
@@ -97,7 +98,7 @@ class NetlinkBackend:
     ) -> Iterator[list[str]]:
         """Like ``batches``, but each socket as its JSON object (``render.sockets``
         schema, no service names), decoded and formatted in one pass by ``formatter``."""
-        return self.decode(self.start(protos, families, states, where), formatter)
+        yield from self.decode(self.start(protos, families, states, where), formatter)
 
     def start(
         self,
