@@ -374,3 +374,27 @@ def test_kernel_port_filter_gives_what_the_python_filter_gives(
         python = [set(list_sockets(where=f).sockets) for f in filters]
         assert kernel == python
         assert len(kernel[0]) >= 4 and len(kernel[1]) >= 3 and len(kernel[2]) >= 8
+
+
+def test_a_kernel_without_udp_diag_falls_back_to_proc_net_with_a_note(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from portscope.errors import BackendUnavailable
+
+    backend_module = sys.modules["portscope.sockets._backend"]
+    real = backend_module.decode_chunk
+
+    def no_udp_diag(chunk: bytes, family: int, proto: Proto, *rest: Any) -> bool:
+        if proto is Proto.UDP:
+            raise BackendUnavailable("sock_diag dump failed: ENOENT", errno=errno.ENOENT)
+        return bool(real(chunk, family, proto, *rest))
+
+    monkeypatch.setattr(backend_module, "decode_chunk", no_udp_diag)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        table = list_sockets(protos=["udp"], families=[4])
+        assert table.backend == "netlink"
+        assert any("no sock_diag for udp/IPv4" in n for n in table.notes)
+        assert [x.inode for x in table.sockets if x.local.port == u.getsockname()[1]] == [inode(u)]

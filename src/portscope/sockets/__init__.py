@@ -122,7 +122,10 @@ def _as_filter(
         if not changes["protos"] <= {Proto.TCP, Proto.UDP}:
             raise InvalidFilter(f"bad transport in {protos!r}; accepted: tcp, udp")
     if families is not None:
-        changes["families"] = frozenset(int(f) for f in families)
+        try:
+            changes["families"] = frozenset(int(f) for f in families)
+        except (TypeError, ValueError):
+            changes["families"] = frozenset({0})
         if not changes["families"] <= {4, 6}:
             raise InvalidFilter(f"bad family in {families!r}; accepted: 4, 6")
     if states is not None:

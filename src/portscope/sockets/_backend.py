@@ -163,9 +163,9 @@ class NetlinkBackend:
     ) -> Iterator[list[Row]]:
         from portscope.sockets._procfs import ProcfsBackend
 
-        self.notes.append(
-            f"the kernel has no sock_diag for {proto.value}/IPv{family}; read /proc/net instead"
-        )
+        note = f"the kernel has no sock_diag for {proto.value}/IPv{family}; read /proc/net instead"
+        if note not in self.notes:
+            self.notes.append(note)
         yield from ProcfsBackend(self._proc).batches((proto,), (family,), states)
 
     def owner_map(self, wanted: Collection[int] | None = None) -> OwnerMap:
