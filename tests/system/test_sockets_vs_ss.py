@@ -3,6 +3,8 @@ reports on the same machine at the same moment (sockets that change in between a
 
 from __future__ import annotations
 
+import io
+import re
 import shutil
 import socket
 import subprocess
@@ -114,3 +116,54 @@ def test_tcp_table_equals_ss() -> None:
     assert not missing, sorted(missing, key=repr)[:20]
     assert not extra, sorted(extra, key=repr)[:20]
     assert len(stable) >= 10
+
+
+def ss_listening() -> dict[tuple[str, str, int], set[int]]:
+    out = subprocess.run(
+        ["ss", "-tulpnH"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    found: dict[tuple[str, str, int], set[int]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        proto, local = fields[0], fields[4]
+        la, lp = split_endpoint(local)
+        assert la is not None and lp is not None
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        found[(proto, normal(la), lp)] = pids
+    return found
+
+
+def test_listening_view_equals_ss_tulpn_with_pids() -> None:
+    import json
+    import os
+
+    from portscope.cli import Env, main
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    try:
+        before = ss_listening()
+        out = io.StringIO()
+        assert main(["--json"], Env(stdout=out, stderr=io.StringIO())) == 0
+        after = ss_listening()
+        mine = {
+            (s["proto"], normal(s["local"]["address"].partition("%")[0]), s["local"]["port"]): {
+                o["pid"] for o in s["owners"]
+            }
+            for s in json.loads(out.getvalue())["sockets"]
+        }
+        stable = {k: v for k, v in before.items() if after.get(k) == v}
+        for key, pids in stable.items():
+            assert key in mine, key
+            if os.geteuid() == 0:
+                assert mine[key] == pids, key
+        assert set(mine) <= set(before) | set(after)
+        port = listener.getsockname()[1]
+        assert mine[("tcp", "127.0.0.1", port)] == {os.getpid()}
+        assert ("udp", "127.0.0.1", udp.getsockname()[1]) in mine
+    finally:
+        listener.close()
+        udp.close()
