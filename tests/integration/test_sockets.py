@@ -258,6 +258,12 @@ def test_psutil_backend_finds_a_udp_socket_and_its_owner() -> None:
         assert len(hits) == 1 and hits[0].state is TcpState.UNCONN
         assert [o.pid for o in hits[0].owners or ()] == [ME]
         assert table.notes  # says what psutil cannot report
+        port = str(u.getsockname()[1])
+        status, out, _ = run("ls", "-u", "-4", "-l", "-p", "--json", "--backend", "psutil",
+                             "--sport", port)  # fmt: skip
+        doc = json.loads(out)
+        assert status == 0 and doc["backend"] == "psutil"
+        assert [o["pid"] for s in doc["sockets"] for o in s["owners"]] == [ME]
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from portscope.models import Proto, TcpState
+from portscope.models import Proto, TcpState, to_dict
 
 if TYPE_CHECKING:
     from portscope.cli._base import Env
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 RICH_MAX_ROWS = 5000
 
 ServiceFn = Callable[["Row"], "str | None"]
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
 _REMOTE_A = '{"address":"'
 _REMOTE_B = '","port":'
 
@@ -122,7 +128,7 @@ class SocketJson:
 
     def owners_json(self) -> _OwnersJson | None:
         """The owners' JSON for ``_diag_codec.decode_chunk_json``, or ``None``."""
-        if self._owners is None:
+        if self._owners is None or not self._owners.by_inode:
             return None
         return _OwnersJson(self)
 
@@ -135,6 +141,7 @@ class SocketJson:
         service = self._service
         extra = self._extra
         omap = self._owners
+        by_inode = omap is not None and omap.by_inode
         if omap is not None:
             single_get = omap._single.get
             multi = omap._multi
@@ -152,6 +159,8 @@ class SocketJson:
                 )
             if omap is None:
                 owners = "null"
+            elif not by_inode:
+                owners = _compact(to_dict(omap.owners(row)))
             elif ino is None:
                 owners = "[]"
             elif ino in multi:

@@ -131,6 +131,9 @@ class OwnerMap:
         denied: how many processes could not be inspected.
     """
 
+    #: sockets are found by inode (``holders``); other maps answer ``pids``/``owners`` only
+    by_inode = True
+
     def __init__(self, proc: str = "/proc") -> None:
         self._proc = proc
         self._single: dict[int, tuple[int, int]] = {}

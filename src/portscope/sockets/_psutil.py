@@ -37,6 +37,8 @@ def _key(row: Row) -> tuple[Any, ...]:
 class _PsutilOwners(OwnerMap):
     """Owners keyed by the connection (psutil gives a pid, not an inode)."""
 
+    by_inode = False
+
     def __init__(self, holders: dict[tuple[Any, ...], list[tuple[int, int]]]) -> None:
         super().__init__()
         self._by_row = holders
