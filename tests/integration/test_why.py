@@ -193,30 +193,44 @@ def test_service_on_loopback_probed_through_another_loopback_address(port: int) 
     assert diag.next_commands[0] == f"portscope who {port}"
 
 
-def _global_address() -> str | None:
-    """A non-loopback IPv4 address of this machine, or None."""
-    out = subprocess.run(
-        ["ip", "-o", "-4", "addr", "show", "scope", "global"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    for line in out.splitlines():
-        words = line.split()
-        if "inet" in words:
-            return words[words.index("inet") + 1].split("/")[0]
-    return None
+_IN_NAMESPACE = """
+import json, socket, sys
+from portscope.diagnose import why_connect
+port = int(sys.argv[1])
+srv = socket.socket(); srv.bind(("127.0.0.1", port)); srv.listen()
+d = why_connect("198.18.9.1", port, timeout_s=2)
+print(json.dumps({"local": d.local, "route_ok": d.steps[1].ok,
+                  "route": d.steps[1].summary, "verdict": d.verdict.value}))
+"""
 
 
-def test_service_on_loopback_probed_through_this_hosts_own_address(port: int) -> None:
-    address = _global_address()
-    if address is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
-    with listener("127.0.0.1", port):
-        diag = why_connect(address, port, timeout_s=2)
+@pytest.mark.root
+def test_service_on_loopback_probed_through_this_hosts_own_address() -> None:
+    # The host's "own other address" lives in a namespace this test makes (a veth pair
+    # with both ends inside it, one holding 198.18.9.1), so no packet can reach a network.
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (ip) is not installed")
+    ns = f"ps-why-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for cmd in (
+            "ip link set lo up",
+            "ip link add d0 type veth peer name d1",
+            "ip addr add 198.18.9.1/24 dev d0",
+            "ip link set d0 up",
+            "ip link set d1 up",
+        ):
+            subprocess.run(["ip", "-n", ns, *cmd.split()[1:]], check=True)
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", _IN_NAMESPACE, "41234"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    result = json.loads(out.stdout)
     # An address of this host is delivered locally: the probe never leaves the machine.
-    assert diag.local and diag.steps[1].ok and "local" in diag.steps[1].summary
-    assert diag.verdict is ConnectVerdict.LISTENS_ELSEWHERE
+    assert result["local"] and result["route_ok"] and "local" in result["route"]
+    assert result["verdict"] == "listens-elsewhere"
 
 
 def test_open_and_refused(port: int) -> None:
