@@ -202,7 +202,7 @@ def test_backends_that_cannot_run_here_are_refused(monkeypatch: pytest.MonkeyPat
     import portscope.sockets as sockets
     from portscope.errors import BackendUnavailable
 
-    monkeypatch.setattr(sockets.sys, "platform", "darwin")
+    monkeypatch.setattr("sys.platform", "darwin")
     for name in ("netlink", "procfs"):
         with pytest.raises(BackendUnavailable) as info:
             sockets.list_sockets(backend=name)
