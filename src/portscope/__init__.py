@@ -6,8 +6,9 @@ no heavy module (asyncio, sqlite3, rich). ``__all__`` lists the whole public API
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# `typing.TYPE_CHECKING` without importing typing (mypy treats the name the same way):
+# every command line starts by importing this package.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -85,6 +86,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from portscope.diagnose.audit import Finding, Severity, audit
     from portscope.diagnose.ephemeral import DestinationUsage, EphemeralUsage, ephemeral_usage
     from portscope.diagnose.free import FreePort, HeldPorts, free_ports
@@ -152,6 +155,8 @@ def __getattr__(name: str) -> Any:
         module = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'portscope' has no attribute {name!r}") from None
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

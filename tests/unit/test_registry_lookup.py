@@ -21,7 +21,7 @@ from portscope import (
 )
 from portscope.registry import parse_query
 from portscope.registry._curated import curated_entries
-from portscope.registry._store import STORE
+from portscope.registry._store import FORMAT, STORE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "registry"
 
@@ -287,7 +287,7 @@ def test_cache_is_written_and_reused(registry: Path) -> None:
     lookup(443)
     lookup("https")
     parts = sorted(p.name for p in registry.glob("registry-v*"))
-    assert parts == ["registry-v1.data", "registry-v1.index", "registry-v1.text"]
+    assert parts == [f"registry-v{FORMAT}.{part}" for part in ("data", "index", "text")]
     stamps = {p: p.stat().st_mtime_ns for p in registry.glob("registry-v*")}
     STORE.reset()
     assert service_name(4711) == "sysonly"

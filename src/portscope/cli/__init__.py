@@ -10,14 +10,26 @@ Commands are registered by name and their modules imported only after dispatch, 
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-from collections.abc import Sequence
-from typing import Protocol, cast
 
-from portscope.cli._base import Env, ExitStatus, Parser, UsageError, add_common_options
-from portscope.errors import InvalidInput, PortscopeError
+# Nothing heavy at import: ``--help``, ``--version`` and the common forms of ``lookup``
+# answer without argparse, dataclasses or typing (``_base`` and the parser load only for
+# the other commands and for anything unusual; ``Env`` and ``ExitStatus`` on first use).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any, Protocol
+
+    from portscope.cli._base import Env, ExitStatus, Parser
+
+    class _CommandModule(Protocol):
+        HELP: str
+
+        def configure(self, parser: Parser) -> None: ...
+
+        def run(self, args: argparse.Namespace, env: Env) -> int: ...
+
 
 __all__ = ["COMMANDS", "Env", "ExitStatus", "main"]
 
@@ -36,14 +48,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
 }
 DEFAULT_COMMAND = "listen"
-
-
-class _CommandModule(Protocol):
-    HELP: str
-
-    def configure(self, parser: Parser) -> None: ...
-
-    def run(self, args: argparse.Namespace, env: Env) -> int: ...
 
 
 def _top_help() -> str:
@@ -66,24 +70,73 @@ def _top_help() -> str:
     return "\n".join(lines) + "\n"
 
 
+def __getattr__(name: str) -> Any:
+    if name in ("Env", "ExitStatus"):
+        from portscope.cli import _base
+
+        value = getattr(_base, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'portscope.cli' has no attribute {name!r}")
+
+
 def _load(name: str) -> _CommandModule:
+    import importlib
+    from typing import cast
+
     module_name, _ = COMMANDS[name]
-    return cast(_CommandModule, importlib.import_module(f"portscope.cli.{module_name}"))
+    return cast("_CommandModule", importlib.import_module(f"portscope.cli.{module_name}"))
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     """Run the CLI and return the exit status (0 ok, 1 negative answer, 2 bad input)."""
-    env = env or Env.from_process()
     args_in = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args_in and args_in[0] in ("-h", "--help", "help"):
-            env.stdout.write(_top_help())
-            return ExitStatus.OK
-        if args_in and args_in[0] == "--version":
-            from portscope import __version__
+        status = _quick(args_in, env)
+    except KeyboardInterrupt:
+        _environment(env).error("interrupted")
+        return 130  # ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    if status is not None:
+        return status
+    return _main(args_in, _environment(env))
 
-            env.stdout.write(f"portscope {__version__}\n")
-            return ExitStatus.OK
+
+def _environment(env: Env | None) -> Env:
+    from portscope.cli._base import Env
+
+    return env or Env.from_process()
+
+
+def _quick(args_in: list[str], env: Env | None) -> int | None:
+    """Answer what needs no parser: top-level help, the version, plain lookups.
+
+    Returns:
+        The exit status, or ``None`` to go the full way (argparse).
+    """
+    stdout = env.stdout if env is not None else sys.stdout
+    first = args_in[0] if args_in else None
+    if first == "lookup":
+        from portscope.cli.lookup import quick
+
+        return quick(args_in[1:], stdout)
+    if first in ("-h", "--help", "help"):
+        stdout.write(_top_help())
+        return 0
+    if first == "--version":
+        from portscope import __version__
+
+        stdout.write(f"portscope {__version__}\n")
+        return 0
+    return None
+
+
+def _main(args_in: list[str], env: Env) -> int:
+    from portscope.cli._base import ExitStatus, Parser, UsageError, add_common_options
+    from portscope.errors import InvalidInput, PortscopeError
+
+    try:
         if args_in and not args_in[0].startswith("-"):
             name, rest = args_in[0], args_in[1:]
             if name not in COMMANDS:

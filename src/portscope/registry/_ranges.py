@@ -10,11 +10,10 @@ from pathlib import Path
 
 from portscope.errors import InvalidPort
 from portscope.models import PortRange
+from portscope.registry import _answer
+from portscope.registry._answer import parse_port_list as parse_port_list
 
-_SYSCTL = Path("/proc/sys/net/ipv4")
-# Linux defaults, used where /proc/sys cannot be read (other platforms, sandboxes).
-_DEFAULT_EPHEMERAL = (32768, 60999)
-_DEFAULT_UNPRIVILEGED_START = 1024
+_SYSCTL = Path(_answer.SYSCTL_DIR)
 
 
 def check_port(port: int) -> int:
@@ -36,11 +35,7 @@ def port_range(port: int) -> PortRange:
         InvalidPort: outside 0-65535.
     """
     check_port(port)
-    if port <= 1023:
-        return PortRange.SYSTEM
-    if port <= 49151:
-        return PortRange.USER
-    return PortRange.DYNAMIC
+    return PortRange(_answer.range_of(port))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +68,6 @@ class KernelPorts:
         return hi - lo + 1 - sum(1 for p in self.reserved if lo <= p <= hi)
 
 
-def parse_port_list(text: str) -> frozenset[int]:
-    """Parse the kernel's ``ip_local_reserved_ports`` syntax: ``8080,9000-9010``."""
-    ports: set[int] = set()
-    for part in text.replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        ports.update(range(int(lo), int(hi or lo) + 1))
-    return frozenset(ports)
-
-
 def kernel_ports(sysctl_dir: Path = _SYSCTL) -> KernelPorts:
     """Read this machine's ephemeral range, reserved ports and unprivileged port start.
 
@@ -94,13 +77,7 @@ def kernel_ports(sysctl_dir: Path = _SYSCTL) -> KernelPorts:
     Returns:
         The settings; Linux defaults with ``from_kernel=False`` when unreadable.
     """
-    try:
-        lo, hi = (int(v) for v in (sysctl_dir / "ip_local_port_range").read_text().split())
-        reserved = parse_port_list((sysctl_dir / "ip_local_reserved_ports").read_text())
-        start = int((sysctl_dir / "ip_unprivileged_port_start").read_text())
-    except (OSError, ValueError):
-        return KernelPorts(_DEFAULT_EPHEMERAL, frozenset(), _DEFAULT_UNPRIVILEGED_START, False)
-    return KernelPorts((lo, hi), reserved, start, True)
+    return KernelPorts(*_answer.read_kernel(sysctl_dir))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +116,14 @@ def port_facts(port: int, kernel: KernelPorts | None = None) -> PortFacts:
         InvalidPort: outside 0-65535.
     """
     k = kernel if kernel is not None else kernel_ports()
+    check_port(port)
+    settings = (k.ephemeral, k.reserved, k.unprivileged_start, k.from_kernel)
+    _, range_name, privileged, ephemeral, reserved = _answer.facts_of(port, settings)
     return PortFacts(
         port=port,
-        range=port_range(port),
-        privileged=port < k.unprivileged_start,
-        ephemeral=k.is_ephemeral(port),
-        reserved=port in k.reserved,
+        range=PortRange(range_name),
+        privileged=privileged,
+        ephemeral=ephemeral,
+        reserved=reserved,
         kernel=k,
     )

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from portscope.errors import RegistryError
+from portscope.registry._store import PROTOS as PROTOS
 
 # (port, port_end or None, proto, name, aliases, description, source, notes, frequency)
 Entry = tuple[
     int, "int | None", str, str, tuple[str, ...], "str | None", str, "str | None", "float | None"
 ]
 
-PROTOS = ("tcp", "udp", "sctp", "dccp")
 _PORT_PROTO = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?/([a-z]+)$")
 _IANA_COLUMNS = ("Service Name", "Port Number", "Transport Protocol", "Description")
 

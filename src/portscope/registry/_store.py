@@ -4,10 +4,11 @@ The sources (curated table, ``/etc/services``, ``nmap-services``, the imported I
 are parsed and merged once, then stored in the cache directory as three ``marshal`` files,
 each keyed on every source's path, size and modification time:
 
-* ``registry-v1.index``: the best service name per (port, transport), the nmap frequency
+* ``registry-v2.index``: the best service name per (port, transport), the nmap frequency
   order and source statistics: all that ``service_name`` and ``top_ports`` need;
-* ``registry-v1.data``: every merged entry, as one small blob per port, for ``lookup``;
-* ``registry-v1.text``: one search line per entry, for name queries.
+* ``registry-v2.data``: every merged entry, as one small blob per port behind a table of
+  offsets (``Data``), for ``lookup``: one port costs a few small reads, not the file;
+* ``registry-v2.text``: one search line per entry, for name queries.
 
 A process loads each part at most once, when first needed; a stale key (a source
 changed) rebuilds them all. When the cache directory cannot be written the merged
@@ -16,21 +17,22 @@ registry lives in memory only.
 
 from __future__ import annotations
 
-import contextlib
 import marshal
 import os
-from pathlib import Path
-from typing import Any
+import sys
 
-from portscope.errors import RegistryError
-from portscope.registry._sources import (
-    PROTOS,
-    Entry,
-    read_iana_csv,
-    read_services_file,
-)
+# `portscope lookup` imports this module on its fast path: nothing here may pull in
+# pathlib, typing or the source parsers at import time (they load on a cache miss).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
 
-FORMAT = 1
+    from portscope.registry._sources import Entry
+
+FORMAT = 2
+PROTOS = ("tcp", "udp", "sctp", "dccp")
 SOURCE_ORDER = ("curated", "iana", "system", "nmap")  # priority, highest first
 IANA_FILE = "service-names-port-numbers.csv"
 IANA_META = "service-names-port-numbers.json"
@@ -42,10 +44,24 @@ _NMAP_PATHS = (
 # Registered ranges wider than this are not painted onto every port by service_name
 # (Kubernetes' NodePort range would otherwise name thousands of unrelated sockets).
 _MAX_NAMED_SPAN = 100
-_CURATED_FILE = Path(__file__).with_name("_curated.py")
+_CURATED_FILE = os.path.join(os.path.dirname(__file__), "_curated.py")
 
 # (port, end, proto) -> position in PROTOS; the names index key is port * 4 + position.
 PROTO_INDEX = {p: i for i, p in enumerate(PROTOS)}
+
+
+def cache_home() -> str:
+    """``cache_dir`` as a string, without pathlib (the fast path's)."""
+    explicit = os.environ.get("PORTSCOPE_CACHE_DIR")
+    if explicit:
+        return explicit
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "portscope")
+    home = os.path.expanduser("~")
+    if home[:1] == "~":  # no $HOME and no passwd entry: a private temp dir
+        return os.path.join(os.environ.get("TMPDIR", "/tmp"), f"portscope-{os.getuid()}")
+    return os.path.join(home, ".cache", "portscope")
 
 
 def cache_dir() -> Path:
@@ -54,24 +70,13 @@ def cache_dir() -> Path:
     ``$PORTSCOPE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/portscope``, else
     ``~/.cache/portscope`` (XDG Base Directory specification).
     """
-    explicit = os.environ.get("PORTSCOPE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "portscope"
-    try:
-        return Path.home() / ".cache" / "portscope"
-    except (RuntimeError, KeyError):  # no $HOME and no passwd entry: a private temp dir
-        return Path(os.environ.get("TMPDIR", "/tmp")) / f"portscope-{os.getuid()}"
+    from pathlib import Path
+
+    return Path(cache_home())
 
 
-def source_paths() -> dict[str, Path | None]:
-    """The file behind each source, ``None`` when absent (curated is built in).
-
-    ``$PORTSCOPE_SERVICES_FILE`` and ``$PORTSCOPE_NMAP_SERVICES`` override the system and
-    nmap files (an empty value turns the source off).
-    """
+def source_files() -> dict[str, str | None]:
+    """``source_paths`` as strings, without pathlib (the fast path's)."""
     system = os.environ.get("PORTSCOPE_SERVICES_FILE", "/etc/services")
     nmap_env = os.environ.get("PORTSCOPE_NMAP_SERVICES")
     if nmap_env is not None:
@@ -80,25 +85,142 @@ def source_paths() -> dict[str, Path | None]:
         nmap = next((p for p in _NMAP_PATHS if os.path.exists(p)), None)
     return {
         "curated": None,
-        "iana": cache_dir() / IANA_FILE,
-        "system": Path(system) if system else None,
-        "nmap": Path(nmap) if nmap else None,
+        "iana": os.path.join(cache_home(), IANA_FILE),
+        "system": system or None,
+        "nmap": nmap,
     }
 
 
-def _stamp(path: Path | None) -> tuple[str, int, int] | None:
+def source_paths() -> dict[str, Path | None]:
+    """The file behind each source, ``None`` when absent (curated is built in).
+
+    ``$PORTSCOPE_SERVICES_FILE`` and ``$PORTSCOPE_NMAP_SERVICES`` override the system and
+    nmap files (an empty value turns the source off).
+    """
+    from pathlib import Path
+
+    return {name: Path(f) if f else None for name, f in source_files().items()}
+
+
+def _stamp(path: str | os.PathLike[str] | None) -> tuple[str, int, int] | None:
     if path is None:
         return None
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
-    return (str(path), st.st_mtime_ns, st.st_size)
+    # normpath: the same key whether the path came as a string or as a Path
+    return (os.path.normpath(path), st.st_mtime_ns, st.st_size)
 
 
-def source_key(paths: dict[str, Path | None]) -> tuple[Any, ...]:
-    """What the compiled cache depends on: format, curated table, each source file."""
-    return (FORMAT, _stamp(_CURATED_FILE), *(_stamp(paths[s]) for s in SOURCE_ORDER[1:]))
+def source_key(paths: Mapping[str, str | os.PathLike[str] | None]) -> tuple[Any, ...]:
+    """What the compiled cache depends on: format, byte order, curated table, each source."""
+    stamps = (_stamp(paths[s]) for s in SOURCE_ORDER[1:])
+    return (FORMAT, sys.byteorder, _stamp(_CURATED_FILE), *stamps)
+
+
+_PORTS = 65536
+_WORD = 4  # the data part's offsets: unsigned 32-bit, native byte order (in the key)
+
+
+def pack_data(
+    key: tuple[Any, ...], by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
+) -> bytes:
+    """The data part: header length, ``marshal`` header (key, range entries), a table of
+    65537 offsets and each port's entries as one ``marshal`` blob, in port order.
+
+    Port ``p``'s blob is bytes ``table[p]`` to ``table[p + 1]`` of the blob area (empty
+    when nothing is registered on it alone), so one port is two small reads.
+    """
+    header = marshal.dumps((key, ranges))
+    offsets = [0] * (_PORTS + 1)
+    blobs: list[bytes] = []
+    size = 0
+    for port in range(_PORTS):
+        offsets[port] = size
+        entries = by_port.get(port)
+        if entries:
+            blob = marshal.dumps(entries)
+            blobs.append(blob)
+            size += len(blob)
+    offsets[_PORTS] = size
+    table = b"".join(n.to_bytes(_WORD, sys.byteorder) for n in offsets)
+    return len(header).to_bytes(_WORD, sys.byteorder) + header + table + b"".join(blobs)
+
+
+class Data:
+    """The data part in memory (``pack_data``'s layout): range entries, entries by port."""
+
+    __slots__ = ("_base", "_buffer", "_table", "key", "ranges")
+
+    def __init__(self, buffer: bytes) -> None:
+        """Parse the header.
+
+        Raises:
+            ValueError, EOFError, TypeError: not a whole data part.
+        """
+        view = memoryview(buffer)
+        size = int.from_bytes(view[:_WORD], sys.byteorder)
+        self.key, self.ranges = marshal.loads(view[_WORD : _WORD + size])
+        self._table = view[_WORD + size : _WORD + size + (_PORTS + 1) * _WORD].cast("I")
+        self._base = _WORD + size + (_PORTS + 1) * _WORD
+        if len(self._table) != _PORTS + 1 or self._base + self._table[_PORTS] != len(buffer):
+            raise ValueError("truncated registry data")
+        self._buffer = view
+
+    def at(self, port: int) -> tuple[Entry, ...]:
+        """The merged entries of one port (not counting ranges); ``()`` when none."""
+        lo, hi = self._table[port], self._table[port + 1]
+        if lo == hi:
+            return ()
+        entries: tuple[Entry, ...] = marshal.loads(self._buffer[self._base + lo : self._base + hi])
+        return entries
+
+    def between(self, lo: int, hi: int) -> list[Entry]:
+        """The single-port entries of ports ``lo``-``hi``, by port."""
+        found: list[Entry] = []
+        table, base, buffer = self._table, self._base, self._buffer
+        for port in range(lo, hi + 1):
+            start, end = table[port], table[port + 1]
+            if start != end:
+                found += marshal.loads(buffer[base + start : base + end])
+        return found
+
+
+def read_port(path: str, port: int, key: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    """(entries of ``port``, range entries) from a data part file, reading only those.
+
+    Returns:
+        ``None`` when the file is missing, unreadable, damaged or not built from ``key``.
+    """
+    order = sys.byteorder
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        head = os.pread(fd, 16384, 0)
+        size = int.from_bytes(head[:_WORD], order)
+        if len(head) < _WORD + size:
+            head = os.pread(fd, _WORD + size, 0)
+        cached_key, ranges = marshal.loads(memoryview(head)[_WORD : _WORD + size])
+        if cached_key != key:
+            return None
+        at = _WORD + size + port * _WORD
+        pair = head[at : at + 2 * _WORD]
+        if len(pair) < 2 * _WORD:
+            pair = os.pread(fd, 2 * _WORD, at)
+        lo, hi = int.from_bytes(pair[:_WORD], order), int.from_bytes(pair[_WORD:], order)
+        entries = ()
+        if hi > lo:
+            base = _WORD + size + (_PORTS + 1) * _WORD
+            blob = os.pread(fd, hi - lo, base + lo)
+            entries = marshal.loads(blob)
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    finally:
+        os.close(fd)
+    return entries, ranges
 
 
 class Compiled:
@@ -111,9 +233,7 @@ class Compiled:
         index: (names, top, stats): ``port * 4 + PROTO_INDEX[proto]`` -> preferred name;
             proto -> ports by nmap open-frequency, most common first (empty without
             nmap); source -> (entries, detail text or None).
-        data: (by_port, ranges): port -> the merged entries of that single port as a
-            ``marshal`` blob (decoded only when that port is asked for: loading stays
-            well under a millisecond), and the entries that span several ports.
+        data: ``pack_data`` of the entries: what lookups by port read.
         text: ``search_text`` of the entries for name search.
     """
 
@@ -123,8 +243,8 @@ class Compiled:
         self,
         key: tuple[Any, ...],
         index: tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]],
-        data: tuple[dict[int, bytes], tuple[Entry, ...]],
-        text: tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]],
+        data: bytes,
+        text: tuple[bytes, bytes],
     ) -> None:
         self.key = key
         self.index = index
@@ -138,7 +258,9 @@ def read_sources(paths: dict[str, Path | None]) -> tuple[dict[str, list[Entry]],
     Returns:
         source -> entries, and source -> (entries, detail) statistics.
     """
+    from portscope.errors import RegistryError
     from portscope.registry._curated import curated_entries
+    from portscope.registry._sources import read_iana_csv, read_services_file
 
     found: dict[str, list[Entry]] = {"curated": curated_entries()}
     stats: dict[str, tuple[int, str | None]] = {"curated": (len(found["curated"]), None)}
@@ -256,8 +378,8 @@ def build(paths: dict[str, Path | None]) -> Compiled:
     key = source_key(paths)
     found, stats = read_sources(paths)
     names, top, by_port, ranges = merge(found)
-    blobs = {p: marshal.dumps(entries) for p, entries in by_port.items()}
-    return Compiled(key, (names, top, stats), (blobs, ranges), search_text(by_port, ranges))
+    data = pack_data(key, by_port, ranges)
+    return Compiled(key, (names, top, stats), data, search_text(by_port, ranges))
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
@@ -271,6 +393,7 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
     Raises:
         OSError: the directory cannot be written.
     """
+    import contextlib
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,53 +414,77 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
 PARTS = ("index", "data", "text")
 
 
-def _part_file(directory: Path, part: str) -> Path:
-    return directory / f"registry-v{FORMAT}.{part}"
+def _part_file(directory: str | os.PathLike[str], part: str) -> str:
+    return os.path.join(directory, f"registry-v{FORMAT}.{part}")
 
 
 def search_text(
     by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
-) -> tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+) -> tuple[bytes, bytes]:
     """One lower-case line per entry (``name aliases<TAB>description``), for name search.
 
-    Name search scans the text with ``str.find`` (C speed) and scores only the lines
-    holding the first query word.
+    Name search scans the text with ``bytes.find`` (C speed; UTF-8 matches only whole
+    characters) and scores only the entries of the lines holding the first query word.
 
     Returns:
-        (text, start offset of each line, port of each line's entry or -1 for a range
-        entry, the entry's position in that port's tuple or in ``ranges``).
+        (the lines in UTF-8, one per ``\\n``; for line ``n``, items ``2n`` and ``2n + 1``
+        of the second value as native 32-bit integers: the port of the line's entry, or
+        -1 for a range entry, and the entry's position in that port's tuple or in the
+        range entries).
     """
     refs = [(p, i, e) for p in sorted(by_port) for i, e in enumerate(by_port[p])]
     refs += [(-1, i, e) for i, e in enumerate(ranges)]
-    lines = [f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower() for _, _, e in refs]
-    starts: list[int] = []
-    offset = 0
-    for line in lines:
-        starts.append(offset)
-        offset += len(line) + 1
-    return (
-        "\n".join(lines),
-        tuple(starts),
-        tuple(r[0] for r in refs),
-        tuple(r[1] for r in refs),
+    # a word never holds whitespace, so a newline in a description may become a space
+    lines = [f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ") for *_, e in refs]
+    numbers = b"".join(
+        n.to_bytes(_WORD, sys.byteorder, signed=True) for p, i, _ in refs for n in (p, i)
     )
+    return "\n".join(lines).encode(), numbers
 
 
-def save(compiled: Compiled, directory: Path) -> bool:
+def save(compiled: Compiled, directory: str | os.PathLike[str]) -> bool:
     """Write the compiled registry to the cache; False when the directory is not writable."""
+    import contextlib
+    from pathlib import Path
+
     try:
         for part in PARTS:
             value = getattr(compiled, part)
-            write_atomic(_part_file(directory, part), marshal.dumps((compiled.key, value)))
+            data = value if part == "data" else marshal.dumps((compiled.key, value))
+            write_atomic(Path(_part_file(directory, part)), data)
     except OSError:
         return False
+    for old in range(1, FORMAT):  # earlier formats' files are dead weight now
+        for part in PARTS:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, f"registry-v{old}.{part}"))
     return True
 
 
-def load_part(directory: Path, part: str, key: tuple[Any, ...]) -> Any:
+def _read(path: str) -> bytes:
+    """The whole file, in one ``read`` for a regular file (no buffering layers)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)  # a regular file reads short only at its end
+        if len(data) > size:  # it grew since fstat: read on to the end
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data
+
+
+def load_part(directory: str | os.PathLike[str], part: str, key: tuple[Any, ...]) -> Any:
     """One cached part (``index``, ``data`` or ``text``) when built from ``key``, else None."""
     try:
-        cached_key, value = marshal.loads(_part_file(directory, part).read_bytes())
+        content = _read(_part_file(directory, part))
+        if part == "data":
+            data = Data(content)
+            return data if data.key == key else None
+        cached_key, value = marshal.loads(content)
     except (OSError, ValueError, EOFError, TypeError):
         return None
     return value if cached_key == key else None
@@ -359,16 +506,16 @@ class Store:
         value = self._parts.get(part)
         if value is not None:
             return value
-        paths = source_paths()
         if self._key is None:
-            self._key = source_key(paths)
-        directory = cache_dir()
+            self._key = source_key(source_files())
+        directory = cache_home()
         value = load_part(directory, part, self._key)
         if value is None:
-            compiled = build(paths)
+            compiled = build(source_paths())
             save(compiled, directory)
             self._key = compiled.key
             self._parts = {p: getattr(compiled, p) for p in PARTS}
+            self._parts["data"] = Data(compiled.data)
             return self._parts[part]
         self._parts[part] = value
         return value
@@ -380,25 +527,28 @@ class Store:
         index: Any = self._part("index")
         return index  # type: ignore[no-any-return]
 
-    def data(self) -> tuple[dict[int, bytes], tuple[Entry, ...]]:
-        """(encoded entries by port, range entries): what a port lookup needs."""
-        data: Any = self._part("data")
-        return data  # type: ignore[no-any-return]
+    def data(self) -> Data:
+        """Every entry, by port, and the range entries: what lookups by port need."""
+        data: Data = self._part("data")
+        return data
 
-    def at(self, port: int) -> tuple[Entry, ...]:
-        """The merged entries of one port (not counting ranges); ``()`` when none."""
-        blob = self.data()[0].get(port)
-        if blob is None:
-            return ()
-        entries: tuple[Entry, ...] = marshal.loads(blob)
-        return entries
+    def one_port(self, port: int) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
+        """(the entries of ``port``, every range entry): what a lookup of one port needs.
 
-    def ports(self) -> list[int]:
-        """Every port with at least one single-port entry, ascending."""
-        return sorted(self.data()[0])
+        Reads only those from the cache file (unless the data part is loaded already).
+        """
+        data: Data | None = self._parts.get("data")
+        if data is None:
+            if self._key is None:
+                self._key = source_key(source_files())
+            found = read_port(_part_file(cache_home(), "data"), port, self._key)
+            if found is not None:
+                return found
+            data = self.data()
+        return data.at(port), data.ranges
 
-    def text(self) -> tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """The search text, line starts and entry references (see ``search_text``)."""
+    def text(self) -> tuple[bytes, bytes]:
+        """The search lines and their entries' references (see ``search_text``)."""
         self.data()
         text: Any = self._part("text")
         return text  # type: ignore[no-any-return]

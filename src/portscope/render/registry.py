@@ -11,108 +11,43 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from portscope.models import Service, to_dict
+from portscope.models import to_dict
+from portscope.registry import _answer
 
 if TYPE_CHECKING:
     from portscope.cli._base import Env
+    from portscope.models import Service
     from portscope.registry import PortFacts, Query, SourceInfo
-
-_RANGE_WORDS = {
-    "system": "System port (RFC 6335: 0-1023, assigned by IANA with IETF review)",
-    "user": "User port (RFC 6335: 1024-49151, registered with IANA)",
-    "dynamic": "Dynamic/private port (RFC 6335: 49152-65535, never assigned)",
-}
+    from portscope.registry._answer import Facts, Kernel, RawQuery
+    from portscope.registry._sources import Entry
 
 
-def _group(services: Sequence[Service]) -> list[tuple[Service, list[str]]]:
-    """Rows: services that differ only by transport share one row (``tcp,udp``)."""
-    rows: list[tuple[Service, list[str]]] = []
-    where: dict[tuple[Any, ...], int] = {}
-    for s in services:
-        key = (s.port, s.port_end, s.name, s.aliases, s.description, s.source, s.notes)
-        if key in where:
-            rows[where[key]][1].append(s.proto.value)
-        else:
-            where[key] = len(rows)
-            rows.append((s, [s.proto.value]))
-    return rows
+def _raw_query(query: Query) -> RawQuery:
+    proto = query.proto.value if query.proto is not None else None
+    return (query.kind, query.text, query.port, query.port_end, query.name, proto)
 
 
-def _port_text(s: Service) -> str:
-    return f"{s.port}-{s.port_end}" if s.port_end is not None else str(s.port)
+def _entry(s: Service) -> Entry:
+    return (
+        s.port,
+        s.port_end,
+        s.proto.value,
+        s.name,
+        s.aliases,
+        s.description,
+        s.source,
+        s.notes,
+        s.frequency,
+    )
 
 
-def _freq_text(s: Service) -> str:
-    if s.frequency is None or s.frequency == 0:
-        return "-"
-    pct = s.frequency * 100
-    return f"{pct:.1f}%" if pct >= 0.1 else "<0.1%"
-
-
-def _service_lines(services: Sequence[Service]) -> list[str]:
-    rows = _group(services)
-    cells = [
-        (
-            _port_text(s),
-            ",".join(protos),
-            s.name + (f" ({', '.join(s.aliases)})" if s.aliases else ""),
-            s.source,
-            _freq_text(s),
-            s.description or "-",
-        )
-        for s, protos in rows
-    ]
-    header = ("PORT", "PROTO", "SERVICE", "SOURCE", "FREQ", "DESCRIPTION")
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(5)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=False)).rstrip()]
-    for (s, _), c in zip(rows, cells, strict=True):
-        out.append("  ".join(v.ljust(w) for v, w in zip(c, [*widths, 0], strict=False)).rstrip())
-        if s.notes:
-            out.append(" " * (sum(widths) + 10) + f"! {s.notes}")
-    return out
-
-
-def _facts_lines(f: PortFacts) -> list[str]:
-    k = f.kernel
-    lo, hi = k.ephemeral
-    src = "" if k.from_kernel else " (Linux default; /proc/sys not readable)"
-    lines = [f"{f.port}: {_RANGE_WORDS[f.range.value]}"]
-    if f.privileged:
-        lines.append(
-            f"  privileged here: binding needs root or CAP_NET_BIND_SERVICE "
-            f"(net.ipv4.ip_unprivileged_port_start = {k.unprivileged_start}){src}"
-        )
-    else:
-        lines.append(
-            f"  unprivileged here: any user may bind it "
-            f"(net.ipv4.ip_unprivileged_port_start = {k.unprivileged_start}){src}"
-        )
-    if f.reserved:
-        lines.append(
-            "  reserved here: listed in net.ipv4.ip_local_reserved_ports, so the kernel "
-            "never picks it as an ephemeral port"
-        )
-    elif f.ephemeral:
-        lines.append(
-            f"  ephemeral here: the kernel may pick it as a source port for outgoing "
-            f"connections (net.ipv4.ip_local_port_range = {lo}-{hi}){src}"
-        )
-    else:
-        lines.append(f"  not ephemeral here: outside net.ipv4.ip_local_port_range = {lo}-{hi}{src}")
-    return lines
-
-
-def _range_summary(first: PortFacts, last: PortFacts, facts: Sequence[PortFacts]) -> list[str]:
-    k = first.kernel
-    lo, hi = k.ephemeral
-    classes = sorted({f.range.value for f in facts}, key=list(_RANGE_WORDS).index)
-    eph = sum(f.ephemeral for f in facts)
-    priv = sum(f.privileged for f in facts)
-    return [
-        f"{first.port}-{last.port}: {len(facts)} ports; RFC 6335 {' + '.join(classes)}",
-        f"  {priv} privileged here (below {k.unprivileged_start}), {eph} in this kernel's "
-        f"ephemeral range {lo}-{hi}",
-    ]
+def _kernel_and_facts(facts: Sequence[PortFacts]) -> tuple[Kernel | None, list[Facts]]:
+    if not facts:
+        return None, []
+    k = facts[0].kernel
+    kernel = (k.ephemeral, k.reserved, k.unprivileged_start, k.from_kernel)
+    rows = [(f.port, f.range.value, f.privileged, f.ephemeral, f.reserved) for f in facts]
+    return kernel, rows
 
 
 def write_lookup(
@@ -124,6 +59,9 @@ def write_lookup(
 ) -> None:
     """Write a lookup's answer as plain aligned text.
 
+    The text comes from ``registry._answer.answer_text``, which ``portscope lookup``'s
+    fast path also uses on the cache's tuples.
+
     Args:
         stream: where to write.
         query: the parsed query.
@@ -132,23 +70,9 @@ def write_lookup(
             a name.
         total: how many services matched before the limit.
     """
-    lines: list[str] = []
-    if query.kind == "port" and facts:
-        lines += _facts_lines(facts[0])
-    elif query.kind == "range" and facts:
-        lines += _range_summary(facts[0], facts[-1], facts)
-    if services:
-        if lines:
-            lines.append("")
-        lines += _service_lines(services)
-    elif query.kind == "name":
-        lines.append(f"no service named or described {query.name!r} in the registry")
-    else:
-        proto = f"/{query.proto}" if query.proto else ""
-        lines.append(f"  no service registered{proto} in any loaded source")
-    if total > len(services):
-        lines.append(f"... {total - len(services)} more (--limit 0 shows all)")
-    stream.write("\n".join(lines) + "\n")
+    kernel, rows = _kernel_and_facts(facts)
+    shown = [_entry(s) for s in services]
+    stream.write(_answer.answer_text(_raw_query(query), shown, rows, kernel, total))
 
 
 def lookup_document(
@@ -158,42 +82,9 @@ def lookup_document(
     total: int,
 ) -> dict[str, Any]:
     """The ``lookup --json`` document (schema in docs/registry.md)."""
-    doc_facts: dict[str, Any] | None = None
-    if facts:
-        k = facts[0].kernel
-        common = {
-            "ephemeral_range": list(k.ephemeral),
-            "unprivileged_port_start": k.unprivileged_start,
-            "from_kernel": k.from_kernel,
-        }
-        if query.kind == "port":
-            f = facts[0]
-            doc_facts = {
-                "range": f.range.value,
-                "privileged": f.privileged,
-                "ephemeral": f.ephemeral,
-                "reserved": f.reserved,
-                **common,
-            }
-        else:
-            doc_facts = {
-                "ranges": sorted({f.range.value for f in facts}, key=list(_RANGE_WORDS).index),
-                "privileged": sum(f.privileged for f in facts),
-                "ephemeral": sum(f.ephemeral for f in facts),
-                "reserved": sum(f.reserved for f in facts),
-                **common,
-            }
-    return {
-        "query": query.text,
-        "kind": query.kind,
-        "proto": query.proto.value if query.proto else None,
-        "port": query.port,
-        "port_end": query.port_end,
-        "name": query.name,
-        "facts": doc_facts,
-        "total": total,
-        "services": to_dict(list(services)),
-    }
+    kernel, rows = _kernel_and_facts(facts)
+    shown = to_dict(list(services))
+    return _answer.answer_document(_raw_query(query), shown, rows, kernel, total)
 
 
 def _age(seconds: float | None) -> str:
