@@ -8,11 +8,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from portscope import kernel_ports, update_registry
+from portscope import kernel_ports, lookup, update_registry
 from portscope.cli import Env, main
+from portscope.registry._curated import curated_entries
 from portscope.registry._store import STORE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "registry"
@@ -169,3 +171,117 @@ def test_lookup_does_not_import_rich(registry: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert not {name.split(".")[0] for name in imported} & {"rich", "asyncio", "sqlite3", "csv"}
     assert "https" in out.stdout
+
+
+# -- the fast path (no argparse, no models) answers exactly as the argparse path ------------
+
+
+def _both_ways(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[bool, tuple[Any, ...]]:
+    """(whether the fast path answered, and (status, stdout, stderr) of both ways)."""
+    import portscope.cli.lookup as command
+
+    fast = command.quick(list(argv), io.StringIO()) is not None
+    quick_way = run(*argv)
+    with monkeypatch.context() as m:
+        m.setattr(command, "quick", lambda argv, stdout: None)
+        argparse_way = run(*argv)
+    return fast, (quick_way, argparse_way)
+
+
+def _queries() -> list[str]:
+    ports = sorted(
+        {e[0] for e in curated_entries()} | {1, 7, 23, 53, 4711, 6000, 6063, 6064, 51000}
+    )
+    names = sorted({e[3] for e in curated_entries()})[::3]
+    return [
+        *map(str, ports),
+        *(f"{p}/udp" for p in ports[::4]),
+        *(f"tcp/{p}" for p in ports[1::4]),
+        "0", "65535", "1020-1030", "6000-6010", "1-1024", "0-65535", "udp/50-60",
+        *names, "http", "alpha", "message broker", "dns/udp", "web server", "x11",
+        "nosuchthing", "sql", "POSTGRES", "al", "dce:rpc", "ftp-data",
+    ]  # fmt: skip
+
+
+def test_fast_path_answers_byte_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    queries = _queries()
+    assert len(queries) > 150
+    for query in queries:
+        for extra in ([], ["--json"]):
+            fast, (quick_way, argparse_way) = _both_ways([query, *extra], monkeypatch)
+            assert fast, query
+            assert quick_way == argparse_way, (query, extra)
+            assert quick_way[2] == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "fast"),
+    [
+        (["443", "--json"], True),
+        (["--json", "443"], True),
+        (["--no-color", "message", "broker", "--json"], True),
+        (["-P", "udp", "53"], True),
+        (["53", "--proto", "UDP", "--limit", "1"], True),
+        (["http", "--limit", "0"], True),
+        (["http", "--limit", "٣"], True),  # argparse's int() reads any decimal digits
+        (["http", "--limit", "3", "--json"], True),
+        (["udp/53", "--proto", "udp"], True),
+        (["udp/53", "--proto", "tcp"], False),  # contradiction: argparse way reports it
+        (["443", "--json", "80"], False),  # argparse: unrecognized arguments
+        (["443", "--json", "--json"], False),
+        (["--js", "443"], False),  # an abbreviation
+        (["--limit=3", "http"], False),
+        (["-P", "--json", "53"], False),
+        (["--limit", "-3", "53"], False),
+        (["--limit", "+3", "http"], False),
+        (["--limit", "x", "53"], False),
+        (["--", "-1"], False),
+        (["-1"], False),
+        (["70000"], False),
+        (["tcp/"], False),
+        (["53", "--proto", "xtp"], False),
+        ([], False),
+        (["443", "-P"], False),
+        ([""], False),
+    ],
+)
+def test_fast_path_takes_only_what_argparse_reads_the_same(
+    argv: list[str], fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    took, (quick_way, argparse_way) = _both_ways(argv, monkeypatch)
+    assert took is fast
+    assert quick_way == argparse_way
+
+
+def test_help_goes_the_argparse_way() -> None:
+    import portscope.cli.lookup as command
+
+    for argv in (["-h"], ["--help"], ["443", "-h"]):
+        assert command.quick(argv, io.StringIO()) is None
+
+
+def test_fast_path_imports_nothing_heavy(registry: Path) -> None:
+    assert lookup(443)  # the compiled cache is written (a rebuild needs the parsers)
+    # As the console script runs it (the wrapper imports re and sys first).
+    code = "import re, sys; from portscope.cli import main; sys.exit(main(sys.argv[1:]))"
+    heavy = {"argparse", "dataclasses", "typing", "pathlib", "inspect", "portscope.models"}
+    for argv, allowed in ((["lookup", "443"], set()), (["lookup", "https"], set())):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code, *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+        assert not (imported & heavy) - allowed, sorted(imported & heavy)
+        assert "json" not in imported
+        assert "https" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "lookup", "443", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert not imported & heavy, sorted(imported & heavy)
+    assert json.loads(out.stdout)["port"] == 443

@@ -56,3 +56,15 @@ def test_help_imports_no_heavy_module() -> None:
     tops = {name.split(".")[0] for name in imported}
     assert not tops & {"asyncio", "sqlite3", "rich", "textual", "psutil"}, sorted(tops)
     assert "commands:" in out.stdout
+
+
+def test_import_and_top_help_are_lean() -> None:
+    # Every command line imports the facade; `portscope --help` must stay instant.
+    code = "import sys; from portscope.cli import main; main(['--help'])"
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    lean = {"typing", "argparse", "dataclasses", "pathlib", "json", "portscope.models"}
+    assert not imported & lean, sorted(imported & lean)
+    assert "commands:" in out.stdout

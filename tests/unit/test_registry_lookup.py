@@ -331,3 +331,48 @@ def test_unwritable_cache_dir_still_answers(
         assert lookup(22, "tcp")[0].name == "ssh"
     finally:
         STORE.reset()
+
+
+def test_reading_one_port_equals_the_loaded_data_part(registry: Path) -> None:
+    from portscope.registry._store import Data, _part_file, read_port, source_files, source_key
+
+    lookup(443)
+    key = source_key(source_files())
+    path = _part_file(registry, "data")
+    data = Data(Path(path).read_bytes())
+    assert data.key == key and data.ranges
+    ports = {e[0] for e in curated_entries()} | {0, 1, 4711, 6000, 6063, 50000, 65535}
+    for port in sorted(ports):
+        assert read_port(path, port, key) == (data.at(port), data.ranges), port
+    assert read_port(path, 443, ("another", "key")) is None
+    assert read_port(str(registry / "missing"), 443, key) is None
+    assert data.between(20, 25) == [e for p in range(20, 26) for e in data.at(p)]
+
+
+def test_truncated_data_part_is_rebuilt(registry: Path) -> None:
+    from portscope.registry._store import _part_file
+
+    before = (lookup(443), lookup("8000-8100"), lookup("alpha"))
+    data = Path(_part_file(registry, "data"))
+    for size in (data.stat().st_size - 7, 40, 3):
+        data.write_bytes(data.read_bytes()[:size])
+        STORE.reset()
+        assert (lookup(443), lookup("8000-8100"), lookup("alpha")) == before, size
+
+
+def test_port_syntax_is_the_regular_expressions() -> None:
+    # The parser checks ^[+-]?\d+$ and ^(\d+)-(\d+)$ with str methods (no re at start-up).
+    import re
+
+    from portscope.registry._answer import _is_number
+
+    samples = [
+        "443", "+443", "-443", "", "+", "-", "4 4", "٤٤٣", "²", "1_0", "0x1", "44a", "+-4",
+        "1-2", "1-", "-2", "1--2", "1-2-3", "\u0664-\u0665", "1-²", " 1-2", "1-2 ", "⁴-5",
+    ]  # fmt: skip
+    for text in samples:
+        assert _is_number(text) is bool(re.match(r"^[+-]?\d+$", text)), text
+        first, dash, last = text.partition("-")
+        spans = bool(dash and first.isdecimal() and last.isdecimal())
+        assert spans is bool(re.match(r"^(\d+)-(\d+)$", text)), text
+    assert parse_query("٤٤٣").port == 443

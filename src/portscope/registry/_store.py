@@ -496,11 +496,13 @@ class Store:
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
         self._parts: dict[str, Any] = {}
+        self._read_one = False
 
     def reset(self) -> None:
         """Forget what was loaded (after an import, or when tests change the sources)."""
         self._key = None
         self._parts = {}
+        self._read_one = False
 
     def _part(self, part: str) -> Any:
         value = self._parts.get(part)
@@ -535,15 +537,18 @@ class Store:
     def one_port(self, port: int) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
         """(the entries of ``port``, every range entry): what a lookup of one port needs.
 
-        Reads only those from the cache file (unless the data part is loaded already).
+        The first time, reads only those from the cache file (``portscope lookup PORT``
+        asks once); after that, loads the data part, as a process asking more will.
         """
         data: Data | None = self._parts.get("data")
-        if data is None:
+        if data is None and not self._read_one:
+            self._read_one = True
             if self._key is None:
                 self._key = source_key(source_files())
             found = read_port(_part_file(cache_home(), "data"), port, self._key)
             if found is not None:
                 return found
+        if data is None:
             data = self.data()
         return data.at(port), data.ranges
 
