@@ -113,7 +113,8 @@ def _getservbyport(port: int) -> str | None:
 
 def cold_build(cache: Path) -> float:
     """Seconds to parse and merge every source (the first run after a source changed)."""
-    from portscope.registry._store import build, source_paths
+    from portscope.registry._build import build
+    from portscope.registry._store import source_paths
 
     os.environ["PORTSCOPE_CACHE_DIR"] = str(cache)
     t = time.perf_counter()

@@ -334,11 +334,11 @@ def test_unwritable_cache_dir_still_answers(
 
 
 def test_reading_one_port_equals_the_loaded_data_part(registry: Path) -> None:
-    from portscope.registry._store import Data, _part_file, read_port, source_files, source_key
+    from portscope.registry._store import Data, part_file, read_port, source_files, source_key
 
     lookup(443)
     key = source_key(source_files())
-    path = _part_file(registry, "data")
+    path = part_file(registry, "data")
     data = Data(Path(path).read_bytes())
     assert data.key == key and data.ranges
     ports = {e[0] for e in curated_entries()} | {0, 1, 4711, 6000, 6063, 50000, 65535}
@@ -349,19 +349,20 @@ def test_reading_one_port_equals_the_loaded_data_part(registry: Path) -> None:
     assert data.between(20, 25) == [e for p in range(20, 26) for e in data.at(p)]
 
 
-def test_truncated_data_part_is_rebuilt(registry: Path) -> None:
-    from portscope.registry._store import _part_file
+def test_truncated_parts_are_rebuilt(registry: Path) -> None:
+    from portscope.registry._store import part_file
 
     before = (lookup(443), lookup("8000-8100"), lookup("alpha"))
-    data = Path(_part_file(registry, "data"))
-    for size in (data.stat().st_size - 7, 40, 3):
-        data.write_bytes(data.read_bytes()[:size])
-        STORE.reset()
-        assert (lookup(443), lookup("8000-8100"), lookup("alpha")) == before, size
+    for part in ("data", "text"):
+        path = Path(part_file(registry, part))
+        for size in (path.stat().st_size - 7, path.stat().st_size - 8, 40, 3):
+            path.write_bytes(path.read_bytes()[:size])
+            STORE.reset()
+            assert (lookup(443), lookup("8000-8100"), lookup("alpha")) == before, (part, size)
 
 
-def test_port_syntax_is_the_regular_expressions() -> None:
-    # The parser checks ^[+-]?\d+$ and ^(\d+)-(\d+)$ with str methods (no re at start-up).
+def test_query_syntax_is_the_regular_expressions() -> None:
+    # The parser checks ^[+-]?\d+$, ^(\d+)-(\d+)$ and the name pattern with str methods.
     import re
 
     from portscope.registry._answer import _is_number
@@ -376,3 +377,15 @@ def test_port_syntax_is_the_regular_expressions() -> None:
         spans = bool(dash and first.isdecimal() and last.isdecimal())
         assert spans is bool(re.match(r"^(\d+)-(\d+)$", text)), text
     assert parse_query("٤٤٣").port == 443
+    names = [
+        "https", "message broker", "ftp-data", "x11:1", "a_b", "c++", "*", "---", "é", "²x",
+        "dns,udp", "a!b", "a\tb", "é\u0301", "\u01c5z", "mq (x)", "a.b.c", "日本", "a\u200bb",
+    ]  # fmt: skip
+    for text in names:
+        body = " ".join(text.split())
+        valid = bool(re.match(r"^[\w.+*:-]+(?: [\w.+*:-]+)*$", body))
+        try:
+            accepted = parse_query(text).kind == "name"
+        except InvalidInput:
+            accepted = False
+        assert accepted is valid, text

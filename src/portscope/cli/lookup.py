@@ -146,13 +146,12 @@ def quick(argv: list[str], stdout: TextIO) -> int | None:
     if plain is None:
         return None
     text, proto, limit, as_json = plain
-    from portscope.errors import InvalidInput
     from portscope.registry import _answer
 
     try:
         query = _answer.parse_query(text, proto)
-    except InvalidInput:
-        return None  # the argparse way reports it
+    except ValueError:  # InvalidInput (a ValueError): the argparse way reports it
+        return None
     kind, _, port, port_end, _, _ = query
     found = _answer.entries(query)
     if limit is None:

@@ -4,8 +4,8 @@ The typed API (``lookup``, ``port_facts``, ``render.registry``) wraps these func
 ``portscope lookup`` calls them directly from the compiled cache's tuples: building the
 ``Service``/``PortFacts`` dataclasses, and importing ``dataclasses``, ``typing``,
 ``pathlib`` and argparse, would cost that command more than three times its own work.
-So this module imports nothing beyond ``os``, the errors and the cache, and both paths
-share one implementation of parsing, ranking and formatting.
+So this module imports nothing beyond ``os`` and the cache (the errors only to raise
+one), and both paths share one implementation of parsing, ranking and formatting.
 
 Shapes (all tuples, as the cache stores them):
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 
-from portscope.errors import InvalidInput, InvalidPort
 from portscope.registry._store import PROTO_INDEX, PROTOS, SOURCE_ORDER, STORE
 
 TYPE_CHECKING = False
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     Facts = tuple[int, str, bool, bool, bool]
 
 _PROTO_WORDS = ", ".join(PROTOS)
-_NAME = r"^[\w.+*:-]+(?: [\w.+*:-]+)*$"
+_NAME_PUNCTUATION = str.maketrans("", "", "_.+*:- ")
 _SOURCE_RANK = {s: i for i, s in enumerate(SOURCE_ORDER)}
 _SOURCE_BONUS = {"curated": 8, "iana": 4, "system": 2, "nmap": 0}
 SYSCTL_DIR = "/proc/sys/net/ipv4"
@@ -51,6 +50,18 @@ _RANGE_ORDER = list(RANGE_WORDS)
 # -- queries ---------------------------------------------------------------------------
 
 
+def _invalid_port(message: str) -> Exception:
+    from portscope.errors import InvalidPort  # only bad input needs the error classes
+
+    return InvalidPort(message)
+
+
+def _invalid_input(message: str) -> Exception:
+    from portscope.errors import InvalidInput
+
+    return InvalidInput(message)
+
+
 def check_proto(value: str) -> str:
     """A transport name (``tcp``, ``udp``, ``sctp``, ``dccp``, any case) in lower case.
 
@@ -59,7 +70,7 @@ def check_proto(value: str) -> str:
     """
     word = value.strip().lower()
     if word not in PROTOS:
-        raise InvalidPort(f"{value!r} is not a transport: expected one of {_PROTO_WORDS}")
+        raise _invalid_port(f"{value!r} is not a transport: expected one of {_PROTO_WORDS}")
     return word
 
 
@@ -70,10 +81,10 @@ def _is_number(text: str) -> bool:
 
 def _port(text: str, whole: str) -> int:
     if not _is_number(text):
-        raise InvalidPort(f"{whole!r}: {text!r} is not a port number (0-65535)")
+        raise _invalid_port(f"{whole!r}: {text!r} is not a port number (0-65535)")
     value = int(text)
     if not 0 <= value <= 65535:
-        raise InvalidPort(f"{value} is not a port: ports are 0-65535")
+        raise _invalid_port(f"{value} is not a port: ports are 0-65535")
     return value
 
 
@@ -84,7 +95,7 @@ def parse_query(query: str | int, proto: str | None = None) -> RawQuery:
         return ("port", str(query), _port(str(query), str(query)), None, None, wanted)
     text = str(query).strip()
     if not text:
-        raise InvalidInput(
+        raise _invalid_input(
             "empty query: give a port (443), a range (8000-8100), "
             "port/transport (53/udp) or a service name (https)"
         )
@@ -93,7 +104,7 @@ def parse_query(query: str | int, proto: str | None = None) -> RawQuery:
         left, _, right = text.partition("/")
         left, right = left.strip(), right.strip()
         if not left or not right or "/" in right:
-            raise InvalidPort(
+            raise _invalid_port(
                 f"{text!r} is not PORT/TRANSPORT: expected e.g. 53/udp or udp/53 "
                 f"(transports: {_PROTO_WORDS})"
             )
@@ -102,28 +113,28 @@ def parse_query(query: str | int, proto: str | None = None) -> RawQuery:
         elif right.lower() in PROTOS:
             given, body = right, left
         else:
-            raise InvalidPort(
+            raise _invalid_port(
                 f"{text!r}: neither {left!r} nor {right!r} is a transport ({_PROTO_WORDS})"
             )
         named = check_proto(given)
         if wanted is not None and named != wanted:
-            raise InvalidPort(f"{text!r} asks for {named} but the transport given is {wanted}")
+            raise _invalid_port(f"{text!r} asks for {named} but the transport given is {wanted}")
         wanted = named
     first, dash, last = body.partition("-")
     if dash and first.isdecimal() and last.isdecimal():  # ^(\d+)-(\d+)$
         lo, hi = _port(first, text), _port(last, text)
         if lo > hi:
-            raise InvalidPort(f"{text!r}: a range goes from low to high ({hi}-{lo}?)")
+            raise _invalid_port(f"{text!r}: a range goes from low to high ({hi}-{lo}?)")
         if lo == hi:
             return ("port", text, lo, None, None, wanted)
         return ("range", text, lo, hi, None, wanted)
     if _is_number(body) or (body[:1] == "-" and body[1:2].isdigit()):
         return ("port", text, _port(body, text), None, None, wanted)
     body = " ".join(body.split())
-    import re  # only names need it; the console-script wrapper has loaded it anyway
-
-    if not re.match(_NAME, body):
-        raise InvalidInput(
+    # ^[\w.+*:-]+(?: [\w.+*:-]+)*$, where \w is str.isalnum() or "_", on words one space apart
+    letters = body.translate(_NAME_PUNCTUATION)
+    if letters and not letters.isalnum():
+        raise _invalid_input(
             f"{text!r} is not a port, range or service name: expected e.g. 443, "
             "8000-8100, 53/udp or https"
         )
@@ -196,22 +207,22 @@ def search(text: str, proto: str | None) -> list[Entry]:
         proto: only this transport, or all.
     """
     data = STORE.data()
-    blob, numbers = STORE.text()
-    refs = memoryview(numbers).cast("i")
+    lines = STORE.text()
+    blob, end, refs = lines.buffer, lines.end, lines.refs
     words = text.split()
     first = words[0].encode()
     candidates: list[int] = []
     line = 0  # the number of the line at `start`
-    start = 0
-    i = blob.find(first)
+    start = lines.start
+    i = blob.find(first, start, end)
     while i >= 0:
         line += blob.count(b"\n", start, i)
         candidates.append(line)
-        start = blob.find(b"\n", i) + 1
+        start = blob.find(b"\n", i, end) + 1
         if start == 0:
             break
         line += 1
-        i = blob.find(first, start)
+        i = blob.find(first, start, end)
     scored: list[tuple[int, float, int, int, Entry]] = []
     for line in candidates:
         port, item = refs[2 * line], refs[2 * line + 1]

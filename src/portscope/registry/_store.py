@@ -1,18 +1,19 @@
 """Where the registry's sources live, and the compiled cache that makes loading fast.
 
 The sources (curated table, ``/etc/services``, ``nmap-services``, the imported IANA CSV)
-are parsed and merged once, then stored in the cache directory as three ``marshal`` files,
-each keyed on every source's path, size and modification time:
+are parsed and merged once (``_build``), then stored in the cache directory as three
+files, each keyed on every source's path, size and modification time:
 
-* ``registry-v2.index``: the best service name per (port, transport), the nmap frequency
-  order and source statistics: all that ``service_name`` and ``top_ports`` need;
-* ``registry-v2.data``: every merged entry, as one small blob per port behind a table of
-  offsets (``Data``), for ``lookup``: one port costs a few small reads, not the file;
-* ``registry-v2.text``: one search line per entry, for name queries.
+* ``registry-v2.index`` (``marshal``): the best service name per (port, transport), the
+  nmap frequency order and source statistics: all that ``service_name`` and
+  ``top_ports`` need;
+* ``registry-v2.data`` (``Data``): every merged entry, one small ``marshal`` blob per
+  port behind a table of offsets, for lookups: one port costs three small reads;
+* ``registry-v2.text`` (``Text``): one search line per entry, for name queries.
 
-A process loads each part at most once, when first needed; a stale key (a source
-changed) rebuilds them all. When the cache directory cannot be written the merged
-registry lives in memory only.
+A process loads each part at most once, when first needed, in one ``read`` and without
+copying it apart; a stale key (a source changed) rebuilds them all. When the cache
+directory cannot be written the merged registry lives in memory only.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ _NMAP_PATHS = (
     "/usr/local/share/nmap/nmap-services",
     "/opt/homebrew/share/nmap/nmap-services",
 )
-# Registered ranges wider than this are not painted onto every port by service_name
-# (Kubernetes' NodePort range would otherwise name thousands of unrelated sockets).
-_MAX_NAMED_SPAN = 100
 _CURATED_FILE = os.path.join(os.path.dirname(__file__), "_curated.py")
 
 # (port, end, proto) -> position in PROTOS; the names index key is port * 4 + position.
@@ -119,37 +117,24 @@ def source_key(paths: Mapping[str, str | os.PathLike[str] | None]) -> tuple[Any,
     return (FORMAT, sys.byteorder, _stamp(_CURATED_FILE), *stamps)
 
 
-_PORTS = 65536
-_WORD = 4  # the data part's offsets: unsigned 32-bit, native byte order (in the key)
+PORTS = 65536
+WORD = 4  # the binary parts' integers: 32 bits, native byte order (in the key)
+PARTS = ("index", "data", "text")
 
 
-def pack_data(
-    key: tuple[Any, ...], by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
-) -> bytes:
-    """The data part: header length, ``marshal`` header (key, range entries), a table of
-    65537 offsets and each port's entries as one ``marshal`` blob, in port order.
-
-    Port ``p``'s blob is bytes ``table[p]`` to ``table[p + 1]`` of the blob area (empty
-    when nothing is registered on it alone), so one port is two small reads.
-    """
-    header = marshal.dumps((key, ranges))
-    offsets = [0] * (_PORTS + 1)
-    blobs: list[bytes] = []
-    size = 0
-    for port in range(_PORTS):
-        offsets[port] = size
-        entries = by_port.get(port)
-        if entries:
-            blob = marshal.dumps(entries)
-            blobs.append(blob)
-            size += len(blob)
-    offsets[_PORTS] = size
-    table = b"".join(n.to_bytes(_WORD, sys.byteorder) for n in offsets)
-    return len(header).to_bytes(_WORD, sys.byteorder) + header + table + b"".join(blobs)
+def _header(view: memoryview) -> tuple[Any, int]:
+    """(the ``marshal`` header, where the body starts) of a binary part."""
+    size = int.from_bytes(view[:WORD], sys.byteorder)
+    return marshal.loads(view[WORD : WORD + size]), WORD + size
 
 
 class Data:
-    """The data part in memory (``pack_data``'s layout): range entries, entries by port."""
+    """The data part in memory (``_build.pack_data``): range entries, entries by port.
+
+    Layout: header size, ``marshal`` header (key, range entries), 65537 offsets (32-bit)
+    into the blob area, then each port's entries as one ``marshal`` blob in port order:
+    port ``p`` is bytes ``offsets[p]`` to ``offsets[p + 1]`` of the blob area.
+    """
 
     __slots__ = ("_base", "_buffer", "_table", "key", "ranges")
 
@@ -160,11 +145,10 @@ class Data:
             ValueError, EOFError, TypeError: not a whole data part.
         """
         view = memoryview(buffer)
-        size = int.from_bytes(view[:_WORD], sys.byteorder)
-        self.key, self.ranges = marshal.loads(view[_WORD : _WORD + size])
-        self._table = view[_WORD + size : _WORD + size + (_PORTS + 1) * _WORD].cast("I")
-        self._base = _WORD + size + (_PORTS + 1) * _WORD
-        if len(self._table) != _PORTS + 1 or self._base + self._table[_PORTS] != len(buffer):
+        (self.key, self.ranges), table = _header(view)
+        self._base = table + (PORTS + 1) * WORD
+        self._table = view[table : self._base].cast("I")
+        if len(self._table) != PORTS + 1 or self._base + self._table[PORTS] != len(buffer):
             raise ValueError("truncated registry data")
         self._buffer = view
 
@@ -200,20 +184,20 @@ def read_port(path: str, port: int, key: tuple[Any, ...]) -> tuple[Any, Any] | N
         return None
     try:
         head = os.pread(fd, 16384, 0)
-        size = int.from_bytes(head[:_WORD], order)
-        if len(head) < _WORD + size:
-            head = os.pread(fd, _WORD + size, 0)
-        cached_key, ranges = marshal.loads(memoryview(head)[_WORD : _WORD + size])
+        size = int.from_bytes(head[:WORD], order)
+        if len(head) < WORD + size:
+            head = os.pread(fd, WORD + size, 0)
+        cached_key, ranges = marshal.loads(memoryview(head)[WORD : WORD + size])
         if cached_key != key:
             return None
-        at = _WORD + size + port * _WORD
-        pair = head[at : at + 2 * _WORD]
-        if len(pair) < 2 * _WORD:
-            pair = os.pread(fd, 2 * _WORD, at)
-        lo, hi = int.from_bytes(pair[:_WORD], order), int.from_bytes(pair[_WORD:], order)
+        at = WORD + size + port * WORD
+        pair = head[at : at + 2 * WORD]
+        if len(pair) < 2 * WORD:
+            pair = os.pread(fd, 2 * WORD, at)
+        lo, hi = int.from_bytes(pair[:WORD], order), int.from_bytes(pair[WORD:], order)
         entries = ()
         if hi > lo:
-            base = _WORD + size + (_PORTS + 1) * _WORD
+            base = WORD + size + (PORTS + 1) * WORD
             blob = os.pread(fd, hi - lo, base + lo)
             entries = marshal.loads(blob)
     except (OSError, ValueError, EOFError, TypeError):
@@ -223,242 +207,38 @@ def read_port(path: str, port: int, key: tuple[Any, ...]) -> tuple[Any, Any] | N
     return entries, ranges
 
 
-class Compiled:
-    """The merged registry in its compact form (tuples, dicts: what marshal stores).
+class Text:
+    """The text part in memory (``_build.pack_text``): the lines name search scans.
 
-    Three parts, cached in three files so each command loads only what it needs.
+    Layout: header size, ``marshal`` header (key, lines' size in bytes, line count),
+    the lines in UTF-8 (``name aliases<TAB>description``, lower case, one per ``\\n``),
+    then two 32-bit integers per line: the port of the line's entry (-1 for a range
+    entry) and the entry's position in that port's entries or in the range entries.
 
     Attributes:
-        key: ``source_key`` of the sources it was built from.
-        index: (names, top, stats): ``port * 4 + PROTO_INDEX[proto]`` -> preferred name;
-            proto -> ports by nmap open-frequency, most common first (empty without
-            nmap); source -> (entries, detail text or None).
-        data: ``pack_data`` of the entries: what lookups by port read.
-        text: ``search_text`` of the entries for name search.
+        buffer: the whole part; the lines are ``buffer[start:end]`` (not copied out).
+        refs: the integers.
     """
 
-    __slots__ = ("data", "index", "key", "text")
+    __slots__ = ("buffer", "end", "key", "refs", "start")
 
-    def __init__(
-        self,
-        key: tuple[Any, ...],
-        index: tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]],
-        data: bytes,
-        text: tuple[bytes, bytes],
-    ) -> None:
-        self.key = key
-        self.index = index
-        self.data = data
-        self.text = text
+    def __init__(self, buffer: bytes) -> None:
+        """Parse the header.
 
-
-def read_sources(paths: dict[str, Path | None]) -> tuple[dict[str, list[Entry]], dict[str, Any]]:
-    """Parse every present source. Unreadable optional files count as absent.
-
-    Returns:
-        source -> entries, and source -> (entries, detail) statistics.
-    """
-    from portscope.errors import RegistryError
-    from portscope.registry._curated import curated_entries
-    from portscope.registry._sources import read_iana_csv, read_services_file
-
-    found: dict[str, list[Entry]] = {"curated": curated_entries()}
-    stats: dict[str, tuple[int, str | None]] = {"curated": (len(found["curated"]), None)}
-    iana = paths["iana"]
-    if iana is not None and iana.exists():
-        try:
-            entries, st = read_iana_csv(iana)
-        except RegistryError as err:
-            found["iana"] = []
-            stats["iana"] = (0, f"unreadable: {err}")
-        else:
-            found["iana"] = entries
-            stats["iana"] = (
-                len(entries),
-                f"{st.rows} rows: {st.entries} assigned, {st.reserved} reserved, "
-                f"{st.unassigned} unassigned, {st.no_port} names without port, "
-                f"{st.other} other",
-            )
-    for name, freq in (("system", False), ("nmap", True)):
-        path = paths[name]
-        if path is None:
-            continue
-        try:
-            found[name] = read_services_file(path, source=name, frequency_column=freq)
-        except RegistryError as err:
-            stats[name] = (0, f"unreadable: {err}")
-            continue
-        stats[name] = (len(found[name]), None)
-    return found, stats
+        Raises:
+            ValueError, EOFError, TypeError: not a whole text part.
+        """
+        view = memoryview(buffer)
+        (self.key, size, lines), self.start = _header(view)
+        self.end = self.start + size
+        self.refs = view[self.end :].cast("i")
+        if len(self.refs) != 2 * lines:
+            raise ValueError("truncated registry text")
+        self.buffer = buffer
 
 
-def merge(
-    found: dict[str, list[Entry]],
-) -> tuple[
-    dict[int, str], dict[str, tuple[int, ...]], dict[int, tuple[Entry, ...]], tuple[Entry, ...]
-]:
-    """Merge the sources' entries: one entry per (port span, transport, service).
-
-    Entries naming the same service at the same ports and transport (by name or alias,
-    any case) become one: name, description and note come from the highest-priority
-    source (curated, iana, system, nmap), aliases are joined, and ``frequency`` is
-    nmap's open-frequency of that port and transport. nmap's ``unknown`` rows give only
-    the frequency.
-
-    Returns:
-        (names index, top ports per transport, entries by single port, range entries).
-    """
-    records: list[list[Any]] = []
-    index: dict[tuple[int, int | None, str, str], list[Any]] = {}
-    freq: dict[tuple[int, str], float] = {}
-    for source in SOURCE_ORDER:
-        for e in found.get(source, ()):
-            port, end, proto, name, aliases, description, _, notes, frequency = e
-            if frequency is not None and end is None:
-                freq[(port, proto)] = max(frequency, freq.get((port, proto), 0.0))
-            if source == "nmap" and name == "unknown":
-                continue
-            keys = [(port, end, proto, n.lower()) for n in (name, *aliases)]
-            rec = next((index[k] for k in keys if k in index), None)
-            if rec is None:
-                rec = [port, end, proto, name, [], description, source, notes, None]
-                records.append(rec)
-            else:
-                if rec[5] is None:
-                    rec[5] = description
-                if rec[7] is None:
-                    rec[7] = notes
-            known = {rec[3].lower(), *(a.lower() for a in rec[4])}
-            for n in (name, *aliases):
-                if n.lower() not in known:
-                    rec[4].append(n)
-                    known.add(n.lower())
-            for k in keys:
-                index.setdefault(k, rec)
-    by_port: dict[int, list[Entry]] = {}
-    ranges: list[Entry] = []
-    names: dict[int, str] = {}
-    range_names: dict[int, str] = {}
-    for rec in records:
-        port, end, proto = rec[0], rec[1], rec[2]
-        entry: Entry = (
-            port,
-            end,
-            proto,
-            rec[3],
-            tuple(rec[4]),
-            rec[5],
-            rec[6],
-            rec[7],
-            freq.get((port, proto)) if end is None else None,
-        )
-        if end is None:
-            by_port.setdefault(port, []).append(entry)
-            names.setdefault(port * 4 + PROTO_INDEX[proto], rec[3])
-        else:
-            ranges.append(entry)
-            if end - port < _MAX_NAMED_SPAN:
-                for p in range(port, end + 1):
-                    range_names.setdefault(p * 4 + PROTO_INDEX[proto], rec[3])
-    for slot, name in range_names.items():
-        names.setdefault(slot, name)
-    top = {
-        proto: tuple(
-            p
-            for (p, pr), _ in sorted(freq.items(), key=lambda kv: (-kv[1], kv[0][0]))
-            if pr == proto
-        )
-        for proto in ("tcp", "udp", "sctp")
-    }
-    return names, top, {p: tuple(v) for p, v in by_port.items()}, tuple(ranges)
-
-
-def build(paths: dict[str, Path | None]) -> Compiled:
-    """Parse and merge every source into a ``Compiled`` registry (no cache involved)."""
-    key = source_key(paths)
-    found, stats = read_sources(paths)
-    names, top, by_port, ranges = merge(found)
-    data = pack_data(key, by_port, ranges)
-    return Compiled(key, (names, top, stats), data, search_text(by_port, ranges))
-
-
-def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` atomically (a temporary file, then ``os.replace``).
-
-    Args:
-        path: the file; its directory is created when missing.
-        data: the new content.
-        durable: ``fsync`` before the rename, so a crash leaves the old or new file.
-
-    Raises:
-        OSError: the directory cannot be written.
-    """
-    import contextlib
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-PARTS = ("index", "data", "text")
-
-
-def _part_file(directory: str | os.PathLike[str], part: str) -> str:
+def part_file(directory: str | os.PathLike[str], part: str) -> str:
     return os.path.join(directory, f"registry-v{FORMAT}.{part}")
-
-
-def search_text(
-    by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
-) -> tuple[bytes, bytes]:
-    """One lower-case line per entry (``name aliases<TAB>description``), for name search.
-
-    Name search scans the text with ``bytes.find`` (C speed; UTF-8 matches only whole
-    characters) and scores only the entries of the lines holding the first query word.
-
-    Returns:
-        (the lines in UTF-8, one per ``\\n``; for line ``n``, items ``2n`` and ``2n + 1``
-        of the second value as native 32-bit integers: the port of the line's entry, or
-        -1 for a range entry, and the entry's position in that port's tuple or in the
-        range entries).
-    """
-    refs = [(p, i, e) for p in sorted(by_port) for i, e in enumerate(by_port[p])]
-    refs += [(-1, i, e) for i, e in enumerate(ranges)]
-    # a word never holds whitespace, so a newline in a description may become a space
-    lines = [f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ") for *_, e in refs]
-    numbers = b"".join(
-        n.to_bytes(_WORD, sys.byteorder, signed=True) for p, i, _ in refs for n in (p, i)
-    )
-    return "\n".join(lines).encode(), numbers
-
-
-def save(compiled: Compiled, directory: str | os.PathLike[str]) -> bool:
-    """Write the compiled registry to the cache; False when the directory is not writable."""
-    import contextlib
-    from pathlib import Path
-
-    try:
-        for part in PARTS:
-            value = getattr(compiled, part)
-            data = value if part == "data" else marshal.dumps((compiled.key, value))
-            write_atomic(Path(_part_file(directory, part)), data)
-    except OSError:
-        return False
-    for old in range(1, FORMAT):  # earlier formats' files are dead weight now
-        for part in PARTS:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, f"registry-v{old}.{part}"))
-    return True
 
 
 def _read(path: str) -> bytes:
@@ -480,10 +260,10 @@ def _read(path: str) -> bytes:
 def load_part(directory: str | os.PathLike[str], part: str, key: tuple[Any, ...]) -> Any:
     """One cached part (``index``, ``data`` or ``text``) when built from ``key``, else None."""
     try:
-        content = _read(_part_file(directory, part))
-        if part == "data":
-            data = Data(content)
-            return data if data.key == key else None
+        content = _read(part_file(directory, part))
+        if part != "index":
+            binary = Data(content) if part == "data" else Text(content)
+            return binary if binary.key == key else None
         cached_key, value = marshal.loads(content)
     except (OSError, ValueError, EOFError, TypeError):
         return None
@@ -513,11 +293,16 @@ class Store:
         directory = cache_home()
         value = load_part(directory, part, self._key)
         if value is None:
+            from portscope.registry._build import build, save
+
             compiled = build(source_paths())
             save(compiled, directory)
             self._key = compiled.key
-            self._parts = {p: getattr(compiled, p) for p in PARTS}
-            self._parts["data"] = Data(compiled.data)
+            self._parts = {
+                "index": compiled.index,
+                "data": Data(compiled.data),
+                "text": Text(compiled.text),
+            }
             return self._parts[part]
         self._parts[part] = value
         return value
@@ -545,18 +330,18 @@ class Store:
             self._read_one = True
             if self._key is None:
                 self._key = source_key(source_files())
-            found = read_port(_part_file(cache_home(), "data"), port, self._key)
+            found = read_port(part_file(cache_home(), "data"), port, self._key)
             if found is not None:
                 return found
         if data is None:
             data = self.data()
         return data.at(port), data.ranges
 
-    def text(self) -> tuple[bytes, bytes]:
-        """The search lines and their entries' references (see ``search_text``)."""
+    def text(self) -> Text:
+        """The search lines and their entries' references."""
         self.data()
-        text: Any = self._part("text")
-        return text  # type: ignore[no-any-return]
+        text: Text = self._part("text")
+        return text
 
 
 STORE = Store()

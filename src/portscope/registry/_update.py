@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from portscope.errors import InvalidInput, RegistryError
+from portscope.registry._build import write_atomic
 from portscope.registry._sources import parse_iana_text
 from portscope.registry._store import (
     IANA_FILE,
@@ -22,7 +23,6 @@ from portscope.registry._store import (
     STORE,
     cache_dir,
     source_paths,
-    write_atomic,
 )
 
 IANA_CSV_URL = (

@@ -1,0 +1,279 @@
+"""Building the compiled registry: parse every source, merge, write the cache files.
+
+Runs only when the cache is missing or stale (a source changed); ``_store`` reads what
+this writes, so that ``portscope lookup`` never loads the parsers.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from portscope.errors import RegistryError
+from portscope.registry._curated import curated_entries
+from portscope.registry._sources import Entry, read_iana_csv, read_services_file
+from portscope.registry._store import (
+    FORMAT,
+    PARTS,
+    PORTS,
+    PROTO_INDEX,
+    SOURCE_ORDER,
+    WORD,
+    part_file,
+    source_key,
+)
+
+# Registered ranges wider than this are not painted onto every port by service_name
+# (Kubernetes' NodePort range would otherwise name thousands of unrelated sockets).
+_MAX_NAMED_SPAN = 100
+
+
+class Compiled:
+    """The merged registry in its compact form: the three parts of the cache.
+
+    Three parts, cached in three files so each command loads only what it needs.
+
+    Attributes:
+        key: ``source_key`` of the sources it was built from.
+        index: (names, top, stats): ``port * 4 + PROTO_INDEX[proto]`` -> preferred name;
+            proto -> ports by nmap open-frequency, most common first (empty without
+            nmap); source -> (entries, detail text or None).
+        data: ``pack_data`` of the entries: what lookups by port read.
+        text: ``pack_text`` of the entries: what name search scans.
+    """
+
+    __slots__ = ("data", "index", "key", "text")
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        index: tuple[dict[int, str], dict[str, tuple[int, ...]], dict[str, tuple[int, str | None]]],
+        data: bytes,
+        text: bytes,
+    ) -> None:
+        self.key = key
+        self.index = index
+        self.data = data
+        self.text = text
+
+
+def read_sources(paths: dict[str, Path | None]) -> tuple[dict[str, list[Entry]], dict[str, Any]]:
+    """Parse every present source. Unreadable optional files count as absent.
+
+    Returns:
+        source -> entries, and source -> (entries, detail) statistics.
+    """
+    found: dict[str, list[Entry]] = {"curated": curated_entries()}
+    stats: dict[str, tuple[int, str | None]] = {"curated": (len(found["curated"]), None)}
+    iana = paths["iana"]
+    if iana is not None and iana.exists():
+        try:
+            entries, st = read_iana_csv(iana)
+        except RegistryError as err:
+            found["iana"] = []
+            stats["iana"] = (0, f"unreadable: {err}")
+        else:
+            found["iana"] = entries
+            stats["iana"] = (
+                len(entries),
+                f"{st.rows} rows: {st.entries} assigned, {st.reserved} reserved, "
+                f"{st.unassigned} unassigned, {st.no_port} names without port, "
+                f"{st.other} other",
+            )
+    for name, freq in (("system", False), ("nmap", True)):
+        path = paths[name]
+        if path is None:
+            continue
+        try:
+            found[name] = read_services_file(path, source=name, frequency_column=freq)
+        except RegistryError as err:
+            stats[name] = (0, f"unreadable: {err}")
+            continue
+        stats[name] = (len(found[name]), None)
+    return found, stats
+
+
+def merge(
+    found: dict[str, list[Entry]],
+) -> tuple[
+    dict[int, str], dict[str, tuple[int, ...]], dict[int, tuple[Entry, ...]], tuple[Entry, ...]
+]:
+    """Merge the sources' entries: one entry per (port span, transport, service).
+
+    Entries naming the same service at the same ports and transport (by name or alias,
+    any case) become one: name, description and note come from the highest-priority
+    source (curated, iana, system, nmap), aliases are joined, and ``frequency`` is
+    nmap's open-frequency of that port and transport. nmap's ``unknown`` rows give only
+    the frequency.
+
+    Returns:
+        (names index, top ports per transport, entries by single port, range entries).
+    """
+    records: list[list[Any]] = []
+    index: dict[tuple[int, int | None, str, str], list[Any]] = {}
+    freq: dict[tuple[int, str], float] = {}
+    for source in SOURCE_ORDER:
+        for e in found.get(source, ()):
+            port, end, proto, name, aliases, description, _, notes, frequency = e
+            if frequency is not None and end is None:
+                freq[(port, proto)] = max(frequency, freq.get((port, proto), 0.0))
+            if source == "nmap" and name == "unknown":
+                continue
+            keys = [(port, end, proto, n.lower()) for n in (name, *aliases)]
+            rec = next((index[k] for k in keys if k in index), None)
+            if rec is None:
+                rec = [port, end, proto, name, [], description, source, notes, None]
+                records.append(rec)
+            else:
+                if rec[5] is None:
+                    rec[5] = description
+                if rec[7] is None:
+                    rec[7] = notes
+            known = {rec[3].lower(), *(a.lower() for a in rec[4])}
+            for n in (name, *aliases):
+                if n.lower() not in known:
+                    rec[4].append(n)
+                    known.add(n.lower())
+            for k in keys:
+                index.setdefault(k, rec)
+    by_port: dict[int, list[Entry]] = {}
+    ranges: list[Entry] = []
+    names: dict[int, str] = {}
+    range_names: dict[int, str] = {}
+    for rec in records:
+        port, end, proto = rec[0], rec[1], rec[2]
+        entry: Entry = (
+            port,
+            end,
+            proto,
+            rec[3],
+            tuple(rec[4]),
+            rec[5],
+            rec[6],
+            rec[7],
+            freq.get((port, proto)) if end is None else None,
+        )
+        if end is None:
+            by_port.setdefault(port, []).append(entry)
+            names.setdefault(port * 4 + PROTO_INDEX[proto], rec[3])
+        else:
+            ranges.append(entry)
+            if end - port < _MAX_NAMED_SPAN:
+                for p in range(port, end + 1):
+                    range_names.setdefault(p * 4 + PROTO_INDEX[proto], rec[3])
+    for slot, name in range_names.items():
+        names.setdefault(slot, name)
+    top = {
+        proto: tuple(
+            p
+            for (p, pr), _ in sorted(freq.items(), key=lambda kv: (-kv[1], kv[0][0]))
+            if pr == proto
+        )
+        for proto in ("tcp", "udp", "sctp")
+    }
+    return names, top, {p: tuple(v) for p, v in by_port.items()}, tuple(ranges)
+
+
+def build(paths: dict[str, Path | None]) -> Compiled:
+    """Parse and merge every source into a ``Compiled`` registry (no cache involved)."""
+    key = source_key(paths)
+    found, stats = read_sources(paths)
+    names, top, by_port, ranges = merge(found)
+    data = pack_data(key, by_port, ranges)
+    return Compiled(key, (names, top, stats), data, pack_text(key, by_port, ranges))
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` atomically (a temporary file, then ``os.replace``).
+
+    Args:
+        path: the file; its directory is created when missing.
+        data: the new content.
+        durable: ``fsync`` before the rename, so a crash leaves the old or new file.
+
+    Raises:
+        OSError: the directory cannot be written.
+    """
+    import contextlib
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def pack_data(
+    key: tuple[Any, ...], by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
+) -> bytes:
+    """The data part: header length, ``marshal`` header (key, range entries), a table of
+    65537 offsets and each port's entries as one ``marshal`` blob, in port order.
+
+    Port ``p``'s blob is bytes ``table[p]`` to ``table[p + 1]`` of the blob area (empty
+    when nothing is registered on it alone), so one port is two small reads.
+    """
+    header = marshal.dumps((key, ranges))
+    offsets = [0] * (PORTS + 1)
+    blobs: list[bytes] = []
+    size = 0
+    for port in range(PORTS):
+        offsets[port] = size
+        entries = by_port.get(port)
+        if entries:
+            blob = marshal.dumps(entries)
+            blobs.append(blob)
+            size += len(blob)
+    offsets[PORTS] = size
+    table = b"".join(n.to_bytes(WORD, sys.byteorder) for n in offsets)
+    return len(header).to_bytes(WORD, sys.byteorder) + header + table + b"".join(blobs)
+
+
+def pack_text(
+    key: tuple[Any, ...], by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
+) -> bytes:
+    """The text part (layout: ``_store.Text``): one lower-case line per entry for name
+    search, which scans it with ``bytes.find`` (C speed; a UTF-8 needle matches only
+    whole characters) and scores only the entries of lines holding the first word.
+    """
+    refs = [(p, i, e) for p in sorted(by_port) for i, e in enumerate(by_port[p])]
+    refs += [(-1, i, e) for i, e in enumerate(ranges)]
+    # a query word never holds whitespace: a newline in a description may become a space
+    lines = "\n".join(
+        f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ") for *_, e in refs
+    ).encode()
+    numbers = b"".join(
+        n.to_bytes(WORD, sys.byteorder, signed=True) for p, i, _ in refs for n in (p, i)
+    )
+    header = marshal.dumps((key, len(lines), len(refs)))
+    return len(header).to_bytes(WORD, sys.byteorder) + header + lines + numbers
+
+
+def save(compiled: Compiled, directory: str | os.PathLike[str]) -> bool:
+    """Write the compiled registry to the cache; False when the directory is not writable."""
+    import contextlib
+    from pathlib import Path
+
+    try:
+        for part in PARTS:
+            value = getattr(compiled, part)
+            data = marshal.dumps((compiled.key, value)) if part == "index" else value
+            write_atomic(Path(part_file(directory, part)), data)
+    except OSError:
+        return False
+    for old in range(1, FORMAT):  # earlier formats' files are dead weight now
+        for part in PARTS:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, f"registry-v{old}.{part}"))
+    return True
