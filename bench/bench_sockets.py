@@ -321,7 +321,12 @@ def table_rows(timings: list[Timing], table: dict[int, int]) -> list[dict[str, A
     return rows
 
 
-def goals(timings: list[Timing]) -> list[dict[str, Any]]:
+GOAL_AT = 150_000  # TCP sockets in the table: the goals are set at 200,000 sockets
+
+
+def goals(timings: list[Timing], table: dict[int, int]) -> list[dict[str, Any]]:
+    """The goal checks; below ``GOAL_AT`` sockets they are shown for information only
+    (a Python process's ~50 ms start-up is most of the time there), ``ok`` is None."""
     by = {(t.tool, t.n): t.median_s for t in timings}
     checks = [
         ("portscope ls -a -n --json", "ss -tan", 1.0, "without owners <= ss -tan"),
@@ -341,7 +346,7 @@ def goals(timings: list[Timing]) -> list[dict[str, Any]]:
                         "ref_s": by[(ref, n)],
                         "ratio": ratio,
                         "limit": factor,
-                        "ok": ratio <= factor,
+                        "ok": ratio <= factor if table.get(n, 0) >= GOAL_AT else None,
                     }
                 )
     return out
@@ -366,13 +371,18 @@ def markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], info: dic
             f"{r['min_s']:.3f} | {ratio} |"
         )
     if checks:
-        lines += ["", "| goal | connections | portscope s | reference s | ratio | result |"]
+        lines += [
+            "",
+            f"Goals (set at 200,000 sockets; 'info' below {GOAL_AT:,} sockets in the table):",
+            "",
+            "| goal | connections | portscope s | reference s | ratio | result |",
+        ]
         lines += ["|---|---:|---:|---:|---:|---|"]
         for c in checks:
             lines.append(
                 f"| {c['goal']} | {_fmt_n(c['connections'])} | {c['tool_s']:.3f} | "
                 f"{c['ref_s']:.3f} | {c['ratio']:.2f} (limit {c['limit']}) | "
-                f"{'PASS' if c['ok'] else 'FAIL'} |"
+                f"{'info' if c['ok'] is None else 'PASS' if c['ok'] else 'FAIL'} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -501,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  load stopped; {after} TCP sockets left in ss", flush=True)
 
     rows = table_rows(timings, table)
-    checks = goals(timings)
+    checks = goals(timings, table)
     md = markdown(rows, checks, info)
     elapsed = time.monotonic() - started
     result = {
