@@ -1,0 +1,27 @@
+"""Print this machine's exposure review as Markdown (for a ticket or a CI artifact).
+
+    python examples/exposure_report.py > exposure.md
+
+Written only against portscope's public API.
+"""
+
+from __future__ import annotations
+
+import portscope
+
+
+def report() -> str:
+    findings = portscope.audit()
+    lines = ["# Exposure review", "", f"{len(findings)} finding(s).", ""]
+    for f in findings:
+        lines.append(f"## [{f.severity.value}] {f.title}")
+        lines.append("")
+        lines.append(f"- socket: `{f.socket.proto.value} {f.socket.local}` ({f.scope})")
+        lines.append(f"- why: {f.why}")
+        lines.append(f"- fix: {f.fix}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())
