@@ -333,20 +333,29 @@ def test_unwritable_cache_dir_still_answers(
         STORE.reset()
 
 
-def test_reading_one_port_equals_the_loaded_data_part(registry: Path) -> None:
-    from portscope.registry._store import Data, part_file, read_port, source_files, source_key
+def test_reading_some_ports_equals_the_loaded_data_part(registry: Path) -> None:
+    from portscope.registry._store import Data, part_file, read_ports, source_files, source_key
 
     lookup(443)
     key = source_key(source_files())
     path = part_file(registry, "data")
     data = Data(Path(path).read_bytes())
     assert data.key == key and data.ranges
-    ports = {e[0] for e in curated_entries()} | {0, 1, 4711, 6000, 6063, 50000, 65535}
-    for port in sorted(ports):
-        assert read_port(path, port, key) == (data.at(port), data.ranges), port
-    assert read_port(path, 443, ("another", "key")) is None
-    assert read_port(str(registry / "missing"), 443, key) is None
+    ports = sorted({e[0] for e in curated_entries()} | {0, 1, 4711, 6000, 6063, 50000, 65535})
+    for port in ports:
+        assert read_ports(path, [port], key) == ({port: data.at(port)}, data.ranges), port
+    assert read_ports(path, ports, key) == ({p: data.at(p) for p in ports}, data.ranges)
+    assert read_ports(path, [443], ("another", "key")) is None
+    assert read_ports(str(registry / "missing"), [443], key) is None
     assert data.between(20, 25) == [e for p in range(20, 26) for e in data.at(p)]
+
+
+def test_first_and_later_lookups_agree(registry: Path) -> None:
+    # The first lookup of a process reads a few ports from the file, later ones the part.
+    for query in (443, "https", "alpha", 1, "x11"):
+        STORE.reset()
+        first = lookup(query)
+        assert lookup(query) == first == lookup(query), query
 
 
 def test_truncated_parts_are_rebuilt(registry: Path) -> None:

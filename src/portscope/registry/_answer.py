@@ -199,6 +199,18 @@ def _score_word(word: str, name: str, aliases: tuple[str, ...], description: str
     return 0
 
 
+def _line_at(starts: Sequence[int], offset: int) -> int:
+    """The line holding ``offset``: the last one starting at or before it (bisect)."""
+    lo, hi = 0, len(starts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if starts[mid] <= offset:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
 def search(text: str, proto: str | None) -> list[Entry]:
     """Entries whose name, aliases or description hold every word of ``text``, best first.
 
@@ -206,27 +218,25 @@ def search(text: str, proto: str | None) -> list[Entry]:
         text: lower-case words, one space apart (``parse_query``'s ``name``).
         proto: only this transport, or all.
     """
-    data = STORE.data()
     lines = STORE.text()
-    blob, end, refs = lines.buffer, lines.end, lines.refs
+    blob, start, end, starts, refs = lines.buffer, lines.start, lines.end, lines.starts, lines.refs
     words = text.split()
     first = words[0].encode()
     candidates: list[int] = []
-    line = 0  # the number of the line at `start`
-    start = lines.start
     i = blob.find(first, start, end)
     while i >= 0:
-        line += blob.count(b"\n", start, i)
+        line = _line_at(starts, i - start)
         candidates.append(line)
-        start = blob.find(b"\n", i, end) + 1
-        if start == 0:
+        if line + 1 >= len(starts):
             break
-        line += 1
-        i = blob.find(first, start, end)
+        i = blob.find(first, start + starts[line + 1], end)
+    by_port, ranges = STORE.entries_of({p for p in (refs[2 * n] for n in candidates) if p >= 0})
+    if STORE.text() is not lines:  # the cache was rebuilt meanwhile (a source changed)
+        return search(text, proto)
     scored: list[tuple[int, float, int, int, Entry]] = []
     for line in candidates:
         port, item = refs[2 * line], refs[2 * line + 1]
-        e = data.ranges[item] if port < 0 else data.at(port)[item]
+        e = ranges[item] if port < 0 else by_port[port][item]
         if proto is not None and e[2] != proto:
             continue
         name = e[3].lower()

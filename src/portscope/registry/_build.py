@@ -250,14 +250,22 @@ def pack_text(
     refs = [(p, i, e) for p in sorted(by_port) for i, e in enumerate(by_port[p])]
     refs += [(-1, i, e) for i, e in enumerate(ranges)]
     # a query word never holds whitespace: a newline in a description may become a space
-    lines = "\n".join(
-        f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ") for *_, e in refs
-    ).encode()
-    numbers = b"".join(
+    lines = [
+        f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ").encode()
+        for *_, e in refs
+    ]
+    starts: list[int] = []
+    offset = 0
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    numbers = b"".join(n.to_bytes(WORD, sys.byteorder) for n in starts)
+    numbers += b"".join(
         n.to_bytes(WORD, sys.byteorder, signed=True) for p, i, _ in refs for n in (p, i)
     )
-    header = marshal.dumps((key, len(lines), len(refs)))
-    return len(header).to_bytes(WORD, sys.byteorder) + header + lines + numbers
+    text = b"\n".join(lines)
+    header = marshal.dumps((key, len(text), len(refs)))
+    return len(header).to_bytes(WORD, sys.byteorder) + header + text + numbers
 
 
 def save(compiled: Compiled, directory: str | os.PathLike[str]) -> bool:

@@ -26,7 +26,7 @@ import sys
 # pathlib, typing or the source parsers at import time (they load on a cache miss).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Iterable, Mapping
     from pathlib import Path
     from typing import Any
 
@@ -120,6 +120,8 @@ def source_key(paths: Mapping[str, str | os.PathLike[str] | None]) -> tuple[Any,
 PORTS = 65536
 WORD = 4  # the binary parts' integers: 32 bits, native byte order (in the key)
 PARTS = ("index", "data", "text")
+# Reading this many ports one by one costs about what reading the whole data part does.
+_FEW_PORTS = 100
 
 
 def _header(view: memoryview) -> tuple[Any, int]:
@@ -171,8 +173,12 @@ class Data:
         return found
 
 
-def read_port(path: str, port: int, key: tuple[Any, ...]) -> tuple[Any, Any] | None:
-    """(entries of ``port``, range entries) from a data part file, reading only those.
+def read_ports(
+    path: str, ports: Iterable[int], key: tuple[Any, ...]
+) -> tuple[dict[int, tuple[Entry, ...]], tuple[Entry, ...]] | None:
+    """(entries by port, range entries) from a data part file, reading only those.
+
+    Two small reads per port, instead of the whole part (a megabyte with IANA's).
 
     Returns:
         ``None`` when the file is missing, unreadable, damaged or not built from ``key``.
@@ -190,21 +196,20 @@ def read_port(path: str, port: int, key: tuple[Any, ...]) -> tuple[Any, Any] | N
         cached_key, ranges = marshal.loads(memoryview(head)[WORD : WORD + size])
         if cached_key != key:
             return None
-        at = WORD + size + port * WORD
-        pair = head[at : at + 2 * WORD]
-        if len(pair) < 2 * WORD:
-            pair = os.pread(fd, 2 * WORD, at)
-        lo, hi = int.from_bytes(pair[:WORD], order), int.from_bytes(pair[WORD:], order)
-        entries = ()
-        if hi > lo:
-            base = WORD + size + (PORTS + 1) * WORD
-            blob = os.pread(fd, hi - lo, base + lo)
-            entries = marshal.loads(blob)
+        base = WORD + size + (PORTS + 1) * WORD
+        found: dict[int, tuple[Entry, ...]] = {}
+        for port in ports:
+            at = WORD + size + port * WORD
+            pair = head[at : at + 2 * WORD]
+            if len(pair) < 2 * WORD:
+                pair = os.pread(fd, 2 * WORD, at)
+            lo, hi = int.from_bytes(pair[:WORD], order), int.from_bytes(pair[WORD:], order)
+            found[port] = marshal.loads(os.pread(fd, hi - lo, base + lo)) if hi > lo else ()
     except (OSError, ValueError, EOFError, TypeError):
         return None
     finally:
         os.close(fd)
-    return entries, ranges
+    return found, ranges
 
 
 class Text:
@@ -212,15 +217,17 @@ class Text:
 
     Layout: header size, ``marshal`` header (key, lines' size in bytes, line count),
     the lines in UTF-8 (``name aliases<TAB>description``, lower case, one per ``\\n``),
-    then two 32-bit integers per line: the port of the line's entry (-1 for a range
-    entry) and the entry's position in that port's entries or in the range entries.
+    where each line starts (32-bit, from the first), then two 32-bit integers per line:
+    the port of the line's entry (-1 for a range entry) and the entry's position in
+    that port's entries or in the range entries.
 
     Attributes:
         buffer: the whole part; the lines are ``buffer[start:end]`` (not copied out).
-        refs: the integers.
+        starts: where each line starts, from ``start``.
+        refs: the two integers of each line.
     """
 
-    __slots__ = ("buffer", "end", "key", "refs", "start")
+    __slots__ = ("buffer", "end", "key", "refs", "start", "starts")
 
     def __init__(self, buffer: bytes) -> None:
         """Parse the header.
@@ -231,8 +238,9 @@ class Text:
         view = memoryview(buffer)
         (self.key, size, lines), self.start = _header(view)
         self.end = self.start + size
-        self.refs = view[self.end :].cast("i")
-        if len(self.refs) != 2 * lines:
+        self.starts = view[self.end : self.end + lines * WORD].cast("I")
+        self.refs = view[self.end + lines * WORD :].cast("i")
+        if len(self.starts) != lines or len(self.refs) != 2 * lines:
             raise ValueError("truncated registry text")
         self.buffer = buffer
 
@@ -319,27 +327,39 @@ class Store:
         data: Data = self._part("data")
         return data
 
+    def _few(self, ports: Collection[int]) -> tuple[Any, Any] | None:
+        """``read_ports`` the first time a process asks (a command asks once), if few."""
+        if "data" in self._parts or self._read_one or len(ports) > _FEW_PORTS:
+            return None
+        self._read_one = True
+        if self._key is None:
+            self._key = source_key(source_files())
+        return read_ports(part_file(cache_home(), "data"), ports, self._key)
+
     def one_port(self, port: int) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
         """(the entries of ``port``, every range entry): what a lookup of one port needs.
 
         The first time, reads only those from the cache file (``portscope lookup PORT``
         asks once); after that, loads the data part, as a process asking more will.
         """
-        data: Data | None = self._parts.get("data")
-        if data is None and not self._read_one:
-            self._read_one = True
-            if self._key is None:
-                self._key = source_key(source_files())
-            found = read_port(part_file(cache_home(), "data"), port, self._key)
-            if found is not None:
-                return found
-        if data is None:
-            data = self.data()
+        found = self._few((port,))
+        if found is not None:
+            return found[0][port], found[1]
+        data = self.data()
         return data.at(port), data.ranges
+
+    def entries_of(
+        self, ports: Collection[int]
+    ) -> tuple[dict[int, tuple[Entry, ...]], tuple[Entry, ...]]:
+        """(the entries of each of ``ports``, every range entry), read as ``one_port``."""
+        found = self._few(ports)
+        if found is not None:
+            return found
+        data = self.data()
+        return {p: data.at(p) for p in ports}, data.ranges
 
     def text(self) -> Text:
         """The search lines and their entries' references."""
-        self.data()
         text: Text = self._part("text")
         return text
 
