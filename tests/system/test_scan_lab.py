@@ -86,7 +86,7 @@ def test_lan_ipv6_and_udp_ports_equal_truth(lab: labmod.Lab) -> None:
 
 
 def test_silent_host_is_reported_without_scanning_every_port(lab: labmod.Lab) -> None:
-    lines = scan_lines(lab, lab.silent_v4, "-p", "1-2000", timeout_s=60)
+    lines = scan_lines(lab, lab.silent_v4, "-p", "1-2000", "--timeout", "0.3", timeout_s=60)
     [host] = [line for line in lines if line["type"] == "host"]
     assert host["status"] == "no-answer"
     assert host["not_scanned"] > 0
