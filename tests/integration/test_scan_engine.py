@@ -60,3 +60,23 @@ def test_emfile_shrinks_the_window_instead_of_failing() -> None:
     _, events = run_engine("43001-43100", FewFds)
     results = [e for e in events if isinstance(e, ProbeResult)]
     assert sorted(r.port for r in results) == list(range(43001, 43101))
+
+
+def test_window_halves_on_late_answers_and_ignores_random_loss() -> None:
+    engine = ConnectEngine(iter(()), lambda: iter(()), ScanOptions(), lambda e: None)
+    engine._limit = engine._max_limit = 1024
+
+    def feed(answers: int, late_every: int) -> None:
+        for i in range(answers):
+            engine._window_feedback(late=late_every > 0 and i % late_every == 0)
+
+    feed(512, late_every=10)  # 10 % of answers came only to a retry: overload
+    assert engine._limit == 512
+    feed(512, late_every=10)
+    assert engine._limit == 256
+    feed(512, late_every=100)  # 1 %: random WAN loss, below the threshold: grow back
+    assert engine._limit == 256 + 32 + 8
+    feed(512 * 40, late_every=100)
+    assert engine._limit == 1024  # never above the ceiling
+    feed(512 * 20, late_every=2)
+    assert engine._limit == 32  # never below the floor
