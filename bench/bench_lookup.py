@@ -109,7 +109,7 @@ def in_process(cache: Path) -> dict[str, float]:
     ports = list(range(1, 1025))
     return {
         "first service_name (loads the index)": first_name,
-        "first lookup(443) (loads the data)": first_lookup,
+        "first lookup(443) (reads that port)": first_lookup,
         "lookup(443)": _per_call(lambda: lookup(443), 2000),
         "lookup('udp/53')": _per_call(lambda: lookup("udp/53"), 2000),
         "lookup('8000-8100')": _per_call(lambda: lookup("8000-8100"), 200),

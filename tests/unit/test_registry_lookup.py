@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -398,3 +399,40 @@ def test_query_syntax_is_the_regular_expressions() -> None:
         except InvalidInput:
             accepted = False
         assert accepted is valid, text
+
+
+def _search_by_brute_force(
+    everything: list[tuple[Any, ...]], text: str, proto: str | None
+) -> list[tuple[Any, ...]]:
+    # What the text part and its line index stand for: every entry, scored in order.
+    from portscope.registry._answer import _SOURCE_BONUS, _score_word
+    from portscope.registry._store import PROTO_INDEX
+
+    words = text.split()
+    scored = []
+    for e in everything:
+        line = f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower()
+        if words[0] not in line or (proto is not None and e[2] != proto):
+            continue
+        aliases = tuple(a.lower() for a in e[4])
+        scores = [_score_word(w, e[3].lower(), aliases, (e[5] or "").lower()) for w in words]
+        if all(scores):
+            total = sum(scores) + _SOURCE_BONUS[e[6]]
+            scored.append((-total, -(e[8] or 0.0), e[0], PROTO_INDEX[e[2]], e))
+    scored.sort(key=lambda t: t[:4])
+    return [t[4] for t in scored]
+
+
+def test_name_search_equals_brute_force(registry: Path) -> None:
+    from portscope.registry._answer import search
+
+    data = STORE.data()
+    everything = [*data.between(0, 65535), *data.ranges]
+    words = ["https", "http", "alpha", "al", "x11", "sql", "message broker", "dns", "ftp-data"]
+    words += sorted({e[3].lower() for e in curated_entries()})[::5]
+    for proto in (None, "udp"):
+        for text in words:
+            STORE.reset()  # the first search of a process reads only its ports
+            first = search(text, proto)
+            assert first == search(text, proto), text
+            assert first == _search_by_brute_force(everything, text, proto), text
