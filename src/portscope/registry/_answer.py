@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from portscope.registry._store import PROTO_INDEX, PROTOS, SOURCE_ORDER, STORE
+from portscope.registry._store import PORTS, PROTO_INDEX, PROTOS, SOURCE_ORDER, STORE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -219,7 +219,8 @@ def search(text: str, proto: str | None) -> list[Entry]:
         proto: only this transport, or all.
     """
     lines = STORE.text()
-    blob, start, end, starts, refs = lines.buffer, lines.start, lines.end, lines.starts, lines.refs
+    blob, start, end, starts = lines.buffer, lines.start, lines.end, lines.starts
+    firsts, refs = lines.firsts, lines.refs
     words = text.split()
     first = words[0].encode()
     candidates: list[int] = []
@@ -230,12 +231,13 @@ def search(text: str, proto: str | None) -> list[Entry]:
         if line + 1 >= len(starts):
             break
         i = blob.find(first, start + starts[line + 1], end)
-    by_port, ranges = STORE.entries_of({p for p in (refs[2 * n] for n in candidates) if p >= 0})
+    members = [r for n in candidates for r in range(firsts[n], firsts[n + 1])]
+    by_port, ranges = STORE.entries_of({p for p in (refs[2 * r] for r in members) if p >= 0})
     if STORE.text() is not lines:  # the cache was rebuilt meanwhile (a source changed)
         return search(text, proto)
-    scored: list[tuple[int, float, int, int, Entry]] = []
-    for line in candidates:
-        port, item = refs[2 * line], refs[2 * line + 1]
+    scored: list[tuple[int, float, int, int, tuple[int, int], Entry]] = []
+    for r in members:
+        port, item = refs[2 * r], refs[2 * r + 1]
         e = ranges[item] if port < 0 else by_port[port][item]
         if proto is not None and e[2] != proto:
             continue
@@ -250,9 +252,11 @@ def search(text: str, proto: str | None) -> list[Entry]:
             total += s
         else:
             total += _SOURCE_BONUS[e[6]]
-            scored.append((-total, -(e[8] or 0.0), e[0], PROTO_INDEX[e[2]], e))
-    scored.sort(key=lambda t: t[:4])
-    return [t[4] for t in scored]
+            # ties keep the entries' order: by port, as stored; range entries last
+            order = (port if port >= 0 else PORTS, item)
+            scored.append((-total, -(e[8] or 0.0), e[0], PROTO_INDEX[e[2]], order, e))
+    scored.sort(key=lambda t: t[:5])
+    return [t[5] for t in scored]
 
 
 def entries(query: RawQuery) -> list[Entry]:

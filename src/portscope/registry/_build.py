@@ -243,28 +243,33 @@ def pack_data(
 def pack_text(
     key: tuple[Any, ...], by_port: dict[int, tuple[Entry, ...]], ranges: tuple[Entry, ...]
 ) -> bytes:
-    """The text part (layout: ``_store.Text``): one lower-case line per entry for name
-    search, which scans it with ``bytes.find`` (C speed; a UTF-8 needle matches only
+    """The text part (layout: ``_store.Text``): lower-case lines of the entries for name
+    search, which scans them with ``bytes.find`` (C speed; a UTF-8 needle matches only
     whole characters) and scores only the entries of lines holding the first word.
     """
     refs = [(p, i, e) for p in sorted(by_port) for i, e in enumerate(by_port[p])]
     refs += [(-1, i, e) for i, e in enumerate(ranges)]
-    # a query word never holds whitespace: a newline in a description may become a space
-    lines = [
-        f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ").encode()
-        for *_, e in refs
-    ]
+    groups: dict[bytes, list[tuple[int, int]]] = {}  # line -> its entries, first seen first
+    for p, i, e in refs:
+        # a query word never holds whitespace: a newline in a description may be a space
+        line = f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ")
+        groups.setdefault(line.encode(), []).append((p, i))
     starts: list[int] = []
+    firsts = [0]
     offset = 0
-    for line in lines:
+    for encoded, members in groups.items():
         starts.append(offset)
-        offset += len(line) + 1
-    numbers = b"".join(n.to_bytes(WORD, sys.byteorder) for n in starts)
+        offset += len(encoded) + 1
+        firsts.append(firsts[-1] + len(members))
+    numbers = b"".join(n.to_bytes(WORD, sys.byteorder) for n in (*starts, *firsts))
     numbers += b"".join(
-        n.to_bytes(WORD, sys.byteorder, signed=True) for p, i, _ in refs for n in (p, i)
+        n.to_bytes(WORD, sys.byteorder, signed=True)
+        for members in groups.values()
+        for p, i in members
+        for n in (p, i)
     )
-    text = b"\n".join(lines)
-    header = marshal.dumps((key, len(text), len(refs)))
+    text = b"\n".join(groups)
+    header = marshal.dumps((key, len(text), len(groups), len(refs)))
     return len(header).to_bytes(WORD, sys.byteorder) + header + text + numbers
 
 

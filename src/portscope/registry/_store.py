@@ -4,12 +4,12 @@ The sources (curated table, ``/etc/services``, ``nmap-services``, the imported I
 are parsed and merged once (``_build``), then stored in the cache directory as three
 files, each keyed on every source's path, size and modification time:
 
-* ``registry-v2.index`` (``marshal``): the best service name per (port, transport), the
+* ``registry-v3.index`` (``marshal``): the best service name per (port, transport), the
   nmap frequency order and source statistics: all that ``service_name`` and
   ``top_ports`` need;
-* ``registry-v2.data`` (``Data``): every merged entry, one small ``marshal`` blob per
+* ``registry-v3.data`` (``Data``): every merged entry, one small ``marshal`` blob per
   port behind a table of offsets, for lookups: one port costs three small reads;
-* ``registry-v2.text`` (``Text``): one search line per entry, for name queries.
+* ``registry-v3.text`` (``Text``): one search line per entry, for name queries.
 
 A process loads each part at most once, when first needed, in one ``read`` and without
 copying it apart; a stale key (a source changed) rebuilds them all. When the cache
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from portscope.registry._sources import Entry
 
-FORMAT = 2
+FORMAT = 3
 PROTOS = ("tcp", "udp", "sctp", "dccp")
 SOURCE_ORDER = ("curated", "iana", "system", "nmap")  # priority, highest first
 IANA_FILE = "service-names-port-numbers.csv"
@@ -215,19 +215,22 @@ def read_ports(
 class Text:
     """The text part in memory (``_build.pack_text``): the lines name search scans.
 
-    Layout: header size, ``marshal`` header (key, lines' size in bytes, line count),
-    the lines in UTF-8 (``name aliases<TAB>description``, lower case, one per ``\\n``),
-    where each line starts (32-bit, from the first), then two 32-bit integers per line:
-    the port of the line's entry (-1 for a range entry) and the entry's position in
-    that port's entries or in the range entries.
+    Layout: header size, ``marshal`` header (key, lines' size in bytes, line count,
+    entry count), the lines in UTF-8 (``name aliases<TAB>description``, lower case, one
+    per ``\\n``; entries with the same line, as IANA's TCP and UDP twins, share it), where
+    each line starts (32-bit, from the first line), where each line's entries start in
+    the entry references (32-bit, one more than lines), then two 32-bit integers per
+    entry: its port (-1 for a range entry) and its position in that port's entries or in
+    the range entries. Entries are in port order, range entries last.
 
     Attributes:
         buffer: the whole part; the lines are ``buffer[start:end]`` (not copied out).
         starts: where each line starts, from ``start``.
-        refs: the two integers of each line.
+        firsts: line ``n``'s entries are ``firsts[n]`` to ``firsts[n + 1]`` (exclusive).
+        refs: the two integers of each entry.
     """
 
-    __slots__ = ("buffer", "end", "key", "refs", "start", "starts")
+    __slots__ = ("buffer", "end", "firsts", "key", "refs", "start", "starts")
 
     def __init__(self, buffer: bytes) -> None:
         """Parse the header.
@@ -236,11 +239,13 @@ class Text:
             ValueError, EOFError, TypeError: not a whole text part.
         """
         view = memoryview(buffer)
-        (self.key, size, lines), self.start = _header(view)
+        (self.key, size, lines, entries), self.start = _header(view)
         self.end = self.start + size
-        self.starts = view[self.end : self.end + lines * WORD].cast("I")
-        self.refs = view[self.end + lines * WORD :].cast("i")
-        if len(self.starts) != lines or len(self.refs) != 2 * lines:
+        at = self.end + lines * WORD
+        self.starts = view[self.end : at].cast("I")
+        self.firsts = view[at : at + (lines + 1) * WORD].cast("I")
+        self.refs = view[at + (lines + 1) * WORD :].cast("i")
+        if len(self.firsts) != lines + 1 or len(self.refs) != 2 * entries:
             raise ValueError("truncated registry text")
         self.buffer = buffer
 
