@@ -21,14 +21,14 @@ _EXPORTS: dict[str, str] = {
     "ConnectDiagnosis": "portscope.diagnose",
     "ConnectStep": "portscope.diagnose",
     "ConnectVerdict": "portscope.diagnose",
-    "Coverage": "portscope.scan",
+    "Coverage": "portscope.scanner",
     "DestinationUsage": "portscope.diagnose",
     "Endpoint": "portscope.models",
     "EphemeralUsage": "portscope.diagnose",
     "Finding": "portscope.diagnose",
     "FreePort": "portscope.diagnose",
     "HeldPorts": "portscope.diagnose",
-    "HostSummary": "portscope.scan",
+    "HostSummary": "portscope.scanner",
     "InvalidFilter": "portscope.errors",
     "InvalidInput": "portscope.errors",
     "InvalidPort": "portscope.errors",
@@ -49,9 +49,9 @@ _EXPORTS: dict[str, str] = {
     "ProbeResult": "portscope.models",
     "Proto": "portscope.models",
     "RegistryError": "portscope.errors",
-    "Scan": "portscope.scan",
-    "ScanOptions": "portscope.scan",
-    "ScanReport": "portscope.scan",
+    "Scan": "portscope.scanner",
+    "ScanOptions": "portscope.scanner",
+    "ScanReport": "portscope.scanner",
     "Service": "portscope.models",
     "Severity": "portscope.diagnose",
     "Socket": "portscope.models",
@@ -70,10 +70,10 @@ _EXPORTS: dict[str, str] = {
     "lookup": "portscope.registry",
     "port_facts": "portscope.registry",
     "port_range": "portscope.registry._ranges",
-    "probe": "portscope.scan",
-    "probe_async": "portscope.scan",
+    "probe": "portscope.scanner",
+    "probe_async": "portscope.scanner",
     "registry_sources": "portscope.registry",
-    "scan": "portscope.scan",
+    "scan": "portscope.scanner",
     "service_name": "portscope.registry",
     "to_dict": "portscope.models",
     "top_ports": "portscope.registry",
@@ -88,66 +88,103 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from typing import Any
 
-    from portscope.diagnose.audit import Finding, Severity, audit
-    from portscope.diagnose.ephemeral import DestinationUsage, EphemeralUsage, ephemeral_usage
-    from portscope.diagnose.free import FreePort, HeldPorts, free_ports
+    from portscope.diagnose.audit import (
+        Finding as Finding,
+        Severity as Severity,
+        audit as audit,
+    )
+    from portscope.diagnose.ephemeral import (
+        DestinationUsage as DestinationUsage,
+        EphemeralUsage as EphemeralUsage,
+        ephemeral_usage as ephemeral_usage,
+    )
+    from portscope.diagnose.free import (
+        FreePort as FreePort,
+        HeldPorts as HeldPorts,
+        free_ports as free_ports,
+    )
     from portscope.diagnose.who import (
-        KillOutcome,
-        KillReport,
-        KillResult,
-        PortHolder,
-        WhoResult,
-        kill_holders,
-        who,
+        KillOutcome as KillOutcome,
+        KillReport as KillReport,
+        KillResult as KillResult,
+        PortHolder as PortHolder,
+        WhoResult as WhoResult,
+        kill_holders as kill_holders,
+        who as who,
     )
     from portscope.diagnose.why import (
-        BindCause,
-        BindDiagnosis,
-        BindReason,
-        ConnectDiagnosis,
-        ConnectStep,
-        ConnectVerdict,
-        why_bind,
-        why_connect,
+        BindCause as BindCause,
+        BindDiagnosis as BindDiagnosis,
+        BindReason as BindReason,
+        ConnectDiagnosis as ConnectDiagnosis,
+        ConnectStep as ConnectStep,
+        ConnectVerdict as ConnectVerdict,
+        why_bind as why_bind,
+        why_connect as why_connect,
     )
     from portscope.errors import (
-        BackendUnavailable,
-        InvalidFilter,
-        InvalidInput,
-        InvalidPort,
-        InvalidPortSpec,
-        InvalidTarget,
-        NetworkSafetyError,
-        PermissionDenied,
-        PortscopeError,
-        RegistryError,
+        BackendUnavailable as BackendUnavailable,
+        InvalidFilter as InvalidFilter,
+        InvalidInput as InvalidInput,
+        InvalidPort as InvalidPort,
+        InvalidPortSpec as InvalidPortSpec,
+        InvalidTarget as InvalidTarget,
+        NetworkSafetyError as NetworkSafetyError,
+        PermissionDenied as PermissionDenied,
+        PortscopeError as PortscopeError,
+        RegistryError as RegistryError,
     )
     from portscope.models import (
-        Endpoint,
-        Owner,
-        PortRange,
-        PortState,
-        ProbeResult,
-        Proto,
-        Service,
-        Socket,
-        TcpState,
-        to_dict,
+        Endpoint as Endpoint,
+        Owner as Owner,
+        PortRange as PortRange,
+        PortState as PortState,
+        ProbeResult as ProbeResult,
+        Proto as Proto,
+        Service as Service,
+        Socket as Socket,
+        SocketTable as SocketTable,
+        TcpState as TcpState,
+        to_dict as to_dict,
     )
-    from portscope.registry import (
-        PortFacts,
-        SourceInfo,
-        lookup,
-        port_facts,
-        registry_sources,
-        service_name,
-        top_ports,
-        update_registry,
+    from portscope.registry._lookup import (
+        lookup as lookup,
+        service_name as service_name,
+        top_ports as top_ports,
     )
-    from portscope.registry._ranges import KernelPorts, kernel_ports, port_range
-    from portscope.scan import Coverage, HostSummary, Scan, ScanOptions, ScanReport, scan
-    from portscope.scan.probe import probe, probe_async
-    from portscope.sockets import SocketFilter, bind_scope, list_sockets
+    from portscope.registry._ranges import (
+        KernelPorts as KernelPorts,
+        PortFacts as PortFacts,
+        kernel_ports as kernel_ports,
+        port_facts as port_facts,
+        port_range as port_range,
+    )
+    from portscope.registry._update import (
+        SourceInfo as SourceInfo,
+        registry_sources as registry_sources,
+        update_registry as update_registry,
+    )
+    from portscope.scanner import (
+        Coverage as Coverage,
+        Scan as Scan,
+        ScanReport as ScanReport,
+        scan as scan,
+    )
+    from portscope.scanner._connect import (
+        HostSummary as HostSummary,
+        ScanOptions as ScanOptions,
+    )
+    from portscope.scanner.probe import (
+        probe as probe,
+        probe_async as probe_async,
+    )
+    from portscope.sockets import (
+        bind_scope as bind_scope,
+        list_sockets as list_sockets,
+    )
+    from portscope.sockets._filters import (
+        SocketFilter as SocketFilter,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -13,8 +13,8 @@ import pytest
 
 from portscope.cli import Env, main
 from portscope.models import PortState, Proto
-from portscope.scan import _udp, probe
-from portscope.scan._udp import dns_query
+from portscope.scanner import _udp, probe
+from portscope.scanner._udp import dns_query
 
 from .test_probe_fixtures import (  # noqa: F401  (fixtures)
     BANNER,

@@ -21,7 +21,7 @@ import pytest
 
 from portscope.cli import Env, main
 from portscope.models import PortState, ProbeResult
-from portscope.scan import HostSummary, scan
+from portscope.scanner import HostSummary, scan
 
 from .test_probe_fixtures import free_port, full_backlog_port, tcp_server  # noqa: F401
 

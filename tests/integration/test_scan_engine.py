@@ -7,9 +7,9 @@ import asyncio
 import errno
 
 from portscope.models import PortState, ProbeResult, Proto
-from portscope.scan import HostSummary, ScanOptions
-from portscope.scan._connect import ConnectEngine
-from portscope.scan.targets import parse_ports, parse_targets
+from portscope.scanner import HostSummary, ScanOptions
+from portscope.scanner._connect import ConnectEngine
+from portscope.scanner.targets import parse_ports, parse_targets
 
 
 def run_engine(

@@ -68,3 +68,32 @@ def test_import_and_top_help_are_lean() -> None:
     lean = {"typing", "argparse", "dataclasses", "pathlib", "json", "portscope.models"}
     assert not imported & lean, sorted(imported & lean)
     assert "commands:" in out.stdout
+
+
+def test_exports_are_not_shadowed_by_subpackages() -> None:
+    # Importing every subpackage must not replace an exported function by a module of
+    # the same name (the import system sets portscope.<sub> on the package).
+    import importlib
+    import types
+
+    for sub in ("sockets", "registry", "scanner", "diagnose", "render", "cli"):
+        importlib.import_module(f"portscope.{sub}")
+    for name in portscope.__all__:
+        value = getattr(portscope, name)
+        assert not isinstance(value, types.ModuleType), f"portscope.{name} is a module"
+
+
+def test_type_checking_block_reexports_every_name() -> None:
+    # mypy --strict users need `from m import X as X` for every public name.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(portscope.__file__).read_text())
+    reexported = {
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("portscope")
+        for alias in node.names
+        if alias.asname == alias.name
+    }
+    assert reexported == set(portscope.__all__)

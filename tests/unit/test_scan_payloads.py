@@ -6,8 +6,8 @@ import errno
 import struct
 
 from portscope.models import PortState
-from portscope.scan._errors import ICMP4_UNREACH, ICMP6_UNREACH, classify
-from portscope.scan._udp import PAYLOADS, dns_query, ntp_request, snmp_get_request
+from portscope.scanner._errors import ICMP4_UNREACH, ICMP6_UNREACH, classify
+from portscope.scanner._udp import PAYLOADS, dns_query, ntp_request, snmp_get_request
 
 
 def test_dns_query_is_a_root_ns_question() -> None:

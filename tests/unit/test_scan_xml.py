@@ -11,8 +11,8 @@ import pytest
 
 from portscope.models import PortState, ProbeResult, Proto
 from portscope.render.scan import NmapXmlWriter
-from portscope.scan import Coverage, HostSummary, ScanReport
-from portscope.scan.targets import parse_ports
+from portscope.scanner import Coverage, HostSummary, ScanReport
+from portscope.scanner.targets import parse_ports
 
 DTD = Path("/usr/share/nmap/nmap.dtd")
 _ATTR = re.compile(

@@ -10,7 +10,7 @@ import pytest
 
 from portscope.errors import InvalidPortSpec, InvalidTarget, NetworkSafetyError
 from portscope.models import Proto
-from portscope.scan.targets import (
+from portscope.scanner.targets import (
     MAX_ADDRESSES,
     check_size,
     parse_ports,
@@ -211,7 +211,7 @@ def test_bad_port_specs(spec: str, needle: str) -> None:
 
 
 def test_top_ports_from_registry() -> None:
-    from portscope.scan.targets import top_ports
+    from portscope.scanner.targets import top_ports
 
     spec = top_ports(100)
     assert spec.count == 100

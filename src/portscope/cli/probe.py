@@ -44,8 +44,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.models import PortState, Proto
     from portscope.render import write_json
     from portscope.render.scan import probe_json, render_probe
-    from portscope.scan.probe import probe
-    from portscope.scan.targets import parse_ports
+    from portscope.scanner.probe import probe
+    from portscope.scanner.targets import parse_ports
 
     proto = Proto.UDP if args.udp else Proto.TCP
     parse_ports(args.ports, default_proto=proto)  # bad ports: exit 2 before resolving

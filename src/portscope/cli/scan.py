@@ -12,7 +12,7 @@ from portscope.errors import InvalidInput
 if TYPE_CHECKING:
     from portscope.models import ProbeResult
     from portscope.render.scan import NmapXmlWriter
-    from portscope.scan import HostSummary, Scan
+    from portscope.scanner import HostSummary, Scan
 
 HELP = "scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed)"
 
@@ -102,8 +102,8 @@ def configure(parser: Parser) -> None:
 def _prepare(args: argparse.Namespace) -> Scan:
     """Check every input (targets, files, ports, sizes) before anything is sent."""
     from portscope.models import Proto
-    from portscope.scan import scan
-    from portscope.scan.targets import parse_ports, parse_targets, read_target_file, top_ports
+    from portscope.scanner import scan
+    from portscope.scanner.targets import parse_ports, parse_targets, read_target_file, top_ports
 
     specs = list(args.targets)
     if args.input_file:

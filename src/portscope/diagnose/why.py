@@ -831,7 +831,7 @@ def why_connect(
             (f"getent ahosts {host}", f"resolvectl query {host}"),
             tuple(steps),
         )  # fmt: skip
-    from portscope.scan.probe import probe
+    from portscope.scanner.probe import probe
 
     # Clients try the addresses in resolver order (IPv6 first for "localhost"): probe each,
     # then explain the first open one, or the first one when none is.

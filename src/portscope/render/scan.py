@@ -28,8 +28,8 @@ from portscope.render import console, ms, new_table, write_json_line
 
 if TYPE_CHECKING:
     from portscope.cli._base import Env
-    from portscope.scan import HostSummary, ScanReport
-    from portscope.scan.targets import PortSpec
+    from portscope.scanner import HostSummary, ScanReport
+    from portscope.scanner.targets import PortSpec
 
 __all__ = [
     "ADVICE",

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from portscope.errors import InvalidInput
 from portscope.models import ProbeResult
-from portscope.scan._connect import ConnectEngine, HostSummary, ScanOptions
-from portscope.scan._udp import probe_udp
-from portscope.scan.probe import probe, probe_async
-from portscope.scan.targets import (
+from portscope.scanner._connect import ConnectEngine, HostSummary, ScanOptions
+from portscope.scanner._udp import probe_udp
+from portscope.scanner.probe import probe, probe_async
+from portscope.scanner.targets import (
     PortSpec,
     Target,
     TargetSet,
@@ -268,7 +268,7 @@ def scan(
 
     Args:
         targets: a ``TargetSet`` or target strings (names, addresses, CIDR blocks, ranges;
-            see ``portscope.scan.targets.parse_targets``).
+            see ``portscope.scanner.targets.parse_targets``).
         ports: a ``PortSpec`` or an nmap-style spec (``"22,80,1000-2000"``, ``"-"``,
             ``"T:80,U:53"``). Default ``"1-1000"``.
         exclude: targets never scanned.

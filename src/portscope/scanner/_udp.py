@@ -14,7 +14,7 @@ import struct
 import time
 
 from portscope.models import PortState, ProbeResult, Proto
-from portscope.scan._errors import classify, enable_icmp_details, icmp_reason
+from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
 
 __all__ = ["PAYLOADS", "dns_query", "ntp_request", "probe_udp", "snmp_get_request"]
 

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 
 from portscope.errors import InvalidInput, InvalidPort, InvalidTarget
 from portscope.models import PortState, ProbeResult, Proto
-from portscope.scan._connect import is_self_connect
-from portscope.scan._errors import classify, enable_icmp_details, icmp_reason
-from portscope.scan._udp import probe_udp
-from portscope.scan.targets import Target, parse_ports, parse_targets
+from portscope.scanner._connect import is_self_connect
+from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
+from portscope.scanner._udp import probe_udp
+from portscope.scanner.targets import Target, parse_ports, parse_targets
 
 __all__ = ["probe", "probe_async", "resolve"]
 
@@ -148,7 +148,7 @@ def probe(
     before any packet is sent. TCP: ``open`` (handshake completed; ``rtt_s`` is the connect
     time), ``closed`` (RST: ``ECONNREFUSED``), ``filtered`` (no answer in ``timeout_s``),
     ``unreachable`` (``EHOSTUNREACH``/``ENETUNREACH``... with the ICMP reason where the
-    kernel queued one). UDP: see ``portscope.scan._udp.probe_udp``. Needs no privilege.
+    kernel queued one). UDP: see ``portscope.scanner._udp.probe_udp``. Needs no privilege.
     Must not be called from a running event loop (use ``probe_async`` there).
 
     Args:

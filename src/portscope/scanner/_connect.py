@@ -43,8 +43,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from portscope.models import PortState, ProbeResult, Proto
-from portscope.scan._errors import classify, enable_icmp_details, icmp_reason
-from portscope.scan.targets import Target
+from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
+from portscope.scanner.targets import Target
 
 _LINGER_ABORT = struct.pack("ii", 1, 0)
 _HAS_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
