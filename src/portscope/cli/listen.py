@@ -27,6 +27,7 @@ def configure(parser: Parser) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.models import Proto, TcpState
+    from portscope.render import count
     from portscope.render.sockets import SocketJson, render_listen, service_for, write_sockets_json
     from portscope.sockets import SocketFilter, dump, scope_words, sort_rows
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         )
     else:
         render_listen(rows, env, owners=omap, service=service, scope=scope, no_color=args.no_color)
-        env.stderr.write(f"{len(rows)} listening sockets (backend: {d.backend})\n")
+        env.stderr.write(f"{count(len(rows), 'listening socket')} (backend: {d.backend})\n")
     for note in d.notes:
         env.note(note)
     return ExitStatus.OK

@@ -148,7 +148,7 @@ def build_filter(args: argparse.Namespace) -> SocketFilter:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    from portscope.render import write_json
+    from portscope.render import count, write_json
     from portscope.render.sockets import (
         SocketJson,
         render_ls,
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         )
     else:
         render_ls(rows, env, owners=omap, service=service, no_color=args.no_color)
-        env.stderr.write(f"{len(rows)} sockets (backend: {d.backend})\n")
+        env.stderr.write(f"{count(len(rows), 'socket')} (backend: {d.backend})\n")
     _notes(env, d.notes)
     return ExitStatus.OK
 

@@ -74,3 +74,8 @@ def ms(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def count(n: int, noun: str) -> str:
+    """``3 sockets``, ``1 socket``: a number with its noun in the right number (English -s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
