@@ -270,6 +270,12 @@ def _owner_users(owners: OwnerMap | None, row: Row) -> str:
         info = owners.process(pid)
         if info is not None and info.user and info.user not in users:
             users.append(info.user)
+    if not users and row[9] is not None and row[10]:
+        # No visible process (another user's, not root): the socket's own uid still says
+        # whose it is. TIME-WAIT and request sockets have no inode and no real owner.
+        from portscope.sockets._owners import user_name
+
+        return user_name(row[9])
     return ",".join(users) or "-"
 
 

@@ -384,6 +384,7 @@ class OwnerMap:
         if self.complete:
             return None
         return (
-            f"process owners are partial: {self.denied} processes could not be inspected "
-            "(not root); run as root to see every owner"
+            f"process owners are partial: {self.denied} "
+            f"{'process' if self.denied == 1 else 'processes'} of other users could not be "
+            "inspected (that needs root or CAP_SYS_PTRACE)"
         )
