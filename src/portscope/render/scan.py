@@ -256,8 +256,12 @@ class NmapXmlWriter:
     Mirrors the elements ``nmap -sT -oX`` writes (``nmaprun``, ``scaninfo``, ``host``,
     ``status``, ``address``, ``hostnames``, ``ports``, ``extraports``, ``port``, ``state``,
     ``service``, ``times``, ``runstats``), as described by nmap's ``nmap.dtd``, so ndiff
-    and report converters read it. Closed ports are summarized in ``extraports``.
+    and report converters read it. As nmap does, a host's closed ports are listed one by
+    one when there are at most 25 of them (``ndiff`` then sees the same ports), and
+    summarized in ``extraports`` when there are more.
     """
+
+    CLOSED_LISTED_MAX = 25  # nmap collapses a state with more ports into <extraports>
 
     def __init__(self, stream: TextIO, ports: PortSpec, args: str) -> None:
         self._out = stream
@@ -309,7 +313,12 @@ class NmapXmlWriter:
             key=lambda r: (r.proto.value, r.port),
         )
         closed = summary.counts.get("closed", 0)
-        if closed:
+        if 0 < closed <= self.CLOSED_LISTED_MAX and not summary.not_scanned:
+            shown = sorted(
+                [*shown, *self._closed_results(summary, shown)],
+                key=lambda r: (r.proto.value, r.port),
+            )
+        elif closed:
             w(f'<extraports state="closed" count="{closed}">\n')
             for proto in (Proto.TCP, Proto.UDP):
                 ranges = self._closed_ranges(proto, shown) if not summary.not_scanned else []
@@ -336,6 +345,21 @@ class NmapXmlWriter:
         w(f'<times srtt="{srtt}" rttvar="{rttvar}" to="{int(summary.timeout_s * 1e6)}"/>\n')
         w("</host>\n")
         self._out.flush()
+
+    def _closed_results(
+        self, summary: HostSummary, shown: Sequence[ProbeResult]
+    ) -> list[ProbeResult]:
+        """The closed ports of a fully scanned host: every scanned port not shown."""
+        out = []
+        for proto in (Proto.TCP, Proto.UDP):
+            reason = "conn-refused" if proto is Proto.TCP else "port-unreach"
+            for a, b in self._closed_ranges(proto, shown):
+                out += [
+                    ProbeResult(summary.host, summary.address, port, proto, PortState.CLOSED,
+                                reason)
+                    for port in range(a, b + 1)
+                ]  # fmt: skip
+        return out
 
     def _closed_ranges(self, proto: Proto, shown: Sequence[ProbeResult]) -> list[tuple[int, int]]:
         ranges = self._ports.tcp if proto is Proto.TCP else self._ports.udp
