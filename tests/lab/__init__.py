@@ -567,58 +567,14 @@ def _build_into(lb: Lab, *, seed: int, delay_ms: float, jitter_ms: float, loss: 
         # Static neighbours: a lost ARP/ND packet must not turn into a lost probe.
         s_mac = _mac(s, "wan0")
         t_mac = _mac(t, "wan0")
-        _ip(
-            "-n",
-            s,
-            "neigh",
-            "replace",
-            TARGET_V4,
-            "lladdr",
-            t_mac,
-            "dev",
-            "wan0",
-            "nud",
-            "permanent",
-        )
-        _ip(
-            "-n",
-            s,
-            "neigh",
-            "replace",
-            TARGET_V6,
-            "lladdr",
-            t_mac,
-            "dev",
-            "wan0",
-            "nud",
-            "permanent",
-        )
-        _ip(
-            "-n",
-            t,
-            "neigh",
-            "replace",
-            SCANNER_V4,
-            "lladdr",
-            s_mac,
-            "dev",
-            "wan0",
-            "nud",
-            "permanent",
-        )
-        _ip(
-            "-n",
-            t,
-            "neigh",
-            "replace",
-            SCANNER_V6,
-            "lladdr",
-            s_mac,
-            "dev",
-            "wan0",
-            "nud",
-            "permanent",
-        )
+        for ns, address, mac in (
+            (s, TARGET_V4, t_mac),
+            (s, TARGET_V6, t_mac),
+            (t, SCANNER_V4, s_mac),
+            (t, SCANNER_V6, s_mac),
+        ):
+            _ip("-n", ns, "neigh", "replace", address, "lladdr", mac, "dev", "wan0", "nud",
+                "permanent")  # fmt: skip
     else:
         _ip("-n", s, "link", "add", "lan0", "type", "veth", "peer", "name", "lan0", "netns", t)
         _configure_link(lb, "lan0", "lan0")
