@@ -161,11 +161,10 @@ def parse_port_range(
         port = parse_port(token, allow_zero=allow_zero, names=names)
         return port, port
     low_default = 0 if allow_zero else 1
-    if not lo_text.strip() or not hi_text.strip():
-        if not open_ends:
-            raise InvalidPort(
-                f"port range {_short(text)} is missing an end; accepted: LOW-HIGH like 8000-8100"
-            )
+    if (not lo_text.strip() or not hi_text.strip()) and not open_ends:
+        raise InvalidPort(
+            f"port range {_short(text)} is missing an end; accepted: LOW-HIGH like 8000-8100"
+        )
     lo = parse_port(lo_text, allow_zero=allow_zero, names=False) if lo_text.strip() else low_default
     hi = parse_port(hi_text, allow_zero=allow_zero, names=False) if hi_text.strip() else PORT_MAX
     if lo > hi:
