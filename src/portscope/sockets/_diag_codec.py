@@ -30,7 +30,7 @@ import os
 import socket
 import struct
 from collections.abc import Container
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from portscope.errors import BackendUnavailable, PermissionDenied
 from portscope.models import Proto, TcpState
@@ -46,17 +46,32 @@ _TCP_CLOSE: Final = 7
 _TCP_TIME_WAIT: Final = 6
 _TCP_SYN_RECV: Final = 3
 
-# A row: (proto, family, state, local address, local port, remote address or None,
-#          remote port or None, recv_q, send_q, uid or None, inode or None,
-#          interface or None, v6only or None)
-Row = tuple[
-    Proto, int, TcpState, str, int, str | None, int | None, int, int, int | None,
-    int | None, str | None, bool | None,
-]  # fmt: skip
-ROW_FIELDS: Final = (
-    "proto", "family", "state", "local_address", "local_port", "remote_address",
-    "remote_port", "recv_q", "send_q", "uid", "inode", "interface", "v6only",
-)  # fmt: skip
+
+class Row(NamedTuple):
+    """One socket as the backends produce it: a plain tuple with named fields.
+
+    ``Row._fields`` is the one field list (``ROW_FIELDS``) that the codec, the JSON writer
+    and the tables follow. A NamedTuple, not a dataclass: the decoder makes 200,000 of
+    them per dump (``tuple.__new__(Row, ...)``), and attribute reads cost what ``r[N]`` does.
+    """
+
+    proto: Proto
+    family: int
+    state: TcpState
+    local_address: str
+    local_port: int
+    remote_address: str | None
+    remote_port: int | None
+    recv_q: int
+    send_q: int
+    uid: int | None
+    inode: int | None
+    interface: str | None
+    v6only: bool | None
+
+
+ROW_FIELDS: Final = Row._fields
+_new_row = tuple.__new__
 
 # nlmsghdr (len, type, flags, seq, pid) + inet_diag_msg with the addresses cut to the
 # family's size. Ports are big-endian: read native and swapped through a table.
@@ -141,6 +156,7 @@ def decode_chunk(chunk: bytes, family: int, proto: Proto, rows: list[Row], seen:
     port = _PORT
     ntop = _NTOP
     append = rows.append
+    new_row = _new_row
     seen_add = seen.add
     seen_len = len(seen)
     v6 = family == 6
@@ -195,8 +211,8 @@ def decode_chunk(chunk: bytes, family: int, proto: Proto, rows: list[Row], seen:
             if st in (_TCP_TIME_WAIT, _TCP_SYN_RECV):
                 uid = None  # time-wait and request sockets carry no owner (uid 0)
         append(
-            (proto, family, states[st], laddr, port[sport], raddr, rport, rq, wq, uid, inode,
-             iface, v6only)
+            new_row(Row, (proto, family, states[st], laddr, port[sport], raddr, rport, rq, wq,
+                          uid, inode, iface, v6only))
         )  # fmt: skip
         off += (length + 3) & ~3
     return False

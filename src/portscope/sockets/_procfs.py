@@ -100,8 +100,8 @@ def parse_lines(
         if inode is None and state in (TcpState.TIME_WAIT, TcpState.SYN_RECV):
             uid = None
         rows.append(
-            (proto, family, state, _address(lhex), int(lport, 16), raddr, rport_v,
-             int(rx, 16), int(tx, 16), uid, inode, None, None)
+            Row(proto, family, state, _address(lhex), int(lport, 16), raddr, rport_v,
+                int(rx, 16), int(tx, 16), uid, inode, None, None)
         )  # fmt: skip
     return rows
 

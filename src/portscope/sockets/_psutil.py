@@ -124,8 +124,8 @@ class PsutilBackend:
                         continue
                     laddr, lport = (c.laddr[0], c.laddr[1]) if c.laddr else ("", 0)
                     raddr, rport = (c.raddr[0], c.raddr[1]) if c.raddr else (None, None)
-                    row: Row = (proto, family, state, laddr, lport, raddr, rport, 0, 0,
-                                None, None, None, None)  # fmt: skip
+                    row = Row(proto, family, state, laddr, lport, raddr, rport, 0, 0,
+                              None, None, None, None)  # fmt: skip
                     key = _key(row)
                     if c.pid is not None:
                         self._holders.setdefault(key, []).append((c.pid, max(c.fd, 0)))
