@@ -8,9 +8,12 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar
 
 from portscope.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
 
 T = TypeVar("T")
 
@@ -58,6 +61,39 @@ class Env:
             stderr_isatty=sys.stderr.isatty(),
             color=out_tty and "NO_COLOR" not in os.environ,
         )
+
+    def console(self, *, stderr: bool = False, no_color: bool = False) -> Console:
+        """A rich Console over this environment's stream; colour only on a terminal."""
+        from rich.console import Console
+
+        stream = self.stderr if stderr else self.stdout
+        tty = self.stderr_isatty if stderr else self.stdout_isatty
+        color = self.color and not no_color
+        return Console(
+            file=stream,
+            force_terminal=tty and color,
+            no_color=not color,
+            color_system="auto" if color else None,
+            width=self.width or (None if tty else 200),
+            highlight=False,
+            soft_wrap=False,
+            emoji=False,
+            markup=False,
+        )
+
+    def show(self, *items: str | RenderableType, no_color: bool = False) -> None:
+        """Write what a renderer built: text as it is, rich renderables through a console.
+
+        This is the one place the CLI turns ``render``'s output into bytes on stdout.
+        """
+        con: Console | None = None
+        for item in items:
+            if isinstance(item, str):
+                self.stdout.write(item if item.endswith("\n") or not item else item + "\n")
+                continue
+            if con is None:
+                con = self.console(no_color=no_color)
+            con.print(item)
 
     def error(self, message: str) -> None:
         """Write one line ``portscope: error: MESSAGE`` to stderr."""
