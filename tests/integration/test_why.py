@@ -259,7 +259,7 @@ def test_name_open_on_ipv4_only_is_open_with_a_note(
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     # As /etc/hosts often has it: "localhost" -> ::1 first, then 127.0.0.1 (real probes).
-    import portscope.diagnose.why as why
+    import portscope.diagnose.why_connect as why
 
     monkeypatch.setattr(why, "_resolve", lambda host, port, proto: (["::1", "127.0.0.1"], None))
     with listener("127.0.0.1", port):

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from portscope.diagnose import ConnectVerdict, holders_from_table
-from portscope.diagnose.why import explain_connect
+from portscope.diagnose.why_connect import explain_connect
 from portscope.models import PortState, ProbeResult, Proto, SocketTable, TcpState
 from portscope.render.diagnose import render_audit, render_who
 
@@ -72,9 +72,9 @@ def test_render_who_golden() -> None:
     out = io.StringIO()
     render_who(result, Console(file=out, width=100, no_color=True))
     text = out.getvalue()
-    assert "nginx (pid 812) user www-data" in text
+    assert "nginx[812] user www-data" in text
     assert "command  nginx --flag" in text
-    assert "0.0.0.0:8080" in text and "all interfaces" in text and "LISTEN" in text
+    assert "0.0.0.0:8080" in text and "all interfaces (IPv4)" in text and "LISTEN" in text
     empty = io.StringIO()
     render_who(holders_from_table(table(), 8080), Console(file=empty, width=100))
     assert empty.getvalue() == "nobody holds port 8080\n"
@@ -83,11 +83,15 @@ def test_render_who_golden() -> None:
 def test_render_audit_blocks() -> None:
     from portscope.diagnose import audit_sockets
 
-    found = audit_sockets([sock("0.0.0.0", 6379)], service_name=lambda p, q: None)
+    redis = sock("0.0.0.0", 6379, owners=(owner(5, "redis-server", "redis"),))
+    found = audit_sockets([redis], service_name=lambda p, q: None)
     out = io.StringIO()
-    render_audit(found, Console(file=out, width=120, no_color=True))
+    render_audit(found, Console(file=out, width=200, no_color=True))
     text = out.getvalue()
-    assert "HIGH     Redis reachable on all interfaces  [datastore-exposed]" in text
+    assert (
+        "HIGH     Redis (redis-server[5]) reachable on tcp 0.0.0.0:6379 (all interfaces (IPv4))"
+        "  [datastore-exposed]" in text
+    )
     assert "fix     set 'bind 127.0.0.1 ::1'" in text
     assert text.rstrip().endswith("audit: 1 high, 1 info")
 
