@@ -130,3 +130,72 @@ def test_connect_verdicts() -> None:
     )  # fmt: skip
     assert "127.0.0.1:8080 (loopback only)" in text
     assert cmds[0] == "portscope who 8080"
+
+
+def test_hidden_master_of_forked_workers_is_said() -> None:
+    # Not root, nginx-like: the listener was opened by root (socket uid 0), the visible
+    # holders are www-data workers; their parent (the master) is invisible.
+    from dataclasses import replace
+
+    from portscope.diagnose.who import hidden_master
+
+    workers = (owner(812, "nginx", "www-data"), owner(813, "nginx", "www-data"))
+    lsn = sock("0.0.0.0", 8080, owners=workers, uid=0)
+    result = holders_from_table(table(lsn, complete=False), 8080)
+    result = replace(result, holders=tuple(replace(h, ppid=700) for h in result.holders))
+    users = {0: "root", 33: "www-data"}
+    note = hidden_master(result, users.__getitem__)
+    assert note is not None
+    assert "opened by user root" in note and "pid 700" in note
+    assert "will not free the port" in note and "nginx[812], nginx[813]" in note
+    # the live path adds the note itself (user names from the system)
+    assert any("will not free the port" in n for n in holders_from_table(
+        table(lsn, complete=False), 8080).notes)  # fmt: skip
+    # root sees everything; a listener opened by the visible user is not suspicious
+    assert hidden_master(replace(result, owners_complete=True), users.__getitem__) is None
+    mine = sock("0.0.0.0", 8080, owners=workers, uid=33)
+    same = holders_from_table(table(mine, complete=False), 8080)
+    assert hidden_master(same, users.__getitem__) is None
+
+
+def test_queue_full_and_udp_silence_verdicts() -> None:
+    from dataclasses import replace
+
+    full = sock("127.0.0.1", 8080, owners=(owner(9, "slow"),))
+    full = replace(full, recv_q=2, send_q=1)
+    v, text, _ = explain_connect(
+        "h", 8080, Proto.TCP, "127.0.0.1", probe(PortState.FILTERED, "no-response"),
+        local=True, listeners=[full],
+    )  # fmt: skip
+    assert v is ConnectVerdict.ACCEPT_QUEUE_FULL and "firewall drops" not in text
+    assert "slow[9]" in text and "127.0.0.1:8080" in text and "backlog of 1" in text
+    # backlog not reached (Recv-Q == backlog still accepts: sk_acceptq_is_full uses >)
+    ok = replace(full, recv_q=1)
+    v, _, _ = explain_connect(
+        "h", 8080, Proto.TCP, "127.0.0.1", probe(PortState.FILTERED, "no-response"),
+        local=True, listeners=[ok],
+    )  # fmt: skip
+    assert v is ConnectVerdict.FILTERED
+    udp = sock("0.0.0.0", 5353, TcpState.UNCONN, proto=Proto.UDP, owners=(owner(4, "mdns"),))
+    silent = ProbeResult("h", "127.0.0.1", 5353, Proto.UDP, PortState.OPEN_FILTERED, "no-response")
+    v, text, _ = explain_connect(
+        "h", 5353, Proto.UDP, "127.0.0.1", silent, local=True, listeners=[udp]
+    )
+    assert v is ConnectVerdict.OPEN_FILTERED and "mdns[4]" in text and "0.0.0.0:5353" in text
+    v, text, _ = explain_connect(
+        "h", 5353, Proto.UDP, "198.18.0.2", silent, local=False, listeners=()
+    )
+    assert v is ConnectVerdict.OPEN_FILTERED and "open|filtered" in text
+
+
+def test_check_host_refuses_malformed_literals() -> None:
+    import pytest
+
+    from portscope.diagnose._common import check_host
+    from portscope.errors import InvalidTarget
+
+    assert check_host("[::1]") == "::1" and check_host(" example.invalid ") == "example.invalid"
+    assert check_host("fe80::1%lo") == "fe80::1%lo"
+    for bad in ("300.1.1.1", "1.2.3", "10", "::1::2", "1.2.3.4.5", ""):
+        with pytest.raises(InvalidTarget):
+            check_host(bad)
