@@ -118,7 +118,7 @@ def test_registry_name_is_not_an_identity() -> None:
     assert found["exposed"].title.startswith("python3[4242] listens on tcp 0.0.0.0:22222")
     # no visible process: the uid says whose it is
     hidden = {f.rule: f for f in run(sock("0.0.0.0", 22222, uid=0))}["root-exposed"]
-    assert hidden.title.startswith("a process of uid 0") and hidden.process is None
+    assert hidden.title.startswith("an unseen process of uid 0") and hidden.process is None
 
 
 def test_datastore_guessed_from_its_port_says_so() -> None:

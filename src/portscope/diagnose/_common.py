@@ -7,6 +7,7 @@ one parser, the one reader). Nothing here prints or reads anything at import.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 
@@ -176,6 +177,17 @@ def owners_text(sock: Socket) -> str:
     if not sock.owners:
         return "-"
     return ",".join(dict.fromkeys(owner_text(o.name, o.pid) for o in sock.owners))
+
+
+def holder_text(sock: Socket) -> str:
+    """Who holds a socket, in words: ``name[pid]`` of its owners, else what its uid says
+    (``an unseen process of uid 0``, with a hint to run as root when not root)."""
+    if sock.owners:
+        return owners_text(sock)
+    hint = "" if os.geteuid() == 0 else " (run as root to see it)"
+    if sock.uid is not None:
+        return f"an unseen process of uid {sock.uid}{hint}"
+    return "the kernel or an unseen process"
 
 
 def endpoint_text(address: str, port: int) -> str:

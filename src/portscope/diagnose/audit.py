@@ -16,7 +16,14 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from portscope.diagnose._common import is_listener, owners_text, reach, read_sockets, scope_text
+from portscope.diagnose._common import (
+    holder_text,
+    is_listener,
+    owners_text,
+    reach,
+    read_sockets,
+    scope_text,
+)
 from portscope.models import Proto, Socket
 
 RULES: tuple[str, ...] = (
@@ -278,15 +285,6 @@ def _service_kind(sock: Socket, hints: Mapping[int, str]) -> tuple[str | None, b
     return DATASTORE_PORTS.get(port), False
 
 
-def _process(sock: Socket) -> str:
-    """The process behind a socket in words: ``name[pid]``, else what the uid says."""
-    if sock.owners:
-        return owners_text(sock)
-    if sock.uid is not None:
-        return f"a process of uid {sock.uid} (not visible to this user)"
-    return "an unseen process"
-
-
 @dataclass(frozen=True, slots=True)
 class _Maker:
     """The findings of one socket share its evidence (socket, scope, process, registry)."""
@@ -376,7 +374,7 @@ def audit_sockets(
         registered = service_name(port, sock.proto.value)
         name = kind or registered
         process = owners_text(sock) if sock.owners else None
-        who = _process(sock)
+        who = holder_text(sock)
         where = f"{sock.proto.value} {sock.local} ({scope})"
         reg = _registered(registered)
         finding = _Maker(sock, scope, process, registered, exposed)

@@ -17,9 +17,9 @@ from portscope._proc import CAP_NET_BIND_SERVICE, has_capability, sysctl_int
 from portscope.diagnose._common import (
     check_port,
     family_of,
+    holder_text,
     is_wildcard,
     mapped_v4,
-    owners_text,
     parse_address,
     read_sockets,
 )
@@ -180,17 +180,8 @@ def _overlap(address: str, v6only_default: bool, sock: Socket) -> BindCause | No
     return None
 
 
-def _who(sock: Socket) -> str:
-    owners = owners_text(sock)
-    if owners != "-":
-        return f"{owners}"
-    if sock.uid is not None:
-        return f"a process of uid {sock.uid} (run as root to see it)"
-    return "the kernel or an unseen process"
-
-
 def _describe_overlap(cause: BindCause, address: str, sock: Socket) -> str:
-    where = f"{sock.proto.value} {sock.local} ({sock.state.value}) held by {_who(sock)}"
+    where = f"{sock.proto.value} {sock.local} ({sock.state.value}) held by {holder_text(sock)}"
     if cause is BindCause.IN_USE:
         return f"{where}: the same address and port"
     if cause is BindCause.WILDCARD_HOLDS:

@@ -16,6 +16,7 @@ from portscope.diagnose._common import (
     covers,
     endpoint_text,
     family_of,
+    holder_text,
     is_listener,
     is_loopback,
     owners_text,
@@ -244,7 +245,7 @@ def _queue_full(
     return (
         ConnectVerdict.ACCEPT_QUEUE_FULL,
         f"{target} got no answer ({result.reason}) because the accept queue of this host's "
-        f"listener {sock.local}, held by {_holder(sock)}, is full: {sock.recv_q} connection(s) "
+        f"listener {sock.local}, held by {holder_text(sock)}, is full: {sock.recv_q} connection(s) "
         f"wait for accept() with a backlog of {sock.send_q}, so the kernel drops new SYNs. "
         "The application is not calling accept() fast enough (busy, blocked or hung); no "
         "firewall is involved",
@@ -270,7 +271,7 @@ def _udp_silence(
         return (
             ConnectVerdict.OPEN_FILTERED,
             f"no UDP reply from {target} ({result.reason}): open|filtered. This host's UDP "
-            f"socket {sock.local}, held by {_holder(sock)}, receives datagrams to it and did "
+            f"socket {sock.local}, held by {holder_text(sock)}, receives datagrams to it and did "
             "not answer the probe: UDP has no handshake, and a service answers only payloads "
             "it understands (or it is not reading its socket)",
             [f"portscope who {port}/udp", f"ss -uanp 'sport = :{port}'"],
@@ -290,15 +291,6 @@ def _udp_silence(
         "same; a closed port usually answers with ICMP port-unreachable",
         [f"portscope probe {host} {port} -u", f"tracepath {address}"],
     )
-
-
-def _holder(sock: Socket) -> str:
-    owners = owners_text(sock)
-    if owners != "-":
-        return owners
-    if sock.uid is not None:
-        return f"a process of uid {sock.uid} (not visible to this user)"
-    return "an unseen process"
 
 
 MAX_ADDRESSES = 4
