@@ -75,6 +75,22 @@ def parent_pid(pid: int, proc: Path = PROC) -> int | None:
         return None
 
 
+def process_name(pid: int, proc: Path = PROC) -> str | None:
+    """``/proc/PID/comm`` (readable for every process, proc(5)), or ``None``."""
+    try:
+        return (proc / str(pid) / "comm").read_bytes().rstrip(b"\n").decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def process_uid(pid: int, proc: Path = PROC) -> int | None:
+    """The real uid of ``pid`` (the owner of ``/proc/PID``), or ``None`` when it is gone."""
+    try:
+        return (proc / str(pid)).stat().st_uid
+    except OSError:
+        return None
+
+
 @lru_cache(maxsize=4)
 def clock_ticks_per_s() -> int:
     """``sysconf(_SC_CLK_TCK)``: the unit of ``/proc/PID/stat`` times (100 on Linux)."""

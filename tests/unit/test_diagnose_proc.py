@@ -35,6 +35,13 @@ def test_start_ticks_state_parent_and_time(tmp_path: Path) -> None:
     assert _proc.start_ticks(1, proc) is None and _proc.start_time(1, proc) is None
 
 
+def test_name_and_uid_of_a_process() -> None:
+    me = os.getpid()
+    assert _proc.process_uid(me) == os.getuid()
+    assert _proc.process_name(me) == Path(f"/proc/{me}/comm").read_text().rstrip("\n")
+    assert _proc.process_name(2**22 + 1) is None and _proc.process_uid(2**22 + 1) is None
+
+
 def test_sysctls(tmp_path: Path) -> None:
     proc = fake_proc(tmp_path)
     assert _proc.ip_local_port_range(proc) == (32768, 60999)

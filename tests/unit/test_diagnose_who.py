@@ -134,28 +134,33 @@ def test_connect_verdicts() -> None:
 
 def test_hidden_master_of_forked_workers_is_said() -> None:
     # Not root, nginx-like: the listener was opened by root (socket uid 0), the visible
-    # holders are www-data workers; their parent (the master) is invisible.
+    # holders are www-data workers; their parent (the master, root) is invisible.
     from dataclasses import replace
 
     from portscope.diagnose.who import hidden_master
 
     workers = (owner(812, "nginx", "www-data"), owner(813, "nginx", "www-data"))
     lsn = sock("0.0.0.0", 8080, owners=workers, uid=0)
-    result = holders_from_table(table(lsn, complete=False), 8080)
-    result = replace(result, holders=tuple(replace(h, ppid=700) for h in result.holders))
-    users = {0: "root", 33: "www-data"}
-    note = hidden_master(result, users.__getitem__)
+    found = holders_from_table(table(lsn, complete=False), 8080, proc=Path("/nonexistent"))
+    result = replace(found, holders=tuple(replace(h, ppid=700) for h in found.holders))
+    users = {0: "root", 33: "www-data"}.__getitem__
+    procs = {700: ("nginx", 0), 701: ("bash", 33)}.get
+    note = hidden_master(result, users, procs)
     assert note is not None
-    assert "opened by user root" in note and "pid 700" in note
+    assert "opened by user root" in note and "nginx[700]" in note
     assert "will not free the port" in note and "nginx[812], nginx[813]" in note
-    # the live path adds the note itself (user names from the system)
-    assert any("will not free the port" in n for n in holders_from_table(
-        table(lsn, complete=False), 8080).notes)  # fmt: skip
-    # root sees everything; a listener opened by the visible user is not suspicious
-    assert hidden_master(replace(result, owners_complete=True), users.__getitem__) is None
+    # root sees everything; a listener opened by the visible user is not suspicious; a
+    # parent of another user is not the opener
+    assert hidden_master(replace(result, owners_complete=True), users, procs) is None
     mine = sock("0.0.0.0", 8080, owners=workers, uid=33)
-    same = holders_from_table(table(mine, complete=False), 8080)
-    assert hidden_master(same, users.__getitem__) is None
+    same = holders_from_table(table(mine, complete=False), 8080, proc=Path("/nonexistent"))
+    same = replace(same, holders=tuple(replace(h, ppid=700) for h in same.holders))
+    assert hidden_master(same, users, procs) is None
+    other_parent = replace(result, holders=tuple(replace(h, ppid=701) for h in result.holders))
+    assert hidden_master(other_parent, users, procs) is None
+    # a daemon that dropped privileges itself, started by init: no master to point at
+    by_init = replace(result, holders=tuple(replace(h, ppid=1) for h in result.holders))
+    assert hidden_master(by_init, users, procs) is None
 
 
 def test_queue_full_and_udp_silence_verdicts() -> None:

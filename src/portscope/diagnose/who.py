@@ -154,7 +154,7 @@ def holders_from_table(
         owners_complete=table.owners_complete,
         notes=tuple(dict.fromkeys(notes)),
     )
-    hidden = hidden_master(result)
+    hidden = hidden_master(result) if proc == Path("/proc") else None
     if hidden is not None:
         result = replace(result, notes=(*result.notes, hidden))
     return result
@@ -166,46 +166,58 @@ def _uid_name(uid: int) -> str:
     return user_name(uid)
 
 
-def hidden_master(result: WhoResult, user_of: Callable[[int], str] = _uid_name) -> str | None:
+def _parent(pid: int) -> tuple[str, int] | None:
+    name, uid = _proc.process_name(pid), _proc.process_uid(pid)
+    return None if name is None or uid is None else (name, uid)
+
+
+def hidden_master(
+    result: WhoResult,
+    user_of: Callable[[int], str] = _uid_name,
+    parent_of: Callable[[int], tuple[str, int] | None] = _parent,
+) -> str | None:
     """Say so when the visible holders are a forked server's workers whose master is hidden.
 
     A listening socket keeps the uid of the process that created it (the kernel's
-    ``sock_i_uid``). When owners are incomplete (not root) and no visible holder of a
-    listener runs as that uid, the creator (a master that forked the visible workers and
-    runs as another user, like nginx's root master) still holds the socket: killing the
-    workers does not free the port, and the master would start new ones.
+    ``sock_i_uid``). When owners are incomplete (not root), no visible holder of a listener
+    runs as that uid, and a holder's parent runs as it (``/proc/PID/comm`` and the owner of
+    ``/proc/PID`` are readable for every process), the parent is the master that opened the
+    socket and forked the visible workers (nginx: a root master, ``www-data`` workers). It
+    still holds the socket: killing the workers does not free the port, and the master
+    would start new ones.
 
     Args:
         result: what ``holders_from_table`` found.
         user_of: uid -> user name (a seam for tests).
+        parent_of: pid -> (name, uid) of a process, or ``None`` (a seam for tests).
 
     Returns:
-        One plain sentence, or ``None`` when nothing suggests a hidden holder.
+        One plain sentence, or ``None`` when nothing points at a hidden holder.
     """
     if result.owners_complete is not False or not result.holders:
         return None
     pids = {h.pid for h in result.holders}
     for holder in result.holders:
+        parent = holder.ppid
+        if parent is None or parent <= 1 or parent in pids:
+            continue
         for sock in holder.sockets:
             listening = sock.state in (TcpState.LISTEN, TcpState.UNCONN)
             if not listening or sock.uid is None:
                 continue
             creator = user_of(sock.uid)
-            users = {h.user for h in result.holders if sock in h.sockets}
-            if creator in users:
+            if creator in {h.user for h in result.holders if sock in h.sockets}:
                 continue
-            parent = holder.ppid
-            master = (
-                f"; its parent, pid {parent}, is the likely master"
-                if parent is not None and parent > 1 and parent not in pids
-                else ""
-            )
+            info = parent_of(parent)
+            if info is None or info[1] != sock.uid:
+                continue
             shown = ", ".join(owner_text(h.name, h.pid) for h in result.holders)
             return (
-                f"the {sock.proto.value} socket {sock.local} was opened by user {creator}, "
-                f"whose processes this user cannot see (not root){master}: killing the "
-                f"visible processes ({shown}) will not free the port; run as root to see "
-                "and stop the process that holds it"
+                f"the {sock.proto.value} socket {sock.local} was opened by user {creator}; "
+                f"its likely holder {owner_text(info[0], parent)} (the parent of "
+                f"{owner_text(holder.name, holder.pid)}, running as {creator}) is invisible "
+                f"to this user (not root): killing the visible processes ({shown}) will not "
+                "free the port; run as root to see and stop the master"
             )
     return None
 
