@@ -17,6 +17,9 @@ def report() -> str:
         lines.append(f"## [{f.severity.value}] {f.title}")
         lines.append("")
         lines.append(f"- socket: `{f.socket.proto.value} {f.socket.local}` ({f.scope})")
+        lines.append(f"- process: {f.process or 'not visible to this user'}")
+        if f.registered:
+            lines.append(f"- port registered to: {f.registered} (the registry, not the process)")
         lines.append(f"- why: {f.why}")
         lines.append(f"- fix: {f.fix}")
         lines.append("")

@@ -112,14 +112,16 @@ if TYPE_CHECKING:
         kill_holders as kill_holders,
         who as who,
     )
-    from portscope.diagnose.why import (
+    from portscope.diagnose.why_bind import (
         BindCause as BindCause,
         BindDiagnosis as BindDiagnosis,
         BindReason as BindReason,
+        why_bind as why_bind,
+    )
+    from portscope.diagnose.why_connect import (
         ConnectDiagnosis as ConnectDiagnosis,
         ConnectStep as ConnectStep,
         ConnectVerdict as ConnectVerdict,
-        why_bind as why_bind,
         why_connect as why_connect,
     )
     from portscope.errors import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 from portscope.cli import Env, main
 from portscope.diagnose import Severity, audit, free_ports
@@ -33,7 +34,7 @@ def test_exposed_redis_like_listener_flagged_loopback_one_not() -> None:
         ("exposed", Severity.INFO),
     }
     redis = next(f for f in on_exposed if f.rule == "datastore-exposed")
-    assert redis.scope == "all" and redis.socket.local.address == "0.0.0.0"
+    assert redis.scope == "all interfaces (IPv4)" and redis.socket.local.address == "0.0.0.0"
     assert redis.socket.owners and redis.socket.owners[0].pid == os.getpid()
     assert not [f for f in findings if f.socket.local.port == local_port]
     # most severe first
@@ -58,7 +59,8 @@ def test_cli_fail_on_sets_the_exit_status() -> None:
     assert {f["rule"] for f in mine} >= {"datastore-exposed", "exposed"}
     assert data["counts"]["high"] >= 1
     assert human_status == 0
-    assert "Redis reachable on all interfaces" in human and f"0.0.0.0:{port}" in human
+    comm = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert f"Redis ({comm}[{os.getpid()}]) reachable on tcp 0.0.0.0:{port} (all inter" in human
     crit = json.loads(crit_out)
     assert crit["failed"] is (crit["counts"]["critical"] > 0)
     assert crit_status == (1 if crit["failed"] else 0)
@@ -70,3 +72,27 @@ def test_cli_bad_severity_and_hint() -> None:
         assert status == 2 and out == "" and err.count("\n") == 1
     status, _, err = run_cli("audit", "--hint", "16379=nosuchdb")
     assert status == 2 and "nosuchdb" in err and err.count("\n") == 1
+
+
+def test_cli_json_scope_and_process_are_the_listening_views() -> None:
+    # issue 8: audit --json said "all" where the listening view says "all interfaces
+    # (IPv4)", and titles named the registry's service as if it were the process.
+    from portscope.sockets import SocketFilter, bind_scope, list_sockets
+
+    with free_ports(1, hold=True) as held:
+        port = held.ports[0]
+        sock = held.release(port)
+    sock.listen()
+    with sock:
+        status, out, _ = run_cli("audit", "--json")
+        view = list_sockets(
+            states=["listen"], owners=True, where=SocketFilter(sports=frozenset({port}))
+        )
+    assert status == 0
+    data = json.loads(out)
+    mine = [f for f in data["findings"] if f["socket"]["local"]["port"] == port]
+    assert mine and {f["scope"] for f in mine} == {bind_scope(s) for s in view.sockets}
+    exposed = next(f for f in mine if f["rule"] == "exposed")
+    me = f"[{os.getpid()}]"
+    assert exposed["process"].endswith(me) and me in exposed["title"]
+    assert exposed["title"].startswith(exposed["process"] + " listens on tcp 0.0.0.0:")

@@ -63,3 +63,22 @@ def test_cli_ephemeral_json() -> None:
     assert list(data["ephemeral"]) == list(kernel_ports().ephemeral)
     assert data["warn_ratio"] == 0.9
     assert status == (1 if data["warnings"] else 0)
+
+
+def test_every_diagnose_command_writes_a_json_object() -> None:
+    # issue 8: `free --json` was a bare array while every other command returned an object.
+    with free_ports(1, address="127.0.0.1", hold=True) as held:
+        port = held.ports[0]
+        commands = [
+            ["who", str(port)],
+            ["why", "bind", str(port), "--addr", "127.0.0.1"],
+            ["why", "connect", f"127.0.0.1:{port}", "--timeout", "0.5"],
+            ["audit"],
+            ["free"],
+            ["ephemeral"],
+        ]
+        for argv in commands:
+            out, err = io.StringIO(), io.StringIO()
+            status = main([*argv, "--json"], Env(stdout=out, stderr=err))
+            assert status in (0, 1), (argv, err.getvalue())
+            assert isinstance(json.loads(out.getvalue()), dict), argv

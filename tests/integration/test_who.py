@@ -134,13 +134,86 @@ def test_a_reused_pid_is_not_signalled(spawn: Spawn) -> None:
     result = who(port)
     holder = result.holders[0]
     assert holder.start_time is not None
+    assert holder.start_ticks is not None
     # As if the process had died and its pid had gone to a process started later.
-    stale = dataclasses.replace(holder, start_time=holder.start_time - 1000.0)
+    stale = dataclasses.replace(holder, start_ticks=holder.start_ticks - 1000)
     report = kill_holders(dataclasses.replace(result, holders=(stale,)), timeout_s=1)
     assert report.results[0].outcome is KillOutcome.PID_REUSED
     assert report.results[0].signals == ()
     time.sleep(0.2)
     assert child.poll() is None and report.port_free is False
+
+
+def test_the_reuse_guard_compares_ticks_not_wall_clock_times(spawn: Spawn) -> None:
+    # issue 8: `who` and `--kill` read the start time twice, from /proc/PID/stat ticks plus
+    # btime, which the kernel derives from the clock: a stepped clock moved it and the same
+    # process looked reused. The guard now compares the stable ticks (portscope._proc).
+    child, port = spawn()
+    result = who(port)
+    holder = result.holders[0]
+    assert holder.start_time is not None
+    from portscope import _proc
+
+    assert holder.start_ticks == _proc.start_ticks(child.pid)
+    moved = dataclasses.replace(holder, start_time=holder.start_time + 1.0)
+    report = kill_holders(dataclasses.replace(result, holders=(moved,)), timeout_s=5)
+    assert report.results[0].outcome is KillOutcome.TERMINATED
+    assert child.wait(timeout=5) == -signal.SIGTERM
+
+
+TWO = """
+import socket, sys, time
+a = socket.socket(fileno=int(sys.argv[1])); a.listen()
+b = socket.socket(fileno=int(sys.argv[2])); b.listen()
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def test_kill_lists_every_socket_of_the_process_before_asking() -> None:
+    # issue 8: `who PORT --kill` did not say the process also serves other ports.
+    with free_ports(2, address="127.0.0.1", hold=True) as held:
+        first, second = held.ports
+        fds = [held.socket_for(p).fileno() for p in (first, second)]
+        child = subprocess.Popen(
+            [sys.executable, "-c", TWO, *map(str, fds)],
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=fds,
+        )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        result = who(first, others=True)
+        (holder,) = result.holders
+        assert holder.pid == child.pid
+        assert [str(s.local) for s in holder.other_sockets or ()] == [f"127.0.0.1:{second}"]
+        assert who(first).holders[0].other_sockets is None  # only looked up when asked
+        # stdin is no terminal: it lists, then refuses to ask (nothing signalled)
+        status, out, err = run_cli("who", str(first), "--kill")
+        assert status == 2 and "add --yes" in err
+        assert f"127.0.0.1:{second}" in out and "also holds 1 socket(s) on other ports" in out
+        assert f"[{child.pid}]" in out
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+        if child.stdout:
+            child.stdout.close()
+
+
+def test_service_names_and_family_flags(spawn: Spawn) -> None:
+    # issue 8: `who redis` failed (names now resolve through portscope's registry).
+    status, out, err = run_cli("who", "redis", "--json")
+    assert status in (0, 1), err
+    assert json.loads(out)["port"] == 6379
+    _child, port = spawn()
+    assert run_cli("who", str(port), "-4")[0] == 0
+    status, out, _ = run_cli("who", str(port), "-6", "--json")
+    assert status == 1 and json.loads(out)["held"] is False
+    status, out, _ = run_cli("who", str(port), "-u", "--json")
+    assert status == 1 and json.loads(out)["proto"] == "udp"
+    status, _, err = run_cli("who", f"{port}/tcp", "-u")
+    assert status == 2 and "contradicts" in err
 
 
 def test_refuses_itself_and_init() -> None:
@@ -165,7 +238,7 @@ def test_cli_who_json_and_exit_status(spawn: Spawn) -> None:
     assert data["holders"][0]["pid"] == child.pid
     assert data["holders"][0]["sockets"][0]["local"] == {"address": "127.0.0.1", "port": port}
     status, out, _ = run_cli("who", str(port))
-    assert status == 0 and f"(pid {child.pid})" in out and f"127.0.0.1:{port}" in out
+    assert status == 0 and f"[{child.pid}]" in out and f"127.0.0.1:{port}" in out
 
 
 def test_cli_kill_without_terminal_or_yes_refuses(spawn: Spawn) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import io
 import json
 import os
@@ -259,7 +260,9 @@ def test_name_open_on_ipv4_only_is_open_with_a_note(
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     # As /etc/hosts often has it: "localhost" -> ::1 first, then 127.0.0.1 (real probes).
-    import portscope.diagnose.why as why
+    why = importlib.import_module(
+        "portscope.diagnose.why_connect"
+    )  # the package exports a function of that name
 
     monkeypatch.setattr(why, "_resolve", lambda host, port, proto: (["::1", "127.0.0.1"], None))
     with listener("127.0.0.1", port):
@@ -274,3 +277,95 @@ def test_name_open_on_ipv4_only_is_open_with_a_note(
 def test_name_that_does_not_resolve() -> None:
     diag = why_connect("no-such-host.invalid", 80)
     assert diag.verdict is ConnectVerdict.NOT_RESOLVED and diag.probe is None
+
+
+# --- issue 8 ---------------------------------------------------------------------------
+
+
+def test_full_accept_queue_is_named_not_blamed_on_a_firewall(port: int) -> None:
+    # A listener with backlog 1 that never calls accept(): two connections fill its queue
+    # (the kernel keeps backlog + 1), then SYNs are dropped and the probe times out.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    clients: list[socket.socket] = []
+    try:
+        where = SocketFilter(sports=frozenset({port}))
+        deadline = time.monotonic() + 5
+        full = False
+        while not full and time.monotonic() < deadline and len(clients) < 6:
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            clients.append(c)
+            time.sleep(0.05)
+            (lsn,) = list_sockets(states=["listen"], where=where).sockets
+            full = lsn.recv_q > lsn.send_q
+        assert full, "the accept queue did not fill"
+        diag = why_connect("127.0.0.1", port, timeout_s=0.5)
+    finally:
+        for c in clients:
+            c.close()
+        srv.close()
+    assert diag.verdict is ConnectVerdict.ACCEPT_QUEUE_FULL
+    assert "firewall drops" not in diag.explanation
+    assert f"127.0.0.1:{port}" in diag.explanation and f"[{os.getpid()}]" in diag.explanation
+    assert "accept()" in diag.explanation and "backlog of 1" in diag.explanation
+
+
+def test_udp_silence_is_open_filtered_with_the_local_socket_named(port: int) -> None:
+    # A bound UDP socket that never reads: the datagram is queued, nothing answers.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", port))
+        diag = why_connect("127.0.0.1", port, proto=Proto.UDP, timeout_s=0.3)
+        status, out, _ = run_cli("why", "connect", f"127.0.0.1:{port}", "-u", "--timeout", "0.3")
+    assert diag.probe is not None and diag.probe.state is PortState.OPEN_FILTERED
+    assert diag.verdict is ConnectVerdict.OPEN_FILTERED
+    assert "firewall drops" not in diag.explanation
+    assert f"127.0.0.1:{port}" in diag.explanation and f"[{os.getpid()}]" in diag.explanation
+    assert status == 1 and "diagnosis: open|filtered" in out
+
+
+def test_malformed_address_literals_are_refused_before_any_resolution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portscope.errors import InvalidTarget
+
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise AssertionError("getaddrinfo called")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    for bad in ("300.1.1.1", "1.2.3", "1.2.3.4.5", "::1::2"):
+        with pytest.raises(InvalidTarget):
+            why_connect(bad, 80)
+    _, _, probe_err = run_cli("probe", "300.1.1.1", "80")
+    status, out, err = run_cli("why", "connect", "300.1.1.1:80")
+    assert status == 2 and out == "" and err == probe_err
+    assert "300.1.1.1" in err
+
+
+def test_service_names_in_why(port: int) -> None:
+    _, out, _ = run_cli("why", "bind", "http-alt", "--addr", "127.0.0.1", "--json")
+    assert json.loads(out)["port"] == 8080
+    _, out, _ = run_cli("why", "connect", "127.0.0.1:http-alt", "--json", "--timeout", "0.5")
+    assert json.loads(out)["port"] == 8080
+
+
+def test_family_flags_and_brackets(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    why = importlib.import_module(
+        "portscope.diagnose.why_connect"
+    )  # the package exports a function of that name
+
+    monkeypatch.setattr(why, "_resolve", lambda host, port, proto: (["::1", "127.0.0.1"], None))
+    with listener("::1", port):
+        four = why_connect("dual.invalid", port, timeout_s=1, family=4)
+        six = why_connect("dual.invalid", port, timeout_s=1, family=6)
+        status, out, _ = run_cli("why", "connect", f"[::1]:{port}")
+        _, bind_out, _ = run_cli("why", "bind", str(port), "-6")
+    assert four.addresses == ("127.0.0.1",) and four.verdict is not ConnectVerdict.OPEN
+    assert six.addresses == ("::1",) and six.verdict is ConnectVerdict.OPEN
+    assert status == 0 and out.startswith(f"connect tcp [::1]:{port}\n")
+    assert bind_out.startswith(f"bind tcp [::]:{port}: would FAIL")
+    assert f"[::1]:{port}" in bind_out

@@ -12,7 +12,7 @@ from .test_diagnose_helpers import owner, sock
 
 
 def no_name(port: int, proto: str) -> str | None:
-    return {22: "ssh", 6379: "redis"}.get(port)
+    return {22: "ssh", 6379: "redis", 22222: "easyengine"}.get(port)
 
 
 def run(*socks, **kw) -> list[Finding]:  # type: ignore[no-untyped-def]
@@ -29,7 +29,11 @@ def test_exposed_redis_is_high_loopback_redis_is_nothing() -> None:
     found = run(exposed)
     assert rules(found) == {("datastore-exposed", Severity.HIGH), ("exposed", Severity.INFO)}
     top = found[0]
-    assert top.rule == "datastore-exposed" and top.socket == exposed and top.scope == "all"
+    assert (
+        top.rule == "datastore-exposed"
+        and top.socket == exposed
+        and top.scope == "all interfaces (IPv4)"
+    )
     assert "requirepass" in top.fix and "authentication" in top.why
     assert run(sock("127.0.0.1", 6379), sock("::1", 6379)) == []
 
@@ -53,7 +57,7 @@ def test_docker_api_is_critical_and_sorted_first() -> None:
 def test_non_loopback_specific_address_is_exposed() -> None:
     found = run(sock("192.0.2.2", 5432))
     assert ("datastore-exposed", Severity.MEDIUM) in rules(found)
-    assert found[0].scope == "address"
+    assert found[0].scope == "192.0.2.2 only"
 
 
 def test_bound_to_lo_device_is_loopback() -> None:
@@ -99,3 +103,47 @@ def test_rule_selection() -> None:
     assert {f.rule for f in found} == {"datastore-exposed"}
     with pytest.raises(InvalidInput, match="unknown rule"):
         run(sock("0.0.0.0", 6379), rules=["nope"])
+
+
+def test_registry_name_is_not_an_identity() -> None:
+    # issue 8: "easyengine runs as root" for a python3 on 22222 (a registry guess shown
+    # as what runs there). The title names the process; the registry only as such.
+    py = sock("0.0.0.0", 22222, owners=(owner(4242, "python3", "root"),))
+    found = {f.rule: f for f in run(py)}
+    root = found["root-exposed"]
+    assert root.title.startswith("python3[4242] runs as root on tcp 0.0.0.0:22222")
+    assert "port registered to easyengine" in root.title
+    assert "easyengine runs" not in root.title
+    assert (root.process, root.registered) == ("python3[4242]", "easyengine")
+    assert found["exposed"].title.startswith("python3[4242] listens on tcp 0.0.0.0:22222")
+    # no visible process: the uid says whose it is
+    hidden = {f.rule: f for f in run(sock("0.0.0.0", 22222, uid=0))}["root-exposed"]
+    assert hidden.title.startswith("an unseen process of uid 0") and hidden.process is None
+
+
+def test_datastore_guessed_from_its_port_says_so() -> None:
+    guessed = run(sock("0.0.0.0", 6379, owners=(owner(7, "python3"),)))[0]
+    assert guessed.rule == "datastore-exposed"
+    assert guessed.title == (
+        "python3[7] on tcp 0.0.0.0:6379 (all interfaces (IPv4)), the default Redis port, "
+        "is reachable"
+    )
+
+
+def test_scope_words_are_the_listening_views() -> None:
+    from portscope.sockets import bind_scope
+
+    socks = [
+        sock("0.0.0.0", 8080),
+        sock("::", 8081, v6only=False),
+        sock("::", 8082, v6only=True),
+        sock("192.0.2.2", 8083),
+    ]
+    for f in run(*socks):
+        assert f.scope == bind_scope(f.socket)
+    assert {f.scope for f in run(*socks)} == {
+        "all interfaces (IPv4)",
+        "all interfaces (IPv4+IPv6)",
+        "all interfaces (IPv6 only)",
+        "192.0.2.2 only",
+    }

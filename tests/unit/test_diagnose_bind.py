@@ -31,7 +31,7 @@ def test_wildcard_listener_blocks_specific_address() -> None:
     ok, reasons = predict(nginx, address="127.0.0.1")
     assert not ok
     assert causes(reasons) == [(BindCause.WILDCARD_HOLDS, True)]
-    assert "nginx(812)" in reasons[0].explanation and reasons[0].sockets == (nginx,)
+    assert "nginx[812]" in reasons[0].explanation and reasons[0].sockets == (nginx,)
     assert "portscope who 8080" in (reasons[0].fix or "")
 
 

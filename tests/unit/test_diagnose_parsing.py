@@ -13,8 +13,8 @@ from portscope.diagnose._common import (
     parse_port,
     parse_port_proto,
 )
+from portscope.diagnose._route import parse_route_get
 from portscope.diagnose.free import parse_range
-from portscope.diagnose.why import parse_route_get
 from portscope.errors import InvalidInput, InvalidPort, InvalidPortSpec, InvalidTarget
 from portscope.models import Proto
 
@@ -25,11 +25,26 @@ def test_port_proto() -> None:
     assert parse_port_proto("443/TCP") == (443, Proto.TCP)
 
 
-@pytest.mark.parametrize("text", ["0", "99999", "abc", "80/sctp", "-1", "", "80/"])
-def test_bad_ports_name_the_value(text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("0", "0"), ("99999", "99999"), ("abc", "abc"), ("80/sctp", "sctp"), ("-1", "-1"),
+     ("", "''"), ("80/", "80/")],
+)  # fmt: skip
+def test_bad_ports_name_the_value(text: str, named: str) -> None:
     with pytest.raises(InvalidPort) as err:
         parse_port_proto(text)
-    assert repr(text) in str(err.value) or text in str(err.value)
+    assert named in str(err.value)
+
+
+def test_service_names_resolve_through_the_registry() -> None:
+    # issue 8: `who redis` failed while `ls --port redis` worked (one parser now).
+    assert parse_port_proto("redis") == (6379, None)
+    assert parse_port_proto("http-alt") == (8080, None)
+    assert parse_port_proto("domain/udp") == (53, Proto.UDP)
+    assert parse_port("http-alt") == 8080
+    assert parse_host_port("localhost:http-alt") == ("localhost", 8080)
+    assert parse_host_port("[::1]:redis") == ("::1", 6379)
+    assert parse_range("http-alt") == (8080, 8080)
 
 
 def test_host_port() -> None:

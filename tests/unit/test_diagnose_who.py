@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from portscope.diagnose import ConnectVerdict, holders_from_table
-from portscope.diagnose.why import explain_connect
+from portscope.diagnose.why_connect import explain_connect
 from portscope.models import PortState, ProbeResult, Proto, SocketTable, TcpState
 from portscope.render.diagnose import render_audit, render_who
 
@@ -72,9 +72,9 @@ def test_render_who_golden() -> None:
     out = io.StringIO()
     render_who(result, Console(file=out, width=100, no_color=True))
     text = out.getvalue()
-    assert "nginx (pid 812) user www-data" in text
+    assert "nginx[812] user www-data" in text
     assert "command  nginx --flag" in text
-    assert "0.0.0.0:8080" in text and "all interfaces" in text and "LISTEN" in text
+    assert "0.0.0.0:8080" in text and "all interfaces (IPv4)" in text and "LISTEN" in text
     empty = io.StringIO()
     render_who(holders_from_table(table(), 8080), Console(file=empty, width=100))
     assert empty.getvalue() == "nobody holds port 8080\n"
@@ -83,11 +83,15 @@ def test_render_who_golden() -> None:
 def test_render_audit_blocks() -> None:
     from portscope.diagnose import audit_sockets
 
-    found = audit_sockets([sock("0.0.0.0", 6379)], service_name=lambda p, q: None)
+    redis = sock("0.0.0.0", 6379, owners=(owner(5, "redis-server", "redis"),))
+    found = audit_sockets([redis], service_name=lambda p, q: None)
     out = io.StringIO()
-    render_audit(found, Console(file=out, width=120, no_color=True))
+    render_audit(found, Console(file=out, width=200, no_color=True))
     text = out.getvalue()
-    assert "HIGH     Redis reachable on all interfaces  [datastore-exposed]" in text
+    assert (
+        "HIGH     Redis (redis-server[5]) reachable on tcp 0.0.0.0:6379 (all interfaces (IPv4))"
+        "  [datastore-exposed]" in text
+    )
     assert "fix     set 'bind 127.0.0.1 ::1'" in text
     assert text.rstrip().endswith("audit: 1 high, 1 info")
 
@@ -126,3 +130,77 @@ def test_connect_verdicts() -> None:
     )  # fmt: skip
     assert "127.0.0.1:8080 (loopback only)" in text
     assert cmds[0] == "portscope who 8080"
+
+
+def test_hidden_master_of_forked_workers_is_said() -> None:
+    # Not root, nginx-like: the listener was opened by root (socket uid 0), the visible
+    # holders are www-data workers; their parent (the master, root) is invisible.
+    from dataclasses import replace
+
+    from portscope.diagnose.who import hidden_master
+
+    workers = (owner(812, "nginx", "www-data"), owner(813, "nginx", "www-data"))
+    lsn = sock("0.0.0.0", 8080, owners=workers, uid=0)
+    found = holders_from_table(table(lsn, complete=False), 8080, proc=Path("/nonexistent"))
+    result = replace(found, holders=tuple(replace(h, ppid=700) for h in found.holders))
+    users = {0: "root", 33: "www-data"}.__getitem__
+    procs = {700: ("nginx", 0), 701: ("bash", 33)}.get
+    note = hidden_master(result, users, procs)
+    assert note is not None
+    assert "opened by user root" in note and "nginx[700]" in note
+    assert "will not free the port" in note and "nginx[812], nginx[813]" in note
+    # root sees everything; a listener opened by the visible user is not suspicious; a
+    # parent of another user is not the opener
+    assert hidden_master(replace(result, owners_complete=True), users, procs) is None
+    mine = sock("0.0.0.0", 8080, owners=workers, uid=33)
+    same = holders_from_table(table(mine, complete=False), 8080, proc=Path("/nonexistent"))
+    same = replace(same, holders=tuple(replace(h, ppid=700) for h in same.holders))
+    assert hidden_master(same, users, procs) is None
+    other_parent = replace(result, holders=tuple(replace(h, ppid=701) for h in result.holders))
+    assert hidden_master(other_parent, users, procs) is None
+    # a daemon that dropped privileges itself, started by init: no master to point at
+    by_init = replace(result, holders=tuple(replace(h, ppid=1) for h in result.holders))
+    assert hidden_master(by_init, users, procs) is None
+
+
+def test_queue_full_and_udp_silence_verdicts() -> None:
+    from dataclasses import replace
+
+    full = sock("127.0.0.1", 8080, owners=(owner(9, "slow"),))
+    full = replace(full, recv_q=2, send_q=1)
+    v, text, _ = explain_connect(
+        "h", 8080, Proto.TCP, "127.0.0.1", probe(PortState.FILTERED, "no-response"),
+        local=True, listeners=[full],
+    )  # fmt: skip
+    assert v is ConnectVerdict.ACCEPT_QUEUE_FULL and "firewall drops" not in text
+    assert "slow[9]" in text and "127.0.0.1:8080" in text and "backlog of 1" in text
+    # backlog not reached (Recv-Q == backlog still accepts: sk_acceptq_is_full uses >)
+    ok = replace(full, recv_q=1)
+    v, _, _ = explain_connect(
+        "h", 8080, Proto.TCP, "127.0.0.1", probe(PortState.FILTERED, "no-response"),
+        local=True, listeners=[ok],
+    )  # fmt: skip
+    assert v is ConnectVerdict.FILTERED
+    udp = sock("0.0.0.0", 5353, TcpState.UNCONN, proto=Proto.UDP, owners=(owner(4, "mdns"),))
+    silent = ProbeResult("h", "127.0.0.1", 5353, Proto.UDP, PortState.OPEN_FILTERED, "no-response")
+    v, text, _ = explain_connect(
+        "h", 5353, Proto.UDP, "127.0.0.1", silent, local=True, listeners=[udp]
+    )
+    assert v is ConnectVerdict.OPEN_FILTERED and "mdns[4]" in text and "0.0.0.0:5353" in text
+    v, text, _ = explain_connect(
+        "h", 5353, Proto.UDP, "198.18.0.2", silent, local=False, listeners=()
+    )
+    assert v is ConnectVerdict.OPEN_FILTERED and "open|filtered" in text
+
+
+def test_check_host_refuses_malformed_literals() -> None:
+    import pytest
+
+    from portscope.diagnose._common import check_host
+    from portscope.errors import InvalidTarget
+
+    assert check_host("[::1]") == "::1" and check_host(" example.invalid ") == "example.invalid"
+    assert check_host("fe80::1%lo") == "fe80::1%lo"
+    for bad in ("300.1.1.1", "1.2.3", "10", "::1::2", "1.2.3.4.5", ""):
+        with pytest.raises(InvalidTarget):
+            check_host(bad)

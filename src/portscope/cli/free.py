@@ -1,4 +1,8 @@
-"""``portscope free [-n COUNT] [--range A-B] [--udp] [--addr ADDR]``."""
+"""``portscope free [-c COUNT] [--range A-B] [-t|-u] [-4|-6] [--addr ADDR]``.
+
+``-c/--count`` is the count; ``-n N``, its documented spelling before, still works (``-n``
+means "numeric" in ``ls``, so the count got a letter of its own).
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,14 @@ def configure(parser: Parser) -> None:
         "registry names a service for, and ports below net.ipv4.ip_unprivileged_port_start."
     )
     parser.add_argument(
-        "-n", "--count", type=checked(_count), default=1, help="how many ports (default 1)"
+        "-c",
+        "--count",
+        "-n",
+        dest="count",
+        type=checked(_count),
+        default=1,
+        metavar="COUNT",
+        help="how many ports (default 1); -n COUNT is the older spelling and still works",
     )
     parser.add_argument(
         "--range",
@@ -39,7 +50,12 @@ def configure(parser: Parser) -> None:
         metavar="A-B",
         help="look only in A-B (default: unprivileged start to 65535)",
     )
-    parser.add_argument("--udp", action="store_true", help="UDP ports instead of TCP")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("-t", "--tcp", action="store_true", help="TCP ports (the default)")
+    kind.add_argument("-u", "--udp", action="store_true", help="UDP ports instead of TCP")
+    fam = parser.add_mutually_exclusive_group()
+    fam.add_argument("-4", "--ipv4", action="store_true", help="free on 0.0.0.0 only")
+    fam.add_argument("-6", "--ipv6", action="store_true", help="free on [::] only (IPv6 only)")
     parser.add_argument(
         "--addr", metavar="ADDR", help="check on this address only (e.g. 127.0.0.1)"
     )
@@ -57,18 +73,40 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import free_ports
     from portscope.models import Proto
     from portscope.render import write_json
-    from portscope.render.diagnose import render_free
+    from portscope.render.diagnose import free_json, render_free
 
+    proto = Proto.UDP if args.udp else Proto.TCP
+    family = 4 if args.ipv4 else 6 if args.ipv6 else None
     ports = free_ports(
         args.count,
         range=args.range,
-        proto=Proto.UDP if args.udp else Proto.TCP,
+        proto=proto,
         address=args.addr,
         avoid_ephemeral=not args.allow_ephemeral,
         avoid_registered=not args.allow_registered,
+        family=family,
+        partial=True,
     )
+    note = None
+    if len(ports) < args.count:
+        where = f"in {args.range[0]}-{args.range[1]}" if args.range else "in the default range"
+        avoided = [
+            flag
+            for flag, on in (
+                ("--allow-ephemeral", not args.allow_ephemeral),
+                ("--allow-registered", not args.allow_registered),
+            )
+            if on
+        ]
+        note = (
+            f"only {len(ports)} of {args.count} free {proto.value} port(s) {where}; widen "
+            "--range" + (f" or add {' / '.join(avoided)}" if avoided else "")
+        )
     if args.json:
-        write_json(ports, env.stdout)
+        write_json(free_json(ports, args.count, proto, note), env.stdout)
     else:
         render_free(ports, env.stdout)
+    if note is not None:
+        env.note(note)
+        return ExitStatus.NEGATIVE
     return ExitStatus.OK

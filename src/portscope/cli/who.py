@@ -1,4 +1,4 @@
-"""``portscope who PORT[/tcp|/udp] [--kill [--force] [--timeout S] [--yes]]``."""
+"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from portscope.cli._base import Env, ExitStatus, Parser, checked
-from portscope.diagnose._common import parse_port_proto
+from portscope.diagnose._common import owner_text, parse_port_proto
 
 HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
 
@@ -16,13 +16,21 @@ def configure(parser: Parser) -> None:
         "port",
         metavar="PORT[/tcp|/udp]",
         type=checked(parse_port_proto),
-        help="port 1-65535, optionally /tcp or /udp (default: both)",
+        help="port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp "
+        "(default: both)",
     )
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("-t", "--tcp", action="store_true", help="TCP sockets only")
+    kind.add_argument("-u", "--udp", action="store_true", help="UDP sockets only")
+    fam = parser.add_mutually_exclusive_group()
+    fam.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
+    fam.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
     parser.add_argument(
         "--kill",
         action="store_true",
-        help="send SIGTERM to every holder and report whether the port is free "
-        "(asks first; never pid 1 or portscope; checks the start time against PID reuse)",
+        help="send SIGTERM to every holder and report whether the port is free (first lists "
+        "every socket each holder has, other ports too, and asks; never pid 1 or "
+        "portscope; checks the start time against PID reuse)",
     )
     parser.add_argument(
         "--force",
@@ -54,17 +62,25 @@ def _confirm(env: Env, question: str) -> bool | None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import kill_holders, who
+    from portscope.models import Proto
     from portscope.render import console, write_json
     from portscope.render.diagnose import render_kill, render_who, who_json
 
     port, proto = args.port
+    flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
+    if flag is not None and proto is not None and flag is not proto:
+        env.error(f"{port}/{proto.value} contradicts -{flag.value[0]}: give one transport")
+        return ExitStatus.USAGE
+    proto = proto or flag
+    families = [4] if args.ipv4 else [6] if args.ipv6 else None
     if args.timeout < 0:
         env.error(f"--timeout {args.timeout:g} is negative: give seconds >= 0")
         return ExitStatus.USAGE
     if (args.force or args.yes) and not args.kill:
         env.error("--force and --yes only apply with --kill")
         return ExitStatus.USAGE
-    result = who(port, proto)
+    # --kill shows every socket of each holder before asking: the other ports close too.
+    result = who(port, proto, families=families, others=args.kill)
     con = console(env, no_color=args.no_color)
     if not args.kill:
         if args.json:
@@ -90,7 +106,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             )
         return ExitStatus.NEGATIVE
     if not args.yes:
-        names = ", ".join(f"{h.name} (pid {h.pid})" for h in result.holders)
+        names = ", ".join(owner_text(h.name, h.pid) for h in result.holders)
         if not args.json:
             render_who(result, con)
         sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"

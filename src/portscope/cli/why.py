@@ -1,4 +1,8 @@
-"""``portscope why bind PORT [--addr ADDR] [--udp]`` and ``portscope why connect HOST:PORT``."""
+"""``portscope why bind PORT [--addr ADDR] [-t|-u] [-4|-6]`` and
+``portscope why connect HOST:PORT [-t|-u] [-4|-6]``.
+
+Ports may be service names (``why connect localhost:http-alt``, ``why bind http-alt``).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,20 @@ HELP = "why a bind or connect fails: 'why bind PORT', 'why connect HOST:PORT'"
 def configure(parser: Parser) -> None:
     parser.add_argument("action", choices=["bind", "connect"], help="what to explain")
     parser.add_argument(
-        "target", metavar="PORT | HOST:PORT", help="bind: a port; connect: HOST:PORT or [IPV6]:PORT"
+        "target",
+        metavar="PORT | HOST:PORT",
+        help="bind: a port or service name; connect: HOST:PORT or [IPV6]:PORT",
     )
-    parser.add_argument("--udp", action="store_true", help="UDP instead of TCP")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("-t", "--tcp", action="store_true", help="TCP (the default)")
+    kind.add_argument("-u", "--udp", action="store_true", help="UDP instead of TCP")
+    fam = parser.add_mutually_exclusive_group()
+    fam.add_argument(
+        "-4", "--ipv4", action="store_true", help="IPv4: bind 0.0.0.0; connect to IPv4 addresses"
+    )
+    fam.add_argument(
+        "-6", "--ipv6", action="store_true", help="IPv6: bind [::]; connect to IPv6 addresses"
+    )
     bind = parser.add_argument_group("bind")
     bind.add_argument(
         "--addr", metavar="ADDR", help="address to bind (default 0.0.0.0, all IPv4 addresses)"
@@ -41,6 +56,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
 
     proto = Proto.UDP if args.udp else Proto.TCP
+    family = 4 if args.ipv4 else 6 if args.ipv6 else None
     if args.action == "bind":
         from portscope.diagnose import why_bind
         from portscope.render.diagnose import bind_json, render_bind
@@ -48,9 +64,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if args.timeout != 3.0:
             env.error("--timeout applies to 'why connect' only")
             return ExitStatus.USAGE
+        addr = args.addr
+        if addr is None and family == 6:
+            addr = "::"
+        elif addr is not None and family is not None:
+            from portscope.diagnose._common import family_of, parse_address
+
+            if family_of(parse_address(addr)) != family:
+                env.error(f"--addr {addr} is not an IPv{family} address (-{family})")
+                return ExitStatus.USAGE
         diag = why_bind(
             parse_port(args.target),
-            addr=args.addr,
+            addr=addr,
             proto=proto,
             reuseaddr=args.reuseaddr,
             reuseport=args.reuseport,
@@ -71,7 +96,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error(f"--timeout {args.timeout:g} is not accepted: give seconds > 0")
         return ExitStatus.USAGE
     host, port = parse_host_port(args.target)
-    conn = why_connect(host, port, proto=proto, timeout_s=args.timeout)
+    conn = why_connect(host, port, proto=proto, timeout_s=args.timeout, family=family)
     if args.json:
         write_json(conn, env.stdout)
     else:

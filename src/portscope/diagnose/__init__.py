@@ -25,15 +25,17 @@ from portscope.diagnose.who import (
     kill_holders,
     who,
 )
-from portscope.diagnose.why import (
+from portscope.diagnose.why_bind import (
     BindCause,
     BindDiagnosis,
     BindReason,
+    diagnose_bind,
+    why_bind,
+)
+from portscope.diagnose.why_connect import (
     ConnectDiagnosis,
     ConnectStep,
     ConnectVerdict,
-    diagnose_bind,
-    why_bind,
     why_connect,
 )
 

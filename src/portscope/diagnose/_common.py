@@ -1,60 +1,43 @@
-"""Helpers shared by the diagnose modules: port arguments, addresses, /proc facts.
+"""Helpers shared by the diagnose modules: port arguments, addresses, owners.
 
-Nothing here prints; every reader of ``/proc`` runs only when called.
+Ports go through ``portscope._ports`` and ``/proc`` facts through ``portscope._proc`` (the
+one parser, the one reader). Nothing here prints or reads anything at import.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterable
-from pathlib import Path
 
-from portscope.errors import InvalidPort, InvalidTarget
+from portscope import _ports
+from portscope._proc import sysctl_int
+from portscope.errors import InvalidTarget
 from portscope.models import Proto, Socket, SocketTable, TcpState
 
-# linux/capability.h
-CAP_NET_BIND_SERVICE = 10
-CAP_KILL = 5
-
 WILDCARDS = frozenset({"0.0.0.0", "::"})
-_PROTOS = {"tcp": Proto.TCP, "udp": Proto.UDP}
 
 
-def parse_port(text: str) -> int:
-    """Parse a port number 1-65535 (port 0 means "any port" and names no socket).
+def parse_port(text: str | int) -> int:
+    """A port 1-65535 or a service name (``redis``), through ``portscope._ports``.
 
     Raises:
-        InvalidPort: not a number in 1-65535.
+        InvalidPort: not a number in 1-65535 nor a name portscope's registry knows.
     """
-    value = text.strip()
-    if not value.isdigit():
-        raise InvalidPort(f"{text!r} is not a port: give a number 1-65535")
-    port = int(value)
-    if not 1 <= port <= 65535:
-        raise InvalidPort(f"{port} is not a port: ports are 1-65535")
-    return port
+    return _ports.parse_port(text)
 
 
 def parse_port_proto(text: str) -> tuple[int, Proto | None]:
-    """Parse ``PORT``, ``PORT/tcp`` or ``PORT/udp``.
+    """``PORT``, ``PORT/tcp``, ``PORT/udp`` or a service name (``redis``, ``dns/udp``).
 
     Returns:
-        (port, proto); proto is ``None`` when no ``/tcp``/``/udp`` was given.
+        (port, proto); proto is ``None`` when no transport was given.
 
     Raises:
-        InvalidPort: a port outside 1-65535 or a transport other than tcp/udp.
+        InvalidPort: a bad port or name, or a transport other than tcp/udp.
     """
-    port_text, sep, proto_text = text.partition("/")
-    proto: Proto | None = None
-    if sep:
-        try:
-            proto = _PROTOS[proto_text.strip().lower()]
-        except KeyError:
-            raise InvalidPort(
-                f"{text!r}: unknown transport {proto_text!r}; use PORT, PORT/tcp or PORT/udp"
-            ) from None
-    return parse_port(port_text), proto
+    return _ports.parse_port_proto(text)
 
 
 def check_port(port: int, *, allow_zero: bool = False) -> int:
@@ -63,10 +46,7 @@ def check_port(port: int, *, allow_zero: bool = False) -> int:
     Raises:
         InvalidPort: otherwise.
     """
-    low = 0 if allow_zero else 1
-    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
-        raise InvalidPort(f"{port!r} is not a port: ports are {low}-65535")
-    return port
+    return _ports.check_port(port, allow_zero=allow_zero)
 
 
 def parse_address(text: str) -> str:
@@ -84,6 +64,37 @@ def parse_address(text: str) -> str:
         raise InvalidTarget(
             f"{text!r} is not an IP address: give an IPv4 or IPv6 address, e.g. 127.0.0.1 or ::1"
         ) from None
+
+
+_NUMERIC = re.compile(r"[0-9.]+")
+
+
+def check_host(host: str) -> str:
+    """A host as given (brackets removed), after rejecting malformed address literals.
+
+    What looks like an address (only digits and dots, or any ``:``) must be one:
+    ``300.1.1.1``, ``1.2.3`` and ``::1::2`` are refused before any resolution, with the
+    message ``probe`` gives (``portscope.scanner.targets``), instead of going to DNS.
+
+    Raises:
+        InvalidTarget: an empty host or a malformed address literal.
+    """
+    value = host.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if not value:
+        raise InvalidTarget("empty host: give a host name or address")
+    if ":" in value or _NUMERIC.fullmatch(value):
+        try:
+            ipaddress.ip_address(value.split("%", 1)[0])
+        except ValueError:
+            from portscope.scanner.targets import parse_targets
+
+            parse_targets([value])  # raises probe's own message for the malformed literal
+            raise InvalidTarget(
+                f"invalid address {value!r}; expected IPv4 like 198.18.0.1 or IPv6 like 2001:db8::1"
+            ) from None
+    return value
 
 
 def family_of(address: str) -> int:
@@ -121,9 +132,11 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def bind_scope(sock: Socket) -> str:
-    """Who can reach a bound socket: ``all`` interfaces, ``loopback`` only, or ``address``.
+def reach(sock: Socket) -> str:
+    """Who can reach a bound socket, as a key: ``all``, ``loopback`` or ``address``.
 
+    For decisions (audit's "exposed"); text shown to people uses the sockets package's
+    words (``portscope.sockets.bind_scope``: "all interfaces (IPv4)", "loopback only" ...).
     A socket bound to the ``lo`` device (SO_BINDTODEVICE) is loopback-only whatever its
     address.
     """
@@ -136,7 +149,14 @@ def bind_scope(sock: Socket) -> str:
 
 def is_exposed(sock: Socket) -> bool:
     """True when hosts other than this one can reach the socket's address."""
-    return bind_scope(sock) != "loopback"
+    return reach(sock) != "loopback"
+
+
+def scope_text(sock: Socket) -> str:
+    """The bind scope in the listening view's words (``portscope.sockets.bind_scope``)."""
+    from portscope.sockets import bind_scope
+
+    return bind_scope(sock)
 
 
 def is_listener(sock: Socket) -> bool:
@@ -146,11 +166,33 @@ def is_listener(sock: Socket) -> bool:
     return sock.state is TcpState.UNCONN or sock.remote is None
 
 
+def owner_text(name: str, pid: int) -> str:
+    """One process as the socket tables show it: ``name[pid]``."""
+    return f"{name}[{pid}]"
+
+
 def owners_text(sock: Socket) -> str:
-    """``name(pid)`` of each owner, comma-separated, or ``-``."""
+    """``name[pid]`` of each owner (as the socket tables show them), comma-separated,
+    or ``-``."""
     if not sock.owners:
         return "-"
-    return ",".join(f"{o.name}({o.pid})" for o in sock.owners)
+    return ",".join(dict.fromkeys(owner_text(o.name, o.pid) for o in sock.owners))
+
+
+def holder_text(sock: Socket) -> str:
+    """Who holds a socket, in words: ``name[pid]`` of its owners, else what its uid says
+    (``an unseen process of uid 0``, with a hint to run as root when not root)."""
+    if sock.owners:
+        return owners_text(sock)
+    hint = "" if os.geteuid() == 0 else " (run as root to see it)"
+    if sock.uid is not None:
+        return f"an unseen process of uid {sock.uid}{hint}"
+    return "the kernel or an unseen process"
+
+
+def endpoint_text(address: str, port: int) -> str:
+    """``127.0.0.1:80`` or ``[::1]:80`` (brackets for IPv6, RFC 3986 section 3.2.2)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def read_sockets(
@@ -159,11 +201,13 @@ def read_sockets(
     owners: bool = True,
     listening: bool = False,
     port: int | None = None,
+    families: Iterable[int] | None = None,
 ) -> SocketTable:
     """This machine's socket table from the sockets package (the one reader).
 
     Args:
         protos: transports to dump (default: all).
+        families: 4 and/or 6 (default both).
         owners: map sockets to processes.
         listening: only TCP LISTEN and UDP UNCONN sockets.
         port: only sockets with this local port (filtered before sockets are built, so
@@ -175,78 +219,11 @@ def read_sockets(
     where = SocketFilter(sports=frozenset({port})) if port is not None else None
     return list_sockets(
         protos=None if protos is None else list(protos),
+        families=None if families is None else list(families),
         states=states,
         owners=owners,
         where=where,
     )
-
-
-def cap_effective(status_path: Path = Path("/proc/self/status")) -> int | None:
-    """The effective capability mask of this process (``CapEff`` in ``/proc/self/status``).
-
-    Returns:
-        The mask as an integer, or ``None`` when it cannot be read (non-Linux).
-    """
-    try:
-        for line in status_path.read_text().splitlines():
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def has_capability(bit: int) -> bool:
-    """True when this process holds capability ``bit`` (``linux/capability.h``) or is root
-    on a system without capabilities."""
-    mask = cap_effective()
-    if mask is None:
-        return os.geteuid() == 0
-    return bool(mask >> bit & 1)
-
-
-def sysctl_int(path: str, default: int) -> int:
-    """An integer sysctl from ``/proc/sys`` (``net/ipv6/bindv6only``), or ``default``."""
-    try:
-        return int(Path("/proc/sys", path).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return default
-
-
-def _boot_time() -> float | None:
-    try:
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def proc_start_time(pid: int) -> float | None:
-    """Start time of process ``pid`` in seconds since the epoch, from ``/proc/PID/stat``.
-
-    Field 22 (``starttime``, clock ticks after boot, proc(5)) plus ``btime`` from
-    ``/proc/stat``. The same process always yields the same value, so it tells a PID
-    that was reused from the process seen earlier.
-
-    Returns:
-        The time, or ``None`` when the process is gone or unreadable.
-    """
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    boot = _boot_time()
-    try:
-        ticks = int(fields[19])  # field 22 overall; 3 is the first after comm
-    except (IndexError, ValueError):
-        return None
-    if boot is None:
-        return None
-    return round(boot + ticks / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def parse_host_port(text: str) -> tuple[str, int]:

@@ -16,7 +16,14 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from portscope.diagnose._common import bind_scope, is_listener, owners_text, read_sockets
+from portscope.diagnose._common import (
+    holder_text,
+    is_listener,
+    owners_text,
+    reach,
+    read_sockets,
+    scope_text,
+)
 from portscope.models import Proto, Socket
 
 RULES: tuple[str, ...] = (
@@ -70,10 +77,17 @@ class Finding:
         severity: how much it matters.
         title: one line.
         socket: the listening socket (its owners are the process evidence).
-        service: what the port is taken to be (``redis``), or ``None``.
-        scope: ``all`` interfaces, one non-loopback ``address``, or ``loopback``.
+        service: what the port is taken to be (``redis``): a ``--hint``, the process name
+            (``redis-server``), a datastore's default port, or the registry's name for the
+            port; ``None`` when nothing names it.
+        scope: the bind scope in the listening view's words (``portscope.sockets.
+            bind_scope``: "all interfaces (IPv4)", "loopback only", "192.0.2.2 only" ...).
         why: why it matters.
         fix: what to do.
+        process: the holders as ``name[pid]``, or ``None`` when no process is visible.
+        registered: the registry's name for the port (``port registered to X``: what the
+            port is assigned to, not what runs there), or ``None``.
+        exposed: True when other hosts can reach the address (not loopback).
     """
 
     rule: str
@@ -84,6 +98,9 @@ class Finding:
     scope: str
     why: str
     fix: str
+    process: str | None = None
+    registered: str | None = None
+    exposed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,24 +273,45 @@ PLAINTEXT: Mapping[int, str] = {
 _PLAINTEXT_TCP_ONLY = frozenset({21, 23, 110, 143, 512, 513, 514, 389, 1521})
 
 
-def _service_kind(sock: Socket, hints: Mapping[int, str]) -> str | None:
+def _service_kind(sock: Socket, hints: Mapping[int, str]) -> tuple[str | None, bool]:
+    """(datastore kind, identified): identified by a hint or the process name, or only
+    guessed from a default port."""
     port = sock.local.port
     if port in hints:
-        return hints[port]
+        return hints[port], True
     for owner in sock.owners or ():
         if owner.name in DATASTORE_PROCESSES:
-            return DATASTORE_PROCESSES[owner.name]
-    return DATASTORE_PORTS.get(port)
+            return DATASTORE_PROCESSES[owner.name], True
+    return DATASTORE_PORTS.get(port), False
+
+
+@dataclass(frozen=True, slots=True)
+class _Maker:
+    """The findings of one socket share its evidence (socket, scope, process, registry)."""
+
+    sock: Socket
+    scope: str
+    process: str | None
+    registered: str | None
+    exposed: bool
+
+    def __call__(
+        self, rule: str, severity: Severity, title: str, service: str | None, why: str, fix: str
+    ) -> Finding:
+        return Finding(
+            rule, severity, title, self.sock, service, self.scope, why, fix,
+            self.process, self.registered, self.exposed,
+        )  # fmt: skip
+
+
+def _registered(name: str | None) -> str:
+    return f" (port registered to {name})" if name else ""
 
 
 def _is_root(sock: Socket) -> bool:
     if sock.owners:
         return any(o.user == "root" or o.user == "0" for o in sock.owners)
     return sock.uid == 0
-
-
-def _where(sock: Socket) -> str:
-    return f"{sock.proto.value} {sock.local} ({owners_text(sock)})"
 
 
 def audit_sockets(
@@ -329,21 +367,25 @@ def audit_sockets(
         if key in seen:  # SO_REUSEPORT groups: one finding per address
             continue
         seen.add(key)
-        scope = bind_scope(sock)
-        exposed = scope != "loopback"
+        exposed = reach(sock) != "loopback"
+        scope = scope_text(sock)
         port = sock.local.port
-        kind = _service_kind(sock, hints)
-        name = kind or service_name(port, sock.proto.value)
-        where = "all interfaces" if scope == "all" else f"address {sock.local.address}"
+        kind, identified = _service_kind(sock, hints)
+        registered = service_name(port, sock.proto.value)
+        name = kind or registered
+        process = owners_text(sock) if sock.owners else None
+        who = holder_text(sock)
+        where = f"{sock.proto.value} {sock.local} ({scope})"
+        reg = _registered(registered)
+        finding = _Maker(sock, scope, process, registered, exposed)
+
         if exposed and on("exposed"):
             findings.append(
-                Finding(
+                finding(
                     "exposed",
                     Severity.INFO,
-                    f"{name or 'port ' + str(port)} listens on {where}",
-                    sock,
+                    f"{who} listens on {where}{reg}",
                     name,
-                    scope,
                     "other hosts can reach it, subject to the firewall",
                     "if only local programs use it, bind it to 127.0.0.1 / ::1",
                 )
@@ -352,13 +394,11 @@ def audit_sockets(
         udp_kind = (sock.proto is Proto.UDP) == (port not in _PLAINTEXT_TCP_ONLY)
         if plain and udp_kind and exposed and on("plaintext"):
             findings.append(
-                Finding(
+                finding(
                     "plaintext",
                     Severity.HIGH,
-                    f"{plain} (plaintext credentials) on {where}",
-                    sock,
+                    f"{who} on {where}: port {port} is {plain}'s (plaintext credentials)",
                     name or plain.lower(),
-                    scope,
                     f"{plain} sends user names and passwords unencrypted: anyone on "
                     "the path can read them",
                     "replace it with its TLS/SSH counterpart (SSH, SFTP, IMAPS 993, "
@@ -367,27 +407,28 @@ def audit_sockets(
             )
         if kind and exposed and on("datastore-exposed"):
             info = DATASTORES[kind]
+            title = (
+                f"{info.label} ({who}) reachable on {where}"
+                if identified
+                else f"{who} on {where}, the default {info.label} port, is reachable"
+            )
             findings.append(
-                Finding(
+                finding(
                     "datastore-exposed",
                     info.severity,
-                    f"{info.label} reachable on {where}",
-                    sock,
+                    title,
                     kind,
-                    scope,
                     info.why,
                     info.fix or _DB_FIX,
                 )
             )
         if exposed and _is_root(sock) and on("root-exposed"):
             findings.append(
-                Finding(
+                finding(
                     "root-exposed",
                     Severity.MEDIUM if port >= 1024 else Severity.LOW,
-                    f"{name or 'port ' + str(port)} runs as root on {where}",
-                    sock,
+                    f"{who} runs as root on {where}{reg}",
                     name,
-                    scope,
                     "a flaw in a network-facing root process gives an attacker the whole machine",
                     "run it as an unprivileged user (systemd User=, DynamicUser=yes; "
                     "AmbientCapabilities=CAP_NET_BIND_SERVICE for ports below 1024)",
@@ -395,13 +436,11 @@ def audit_sockets(
             )
         if port < 1024 and name is None and on("unknown-system-port"):
             findings.append(
-                Finding(
+                finding(
                     "unknown-system-port",
                     Severity.MEDIUM if exposed else Severity.LOW,
-                    f"unknown service on System port {port} ({where if exposed else 'loopback'})",
-                    sock,
+                    f"{who} on {where}: System port {port} is registered to no known service",
                     None,
-                    scope,
                     "System ports (0-1023, RFC 6335) are assigned to known services; an "
                     "unknown one there is unusual and may be unwanted",
                     f"identify it: portscope who {port}; stop it if nobody needs it",

@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from portscope.diagnose._common import sysctl_int
+from portscope._proc import sysctl_int
 from portscope.models import Proto, Socket, TcpState
 from portscope.registry._ranges import KernelPorts, kernel_ports
 

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import builtins
+import errno
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, overload
 
+from portscope._ports import parse_port_range
 from portscope.diagnose._common import family_of, parse_address
-from portscope.errors import InvalidInput, InvalidPortSpec, PortscopeError
+from portscope.errors import (
+    InvalidInput,
+    InvalidPort,
+    InvalidPortSpec,
+    InvalidTarget,
+    PortscopeError,
+)
 from portscope.models import Proto
 from portscope.registry._ranges import KernelPorts, kernel_ports
 
 
 def parse_range(text: str) -> tuple[int, int]:
-    """Parse ``A-B`` (inclusive) or a single port ``A``.
+    """Parse ``A-B`` (inclusive), a single port ``A`` or a service name, through
+    ``portscope._ports`` (the one port parser).
 
     Raises:
-        InvalidPortSpec: not ``A-B`` with 1 <= A <= B <= 65535.
+        InvalidPortSpec: not ``A-B`` with 1 <= A <= B <= 65535 (the message says why).
     """
-    lo_text, _, hi_text = text.strip().partition("-")
     try:
-        lo = int(lo_text)
-        hi = int(hi_text) if hi_text else lo
-    except ValueError:
-        lo = hi = -1
-    if not 1 <= lo <= hi <= 65535:
-        raise InvalidPortSpec(
-            f"{text!r} is not a port range: give A-B with 1 <= A <= B <= 65535, e.g. 20000-21000"
-        )
-    return lo, hi
+        return parse_port_range(text)
+    except InvalidPort as err:
+        raise InvalidPortSpec(f"{err}; e.g. 20000-21000") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,29 @@ def _bind(address: str, port: int, proto: Proto, *, v6only: bool = False) -> soc
     return sock
 
 
+def _check_local(address: str, proto: Proto) -> None:
+    """Refuse an address this host does not have: every bind on it would fail with
+    EADDRNOTAVAIL, which says nothing about the ports (ip(7), ``ip_nonlocal_bind``)."""
+    sock = _bind(address, 0, proto)
+    if sock is not None:
+        sock.close()
+        return
+    fam = socket.AF_INET6 if family_of(address) == 6 else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto is Proto.TCP else socket.SOCK_DGRAM
+    with socket.socket(fam, kind) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise InvalidTarget(
+                    f"address {address} is not local to this host (EADDRNOTAVAIL): give one "
+                    "of its addresses (ip -br addr), 127.0.0.1, or none for all"
+                ) from None
+            raise InvalidTarget(
+                f"cannot bind on address {address}: {os.strerror(err.errno or 0)}"
+            ) from None
+
+
 def _ipv6_available() -> bool:
     try:
         socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
@@ -143,6 +169,8 @@ def free_ports(
     hold: Literal[False] = ...,
     kernel: KernelPorts | None = ...,
     seed: int | None = ...,
+    family: int | None = ...,
+    partial: bool = ...,
 ) -> list[FreePort]: ...
 @overload
 def free_ports(
@@ -156,6 +184,8 @@ def free_ports(
     hold: Literal[True],
     kernel: KernelPorts | None = ...,
     seed: int | None = ...,
+    family: int | None = ...,
+    partial: bool = ...,
 ) -> HeldPorts: ...
 def free_ports(
     count: int = 1,
@@ -168,6 +198,8 @@ def free_ports(
     hold: bool = False,
     kernel: KernelPorts | None = None,
     seed: int | None = None,
+    family: int | None = None,
+    partial: bool = False,
 ) -> list[FreePort] | HeldPorts:
     """Ports that a bind would accept now, each confirmed by a real bind.
 
@@ -190,13 +222,18 @@ def free_ports(
             can take a port between this call and its use.
         kernel: the port sysctls (default: read now).
         seed: a seed for the random start (tests).
+        family: without ``address``: 4 checks ``0.0.0.0`` only, 6 ``[::]`` only (IPv6
+            only); default both where IPv6 works. With ``address``, it must match.
+        partial: return the ports found even when fewer than ``count`` (the caller
+            compares the length); default raise.
 
     Returns:
         ``list[FreePort]``, or ``HeldPorts`` with ``hold=True``.
 
     Raises:
-        InvalidInput: ``count`` < 1, a bad range or address.
-        PortscopeError: fewer than ``count`` free ports in the range.
+        InvalidInput: ``count`` < 1, a bad range, family or address.
+        InvalidTarget: ``address`` is not an address of this host (EADDRNOTAVAIL).
+        PortscopeError: fewer than ``count`` free ports in the range (without ``partial``).
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InvalidInput(f"count {count!r} is not accepted: give a number >= 1")
@@ -209,8 +246,16 @@ def free_ports(
         lo, hi = parse_range(range)
     else:
         lo, hi = parse_range(f"{range[0]}-{range[1]}")
-    bind_address = "0.0.0.0" if address is None else parse_address(address)
-    also_v6 = address is None and _ipv6_available()
+    if family not in (None, 4, 6):
+        raise InvalidInput(f"family {family!r} is not accepted: give 4, 6 or None")
+    if address is None:
+        bind_address = "::" if family == 6 else "0.0.0.0"
+    else:
+        bind_address = parse_address(address)
+        if family is not None and family_of(bind_address) != family:
+            raise InvalidInput(f"address {bind_address} is not an IPv{family} address")
+        _check_local(bind_address, proto)
+    also_v6 = address is None and family is None and _ipv6_available()
     registered: Callable[[int, str], str | None] | None = None
     if avoid_registered:
         from portscope.registry import service_name
@@ -235,7 +280,7 @@ def free_ports(
         if registered is not None and registered(port, proto.value) is not None:
             continue
         checked += 1
-        sock = _bind(bind_address, port, proto)
+        sock = _bind(bind_address, port, proto, v6only=family == 6 and address is None)
         if sock is None:
             continue
         if also_v6:
@@ -247,7 +292,7 @@ def free_ports(
         found.append(sock)
         if len(found) == count:
             break
-    if len(found) < count:
+    if len(found) < count and not partial:
         for sock in found:
             sock.close()
         raise PortscopeError(

@@ -7,12 +7,13 @@ import os
 import select
 import signal
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from portscope import _proc
 from portscope.diagnose._cgroup import read_cgroup
-from portscope.diagnose._common import check_port, proc_start_time, read_sockets
+from portscope.diagnose._common import check_port, owner_text, read_sockets
 from portscope.models import Owner, Proto, Socket, SocketTable, TcpState
 
 _STATE_ORDER = {TcpState.LISTEN: 0, TcpState.UNCONN: 1}
@@ -27,12 +28,18 @@ class PortHolder:
         name: process name (``/proc/PID/comm``).
         user: owning user name, or ``None`` when unknown.
         cmdline: argv, or ``None`` when unreadable.
-        start_time: process start, seconds since the epoch (from ``/proc/PID/stat``), or
-            ``None``; ``kill_holders`` compares it again before signalling.
+        start_time: process start, seconds since the epoch (``portscope._proc.start_time``),
+            or ``None``; for display.
         sockets: the process's sockets on the port, listeners first.
         fds: the file descriptors of those sockets in the process.
         unit: the systemd unit it runs in (``nginx.service``), or ``None``.
         container: ``runtime:id`` of the container it runs in, or ``None``.
+        start_ticks: process start in clock ticks after boot (``starttime`` of
+            ``/proc/PID/stat``), or ``None``: the identity ``kill_holders`` checks again
+            before signalling (stable, unlike the wall-clock time).
+        ppid: the parent process id (``/proc/PID/stat`` field 4), or ``None``.
+        other_sockets: the process's sockets on other ports (``who(..., others=True)``,
+            which ``--kill`` shows before asking), or ``None`` when not looked up.
     """
 
     pid: int
@@ -44,6 +51,9 @@ class PortHolder:
     fds: tuple[int, ...] = ()
     unit: str | None = None
     container: str | None = None
+    start_ticks: int | None = None
+    ppid: int | None = None
+    other_sockets: tuple[Socket, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +123,9 @@ def holders_from_table(
     holders = []
     for pid, (owner, socks, fds) in sorted(by_pid.items()):
         cgroup = read_cgroup(pid, proc)
-        start = proc_start_time(pid) if proc == Path("/proc") else None
+        ticks = _proc.start_ticks(pid, proc)
+        boot = _proc.boot_time(proc) if ticks is not None else None
+        start = _proc.ticks_to_epoch(ticks, boot) if ticks is not None and boot else None
         holders.append(
             PortHolder(
                 pid=pid,
@@ -125,6 +137,8 @@ def holders_from_table(
                 fds=tuple(sorted(set(fds))),
                 unit=cgroup.unit,
                 container=cgroup.container,
+                start_ticks=ticks,
+                ppid=_proc.parent_pid(pid, proc),
             )
         )
     notes = list(table.notes)
@@ -132,7 +146,7 @@ def holders_from_table(
         notes.append(
             "some sockets belong to processes this user cannot inspect; run as root to see them"
         )
-    return WhoResult(
+    result = WhoResult(
         port=port,
         proto=proto,
         holders=tuple(holders),
@@ -140,9 +154,101 @@ def holders_from_table(
         owners_complete=table.owners_complete,
         notes=tuple(dict.fromkeys(notes)),
     )
+    hidden = hidden_master(result) if proc == Path("/proc") else None
+    if hidden is not None:
+        result = replace(result, notes=(*result.notes, hidden))
+    return result
 
 
-def who(port: int, proto: Proto | None = None) -> WhoResult:
+def _uid_name(uid: int) -> str:
+    from portscope.sockets._owners import user_name
+
+    return user_name(uid)
+
+
+def _parent(pid: int) -> tuple[str, int] | None:
+    name, uid = _proc.process_name(pid), _proc.process_uid(pid)
+    return None if name is None or uid is None else (name, uid)
+
+
+def hidden_master(
+    result: WhoResult,
+    user_of: Callable[[int], str] = _uid_name,
+    parent_of: Callable[[int], tuple[str, int] | None] = _parent,
+) -> str | None:
+    """Say so when the visible holders are a forked server's workers whose master is hidden.
+
+    A listening socket keeps the uid of the process that created it (the kernel's
+    ``sock_i_uid``). When owners are incomplete (not root), no visible holder of a listener
+    runs as that uid, and a holder's parent runs as it (``/proc/PID/comm`` and the owner of
+    ``/proc/PID`` are readable for every process), the parent is the master that opened the
+    socket and forked the visible workers (nginx: a root master, ``www-data`` workers). It
+    still holds the socket: killing the workers does not free the port, and the master
+    would start new ones.
+
+    Args:
+        result: what ``holders_from_table`` found.
+        user_of: uid -> user name (a seam for tests).
+        parent_of: pid -> (name, uid) of a process, or ``None`` (a seam for tests).
+
+    Returns:
+        One plain sentence, or ``None`` when nothing points at a hidden holder.
+    """
+    if result.owners_complete is not False or not result.holders:
+        return None
+    pids = {h.pid for h in result.holders}
+    for holder in result.holders:
+        parent = holder.ppid
+        if parent is None or parent <= 1 or parent in pids:
+            continue
+        for sock in holder.sockets:
+            listening = sock.state in (TcpState.LISTEN, TcpState.UNCONN)
+            if not listening or sock.uid is None:
+                continue
+            creator = user_of(sock.uid)
+            if creator in {h.user for h in result.holders if sock in h.sockets}:
+                continue
+            info = parent_of(parent)
+            if info is None or info[1] != sock.uid:
+                continue
+            shown = ", ".join(owner_text(h.name, h.pid) for h in result.holders)
+            return (
+                f"the {sock.proto.value} socket {sock.local} was opened by user {creator}; "
+                f"its likely holder {owner_text(info[0], parent)} (the parent of "
+                f"{owner_text(holder.name, holder.pid)}, running as {creator}) is invisible "
+                f"to this user (not root): killing the visible processes ({shown}) will not "
+                "free the port; run as root to see and stop the master"
+            )
+    return None
+
+
+def sockets_of(pids: Iterable[int]) -> dict[int, tuple[Socket, ...]]:
+    """Every TCP and UDP socket each of ``pids`` holds (listeners first), any port.
+
+    Reads the whole socket table with owners (like ``ss -tuanp``), so it costs a full
+    dump: ``who --kill`` calls it once, before asking.
+    """
+    from portscope.sockets import SocketFilter, list_sockets
+
+    wanted = frozenset(pids)
+    if not wanted:
+        return {}
+    table = list_sockets(owners=True, where=SocketFilter(pids=wanted))
+    found: dict[int, list[Socket]] = {pid: [] for pid in wanted}
+    for sock in table.sockets:
+        for owner in sock.owners or ():
+            if owner.pid in found and sock not in found[owner.pid]:
+                found[owner.pid].append(sock)
+    return {pid: tuple(sorted(socks, key=_sort_key)) for pid, socks in found.items()}
+
+
+def who(
+    port: int,
+    proto: Proto | None = None,
+    *,
+    families: Iterable[int] | None = None,
+    others: bool = False,
+) -> WhoResult:
     """Every process holding ``port`` on this machine, on any address, IPv4 and IPv6.
 
     A process holds a port when one of its sockets has that local port: listeners, and
@@ -153,6 +259,9 @@ def who(port: int, proto: Proto | None = None) -> WhoResult:
     Args:
         port: 1-65535.
         proto: ``Proto.TCP``, ``Proto.UDP``, or ``None`` for both.
+        families: 4 and/or 6 (default both).
+        others: also list each holder's sockets on other ports (``other_sockets``; a full
+            socket-table dump).
 
     Returns:
         The holders; ``result.held`` is False when nobody holds the port.
@@ -165,7 +274,19 @@ def who(port: int, proto: Proto | None = None) -> WhoResult:
     """
     check_port(port)
     protos = None if proto is None else [proto]
-    return holders_from_table(read_sockets(protos, owners=True, port=port), port, proto)
+    table = read_sockets(protos, owners=True, port=port, families=families)
+    result = holders_from_table(table, port, proto)
+    if not others or not result.holders:
+        return result
+    held = sockets_of(h.pid for h in result.holders)
+    holders = tuple(
+        replace(
+            h,
+            other_sockets=tuple(s for s in held.get(h.pid, ()) if s.local.port != port),
+        )
+        for h in result.holders
+    )
+    return replace(result, holders=holders)
 
 
 class KillOutcome(enum.StrEnum):
@@ -245,14 +366,21 @@ class _Target:
             self.pidfd = None
 
 
-def _has_exited(pid: int, start_time: float | None) -> bool:
+def _same_process(holder: PortHolder) -> tuple[bool, int | None]:
+    """Whether ``holder.pid`` still names the process ``who`` saw: the start ticks of
+    ``/proc/PID/stat`` compared with the ones read then (one reader, ``portscope._proc``).
+
+    Returns:
+        (same, the ticks now or ``None`` when the process is gone).
+    """
+    now = _proc.start_ticks(holder.pid)
+    return now is not None and holder.start_ticks is not None and now == holder.start_ticks, now
+
+
+def _has_exited(holder: PortHolder) -> bool:
     """Without a pidfd: gone, a zombie, or a different process under the same pid."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return True
-    state = raw[raw.rfind(b")") + 2 :][:1]
-    return state in (b"Z", b"X") or proc_start_time(pid) != start_time
+    state = _proc.process_state(holder.pid)
+    return state is None or state in ("Z", "X") or not _same_process(holder)[0]
 
 
 def _verify(holder: PortHolder) -> tuple[_Target | None, KillResult | None]:
@@ -275,16 +403,16 @@ def _verify(holder: PortHolder) -> tuple[_Target | None, KillResult | None]:
             pidfd = None  # kernel without pidfd (before 5.3): fall back to kill(2)
     # Checked after pidfd_open: if the start time still matches, the pidfd names the
     # process `who` saw, and signals through it cannot reach a later process (no race).
-    now = proc_start_time(holder.pid)
-    if now is None or holder.start_time is None or now != holder.start_time:
+    same, now = _same_process(holder)
+    if not same:
         if pidfd is not None:
             os.close(pidfd)
         if now is None:
             return refuse(KillOutcome.GONE, "the process had already exited")
         return refuse(
             KillOutcome.PID_REUSED,
-            f"pid {holder.pid} now belongs to a process started at {now:.2f}, "
-            f"not {holder.start_time}: not signalled",
+            f"pid {holder.pid} now belongs to a process started {now} clock ticks after "
+            f"boot, not {holder.start_ticks}: not signalled",
         )
     return _Target(holder, pidfd), None
 
@@ -309,7 +437,7 @@ def _wait(targets: Sequence[_Target], timeout_s: float) -> None:
                 by_fd[fd].exited = True
         else:
             for t in pending:
-                if _has_exited(t.holder.pid, t.holder.start_time):
+                if _has_exited(t.holder):
                     t.exited = True
             time.sleep(0.02)
         waited = time.monotonic() - start

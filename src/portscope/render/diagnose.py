@@ -7,8 +7,12 @@ JSON shapes (stable; ``to_dict`` of the result types, plus the computed fields n
 - why connect: ``ConnectDiagnosis``.
 - audit: ``{"findings": [Finding ...], "counts": {severity: n}, "fail_on": str|null,
   "failed": bool}``.
-- free: ``[FreePort ...]``.
+- free: ``{"schema": "portscope.free/1", "proto", "requested", "found",
+  "ports": [FreePort ...], "note": str|null}`` (a bare array before).
 - ephemeral: ``EphemeralUsage``.
+
+Every JSON document is an object. Processes are written ``name[pid]`` and IPv6
+endpoints ``[::1]:80``, as in the socket tables.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from portscope.models import Socket, to_dict
+from portscope.diagnose._common import endpoint_text, owner_text
+from portscope.models import Proto, Socket, to_dict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,7 +93,7 @@ def render_who(result: WhoResult, con: Console) -> None:
         place = h.unit or h.container
         out(
             con,
-            f"{h.name} (pid {h.pid}) user {h.user or '?'}, started {when(h.start_time)}"
+            f"{owner_text(h.name, h.pid)} user {h.user or '?'}, started {when(h.start_time)}"
             + (f", in {place}" if place else ""),
         )
         out(con, f"  command  {_cmd(h.cmdline)}")
@@ -97,6 +102,13 @@ def render_who(result: WhoResult, con: Console) -> None:
             out(con, f"  stop it  {stop}")
         table = _socket_table(h.sockets)
         con.print(table)
+        if h.other_sockets:
+            out(
+                con,
+                f"  {owner_text(h.name, h.pid)} also holds {len(h.other_sockets)} socket(s) "
+                "on other ports (stopping it closes them too):",
+            )
+            con.print(_socket_table(h.other_sockets))
     if result.unowned:
         out(con, f"sockets on port {what} without a visible process:")
         con.print(_socket_table(result.unowned, uid=True))
@@ -105,8 +117,8 @@ def render_who(result: WhoResult, con: Console) -> None:
 
 
 def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
-    from portscope.diagnose._common import bind_scope
     from portscope.render import new_table
+    from portscope.sockets import bind_scope
 
     cols = ["PROTO", "STATE", "LOCAL", "REMOTE", "SCOPE"] + (["UID"] if uid else [])
     table = new_table(*cols)
@@ -117,9 +129,7 @@ def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
             s.state.value,
             str(s.local),
             str(s.remote) if s.remote else "*",
-            {"all": "all interfaces", "loopback": "loopback only", "address": "one address"}[
-                bind_scope(s)
-            ],
+            bind_scope(s),
         ]
         if uid:
             row.append("-" if s.uid is None else str(s.uid))
@@ -145,12 +155,13 @@ def render_kill(report: KillReport, con: Console) -> None:
     """One line per holder, then whether the port is free."""
     for r in report.results:
         sent = f" [{', '.join(r.signals)}]" if r.signals else ""
-        out(con, f"{r.name} (pid {r.pid}): {r.outcome.value}{sent} - {r.detail}")
+        out(con, f"{owner_text(r.name, r.pid)}: {r.outcome.value}{sent} - {r.detail}")
     what = f"{report.port}/{report.proto.value}" if report.proto else str(report.port)
     if report.port_free is True:
         out(con, f"port {what} is free now")
     elif report.port_free is False:
-        still = ", ".join(f"{h.name}({h.pid})" for h in report.remaining) or "unseen processes"
+        still = ", ".join(owner_text(h.name, h.pid) for h in report.remaining)
+        still = still or "unseen processes"
         out(con, f"port {what} is still held by {still}")
 
 
@@ -169,13 +180,14 @@ def render_bind(diag: BindDiagnosis, stream: TextIO) -> None:
     from portscope.diagnose._common import owners_text
 
     lines: list[str] = []
-    target = f"[{diag.address}]" if diag.family == 6 else diag.address
     opts = [
         o for o, on in (("SO_REUSEADDR", diag.reuseaddr), ("SO_REUSEPORT", diag.reuseport)) if on
     ]
     how = f" with {' + '.join(opts)}" if opts else ""
     verdict = "would succeed" if diag.predicted_ok else "would FAIL"
-    lines.append(f"bind {diag.proto.value} {target}:{diag.port}{how}: {verdict}")
+    lines.append(
+        f"bind {diag.proto.value} {endpoint_text(diag.address, diag.port)}{how}: {verdict}"
+    )
     if diag.ok is not None:
         tried = "succeeded" if diag.ok else f"failed: {diag.error}"
         agree = "" if diag.confirmed else "  (differs from the prediction)"
@@ -197,10 +209,13 @@ def render_bind(diag: BindDiagnosis, stream: TextIO) -> None:
 def render_connect(diag: ConnectDiagnosis, stream: TextIO) -> None:
     """Each step with its evidence, then the diagnosis and the next commands (plain lines)."""
     lines: list[str] = []
-    target = f"[{diag.address}]" if diag.address and ":" in diag.address else diag.address
     lines.append(
-        f"connect {diag.proto.value} {diag.host}:{diag.port}"
-        + (f" ({target}:{diag.port})" if diag.address and diag.address != diag.host else ""),
+        f"connect {diag.proto.value} {endpoint_text(diag.host, diag.port)}"
+        + (
+            f" ({endpoint_text(diag.address, diag.port)})"
+            if diag.address and diag.address != diag.host
+            else ""
+        ),
     )
     for i, step in enumerate(diag.steps, 1):
         mark = "ok" if step.ok else "!!"
@@ -273,6 +288,30 @@ def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool =
 # --- free / ephemeral ---------------------------------------------------------------------
 
 
+FREE_SCHEMA = "portscope.free/1"
+
+
+def free_json(
+    ports: Sequence[FreePort], requested: int, proto: Proto, note: str | None = None
+) -> dict[str, Any]:
+    """The JSON document of ``free``: an object with a schema name (a bare array before).
+
+    Args:
+        ports: the free ports found.
+        requested: how many were asked for.
+        proto: the transport.
+        note: why fewer than ``requested`` came back, or ``None``.
+    """
+    return {
+        "schema": FREE_SCHEMA,
+        "proto": proto.value,
+        "requested": requested,
+        "found": len(ports),
+        "ports": to_dict(list(ports)),
+        "note": note,
+    }
+
+
 def render_free(ports: Sequence[FreePort], stream: TextIO) -> None:
     """One port per line, so ``PORT=$(portscope free)`` works (no rich needed)."""
     stream.write("".join(f"{p.port}\n" for p in ports))
@@ -297,9 +336,8 @@ def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> N
     if usage.destinations:
         table = new_table("DESTINATION", "CONNS", "TIME-WAIT", "SOURCES", "BUSIEST SOURCE", "USE")
         for d in usage.destinations[:top]:
-            host = f"[{d.address}]" if ":" in d.address else d.address
             table.add_row(
-                f"{host}:{d.port}",
+                endpoint_text(d.address, d.port),
                 str(d.in_use),
                 str(d.time_wait),
                 str(d.sources),
