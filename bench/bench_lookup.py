@@ -4,7 +4,7 @@ and warm in-process lookups against ``socket.getservbyport``.
 
 Run: ``python bench/bench_lookup.py [--runs N] [--portscope PATH]``. Needs hyperfine for
 the wall-clock part. Uses a temporary cache directory with the IANA CSV imported (from
-../shared/data when present), so every source is loaded, as on a machine after
+shared/data beside the checkout, or above a worktree, when present), so every source is loaded, as on a machine after
 ``portscope registry update``. Byte-code writing is switched on for the child processes
 (users have .pyc files).
 
@@ -31,7 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-IANA_CSV = REPO.parent / "shared" / "data" / "service-names-port-numbers.csv"
+# shared/ sits beside the main checkout; a git worktree is one or two levels deeper
+IANA_CSV = next(
+    (
+        p / "shared" / "data" / "service-names-port-numbers.csv"
+        for p in REPO.parents
+        if (p / "shared" / "data" / "service-names-port-numbers.csv").exists()
+    ),
+    REPO.parent / "shared" / "data" / "service-names-port-numbers.csv",
+)
 
 
 def _env(cache: Path) -> dict[str, str]:
