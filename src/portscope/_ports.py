@@ -16,10 +16,10 @@ kernel for any free port, and ``lookup 0`` is a fair question: callers say ``all
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from portscope.errors import InvalidPort
 
+# ``portscope lookup``'s fast path parses ports here: no typing or models at import time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from portscope.models import Proto
 
