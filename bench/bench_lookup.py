@@ -4,9 +4,9 @@ and warm in-process lookups against ``socket.getservbyport``.
 
 Run: ``python bench/bench_lookup.py [--runs N] [--portscope PATH]``. Needs hyperfine for
 the wall-clock part. Uses a temporary cache directory with the IANA CSV imported (from
-shared/data beside the checkout, or above a worktree, when present), so every source is loaded, as on a machine after
-``portscope registry update``. Byte-code writing is switched on for the child processes
-(users have .pyc files).
+shared/data beside the checkout, or above a worktree, when present), so every source is
+loaded, as on a machine after ``portscope registry update``. Byte-code writing is switched
+on for the child processes (users have .pyc files).
 
 The goal (issue 3): ``portscope lookup 443`` within 2x the wall time of ``python -c pass``
 run by the same interpreter (the one in the console script's ``#!`` line, so both pay
@@ -140,7 +140,7 @@ def _getservbyport(port: int) -> str | None:
 def cold_build(cache: Path) -> float:
     """Seconds to parse and merge every source (the first run after a source changed)."""
     from portscope.registry._build import build
-    from portscope.registry._store import source_paths
+    from portscope.registry._layout import source_paths
 
     os.environ["PORTSCOPE_CACHE_DIR"] = str(cache)
     t = time.perf_counter()

@@ -15,15 +15,9 @@ from typing import Any
 
 from portscope.errors import InvalidInput, RegistryError
 from portscope.registry._build import write_atomic
+from portscope.registry._layout import IANA_FILE, IANA_META, SOURCE_ORDER, cache_dir, source_paths
 from portscope.registry._sources import parse_iana_text
-from portscope.registry._store import (
-    IANA_FILE,
-    IANA_META,
-    SOURCE_ORDER,
-    STORE,
-    cache_dir,
-    source_paths,
-)
+from portscope.registry._store import STORE
 
 IANA_CSV_URL = (
     "https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.csv"
