@@ -67,10 +67,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.timeout > 0:
         env.error(f"--timeout {args.timeout}: expected a positive number of seconds")
         return ExitStatus.USAGE
+    url = IANA_CSV_URL if args.url is None else args.url  # '' is a bad URL, not the default
     try:
-        info = update_registry(
-            from_file=args.from_file, url=args.url or IANA_CSV_URL, timeout_s=args.timeout
-        )
+        info = update_registry(from_file=args.from_file, url=url, timeout_s=args.timeout)
     except RegistryError as err:
         env.error(str(err))
         # A file the user named that cannot be read or is not the CSV is bad input (2);
