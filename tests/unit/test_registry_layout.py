@@ -117,3 +117,30 @@ def test_no_face_imported_below_the_cli(module: str) -> None:
     # type-only imports count too: a renderer takes data, not the CLI's environment
     names = _imports(ast.parse(_file(module).read_text()), with_type_checking=True)
     assert not {n for n in names if n == "portscope.cli" or n.startswith("portscope.cli.")}
+
+
+def test_the_entry_fields_key_the_cache() -> None:
+    from portscope.registry._layout import Entry, source_files, source_key
+
+    assert Entry._fields in source_key(source_files())
+    assert Entry._fields == (
+        "port", "port_end", "proto", "name", "aliases", "description", "source", "notes",
+        "frequency",
+    )  # fmt: skip
+    e = Entry(443, None, "tcp", "https", ("h",), None, "curated", None, 0.5)
+    assert (e.port, e.name, e._replace(port=8443).port) == (443, "https", 8443)
+    assert repr(e).startswith("Entry(port=443, port_end=None, proto='tcp'")
+    with pytest.raises(TypeError):
+        Entry._make((1, 2, 3))
+    with pytest.raises(TypeError):
+        Entry(443, None, "tcp")  # type: ignore[call-arg]
+    assert Entry.__doc__ and "one field list" in Entry.__doc__
+
+
+def test_the_public_service_has_the_entry_fields() -> None:
+    import dataclasses
+
+    from portscope.models import Service
+    from portscope.registry._layout import Entry
+
+    assert {f.name for f in dataclasses.fields(Service)} == set(Entry._fields)

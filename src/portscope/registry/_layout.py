@@ -163,9 +163,10 @@ def _stamp(path: str | os.PathLike[str] | None) -> tuple[str, int, int] | None:
 
 
 def source_key(paths: Mapping[str, str | os.PathLike[str] | None]) -> tuple[Any, ...]:
-    """What the compiled cache depends on: format, byte order, curated table, each source."""
+    """What the compiled cache depends on: format, byte order, the entry's fields (a new
+    field rebuilds the cache by itself), curated table, each source."""
     stamps = (_stamp(paths[s]) for s in SOURCE_ORDER[1:])
-    return (FORMAT, sys.byteorder, _stamp(_CURATED_FILE), *stamps)
+    return (FORMAT, sys.byteorder, Entry._fields, _stamp(_CURATED_FILE), *stamps)
 
 
 def part_file(directory: str | os.PathLike[str], part: str) -> str:
