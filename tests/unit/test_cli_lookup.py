@@ -245,6 +245,18 @@ def test_fast_path_answers_byte_identical(monkeypatch: pytest.MonkeyPatch) -> No
         ([], False),
         (["443", "-P"], False),
         ([""], False),
+        (["-t", "53"], True),
+        (["53", "-u", "--json"], True),
+        (["-t", "-u", "1"], True),
+        (["--tcp", "--udp", "1", "--json"], True),
+        (["-P", "udp", "-u", "53"], True),
+        (["-tu", "1"], False),  # joined short options: argparse reads them
+        (["udp/53", "-t"], False),  # contradiction: argparse way reports it
+        (["sctp/1", "-t", "-u"], False),
+        (["-t", "--proto", "udp", "53"], False),
+        (["53", "-4"], False),
+        (["-6", "53"], False),
+        (["80-"], False),
     ],
 )
 def test_fast_path_takes_only_what_argparse_reads_the_same(
