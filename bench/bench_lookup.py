@@ -4,9 +4,9 @@ and warm in-process lookups against ``socket.getservbyport``.
 
 Run: ``python bench/bench_lookup.py [--runs N] [--portscope PATH]``. Needs hyperfine for
 the wall-clock part. Uses a temporary cache directory with the IANA CSV imported (from
-../shared/data when present), so every source is loaded, as on a machine after
-``portscope registry update``. Byte-code writing is switched on for the child processes
-(users have .pyc files).
+shared/data beside the checkout, or above a worktree, when present), so every source is
+loaded, as on a machine after ``portscope registry update``. Byte-code writing is switched
+on for the child processes (users have .pyc files).
 
 The goal (issue 3): ``portscope lookup 443`` within 2x the wall time of ``python -c pass``
 run by the same interpreter (the one in the console script's ``#!`` line, so both pay
@@ -31,7 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-IANA_CSV = REPO.parent / "shared" / "data" / "service-names-port-numbers.csv"
+# shared/ sits beside the main checkout; a git worktree is one or two levels deeper
+IANA_CSV = next(
+    (
+        p / "shared" / "data" / "service-names-port-numbers.csv"
+        for p in REPO.parents
+        if (p / "shared" / "data" / "service-names-port-numbers.csv").exists()
+    ),
+    REPO.parent / "shared" / "data" / "service-names-port-numbers.csv",
+)
 
 
 def _env(cache: Path) -> dict[str, str]:
@@ -83,6 +91,71 @@ def wall_clock(cache: Path, runs: int, ps: str) -> dict[str, tuple[float, float]
     return {name: (r["min"], r["median"]) for name, r in zip(commands, results, strict=True)}
 
 
+def cpu_clock(cache: Path, runs: int, ps: str) -> dict[str, float]:
+    """Minimum CPU time (user + system, ``os.wait4``) in seconds of each command.
+
+    On a shared machine CPU time moves less with other load than wall time does (a
+    process waiting for a core is not charged); commands are interleaved.
+    """
+    py = _interpreter(ps)
+    commands = {
+        "python -c pass": [py, "-c", "pass"],
+        "portscope --help": [ps, "--help"],
+        "portscope lookup 443": [ps, "lookup", "443"],
+        "portscope lookup https": [ps, "lookup", "https"],
+        "portscope lookup 443 --json": [ps, "lookup", "443", "--json"],
+    }
+    env = _env(cache)
+    best = dict.fromkeys(commands, float("inf"))
+    for _ in range(runs):
+        for name, argv in commands.items():
+            child = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            _, _, usage = os.wait4(child.pid, 0)
+            child.returncode = 0  # reaped above
+            best[name] = min(best[name], usage.ru_utime + usage.ru_stime)
+    return best
+
+
+def record_costs() -> dict[str, float]:
+    """Seconds each way of naming the entry's fields costs ``portscope lookup`` (the
+    measurement behind ``registry._layout.Entry``; docs/registry.md)."""
+    import collections
+    import marshal
+    import timeit
+
+    from portscope.registry._layout import Entry
+
+    fields = Entry._fields
+    stored = marshal.dumps(
+        (tuple(Entry(443, None, "tcp", "https", (), "x", "iana", None, 0.2)),) * 3
+    )
+    make = Entry._make
+
+    def best(fn: Callable[[], object], n: int) -> float:
+        return min(timeit.repeat(fn, number=n, repeat=7)) / n
+
+    typing_s = float("inf")
+    for _ in range(7):  # a fresh interpreter each time: typing is imported once per process
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import re, typing"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        line = next(x for x in out.stderr.splitlines() if x.rstrip().endswith("| typing"))
+        typing_s = min(typing_s, int(line.split("|")[1]) / 1e6)
+    return {
+        "import typing (for typing.NamedTuple)": typing_s,
+        "collections.namedtuple, 9 fields (the Entry class)": best(
+            lambda: collections.namedtuple("Entry", fields, module=__name__), 300
+        ),
+        "3 entries from the cache, plain tuples": best(lambda: marshal.loads(stored), 20000),
+        "3 entries from the cache, as Entry": best(
+            lambda: tuple(map(make, marshal.loads(stored))), 20000
+        ),
+    }
+
+
 def _per_call(fn: Callable[[], object], n: int) -> float:
     best = float("inf")
     for _ in range(5):
@@ -132,7 +205,7 @@ def _getservbyport(port: int) -> str | None:
 def cold_build(cache: Path) -> float:
     """Seconds to parse and merge every source (the first run after a source changed)."""
     from portscope.registry._build import build
-    from portscope.registry._store import source_paths
+    from portscope.registry._layout import source_paths
 
     os.environ["PORTSCOPE_CACHE_DIR"] = str(cache)
     t = time.perf_counter()
@@ -160,6 +233,10 @@ def main() -> int:
             print(f"note: {IANA_CSV} not found; IANA not imported", file=sys.stderr)
         print(f"cold build of the merged registry: {cold_build(cache) * 1000:.0f} ms")
         print()
+        print("naming the entry's fields (docs/registry.md, 'The entry record'):")
+        for name, seconds in record_costs().items():
+            print(f"  {name:<52} {seconds * 1e6:>9.1f} us")
+        print()
         print("in a warm process (best of 5 rounds):")
         for name, seconds in in_process(cache).items():
             print(f"  {name:<40} {seconds * 1e6:>10.1f} us")
@@ -177,6 +254,11 @@ def main() -> int:
                 f"  {name:<30} {least * 1000:5.1f} ms {median * 1000:6.1f} ms"
                 f"  {least / base_min:7.2f}x  {median / base_median:7.2f}x"
             )
+        cpu = cpu_clock(cache, args.runs, args.portscope)
+        print()
+        print(f"CPU time (user + system), minimum of {args.runs} interleaved runs:")
+        for name, seconds in cpu.items():
+            print(f"  {name:<30} {seconds * 1000:5.1f} ms  {seconds / cpu['python -c pass']:7.2f}x")
         # the minimum: the run least disturbed by other load (medians move with it)
         ratio = wall["portscope lookup 443"][0] / base_min
         helps = wall["portscope --help"][1]

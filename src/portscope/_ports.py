@@ -16,17 +16,23 @@ kernel for any free port, and ``lookup 0`` is a fair question: callers say ``all
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from portscope.errors import InvalidPort
-
+# ``portscope lookup``'s fast path parses ports here: no typing, models or error classes at
+# import time (a valid port needs none of them).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from portscope.errors import InvalidPort
     from portscope.models import Proto
 
 PORT_MAX = 65535
 _MAX_DIGITS = 5
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.+*")
 _TRANSPORTS = ("tcp", "udp", "sctp", "dccp")
+
+
+def _invalid(message: str) -> InvalidPort:
+    from portscope.errors import InvalidPort
+
+    return InvalidPort(message)
 
 
 def _short(text: str) -> str:
@@ -48,7 +54,7 @@ def check_port(port: int, *, allow_zero: bool = False) -> int:
     """
     low = 0 if allow_zero else 1
     if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= PORT_MAX:
-        raise InvalidPort(f"port {port!r} is out of range; accepted: {low}-{PORT_MAX}")
+        raise _invalid(f"port {port!r} is out of range; accepted: {low}-{PORT_MAX}")
     return port
 
 
@@ -62,7 +68,7 @@ def parse_proto(text: str, *, accepted: tuple[str, ...] = ("tcp", "udp")) -> Pro
 
     word = text.strip().lower()
     if word not in accepted:
-        raise InvalidPort(f"unknown transport {_short(text)}; accepted: {', '.join(accepted)}")
+        raise _invalid(f"unknown transport {_short(text)}; accepted: {', '.join(accepted)}")
     return Proto(word)
 
 
@@ -124,19 +130,19 @@ def parse_port(
     if is_port_number(token):
         port = int(token)
         if not low <= port <= PORT_MAX:
-            raise InvalidPort(f"port {_short(token)} is out of range; accepted: {low}-{PORT_MAX}")
+            raise _invalid(f"port {_short(token)} is out of range; accepted: {low}-{PORT_MAX}")
         return port
     if token.isascii() and token.isdigit():
-        raise InvalidPort(f"port {_short(token)} is out of range; accepted: {low}-{PORT_MAX}")
+        raise _invalid(f"port {_short(token)} is out of range; accepted: {low}-{PORT_MAX}")
     if names:
         port_or_none = port_by_name(token, proto)
         if port_or_none is not None and port_or_none >= low:
             return port_or_none
-        raise InvalidPort(
+        raise _invalid(
             f"unknown port {_short(text)}; accepted: a number {low}-{PORT_MAX} "
             "or a service name like 'http'"
         )
-    raise InvalidPort(f"bad port {_short(text)}; accepted: a number {low}-{PORT_MAX}")
+    raise _invalid(f"bad port {_short(text)}; accepted: a number {low}-{PORT_MAX}")
 
 
 def parse_port_range(
@@ -162,13 +168,13 @@ def parse_port_range(
         return port, port
     low_default = 0 if allow_zero else 1
     if (not lo_text.strip() or not hi_text.strip()) and not open_ends:
-        raise InvalidPort(
+        raise _invalid(
             f"port range {_short(text)} is missing an end; accepted: LOW-HIGH like 8000-8100"
         )
     lo = parse_port(lo_text, allow_zero=allow_zero, names=False) if lo_text.strip() else low_default
     hi = parse_port(hi_text, allow_zero=allow_zero, names=False) if hi_text.strip() else PORT_MAX
     if lo > hi:
-        raise InvalidPort(f"reversed port range {_short(text)}; write it low-high: {hi}-{lo}")
+        raise _invalid(f"reversed port range {_short(text)}; write it low-high: {hi}-{lo}")
     return lo, hi
 
 
@@ -192,7 +198,7 @@ def parse_port_proto(
     if not slash:
         return parse_port(token, allow_zero=allow_zero, names=names), None
     if not first.strip() or not second.strip():
-        raise InvalidPort(f"{_short(text)}: give PORT/TRANSPORT like 53/udp")
+        raise _invalid(f"{_short(text)}: give PORT/TRANSPORT like 53/udp")
     if first.strip().lower() in _TRANSPORTS and second.strip().lower() not in _TRANSPORTS:
         first, second = second, first
     proto = parse_proto(second, accepted=accepted)

@@ -60,12 +60,12 @@ def test_real_file_parses() -> None:
     assert stats.rows > 14000
     assert stats.entries > 11000 and stats.reserved > 500 and stats.unassigned > 500
     assert stats.no_port > 500
-    keyed = {(e[3], e[0], e[2]): e for e in entries}
+    keyed = {(e.name, e.port, e.proto): e for e in entries}
     assert ("https", 443, "tcp") in keyed and ("https", 443, "sctp") in keyed
     assert keyed[("x11", 6000, "tcp")][1] == 6063
-    assert {e[2] for e in entries} == {"tcp", "udp", "sctp", "dccp"}
+    assert {e.proto for e in entries} == {"tcp", "udp", "sctp", "dccp"}
     # quoted descriptions spanning lines arrive as one line
-    assert all(e[5] is None or "\n" not in e[5] for e in entries)
+    assert all(e.description is None or "\n" not in e.description for e in entries)
     nexgen = keyed[("nexgen-aux", 6629, "tcp")][5]
     assert nexgen is not None and "interface to the Allied" in nexgen
 
@@ -238,7 +238,7 @@ def test_cli_update_url_and_sources(cache: Path) -> None:
         status, out, _ = _cli("registry", "update", "--url", server.url, "--json")
         assert status == 0 and json.loads(out)["changed"] is False
     status, out, _ = _cli("registry", "sources", "--json")
-    doc = json.loads(out)
+    doc = json.loads(out)["sources"]
     assert status == 0 and [s["name"] for s in doc] == ["curated", "iana", "system", "nmap"]
     assert set(doc[0]) == {
         "name", "path", "loaded", "entries", "mtime", "age_s", "detail", "url", "fetched",

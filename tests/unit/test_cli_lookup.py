@@ -90,8 +90,10 @@ def test_json_port_schema() -> None:
     assert status == 0
     doc = json.loads(out)
     assert set(doc) == {
-        "query", "kind", "proto", "port", "port_end", "name", "facts", "total", "services",
+        "schema", "query", "kind", "proto", "transports", "port", "port_end", "name", "facts",
+        "total", "services",
     }  # fmt: skip
+    assert doc["transports"] == ["udp"]
     assert (doc["query"], doc["kind"], doc["proto"], doc["port"]) == ("53/udp", "port", "udp", 53)
     k = kernel_ports()
     assert doc["facts"] == {
@@ -143,9 +145,9 @@ def test_name_not_found_exits_1() -> None:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["70000"], "70000 is not a port: ports are 0-65535"),
-        (["-1"], "-1 is not a port: ports are 0-65535"),
-        (["--", "-1"], "-1 is not a port"),
+        (["70000"], "port '70000' is out of range; accepted: 0-65535"),
+        (["-1"], "port range '-1' is missing an end"),
+        (["--", "-1"], "port range '-1' is missing an end"),
         (["tcp/"], "'tcp/' is not PORT/TRANSPORT"),
         (["53", "--proto", "xtp"], "'xtp' is not a transport"),
         (["53", "--limit", "-3"], "--limit -3"),
@@ -190,9 +192,9 @@ def _both_ways(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[bool, 
 
 def _queries() -> list[str]:
     ports = sorted(
-        {e[0] for e in curated_entries()} | {1, 7, 23, 53, 4711, 6000, 6063, 6064, 51000}
+        {e.port for e in curated_entries()} | {1, 7, 23, 53, 4711, 6000, 6063, 6064, 51000}
     )
-    names = sorted({e[3] for e in curated_entries()})[::3]
+    names = sorted({e.name for e in curated_entries()})[::3]
     return [
         *map(str, ports),
         *(f"{p}/udp" for p in ports[::4]),
@@ -243,6 +245,18 @@ def test_fast_path_answers_byte_identical(monkeypatch: pytest.MonkeyPatch) -> No
         ([], False),
         (["443", "-P"], False),
         ([""], False),
+        (["-t", "53"], True),
+        (["53", "-u", "--json"], True),
+        (["-t", "-u", "1"], True),
+        (["--tcp", "--udp", "1", "--json"], True),
+        (["-P", "udp", "-u", "53"], True),
+        (["-tu", "1"], False),  # joined short options: argparse reads them
+        (["udp/53", "-t"], False),  # contradiction: argparse way reports it
+        (["sctp/1", "-t", "-u"], False),
+        (["-t", "--proto", "udp", "53"], False),
+        (["53", "-4"], False),
+        (["-6", "53"], False),
+        (["80-"], False),
     ],
 )
 def test_fast_path_takes_only_what_argparse_reads_the_same(
@@ -285,3 +299,87 @@ def test_fast_path_imports_nothing_heavy(registry: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert not imported & heavy, sorted(imported & heavy)
     assert json.loads(out.stdout)["port"] == 443
+
+
+# -- defects of issue 8 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("80-", "port range '80-' is missing an end"),
+        ("-80", "port range '-80' is missing an end"),
+        ("80-90-100", "bad port '90-100'"),
+        ("90-80", "reversed port range '90-80'; write it low-high: 80-90"),
+        ("70000", "port '70000' is out of range; accepted: 0-65535"),
+        ("٤٤٣", "bad port '٤٤٣'"),  # Arabic-Indic digits: int() reads them, ports are ASCII
+        ("0000000000443", "out of range"),  # at most 5 digits
+        ("+443", "bad port '+443'"),
+        ("udp/80-", "missing an end"),
+    ],
+)
+def test_bad_port_queries_exit_2_both_ways(
+    query: str, needle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, (quick_way, argparse_way) = _both_ways([query], monkeypatch)
+    assert not fast  # bad input goes the argparse way, which reports it
+    assert quick_way == argparse_way
+    status, out, err = quick_way
+    assert (status, out) == (2, ""), (query, quick_way)
+    assert err.startswith("portscope: error: ") and err.count("\n") == 1
+    assert needle in err
+
+
+def test_port_zero_is_reserved_not_privileged() -> None:
+    status, out, err = run("0")
+    assert (status, err) == (0, "")
+    head = out.split("\n\n")[0]
+    assert "binding needs root" not in head and "privileged here" not in head
+    assert "reserved (RFC 6335)" in head
+    assert "binding to port 0 asks the kernel for any free port" in head
+    doc = json.loads(run("0", "--json")[1])
+    assert doc["facts"]["privileged"] is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "protos"),
+    [
+        (["-t"], {"tcp"}),
+        (["--tcp"], {"tcp"}),
+        (["-u"], {"udp"}),
+        (["--udp"], {"udp"}),
+        (["-t", "-u"], {"tcp", "udp"}),
+        (["-tu"], {"tcp", "udp"}),
+        (["-P", "udp", "-u"], {"udp"}),
+    ],
+)
+def test_tcp_udp_flags(flags: list[str], protos: set[str]) -> None:
+    status, out, err = run("1", *flags, "--json")
+    assert (status, err) == (0, "")
+    doc = json.loads(out)
+    assert {s["proto"] for s in doc["services"]} == protos
+    assert doc["transports"] == sorted(protos)
+    status, text, _ = run("1", *flags)
+    assert status == 0 and text.count("\n") > 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["53", "-4"], "-4/-6 do not apply to lookup"),
+        (["-6", "53"], "-4/-6 do not apply to lookup"),
+        (["53", "--ipv6"], "-4/-6 do not apply to lookup"),
+        (["53", "-t", "--proto", "udp"], "-t/--tcp with --proto udp"),
+        (["udp/53", "-t"], "asks for udp"),
+    ],
+)
+def test_flags_that_do_not_apply_exit_2(argv: list[str], needle: str) -> None:
+    status, out, err = run(*argv)
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_json_is_an_object_with_a_schema() -> None:
+    for argv in (["443"], ["http"], ["nosuchthing"], ["1-3"]):
+        doc = json.loads(run(*argv, "--json")[1])
+        assert isinstance(doc, dict) and doc["schema"] == "portscope.lookup/1"

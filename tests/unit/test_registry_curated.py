@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from portscope.registry._curated import curated_entries
-from portscope.registry._sources import PROTOS
+from portscope.registry._layout import PROTOS
 
 ENTRIES = curated_entries()
-BY_PORT = {(e[0], e[2]): e for e in ENTRIES}
+BY_PORT = {(e.port, e.proto): e for e in ENTRIES}
 
 
 def test_at_least_200_services() -> None:
-    assert len({(e[0], e[3]) for e in ENTRIES}) >= 200
+    assert len({(e.port, e.name) for e in ENTRIES}) >= 200
 
 
 def test_shape() -> None:

@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "registry"
 
 def test_services_file_names_aliases_comments_and_skips() -> None:
     entries = read_services_file(FIXTURES / "services", source="system")
-    assert [(e[0], e[2], e[3]) for e in entries] == [
+    assert [(e.port, e.proto, e.name) for e in entries] == [
         (1, "tcp", "alpha"),
         (7, "tcp", "echo"),
         (7, "udp", "echo"),
@@ -34,7 +34,7 @@ def test_services_file_names_aliases_comments_and_skips() -> None:
 
 def test_nmap_services_frequency_column() -> None:
     entries = read_services_file(FIXTURES / "nmap-services", source="nmap", frequency_column=True)
-    by_name = {e[3]: e for e in entries}
+    by_name = {e.name: e for e in entries}
     assert by_name["alpha"][8] == pytest.approx(0.1)
     assert by_name["alpha"][4] == ()  # the third column is not an alias list
     assert by_name["unknown"][0] == 2
@@ -60,7 +60,7 @@ def test_iana_quirks_counts() -> None:
 
 def test_iana_quirks_entries() -> None:
     entries, _ = read_iana_csv(FIXTURES / "iana-quirks.csv")
-    keyed = {(e[3], e[2]): e for e in entries}
+    keyed = {(e.name, e.proto): e for e in entries}
     multi = keyed[("multi", "tcp")]
     # A quoted description spanning lines becomes one line; doubled quotes unescaped.
     assert multi[5] == (
@@ -75,9 +75,9 @@ def test_iana_quirks_entries() -> None:
     assert keyed[("dccpsvc", "dccp")][0] == 5004
     assert ("MixedCase", "tcp") in keyed
     assert ("sameport", "tcp") in keyed
-    names = {e[3] for e in entries}
+    names = {e.name for e in entries}
     assert "nameonly" not in names and "badport" not in names and "" not in names
-    assert all(e[6] == "iana" for e in entries)
+    assert all(e.source == "iana" for e in entries)
 
 
 def test_iana_columns_found_by_header_and_bom() -> None:

@@ -1,12 +1,17 @@
 """``portscope lookup QUERY``: what a port, range or service name means.
 
 Two ways to the same answer. ``quick`` takes the common command lines (the query words,
-``--json``, ``--no-color``, ``--proto P``, ``--limit N``) and answers from the registry
-cache's tuples through ``registry._answer``, importing neither argparse nor the models,
-so the command starts within twice the interpreter's own start-up. Anything else (help,
-abbreviated or ``=``-joined options, bad input) returns ``None`` and ``main`` parses it
-with argparse and runs ``run``, over the typed API, which says what is wrong in one line.
-Both print byte-identical answers (``tests/unit/test_cli_lookup.py`` checks).
+``--json``, ``--no-color``, ``--proto P``, ``-t``/``--tcp``, ``-u``/``--udp``, ``--limit N``)
+and answers from the registry cache's entries through ``registry._answer`` and
+``render._lookup``, importing neither argparse nor the models, so the command starts within
+twice the interpreter's own start-up. Anything else (help, abbreviated, joined or
+``=``-joined options, bad input) returns ``None`` and ``main`` parses it with argparse and
+runs ``run``, over the typed API, which says what is wrong in one line. Both print
+byte-identical answers (``tests/unit/test_cli_lookup.py`` checks).
+
+``-t``/``-u`` mean what they mean for ``ls``: TCP, UDP, both when both are given.
+``-4``/``-6`` are refused with one line: a port's registration is the same for IPv4 and
+IPv6.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ _DEFAULT_NAME_LIMIT = 20
 
 
 def configure(parser: Parser) -> None:
-    parser.usage = "portscope lookup [-h] [--proto PROTO] [--limit N] [--json] QUERY ..."
+    parser.usage = "portscope lookup [-h] [-t] [-u] [--proto PROTO] [--limit N] [--json] QUERY ..."
     parser.epilog = (
         "QUERY: 443, 8000-8100, udp/53, 53/udp, https, postgres, or words of a "
         "description ('message broker')."
@@ -33,6 +38,8 @@ def configure(parser: Parser) -> None:
         nargs="+",
         help="a port, a port range, PORT/PROTO, or a service name or words",
     )
+    parser.add_argument("-t", "--tcp", action="store_true", help="TCP registrations")
+    parser.add_argument("-u", "--udp", action="store_true", help="UDP registrations")
     parser.add_argument(
         "--proto",
         "-P",
@@ -47,16 +54,67 @@ def configure(parser: Parser) -> None:
         help=f"show at most N services (default: {_DEFAULT_NAME_LIMIT} for a name "
         "search, all for ports; 0: all)",
     )
+    # Accepted only to say that they do not apply (other commands take them). -4 and -6
+    # are not declared: argparse would then read every negative number as an option
+    # (`lookup -1`, `--limit -3`); they arrive as query words and `run` refuses them.
+    parser.add_argument(
+        "--ipv4", action="store_true", help="(-4; not for lookup: one registry for both)"
+    )
+    parser.add_argument(
+        "--ipv6", action="store_true", help="(-6; not for lookup: one registry for both)"
+    )
+
+
+def transports(
+    proto: str | None, tcp: bool, udp: bool
+) -> tuple[str | None, tuple[str, ...] | None]:
+    """(the one transport to ask for, or the set of transports to show) from the options.
+
+    ``-t`` alone is ``--proto tcp``, ``-u`` alone ``--proto udp``; both show TCP and UDP.
+
+    Raises:
+        ValueError: ``-t``/``-u`` that contradict ``--proto``.
+    """
+    flags = tuple(p for p, given in (("tcp", tcp), ("udp", udp)) if given)
+    if not flags:
+        return proto, None
+    if proto is not None:
+        word = proto.strip().lower()
+        if flags != (word,):
+            spelt = "/".join(f"-{p[0]}/--{p}" for p in flags)
+            raise ValueError(f"{spelt} with --proto {proto}: give one transport")
+        return proto, None
+    return (flags[0], None) if len(flags) == 1 else (None, flags)
+
+
+def _shown_transports(query_proto: str | None, wanted: tuple[str, ...] | None) -> list[str] | None:
+    return [query_proto] if query_proto is not None else (list(wanted) if wanted else None)
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.cli._base import ExitStatus
     from portscope.registry import kernel_ports, lookup, parse_query, port_facts
-    from portscope.render.registry import lookup_document, write_lookup
+    from portscope.render.registry import json_text, lookup_document, lookup_text
 
+    if args.ipv4 or args.ipv6 or {"-4", "-6"} & set(args.query):
+        env.error(
+            "-4/-6 do not apply to lookup: a port's registration is the same for IPv4 and "
+            "IPv6 (use -t/-u or --proto for the transport)"
+        )
+        return ExitStatus.USAGE
+    try:
+        proto, wanted = transports(args.proto, args.tcp, args.udp)
+    except ValueError as err:
+        env.error(str(err))
+        return ExitStatus.USAGE
     text = " ".join(args.query)
-    query = parse_query(text, args.proto)
-    services = lookup(text, args.proto)
+    query = parse_query(text, proto)
+    if wanted is not None and query.proto is not None and query.proto.value not in wanted:
+        env.error(f"{text!r} asks for {query.proto.value} but -t/-u ask for {', '.join(wanted)}")
+        return ExitStatus.USAGE
+    services = lookup(text, proto)
+    if wanted is not None:
+        services = [s for s in services if s.proto.value in wanted]
     limit = args.limit
     if limit is None:
         limit = _DEFAULT_NAME_LIMIT if query.kind == "name" else 0
@@ -70,11 +128,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
         last = query.port_end if query.port_end is not None else query.port
         facts = [port_facts(p, kernel) for p in range(query.port, last + 1)]
     if args.json:
-        from portscope.render import write_json
-
-        write_json(lookup_document(query, shown, facts, len(services)), env.stdout)
+        shown_protos = _shown_transports(query.proto.value if query.proto else None, wanted)
+        doc = lookup_document(query, shown, facts, len(services), shown_protos)
+        env.show(json_text(doc))
     else:
-        write_lookup(env.stdout, query, shown, facts, len(services))
+        env.show(lookup_text(query, shown, facts, len(services)))
     if query.kind == "name" and not services:
         return ExitStatus.NEGATIVE
     return ExitStatus.OK
@@ -87,11 +145,16 @@ _PLAIN_OPTIONS = {
     "--proto": ("proto", True),
     "-P": ("proto", True),
     "--limit": ("limit", True),
+    "-t": ("tcp", False),
+    "--tcp": ("tcp", False),
+    "-u": ("udp", False),
+    "--udp": ("udp", False),
 }
 
 
-def _plain_args(argv: list[str]) -> tuple[str, str | None, int | None, bool] | None:
-    """(query text, proto, limit, json) when argparse would read ``argv`` the same way.
+def _plain_args(argv: list[str]) -> dict[str, str | None] | None:
+    """The options (dest -> value) and ``query`` (the words joined) when argparse would
+    read ``argv`` the same way.
 
     That is: the query words in one run (argparse takes ``nargs="+"`` positionals once),
     options spelt out in full, each at most once, values that do not start with ``-``
@@ -123,12 +186,8 @@ def _plain_args(argv: list[str]) -> tuple[str, str | None, int | None, bool] | N
     limit = values.get("limit")
     if not words or (limit is not None and not limit.isdecimal()):
         return None
-    return (
-        " ".join(words),
-        values.get("proto"),
-        int(limit) if limit is not None else None,
-        "json" in values,
-    )
+    values["query"] = " ".join(words)
+    return values
 
 
 def quick(argv: list[str], stdout: TextIO) -> int | None:
@@ -145,15 +204,22 @@ def quick(argv: list[str], stdout: TextIO) -> int | None:
     plain = _plain_args(argv)
     if plain is None:
         return None
-    text, proto, limit, as_json = plain
+    text = plain["query"]
+    assert text is not None
+    limit_text = plain.get("limit")
     from portscope.registry import _answer
+    from portscope.render import _lookup
 
-    try:
+    try:  # ValueError: InvalidInput, or flags that disagree: the argparse way reports it
+        proto, wanted = transports(plain.get("proto"), "tcp" in plain, "udp" in plain)
         query = _answer.parse_query(text, proto)
-    except ValueError:  # InvalidInput (a ValueError): the argparse way reports it
+    except ValueError:
         return None
-    kind, _, port, port_end, _, _ = query
-    found = _answer.entries(query)
+    kind, _, port, port_end, _, query_proto = query
+    if wanted is not None and query_proto is not None and query_proto not in wanted:
+        return None
+    found = _answer.entries(query, wanted)
+    limit = int(limit_text) if limit_text is not None else None
     if limit is None:
         limit = _DEFAULT_NAME_LIMIT if kind == "name" else 0
     shown = found[:limit] if limit else found
@@ -163,12 +229,10 @@ def quick(argv: list[str], stdout: TextIO) -> int | None:
         kernel = _answer.read_kernel()
         last = port_end if port_end is not None else port
         facts = [_answer.facts_of(p, kernel) for p in range(port, last + 1)]
-    if as_json:
-        import json
-
-        services = [_answer.service_json(e) for e in shown]
-        doc = _answer.answer_document(query, services, facts, kernel, len(found))
-        stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    if "json" in plain:
+        shown_protos = _shown_transports(query_proto, wanted)
+        doc = _lookup.lookup_document(query, shown, facts, kernel, len(found), shown_protos)
+        stdout.write(_lookup.json_text(doc))
     else:
-        stdout.write(_answer.answer_text(query, shown, facts, kernel, len(found)))
+        stdout.write(_lookup.lookup_text(query, shown, facts, kernel, len(found)))
     return 1 if kind == "name" and not found else 0

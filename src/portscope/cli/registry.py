@@ -46,18 +46,20 @@ def configure(parser: Parser) -> None:
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.errors import RegistryError
     from portscope.registry import IANA_CSV_URL, registry_sources, update_registry
-    from portscope.render import write_json
-    from portscope.render.registry import write_sources, write_update
+    from portscope.render.registry import (
+        json_text,
+        sources_document,
+        sources_text,
+        update_document,
+        update_text,
+    )
 
     if args.action == "sources":
         if args.from_file is not None or args.url is not None:
             env.error("registry sources: --from and --url belong to 'registry update'")
             return ExitStatus.USAGE
         sources = registry_sources()
-        if args.json:
-            write_json(sources, env.stdout)
-        else:
-            write_sources(env, sources)
+        env.show(json_text(sources_document(sources)) if args.json else sources_text(sources))
         return ExitStatus.OK
     if args.from_file is not None and args.url is not None:
         env.error("registry update: give --from FILE or --url URL, not both")
@@ -65,17 +67,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.timeout > 0:
         env.error(f"--timeout {args.timeout}: expected a positive number of seconds")
         return ExitStatus.USAGE
+    url = IANA_CSV_URL if args.url is None else args.url  # '' is a bad URL, not the default
     try:
-        info = update_registry(
-            from_file=args.from_file, url=args.url or IANA_CSV_URL, timeout_s=args.timeout
-        )
+        info = update_registry(from_file=args.from_file, url=url, timeout_s=args.timeout)
     except RegistryError as err:
         env.error(str(err))
         # A file the user named that cannot be read or is not the CSV is bad input (2);
         # a failed download is a negative answer (1).
         return ExitStatus.USAGE if args.from_file is not None else ExitStatus.NEGATIVE
-    if args.json:
-        write_json(info, env.stdout)
-    else:
-        write_update(env, info)
+    env.show(json_text(update_document(info)) if args.json else update_text(info))
     return ExitStatus.OK

@@ -1,16 +1,17 @@
-"""A lookup's answer on plain tuples: the query, the entries, the port facts, the text.
+"""A lookup's answer on lean records: the query, the entries, the port facts.
 
-The typed API (``lookup``, ``port_facts``, ``render.registry``) wraps these functions, and
-``portscope lookup`` calls them directly from the compiled cache's tuples: building the
+The typed API (``lookup``, ``port_facts``) wraps these functions, and ``portscope
+lookup`` calls them directly on the compiled cache's entries: building the
 ``Service``/``PortFacts`` dataclasses, and importing ``dataclasses``, ``typing``,
 ``pathlib`` and argparse, would cost that command more than three times its own work.
-So this module imports nothing beyond ``os`` and the cache (the errors only to raise
-one), and both paths share one implementation of parsing, ranking and formatting.
+So this module imports nothing beyond ``os``, the cache and the port parser (the errors
+only to raise one), and both paths share one implementation of parsing and ranking. The
+text and JSON shaping of the answer is ``render._lookup``'s.
 
-Shapes (all tuples, as the cache stores them):
+Shapes:
 
 * a query: ``(kind, text, port, port_end, name, proto)``, fields as in ``Query``;
-* an entry: ``Entry`` (``registry._sources``);
+* an entry: ``Entry`` (``registry._layout``), read by field name;
 * kernel settings: ``(ephemeral (first, last), reserved ports, unprivileged_start,
   from_kernel)``, fields as in ``KernelPorts``;
 * port facts: ``(port, range, privileged, ephemeral, reserved)``, as in ``PortFacts``.
@@ -20,14 +21,15 @@ from __future__ import annotations
 
 import os
 
-from portscope.registry._store import PORTS, PROTO_INDEX, PROTOS, SOURCE_ORDER, STORE
+from portscope import _ports
+from portscope.registry._layout import PORTS, PROTO_INDEX, PROTOS, SOURCE_ORDER
+from portscope.registry._store import STORE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any
+    from collections.abc import Collection, Sequence
 
-    from portscope.registry._sources import Entry
+    from portscope.registry._layout import Entry
 
     RawQuery = tuple[str, str, int | None, int | None, str | None, str | None]
     Kernel = tuple[tuple[int, int], frozenset[int], int, bool]
@@ -40,12 +42,6 @@ _SOURCE_BONUS = {"curated": 8, "iana": 4, "system": 2, "nmap": 0}
 SYSCTL_DIR = "/proc/sys/net/ipv4"
 # Linux defaults, used where /proc/sys cannot be read (other platforms, sandboxes).
 DEFAULT_KERNEL: Kernel = ((32768, 60999), frozenset(), 1024, False)
-RANGE_WORDS = {
-    "system": "System port (RFC 6335: 0-1023, assigned by IANA with IETF review)",
-    "user": "User port (RFC 6335: 1024-49151, registered with IANA)",
-    "dynamic": "Dynamic/private port (RFC 6335: 49152-65535, never assigned)",
-}
-_RANGE_ORDER = list(RANGE_WORDS)
 
 # -- queries ---------------------------------------------------------------------------
 
@@ -74,25 +70,22 @@ def check_proto(value: str) -> str:
     return word
 
 
-def _is_number(text: str) -> bool:
-    # the regular expression ^[+-]?\d+$ (\d: Unicode decimal digits, as isdecimal)
-    return (text[1:] if text[:1] in ("+", "-") else text).isdecimal()
+def _is_numeric(text: str) -> bool:
+    """Digits (any script), signs, dashes and blanks only: meant as a port or a range.
 
-
-def _port(text: str, whole: str) -> int:
-    if not _is_number(text):
-        raise _invalid_port(f"{whole!r}: {text!r} is not a port number (0-65535)")
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise _invalid_port(f"{value} is not a port: ports are 0-65535")
-    return value
+    Such a query goes to the port parser, which accepts ASCII digits only and says what is
+    wrong (``80-``, ``+443``, ``٤٤٣``) instead of searching for it as a name.
+    """
+    return any(c.isdecimal() for c in text) and all(
+        c.isdecimal() or c in "+-" or c.isspace() for c in text
+    )
 
 
 def parse_query(query: str | int, proto: str | None = None) -> RawQuery:
     """Parse a lookup query; ``registry.parse_query`` documents the syntax and errors."""
     wanted = check_proto(proto) if proto is not None else None
     if isinstance(query, int) and not isinstance(query, bool):
-        return ("port", str(query), _port(str(query), str(query)), None, None, wanted)
+        return ("port", str(query), _ports.check_port(query, allow_zero=True), None, None, wanted)
     text = str(query).strip()
     if not text:
         raise _invalid_input(
@@ -120,16 +113,11 @@ def parse_query(query: str | int, proto: str | None = None) -> RawQuery:
         if wanted is not None and named != wanted:
             raise _invalid_port(f"{text!r} asks for {named} but the transport given is {wanted}")
         wanted = named
-    first, dash, last = body.partition("-")
-    if dash and first.isdecimal() and last.isdecimal():  # ^(\d+)-(\d+)$
-        lo, hi = _port(first, text), _port(last, text)
-        if lo > hi:
-            raise _invalid_port(f"{text!r}: a range goes from low to high ({hi}-{lo}?)")
+    if _is_numeric(body):
+        lo, hi = _ports.parse_port_range(body, allow_zero=True, names=False)
         if lo == hi:
             return ("port", text, lo, None, None, wanted)
         return ("range", text, lo, hi, None, wanted)
-    if _is_number(body) or (body[:1] == "-" and body[1:2].isdigit()):
-        return ("port", text, _port(body, text), None, None, wanted)
     body = " ".join(body.split())
     # ^[\w.+*:-]+(?: [\w.+*:-]+)*$, where \w is str.isalnum() or "_", on words one space apart
     letters = body.translate(_NAME_PUNCTUATION)
@@ -145,11 +133,11 @@ def parse_query(query: str | int, proto: str | None = None) -> RawQuery:
 
 
 def _entry_order(e: Entry) -> tuple[int, int, int, str]:
-    return (e[0], PROTO_INDEX[e[2]], _SOURCE_RANK[e[6]], e[3])
+    return (e.port, PROTO_INDEX[e.proto], _SOURCE_RANK[e.source], e.name)
 
 
 def _one_port_order(e: Entry) -> tuple[int, int, int, str]:
-    return (PROTO_INDEX[e[2]], _SOURCE_RANK[e[6]], e[0], e[3])
+    return (PROTO_INDEX[e.proto], _SOURCE_RANK[e.source], e.port, e.name)
 
 
 def at_ports(lo: int, hi: int, proto: str | None) -> list[Entry]:
@@ -163,9 +151,9 @@ def at_ports(lo: int, hi: int, proto: str | None) -> list[Entry]:
     else:
         data = STORE.data()
         found, ranges = data.between(lo, hi), data.ranges
-    found += (e for e in ranges if e[0] <= hi and lo <= (e[1] or e[0]))
+    found += (e for e in ranges if e.port <= hi and lo <= (e.port_end or e.port))
     if proto is not None:
-        found = [e for e in found if e[2] == proto]
+        found = [e for e in found if e.proto == proto]
     found.sort(key=_one_port_order if lo == hi else _entry_order)
     return found
 
@@ -239,11 +227,11 @@ def search(text: str, proto: str | None) -> list[Entry]:
     for r in members:
         port, item = refs[2 * r], refs[2 * r + 1]
         e = ranges[item] if port < 0 else by_port[port][item]
-        if proto is not None and e[2] != proto:
+        if proto is not None and e.proto != proto:
             continue
-        name = e[3].lower()
-        aliases = tuple(a.lower() for a in e[4])
-        description = (e[5] or "").lower()
+        name = e.name.lower()
+        aliases = tuple(a.lower() for a in e.aliases)
+        description = (e.description or "").lower()
         total = 0
         for w in words:
             s = _score_word(w, name, aliases, description)
@@ -251,37 +239,31 @@ def search(text: str, proto: str | None) -> list[Entry]:
                 break
             total += s
         else:
-            total += _SOURCE_BONUS[e[6]]
+            total += _SOURCE_BONUS[e.source]
             # ties keep the entries' order: by port, as stored; range entries last
             order = (port if port >= 0 else PORTS, item)
-            scored.append((-total, -(e[8] or 0.0), e[0], PROTO_INDEX[e[2]], order, e))
+            scored.append((-total, -(e.frequency or 0.0), e.port, PROTO_INDEX[e.proto], order, e))
     scored.sort(key=lambda t: t[:5])
     return [t[5] for t in scored]
 
 
-def entries(query: RawQuery) -> list[Entry]:
-    """Every entry a parsed query matches, in ``lookup``'s order."""
+def entries(query: RawQuery, transports: Collection[str] | None = None) -> list[Entry]:
+    """Every entry a parsed query matches, in ``lookup``'s order.
+
+    Args:
+        query: the parsed query.
+        transports: only these transports (``-t -u``: TCP and UDP), or all.
+    """
     kind, _, port, port_end, name, proto = query
     if kind == "name":
         assert name is not None
-        return search(name, proto)
-    assert port is not None
-    return at_ports(port, port if port_end is None else port_end, proto)
-
-
-def service_json(e: Entry) -> dict[str, Any]:
-    """An entry as ``to_dict`` of its ``Service`` gives it (the same keys, in order)."""
-    return {
-        "port": e[0],
-        "proto": e[2],
-        "name": e[3],
-        "aliases": list(e[4]),
-        "description": e[5],
-        "source": e[6],
-        "notes": e[7],
-        "port_end": e[1],
-        "frequency": e[8],
-    }
+        found = search(name, proto)
+    else:
+        assert port is not None
+        found = at_ports(port, port if port_end is None else port_end, proto)
+    if transports is not None:
+        found = [e for e in found if e.proto in transports]
+    return found
 
 
 # -- port facts ------------------------------------------------------------------------
@@ -297,14 +279,16 @@ def range_of(port: int) -> str:
 
 
 def parse_port_list(text: str) -> frozenset[int]:
-    """Parse the kernel's ``ip_local_reserved_ports`` syntax: ``8080,9000-9010``."""
+    """Parse the kernel's ``ip_local_reserved_ports`` syntax: ``8080,9000-9010``.
+
+    Raises:
+        InvalidPort: a part that is not a port or a range (``_ports.parse_port_range``).
+    """
     ports: set[int] = set()
     for part in text.replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        ports.update(range(int(lo), int(hi or lo) + 1))
+        if part.strip():
+            lo, hi = _ports.parse_port_range(part, allow_zero=True, names=False)
+            ports.update(range(lo, hi + 1))
     return frozenset(ports)
 
 
@@ -333,189 +317,11 @@ def read_kernel(sysctl_dir: str | os.PathLike[str] = SYSCTL_DIR) -> Kernel:
 
 
 def facts_of(port: int, kernel: Kernel) -> Facts:
-    """(port, range, privileged, ephemeral, reserved) of a port 0-65535 (``port_facts``)."""
+    """(port, range, privileged, ephemeral, reserved) of a port 0-65535 (``port_facts``).
+
+    Port 0 is not privileged: binding to it asks the kernel for any free port.
+    """
     (lo, hi), reserved, start, _ = kernel
     is_reserved = port in reserved
-    return (port, range_of(port), port < start, lo <= port <= hi and not is_reserved, is_reserved)
-
-
-# -- the answer as text and as a JSON document -----------------------------------------
-
-
-def _group(found: Sequence[Entry]) -> list[tuple[Entry, list[str]]]:
-    """Rows: entries that differ only by transport share one row (``tcp,udp``)."""
-    rows: list[tuple[Entry, list[str]]] = []
-    where: dict[tuple[Any, ...], int] = {}
-    for e in found:
-        key = (e[0], e[1], e[3], e[4], e[5], e[6], e[7])
-        if key in where:
-            rows[where[key]][1].append(e[2])
-        else:
-            where[key] = len(rows)
-            rows.append((e, [e[2]]))
-    return rows
-
-
-def _freq_text(frequency: float | None) -> str:
-    if frequency is None or frequency == 0:
-        return "-"
-    pct = frequency * 100
-    return f"{pct:.1f}%" if pct >= 0.1 else "<0.1%"
-
-
-def _service_lines(found: Sequence[Entry]) -> list[str]:
-    rows = _group(found)
-    cells = [
-        (
-            f"{e[0]}-{e[1]}" if e[1] is not None else str(e[0]),
-            ",".join(protos),
-            e[3] + (f" ({', '.join(e[4])})" if e[4] else ""),
-            e[6],
-            _freq_text(e[8]),
-            e[5] or "-",
-        )
-        for e, protos in rows
-    ]
-    header = ("PORT", "PROTO", "SERVICE", "SOURCE", "FREQ", "DESCRIPTION")
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(5)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=False)).rstrip()]
-    for (e, _), c in zip(rows, cells, strict=True):
-        out.append("  ".join(v.ljust(w) for v, w in zip(c, [*widths, 0], strict=False)).rstrip())
-        if e[7]:
-            out.append(" " * (sum(widths) + 10) + f"! {e[7]}")
-    return out
-
-
-def _facts_lines(f: Facts, kernel: Kernel) -> list[str]:
-    port, range_name, privileged, ephemeral, reserved = f
-    (lo, hi), _, start, from_kernel = kernel
-    src = "" if from_kernel else " (Linux default; /proc/sys not readable)"
-    lines = [f"{port}: {RANGE_WORDS[range_name]}"]
-    if privileged:
-        lines.append(
-            f"  privileged here: binding needs root or CAP_NET_BIND_SERVICE "
-            f"(net.ipv4.ip_unprivileged_port_start = {start}){src}"
-        )
-    else:
-        lines.append(
-            f"  unprivileged here: any user may bind it "
-            f"(net.ipv4.ip_unprivileged_port_start = {start}){src}"
-        )
-    if reserved:
-        lines.append(
-            "  reserved here: listed in net.ipv4.ip_local_reserved_ports, so the kernel "
-            "never picks it as an ephemeral port"
-        )
-    elif ephemeral:
-        lines.append(
-            f"  ephemeral here: the kernel may pick it as a source port for outgoing "
-            f"connections (net.ipv4.ip_local_port_range = {lo}-{hi}){src}"
-        )
-    else:
-        lines.append(f"  not ephemeral here: outside net.ipv4.ip_local_port_range = {lo}-{hi}{src}")
-    return lines
-
-
-def _range_summary(facts: Sequence[Facts], kernel: Kernel) -> list[str]:
-    (lo, hi), _, start, _ = kernel
-    classes = sorted({f[1] for f in facts}, key=_RANGE_ORDER.index)
-    eph = sum(f[3] for f in facts)
-    priv = sum(f[2] for f in facts)
-    return [
-        f"{facts[0][0]}-{facts[-1][0]}: {len(facts)} ports; RFC 6335 {' + '.join(classes)}",
-        f"  {priv} privileged here (below {start}), {eph} in this kernel's "
-        f"ephemeral range {lo}-{hi}",
-    ]
-
-
-def answer_text(
-    query: RawQuery,
-    shown: Sequence[Entry],
-    facts: Sequence[Facts],
-    kernel: Kernel | None,
-    total: int,
-) -> str:
-    """A lookup's answer as plain aligned text (``render.registry.write_lookup``).
-
-    Args:
-        query: the parsed query.
-        shown: the entries to show (already limited).
-        facts: every port's facts for a port or a range query; none for a name.
-        kernel: the settings the facts come from (``None`` without facts).
-        total: how many entries matched before the limit.
-
-    Returns:
-        The text, newline-terminated.
-    """
-    kind, name, proto = query[0], query[4], query[5]
-    lines: list[str] = []
-    if kind == "port" and facts and kernel is not None:
-        lines += _facts_lines(facts[0], kernel)
-    elif kind == "range" and facts and kernel is not None:
-        lines += _range_summary(facts, kernel)
-    if shown:
-        if lines:
-            lines.append("")
-        lines += _service_lines(shown)
-    elif kind == "name":
-        lines.append(f"no service named or described {name!r} in the registry")
-    else:
-        lines.append(f"  no service registered{f'/{proto}' if proto else ''} in any loaded source")
-    if total > len(shown):
-        lines.append(f"... {total - len(shown)} more (--limit 0 shows all)")
-    return "\n".join(lines) + "\n"
-
-
-def answer_document(
-    query: RawQuery,
-    services: list[Any],
-    facts: Sequence[Facts],
-    kernel: Kernel | None,
-    total: int,
-) -> dict[str, Any]:
-    """The ``lookup --json`` document (schema in docs/registry.md), JSON-ready.
-
-    Args:
-        query: the parsed query.
-        services: the services shown, each as its JSON object.
-        facts: as for ``answer_text``.
-        kernel: as for ``answer_text``.
-        total: how many services matched before the limit.
-    """
-    kind, text, port, port_end, name, proto = query
-    doc_facts: dict[str, Any] | None = None
-    if facts and kernel is not None:
-        (lo, hi), _, start, from_kernel = kernel
-        common = {
-            "ephemeral_range": [lo, hi],
-            "unprivileged_port_start": start,
-            "from_kernel": from_kernel,
-        }
-        if kind == "port":
-            _, range_name, privileged, ephemeral, reserved = facts[0]
-            doc_facts = {
-                "range": range_name,
-                "privileged": privileged,
-                "ephemeral": ephemeral,
-                "reserved": reserved,
-                **common,
-            }
-        else:
-            doc_facts = {
-                "ranges": sorted({f[1] for f in facts}, key=_RANGE_ORDER.index),
-                "privileged": sum(f[2] for f in facts),
-                "ephemeral": sum(f[3] for f in facts),
-                "reserved": sum(f[4] for f in facts),
-                **common,
-            }
-    return {
-        "query": text,
-        "kind": kind,
-        "proto": proto,
-        "port": port,
-        "port_end": port_end,
-        "name": name,
-        "facts": doc_facts,
-        "total": total,
-        "services": services,
-    }
+    privileged = 0 < port < start
+    return (port, range_of(port), privileged, lo <= port <= hi and not is_reserved, is_reserved)

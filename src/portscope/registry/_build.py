@@ -1,7 +1,8 @@
 """Building the compiled registry: parse every source, merge, write the cache files.
 
 Runs only when the cache is missing or stale (a source changed); ``_store`` reads what
-this writes, so that ``portscope lookup`` never loads the parsers.
+this writes, so that ``portscope lookup`` never loads the parsers. Both share the layout
+of ``_layout``; this module never imports ``_store`` (no import cycle).
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ from typing import Any
 
 from portscope.errors import RegistryError
 from portscope.registry._curated import curated_entries
-from portscope.registry._sources import Entry, read_iana_csv, read_services_file
-from portscope.registry._store import (
+from portscope.registry._layout import (
     FORMAT,
     PARTS,
     PORTS,
     PROTO_INDEX,
     SOURCE_ORDER,
     WORD,
+    Entry,
     part_file,
+    plain,
     source_key,
 )
+from portscope.registry._sources import read_iana_csv, read_services_file
 
 # Registered ranges wider than this are not painted onto every port by service_name
 # (Kubernetes' NodePort range would otherwise name thousands of unrelated sockets).
@@ -96,6 +99,17 @@ def read_sources(paths: dict[str, Path | None]) -> tuple[dict[str, list[Entry]],
     return found, stats
 
 
+def _unseen(names: tuple[str, ...], seen: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` not in ``seen`` nor earlier in ``names``, any case, in order."""
+    known = {n.lower() for n in seen}
+    out: list[str] = []
+    for n in names:
+        if n.lower() not in known:
+            out.append(n)
+            known.add(n.lower())
+    return tuple(out)
+
+
 def merge(
     found: dict[str, list[Entry]],
 ) -> tuple[
@@ -112,60 +126,50 @@ def merge(
     Returns:
         (names index, top ports per transport, entries by single port, range entries).
     """
-    records: list[list[Any]] = []
-    index: dict[tuple[int, int | None, str, str], list[Any]] = {}
+    records: list[Entry] = []
+    index: dict[tuple[int, int | None, str, str], int] = {}  # -> position in records
     freq: dict[tuple[int, str], float] = {}
     for source in SOURCE_ORDER:
         for e in found.get(source, ()):
-            port, end, proto, name, aliases, description, _, notes, frequency = e
-            if frequency is not None and end is None:
-                freq[(port, proto)] = max(frequency, freq.get((port, proto), 0.0))
-            if source == "nmap" and name == "unknown":
+            if e.frequency is not None and e.port_end is None:
+                freq[(e.port, e.proto)] = max(e.frequency, freq.get((e.port, e.proto), 0.0))
+            if source == "nmap" and e.name == "unknown":
                 continue
-            keys = [(port, end, proto, n.lower()) for n in (name, *aliases)]
-            rec = next((index[k] for k in keys if k in index), None)
-            if rec is None:
-                rec = [port, end, proto, name, [], description, source, notes, None]
-                records.append(rec)
+            names = (e.name, *e.aliases)
+            keys = [(e.port, e.port_end, e.proto, n.lower()) for n in names]
+            at = next((index[k] for k in keys if k in index), None)
+            if at is None:
+                at = len(records)
+                aliases = _unseen(e.aliases, (e.name,))
+                records.append(e._replace(aliases=aliases, source=source, frequency=None))
             else:
-                if rec[5] is None:
-                    rec[5] = description
-                if rec[7] is None:
-                    rec[7] = notes
-            known = {rec[3].lower(), *(a.lower() for a in rec[4])}
-            for n in (name, *aliases):
-                if n.lower() not in known:
-                    rec[4].append(n)
-                    known.add(n.lower())
+                rec = records[at]
+                added = _unseen(names, (rec.name, *rec.aliases))
+                if added or rec.description is None or rec.notes is None:
+                    records[at] = rec._replace(
+                        aliases=rec.aliases + tuple(added),
+                        description=e.description if rec.description is None else rec.description,
+                        notes=e.notes if rec.notes is None else rec.notes,
+                    )
             for k in keys:
-                index.setdefault(k, rec)
+                index.setdefault(k, at)
     by_port: dict[int, list[Entry]] = {}
     ranges: list[Entry] = []
-    names: dict[int, str] = {}
+    names_index: dict[int, str] = {}
     range_names: dict[int, str] = {}
     for rec in records:
-        port, end, proto = rec[0], rec[1], rec[2]
-        entry: Entry = (
-            port,
-            end,
-            proto,
-            rec[3],
-            tuple(rec[4]),
-            rec[5],
-            rec[6],
-            rec[7],
-            freq.get((port, proto)) if end is None else None,
-        )
+        port, end, proto = rec.port, rec.port_end, rec.proto
         if end is None:
+            entry = rec._replace(frequency=freq.get((port, proto)))
             by_port.setdefault(port, []).append(entry)
-            names.setdefault(port * 4 + PROTO_INDEX[proto], rec[3])
+            names_index.setdefault(port * 4 + PROTO_INDEX[proto], rec.name)
         else:
-            ranges.append(entry)
+            ranges.append(rec)
             if end - port < _MAX_NAMED_SPAN:
                 for p in range(port, end + 1):
-                    range_names.setdefault(p * 4 + PROTO_INDEX[proto], rec[3])
+                    range_names.setdefault(p * 4 + PROTO_INDEX[proto], rec.name)
     for slot, name in range_names.items():
-        names.setdefault(slot, name)
+        names_index.setdefault(slot, name)
     top = {
         proto: tuple(
             p
@@ -174,7 +178,7 @@ def merge(
         )
         for proto in ("tcp", "udp", "sctp")
     }
-    return names, top, {p: tuple(v) for p, v in by_port.items()}, tuple(ranges)
+    return names_index, top, {p: tuple(v) for p, v in by_port.items()}, tuple(ranges)
 
 
 def build(paths: dict[str, Path | None]) -> Compiled:
@@ -224,7 +228,7 @@ def pack_data(
     Port ``p``'s blob is bytes ``table[p]`` to ``table[p + 1]`` of the blob area (empty
     when nothing is registered on it alone), so one port is two small reads.
     """
-    header = marshal.dumps((key, ranges))
+    header = marshal.dumps((key, plain(ranges)))
     offsets = [0] * (PORTS + 1)
     blobs: list[bytes] = []
     size = 0
@@ -232,7 +236,7 @@ def pack_data(
         offsets[port] = size
         entries = by_port.get(port)
         if entries:
-            blob = marshal.dumps(entries)
+            blob = marshal.dumps(plain(entries))
             blobs.append(blob)
             size += len(blob)
     offsets[PORTS] = size
@@ -252,7 +256,7 @@ def pack_text(
     groups: dict[bytes, list[tuple[int, int]]] = {}  # line -> its entries, first seen first
     for p, i, e in refs:
         # a query word never holds whitespace: a newline in a description may be a space
-        line = f"{e[3]} {' '.join(e[4])}\t{e[5] or ''}".lower().replace("\n", " ")
+        line = f"{e.name} {' '.join(e.aliases)}\t{e.description or ''}".lower().replace("\n", " ")
         groups.setdefault(line.encode(), []).append((p, i))
     starts: list[int] = []
     firsts = [0]

@@ -10,7 +10,7 @@ really uses them. Parsed only when the compiled registry cache is (re)built.
 
 from __future__ import annotations
 
-from portscope.registry._sources import Entry
+from portscope.registry._layout import Entry
 
 _NOTES = {
     "plain": "Plaintext: passwords and data cross the network readable; use the TLS "
@@ -321,17 +321,8 @@ def curated_entries() -> list[Entry]:
         name, *aliases = names.split(",")
         notes = _NOTES.get(note, note) or None
         for letter in letters:
+            proto = _PROTO_LETTERS[letter]
             out.append(
-                (
-                    first,
-                    last,
-                    _PROTO_LETTERS[letter],
-                    name,
-                    tuple(aliases),
-                    description,
-                    "curated",
-                    notes,
-                    None,
-                )
+                Entry(first, last, proto, name, tuple(aliases), description, "curated", notes, None)
             )
     return out

@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from portscope.errors import InvalidPortSpec
 from portscope.models import Proto, Service
 from portscope.registry import _answer
-from portscope.registry._store import PROTO_INDEX, STORE
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from portscope.registry._sources import Entry
+from portscope.registry._layout import PROTO_INDEX, Entry
+from portscope.registry._store import STORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +59,10 @@ def parse_query(query: str | int, proto: Proto | str | None = None) -> Query:
         The parsed query.
 
     Raises:
-        InvalidPort: a port outside 0-65535, an empty port or transport around ``/``, an
-            unknown transport, or a transport that contradicts ``proto``.
+        InvalidPort: a port outside 0-65535, a port or range that is not ASCII digits
+            (``+443``, ``٤٤٣``, more than 5 digits), a range with a missing end (``80-``)
+            or reversed, an empty port or transport around ``/``, an unknown transport,
+            or a transport that contradicts ``proto`` (messages of ``portscope._ports``).
         InvalidInput: an empty query or one with characters no service name has.
     """
     kind, text, port, port_end, name, wanted = _answer.parse_query(query, proto)
@@ -73,15 +72,15 @@ def parse_query(query: str | int, proto: Proto | str | None = None) -> Query:
 def to_service(e: Entry) -> Service:
     """A registry entry as the public ``Service``."""
     return Service(
-        port=e[0],
-        proto=Proto(e[2]),
-        name=e[3],
-        aliases=e[4],
-        description=e[5],
-        source=e[6],
-        notes=e[7],
-        port_end=e[1],
-        frequency=e[8],
+        port=e.port,
+        proto=Proto(e.proto),
+        name=e.name,
+        aliases=e.aliases,
+        description=e.description,
+        source=e.source,
+        notes=e.notes,
+        port_end=e.port_end,
+        frequency=e.frequency,
     )
 
 
@@ -163,7 +162,9 @@ def top_ports(n: int, proto: Proto | str = Proto.TCP) -> list[int]:
     from portscope.registry._curated import curated_entries
 
     seen = set(ordered)
-    curated = sorted({e[0] for e in curated_entries() if e[2] == wanted.value and e[1] is None})
+    curated = sorted(
+        {e.port for e in curated_entries() if e.proto == wanted.value and e.port_end is None}
+    )
     for p in curated:
         if p not in seen and p != 0:
             ordered.append(p)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from portscope.errors import InvalidPort
+from portscope import _ports
 from portscope.models import PortRange
 from portscope.registry import _answer
 from portscope.registry._answer import parse_port_list as parse_port_list
@@ -17,14 +17,12 @@ _SYSCTL = Path(_answer.SYSCTL_DIR)
 
 
 def check_port(port: int) -> int:
-    """Return ``port`` if it is a port number (0-65535).
+    """Return ``port`` if it is a port number (0-65535; ``_ports.check_port``).
 
     Raises:
-        InvalidPort: outside 0-65535.
+        InvalidPort: not an int, or outside 0-65535.
     """
-    if not 0 <= port <= 65535:
-        raise InvalidPort(f"{port} is not a port: ports are 0-65535")
-    return port
+    return _ports.check_port(port, allow_zero=True)
 
 
 def port_range(port: int) -> PortRange:
@@ -87,8 +85,9 @@ class PortFacts:
     Attributes:
         port: the port.
         range: its RFC 6335 range (system, user, dynamic).
-        privileged: binding it needs CAP_NET_BIND_SERVICE here (below
-            ``net.ipv4.ip_unprivileged_port_start``).
+        privileged: binding it needs CAP_NET_BIND_SERVICE here (1 up to
+            ``net.ipv4.ip_unprivileged_port_start``; never port 0, which asks the kernel
+            for any free port).
         ephemeral: the kernel may pick it as an ephemeral (source) port here.
         reserved: listed in ``net.ipv4.ip_local_reserved_ports``.
         kernel: the settings these answers come from.

@@ -1,6 +1,6 @@
 """Parsers for the registry's sources: ``/etc/services``, ``nmap-services``, the IANA CSV.
 
-Each parser turns text into ``Entry`` tuples (the compact form the compiled cache stores)
+Each parser turns text into ``Entry`` records (``_layout``; the cache stores them as tuples)
 and never touches the merged registry. They are pure apart from reading the one file given.
 """
 
@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from portscope.errors import RegistryError
-from portscope.registry._store import PROTOS as PROTOS
-
-# (port, port_end or None, proto, name, aliases, description, source, notes, frequency)
-Entry = tuple[
-    int, "int | None", str, str, tuple[str, ...], "str | None", str, "str | None", "float | None"
-]
+from portscope.registry._layout import PROTOS, Entry
 
 _PORT_PROTO = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?/([a-z]+)$")
 _IANA_COLUMNS = ("Service Name", "Port Number", "Transport Protocol", "Description")
@@ -89,7 +84,7 @@ def parse_services(
         else:
             aliases = tuple(fields[2:])
         description = one_line(comment)
-        yield (port, end, proto, fields[0], aliases, description, source, None, frequency)
+        yield Entry(port, end, proto, fields[0], aliases, description, source, None, frequency)
 
 
 def read_services_file(path: Path, *, source: str, frequency_column: bool = False) -> list[Entry]:
@@ -179,7 +174,9 @@ def parse_iana_csv(stream: TextIO, *, name: str = "IANA CSV") -> tuple[list[Entr
                 continue
             used += 1
             for p in protos:
-                entries.append((span[0], span[1], p, service, (), description, "iana", None, None))
+                entries.append(
+                    Entry(span[0], span[1], p, service, (), description, "iana", None, None)
+                )
     except csv.Error as err:
         raise RegistryError(f"{name}: not valid CSV: {err}") from err
     except UnicodeDecodeError as err:

@@ -1,4 +1,4 @@
-"""Where the registry's sources live, and the compiled cache that makes loading fast.
+"""Reading the compiled registry cache: each part loaded lazily, at most once per process.
 
 The sources (curated table, ``/etc/services``, ``nmap-services``, the imported IANA CSV)
 are parsed and merged once (``_build``), then stored in the cache directory as three
@@ -12,8 +12,10 @@ files, each keyed on every source's path, size and modification time:
 * ``registry-v3.text`` (``Text``): one search line per entry, for name queries.
 
 A process loads each part at most once, when first needed, in one ``read`` and without
-copying it apart; a stale key (a source changed) rebuilds them all. When the cache
-directory cannot be written the merged registry lives in memory only.
+copying it apart; a stale key (a source changed) rebuilds them all (``_build``, imported
+only then: it imports ``_layout``, never this module). When the cache directory cannot be
+written the merged registry lives in memory only. Where the sources and the cache live is
+``_layout``'s.
 """
 
 from __future__ import annotations
@@ -22,106 +24,38 @@ import marshal
 import os
 import sys
 
+from portscope.registry._layout import (
+    PORTS,
+    WORD,
+    Entry,
+    cache_home,
+    part_file,
+    source_files,
+    source_key,
+    source_paths,
+)
+
 # `portscope lookup` imports this module on its fast path: nothing here may pull in
 # pathlib, typing or the source parsers at import time (they load on a cache miss).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Mapping
-    from pathlib import Path
+    from collections.abc import Collection, Iterable
     from typing import Any
 
-    from portscope.registry._sources import Entry
-
-FORMAT = 3
-PROTOS = ("tcp", "udp", "sctp", "dccp")
-SOURCE_ORDER = ("curated", "iana", "system", "nmap")  # priority, highest first
-IANA_FILE = "service-names-port-numbers.csv"
-IANA_META = "service-names-port-numbers.json"
-_NMAP_PATHS = (
-    "/usr/share/nmap/nmap-services",
-    "/usr/local/share/nmap/nmap-services",
-    "/opt/homebrew/share/nmap/nmap-services",
-)
-_CURATED_FILE = os.path.join(os.path.dirname(__file__), "_curated.py")
-
-# (port, end, proto) -> position in PROTOS; the names index key is port * 4 + position.
-PROTO_INDEX = {p: i for i, p in enumerate(PROTOS)}
-
-
-def cache_home() -> str:
-    """``cache_dir`` as a string, without pathlib (the fast path's)."""
-    explicit = os.environ.get("PORTSCOPE_CACHE_DIR")
-    if explicit:
-        return explicit
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "portscope")
-    home = os.path.expanduser("~")
-    if home[:1] == "~":  # no $HOME and no passwd entry: a private temp dir
-        return os.path.join(os.environ.get("TMPDIR", "/tmp"), f"portscope-{os.getuid()}")
-    return os.path.join(home, ".cache", "portscope")
-
-
-def cache_dir() -> Path:
-    """The directory for the imported IANA CSV and the compiled cache.
-
-    ``$PORTSCOPE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/portscope``, else
-    ``~/.cache/portscope`` (XDG Base Directory specification).
-    """
-    from pathlib import Path
-
-    return Path(cache_home())
-
-
-def source_files() -> dict[str, str | None]:
-    """``source_paths`` as strings, without pathlib (the fast path's)."""
-    system = os.environ.get("PORTSCOPE_SERVICES_FILE", "/etc/services")
-    nmap_env = os.environ.get("PORTSCOPE_NMAP_SERVICES")
-    if nmap_env is not None:
-        nmap = nmap_env or None
-    else:
-        nmap = next((p for p in _NMAP_PATHS if os.path.exists(p)), None)
-    return {
-        "curated": None,
-        "iana": os.path.join(cache_home(), IANA_FILE),
-        "system": system or None,
-        "nmap": nmap,
-    }
-
-
-def source_paths() -> dict[str, Path | None]:
-    """The file behind each source, ``None`` when absent (curated is built in).
-
-    ``$PORTSCOPE_SERVICES_FILE`` and ``$PORTSCOPE_NMAP_SERVICES`` override the system and
-    nmap files (an empty value turns the source off).
-    """
-    from pathlib import Path
-
-    return {name: Path(f) if f else None for name, f in source_files().items()}
-
-
-def _stamp(path: str | os.PathLike[str] | None) -> tuple[str, int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    # normpath: the same key whether the path came as a string or as a Path
-    return (os.path.normpath(path), st.st_mtime_ns, st.st_size)
-
-
-def source_key(paths: Mapping[str, str | os.PathLike[str] | None]) -> tuple[Any, ...]:
-    """What the compiled cache depends on: format, byte order, curated table, each source."""
-    stamps = (_stamp(paths[s]) for s in SOURCE_ORDER[1:])
-    return (FORMAT, sys.byteorder, _stamp(_CURATED_FILE), *stamps)
-
-
-PORTS = 65536
-WORD = 4  # the binary parts' integers: 32 bits, native byte order (in the key)
-PARTS = ("index", "data", "text")
 # Reading this many ports one by one costs about what reading the whole data part does.
 _FEW_PORTS = 100
+
+
+_make = Entry._make
+
+
+def _entries(stored: tuple[tuple[Any, ...], ...]) -> tuple[Entry, ...]:
+    """Entries as the cache stores them (plain tuples) as ``Entry`` records.
+
+    Raises:
+        TypeError: not a tuple of 9-tuples (a damaged cache).
+    """
+    return tuple(map(_make, stored))
 
 
 def _header(view: memoryview) -> tuple[Any, int]:
@@ -147,7 +81,8 @@ class Data:
             ValueError, EOFError, TypeError: not a whole data part.
         """
         view = memoryview(buffer)
-        (self.key, self.ranges), table = _header(view)
+        (self.key, ranges), table = _header(view)
+        self.ranges: tuple[Entry, ...] = _entries(ranges)
         self._base = table + (PORTS + 1) * WORD
         self._table = view[table : self._base].cast("I")
         if len(self._table) != PORTS + 1 or self._base + self._table[PORTS] != len(buffer):
@@ -159,8 +94,7 @@ class Data:
         lo, hi = self._table[port], self._table[port + 1]
         if lo == hi:
             return ()
-        entries: tuple[Entry, ...] = marshal.loads(self._buffer[self._base + lo : self._base + hi])
-        return entries
+        return _entries(marshal.loads(self._buffer[self._base + lo : self._base + hi]))
 
     def between(self, lo: int, hi: int) -> list[Entry]:
         """The single-port entries of ports ``lo``-``hi``, by port."""
@@ -169,7 +103,7 @@ class Data:
         for port in range(lo, hi + 1):
             start, end = table[port], table[port + 1]
             if start != end:
-                found += marshal.loads(buffer[base + start : base + end])
+                found += map(_make, marshal.loads(buffer[base + start : base + end]))
         return found
 
 
@@ -204,12 +138,14 @@ def read_ports(
             if len(pair) < 2 * WORD:
                 pair = os.pread(fd, 2 * WORD, at)
             lo, hi = int.from_bytes(pair[:WORD], order), int.from_bytes(pair[WORD:], order)
-            found[port] = marshal.loads(os.pread(fd, hi - lo, base + lo)) if hi > lo else ()
+            found[port] = (
+                _entries(marshal.loads(os.pread(fd, hi - lo, base + lo))) if hi > lo else ()
+            )
+        return found, _entries(ranges)
     except (OSError, ValueError, EOFError, TypeError):
         return None
     finally:
         os.close(fd)
-    return found, ranges
 
 
 class Text:
@@ -248,10 +184,6 @@ class Text:
         if len(self.firsts) != lines + 1 or len(self.refs) != 2 * entries:
             raise ValueError("truncated registry text")
         self.buffer = buffer
-
-
-def part_file(directory: str | os.PathLike[str], part: str) -> str:
-    return os.path.join(directory, f"registry-v{FORMAT}.{part}")
 
 
 def _read(path: str) -> bytes:

@@ -15,20 +15,15 @@ from typing import Any
 
 from portscope.errors import InvalidInput, RegistryError
 from portscope.registry._build import write_atomic
+from portscope.registry._layout import IANA_FILE, IANA_META, SOURCE_ORDER, cache_dir, source_paths
 from portscope.registry._sources import parse_iana_text
-from portscope.registry._store import (
-    IANA_FILE,
-    IANA_META,
-    SOURCE_ORDER,
-    STORE,
-    cache_dir,
-    source_paths,
-)
+from portscope.registry._store import STORE
 
 IANA_CSV_URL = (
     "https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.csv"
 )
 _MAX_BYTES = 64 * 1024 * 1024  # the real file is about 1.2 MB
+_MAX_TIMEOUT_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +167,60 @@ def _iana_info(changed: bool | None) -> SourceInfo:
     )
 
 
+def _short(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 82 else shown[:80] + "...'"
+
+
+def check_url(url: str) -> str:
+    """Return ``url`` when ``update_registry`` can download from it; checked before any I/O.
+
+    Accepted: ``http://`` or ``https://`` (any case), a host (a name, an address, an IPv6
+    address in brackets), an optional port 1-65535 in ASCII digits (``_ports``), no spaces
+    or control characters (percent-encode them).
+
+    Raises:
+        InvalidInput: what is wrong, naming the URL, in one line.
+    """
+    from urllib.parse import urlsplit
+
+    from portscope import _ports
+
+    shown = _short(url)
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInput(f"URL {shown}: not an http:// or https:// URL")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise InvalidInput(
+            f"URL {shown}: spaces or control characters in it (percent-encode them, %20)"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:
+        raise InvalidInput(f"URL {shown}: not a valid URL ({err})") from err
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput(f"URL {shown}: not an http:// or https:// URL")
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):
+        literal, _, after = host[1:].partition("]")
+        port = after[1:] if after.startswith(":") else after
+        if after and not after.startswith(":"):
+            raise InvalidInput(f"URL {shown}: not a valid URL (text after ']')")
+    else:
+        literal, _, port = host.partition(":")
+    if not literal:
+        raise InvalidInput(f"URL {shown}: no host (expected http://HOST[:PORT]/PATH)")
+    if port:
+        try:
+            _ports.parse_port(port, names=False)
+        except InvalidInput as err:
+            raise InvalidInput(f"URL {shown}: {err}") from err
+    return url
+
+
 def _download(url: str, timeout_s: float) -> SourceInfo:
     import urllib.error
     import urllib.request
 
-    if not url.lower().startswith(("http://", "https://")):
-        raise InvalidInput(f"{url!r} is not an http:// or https:// URL")
     meta = _read_meta()
     headers = {"User-Agent": "portscope registry update", "Accept": "text/csv"}
     if (cache_dir() / IANA_FILE).exists() and meta.get("url") == url:
@@ -240,9 +283,17 @@ def update_registry(
     Raises:
         RegistryError: the download failed (offline, HTTP error), the file cannot be
             read, is not an IANA CSV, or the cache directory is not writable.
-        InvalidInput: ``url`` is not an http(s) URL.
+        InvalidInput: ``url`` is not an http(s) URL with a host and a port 1-65535
+            (``check_url``; checked before any network I/O), or ``timeout_s`` is not a
+            positive number of seconds below a day.
     """
     if from_file is None:
+        check_url(url)
+        if not 0 < timeout_s < _MAX_TIMEOUT_S:  # also NaN; inf would overflow the socket's
+            raise InvalidInput(
+                f"timeout {timeout_s!r}: expected a positive number of seconds "
+                f"below {_MAX_TIMEOUT_S:.0f}"
+            )
         return _download(url, timeout_s)
     path = Path(from_file)
     try:

@@ -7,12 +7,12 @@ submodules (``render.sockets``, ``render.registry``, ``render.scan``, ``render.d
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any, TextIO
-
-from portscope.models import to_dict
-
+# Nothing heavy at import: ``portscope lookup``'s fast path imports ``render._lookup``,
+# which runs this module first (json, typing and the models load where they are used).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from rich.console import Console
     from rich.table import Table
 
@@ -21,12 +21,20 @@ if TYPE_CHECKING:
 
 def write_json(obj: Any, stream: TextIO) -> None:
     """Write ``obj`` (results, lists of results, dicts) as indented JSON and a newline."""
+    import json
+
+    from portscope.models import to_dict
+
     json.dump(to_dict(obj), stream, indent=2, ensure_ascii=False)
     stream.write("\n")
 
 
 def write_json_line(obj: Any, stream: TextIO) -> None:
     """Write ``obj`` as one compact JSON line (JSON Lines streams) and flush."""
+    import json
+
+    from portscope.models import to_dict
+
     stream.write(json.dumps(to_dict(obj), ensure_ascii=False, separators=(",", ":")))
     stream.write("\n")
     stream.flush()

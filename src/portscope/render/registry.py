@@ -1,25 +1,29 @@
-"""Registry output: ``lookup``, ``registry sources`` and ``registry update`` as plain
-aligned text (no rich: ``lookup`` must start fast, and the tables stay easy to grep), and
-the JSON documents.
+"""Registry output from the typed API: ``lookup``, ``registry sources`` and ``registry
+update`` as plain aligned text (no rich: the tables stay easy to grep) and as JSON
+documents. Renderers return text or JSON-ready dicts; the faces write them.
 
-JSON schemas are documented in ``docs/registry.md``.
+``lookup``'s text and JSON come from ``render._lookup``, which the CLI's fast path also
+uses on the registry's lean records. JSON schemas are documented in ``docs/registry.md``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from portscope.models import to_dict
-from portscope.registry import _answer
+from portscope.registry._layout import Entry
+from portscope.render import _lookup
+from portscope.render._lookup import json_text as json_text
 
 if TYPE_CHECKING:
-    from portscope.cli._base import Env
     from portscope.models import Service
     from portscope.registry import PortFacts, Query, SourceInfo
     from portscope.registry._answer import Facts, Kernel, RawQuery
-    from portscope.registry._sources import Entry
+
+SOURCES_SCHEMA = "portscope.registry-sources/1"
+UPDATE_SCHEMA = "portscope.registry-update/1"
 
 
 def _raw_query(query: Query) -> RawQuery:
@@ -28,7 +32,7 @@ def _raw_query(query: Query) -> RawQuery:
 
 
 def _entry(s: Service) -> Entry:
-    return (
+    return Entry(
         s.port,
         s.port_end,
         s.proto.value,
@@ -50,20 +54,15 @@ def _kernel_and_facts(facts: Sequence[PortFacts]) -> tuple[Kernel | None, list[F
     return kernel, rows
 
 
-def write_lookup(
-    stream: TextIO,
+def lookup_text(
     query: Query,
     services: Sequence[Service],
     facts: Sequence[PortFacts],
     total: int,
-) -> None:
-    """Write a lookup's answer as plain aligned text.
-
-    The text comes from ``registry._answer.answer_text``, which ``portscope lookup``'s
-    fast path also uses on the cache's tuples.
+) -> str:
+    """A lookup's answer as plain aligned text, newline-terminated.
 
     Args:
-        stream: where to write.
         query: the parsed query.
         services: the services to show (already limited).
         facts: one ``PortFacts`` for a port query, every port's for a range, none for
@@ -72,7 +71,7 @@ def write_lookup(
     """
     kernel, rows = _kernel_and_facts(facts)
     shown = [_entry(s) for s in services]
-    stream.write(_answer.answer_text(_raw_query(query), shown, rows, kernel, total))
+    return _lookup.lookup_text(_raw_query(query), shown, rows, kernel, total)
 
 
 def lookup_document(
@@ -80,11 +79,20 @@ def lookup_document(
     services: Sequence[Service],
     facts: Sequence[PortFacts],
     total: int,
+    transports: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``lookup --json`` document (schema in docs/registry.md)."""
+    """The ``lookup --json`` document (schema ``portscope.lookup/1`` in docs/registry.md).
+
+    Args:
+        query: as for ``lookup_text``.
+        services: as for ``lookup_text``.
+        facts: as for ``lookup_text``.
+        total: as for ``lookup_text``.
+        transports: the transports the answer is restricted to, sorted; ``None``: all.
+    """
     kernel, rows = _kernel_and_facts(facts)
-    shown = to_dict(list(services))
-    return _answer.answer_document(_raw_query(query), shown, rows, kernel, total)
+    shown = [_entry(s) for s in services]
+    return _lookup.lookup_document(_raw_query(query), shown, rows, kernel, total, transports)
 
 
 def _age(seconds: float | None) -> str:
@@ -111,7 +119,7 @@ def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     ]
 
 
-def write_sources(env: Env, sources: Sequence[SourceInfo]) -> None:
+def sources_text(sources: Sequence[SourceInfo]) -> str:
     """``registry sources`` as a table: source, loaded, entries, file, modified, age, detail."""
     rows = [
         (
@@ -126,16 +134,28 @@ def write_sources(env: Env, sources: Sequence[SourceInfo]) -> None:
         for s in sources
     ]
     header = ("SOURCE", "LOADED", "ENTRIES", "FILE", "MODIFIED", "AGE", "DETAIL")
-    env.stdout.write("\n".join(_plain_table(header, rows)) + "\n")
+    return "\n".join(_plain_table(header, rows)) + "\n"
 
 
-def write_update(env: Env, info: SourceInfo) -> None:
-    """One line about what ``registry update`` did."""
+def sources_document(sources: Sequence[SourceInfo]) -> dict[str, Any]:
+    """``registry sources --json``: ``{"schema": "portscope.registry-sources/1", "sources":
+    [SourceInfo, ...]}``, sources in priority order (docs/registry.md)."""
+    return {"schema": SOURCES_SCHEMA, "sources": to_dict(list(sources))}
+
+
+def update_text(info: SourceInfo) -> str:
+    """What ``registry update`` did, in one line (and the row counts on a second)."""
     if info.changed is False:
         what = "IANA registry not modified since the last download; kept"
     else:
         what = "IANA registry imported"
     origin = f" from {info.url}" if info.url else ""
-    env.stdout.write(f"{what}{origin}: {info.entries} entries in {info.path}\n")
-    if info.detail:
-        env.stdout.write(f"  {info.detail}\n")
+    text = f"{what}{origin}: {info.entries} entries in {info.path}\n"
+    return text + (f"  {info.detail}\n" if info.detail else "")
+
+
+def update_document(info: SourceInfo) -> dict[str, Any]:
+    """``registry update --json``: the IANA ``SourceInfo`` after the update, with a
+    ``schema`` key first (``portscope.registry-update/1``)."""
+    doc: dict[str, Any] = to_dict(info)
+    return {"schema": UPDATE_SCHEMA, **doc}
