@@ -221,6 +221,7 @@ def test_both_writers_draw_the_same_fitted_table(width: int | None) -> None:
             ["tcp", "22", "all interfaces (IPv4)", "sshd[1]"],
             ["tcp6", "65535", "loopback only", "a-very-long-process-name[12345]"],
             ["udp", "5353", "-", "evil\x1b[31m\u202e[1]"],
+            ["udp", "5355", "名前名前名前名前名前 x", "名前名前名前名前名前[77]"],
         ],
     )
     f = fit(table, width)

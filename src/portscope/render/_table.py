@@ -232,12 +232,35 @@ def to_rich(table: Table, width: int | None = None, *, fitted: Fit | None = None
     return out
 
 
-def _wrap(text: str, width: int, overflow: Overflow) -> list[str]:
+def _wrap(text: str, width: int, overflow: Overflow, wide: bool) -> list[str]:
+    """``text`` in lines of at most ``width`` cells: at spaces, long words folded (as rich)."""
+    measure = _cell_len if wide else len
     if overflow == "ellipsis":
-        return [text[: width - 1] + "…"]
-    import textwrap
-
-    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+        while measure(text) > width - 1:
+            text = text[:-1]
+        return [text + " " * (width - 1 - measure(text)) + "…"]  # a wide char cut: a space
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if measure(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while measure(word) > width:
+            cut, used = 0, 0
+            for char in word:
+                used += measure(char)
+                if used > width:
+                    break
+                cut += 1
+            cut = max(cut, 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line)
+    return lines
 
 
 def write_plain(
@@ -308,7 +331,9 @@ def _long_row(
     for col, spec, w, wide in zip(columns, specs, widths, wides, strict=True):
         text = col[j]
         fits = (_cell_len(text) if wide else len(text)) <= w
-        parts.append([text] if fits or spec.min_width is None else _wrap(text, w, spec.overflow))
+        parts.append(
+            [text] if fits or spec.min_width is None else _wrap(text, w, spec.overflow, wide)
+        )
     height = max(map(len, parts))
     last = len(parts) - 1
     out = []
