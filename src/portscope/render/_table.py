@@ -100,6 +100,8 @@ class Fit:
         widths: width in terminal cells of each column shown.
         hidden: headers of the columns hidden, in display order.
         width: the width fitted to (``None``: no limit).
+        natural: each shown column's widest cell; ``cells`` (escaped, column by column)
+            and ``wide`` (non-ASCII columns) are the writers' working data.
     """
 
     keep: tuple[int, ...]
@@ -172,8 +174,6 @@ def fit(table: Table, width: int | None) -> Fit:
             room = sum(natural[n] - least[n] for n in narrow)
             if excess <= room + natural[k] - least[k]:
                 narrow.insert(0, k)
-                break
-            if excess <= 0:
                 break
             keep.remove(k)
             del widths[k]
