@@ -34,3 +34,27 @@ def test_top_help_lists_every_command() -> None:
     assert status == 0
     for name in COMMANDS:
         assert f"  {name} " in out
+
+
+def test_show_writes_text_as_is_and_fits_tables() -> None:
+    from portscope.render._table import Column, Table
+
+    out = io.StringIO()
+    env = Env(stdout=out, stderr=io.StringIO(), width=20)
+    table = Table((Column("Port", "right"), Column("Note", drop=1)), [["2024", "x" * 30]])
+    env.show("one line", table)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "one line"
+    assert lines[1].rstrip() == "Port" and lines[3].strip() == "2024"
+    assert lines[-1] == "(Note hidden at 20 columns; use --wide or --json)"
+    out.truncate(0)
+    out.seek(0)
+    env.show(table, wide=True)
+    assert "x" * 30 in out.getvalue() and "hidden" not in out.getvalue()
+
+
+def test_wide_is_accepted_by_ls_and_the_listening_view() -> None:
+    for argv in (["ls", "--wide", "-n"], ["--wide", "-n"], ["listen", "--wide"]):
+        out, err = io.StringIO(), io.StringIO()
+        assert main(argv, Env(stdout=out, stderr=err, width=40)) == 0, err.getvalue()
+        assert "hidden at" not in out.getvalue()

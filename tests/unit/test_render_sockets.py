@@ -112,19 +112,16 @@ def test_bind_scope_in_words(
 
 def env() -> tuple[Env, io.StringIO]:
     out = io.StringIO()
-    return Env(stdout=out, stderr=io.StringIO(), width=120), out
+    return Env(stdout=out, stderr=io.StringIO(), width=132), out
+
+
+NAMED = [Row(*r) for r in ROWS]
 
 
 def test_listen_table_reads_well() -> None:
     e, out = env()
-    rows = ROWS[:4]
-    render_listen(
-        rows,
-        e,
-        owners=OWNERS,
-        service=fake_service,
-        scope=lambda r: scope_words(r[1], r[3], r[12], r[11]),
-    )
+    rows = NAMED[:4]
+    e.show(render_listen(rows, owners=OWNERS, service=fake_service))
     lines = out.getvalue().splitlines()
     header = lines[0].split()
     assert header == ["Proto", "Port", "Address", "Scope", "Service", "Process", "User", "Queue"]
@@ -141,7 +138,7 @@ def test_listen_table_reads_well() -> None:
 
 def test_ls_table_columns_and_peers() -> None:
     e, out = env()
-    render_ls(ROWS, e, owners=None, service=None)
+    e.show(render_ls(NAMED, owners=None, service=None))
     text = out.getvalue()
     assert text.splitlines()[0].split() == ["Proto", "State", "Recv-Q", "Send-Q", "Local", "Peer"]
     assert "0.0.0.0:80" in text and "[::]:443" in text and "*" in text
@@ -151,8 +148,8 @@ def test_ls_table_columns_and_peers() -> None:
 
 def test_big_tables_use_the_plain_formatter_with_the_same_columns() -> None:
     e, out = env()
-    many = [ROWS[4]] * 6000
-    render_ls(many, e, owners=OWNERS, service=fake_service)
+    many = [NAMED[4]] * 6000
+    e.show(render_ls(many, owners=OWNERS, service=fake_service))
     lines = out.getvalue().splitlines()
     assert len(lines) == 6002
     assert lines[0].split() == [
@@ -164,7 +161,7 @@ def test_big_tables_use_the_plain_formatter_with_the_same_columns() -> None:
 
 def test_summary_table() -> None:
     e, out = env()
-    render_summary(summarize(ROWS), e)
+    e.show(render_summary(summarize(ROWS)))
     text = out.getvalue()
     assert "listen 3" in text and "established 2" in text and "unconn 1" in text
 

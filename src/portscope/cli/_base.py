@@ -15,6 +15,8 @@ from portscope.errors import InvalidInput
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+    from portscope.render._table import Table
+
 T = TypeVar("T")
 
 
@@ -41,7 +43,8 @@ class Env:
         stdout_isatty: True when stdout is a terminal (colour, widths).
         stderr_isatty: True when stderr is a terminal (progress bars).
         color: colour allowed (a terminal and no NO_COLOR).
-        width: terminal width in columns, or None to let the renderer decide.
+        width: terminal width in columns; None: the terminal's when stdout is one, else
+            no limit (a pipe gets whole tables).
     """
 
     stdout: TextIO
@@ -62,8 +65,23 @@ class Env:
             color=out_tty and "NO_COLOR" not in os.environ,
         )
 
-    def console(self, *, stderr: bool = False, no_color: bool = False) -> Console:
-        """A rich Console over this environment's stream; colour only on a terminal."""
+    def columns(self) -> int | None:
+        """The width tables are fitted to: ``width``, the terminal's, or None (no limit)."""
+        if self.width is not None:
+            return self.width
+        if not self.stdout_isatty:
+            return None
+        import shutil
+
+        return shutil.get_terminal_size().columns
+
+    def console(
+        self, *, stderr: bool = False, no_color: bool = False, width: int | None = None
+    ) -> Console:
+        """A rich Console over this environment's stream; colour only on a terminal.
+
+        ``width`` overrides the environment's (a table wider than the terminal).
+        """
         from rich.console import Console
 
         stream = self.stderr if stderr else self.stdout
@@ -74,26 +92,54 @@ class Env:
             force_terminal=tty and color,
             no_color=not color,
             color_system="auto" if color else None,
-            width=self.width or (None if tty else 200),
+            width=width or self.width or (None if tty else 200),
             highlight=False,
             soft_wrap=False,
             emoji=False,
             markup=False,
         )
 
-    def show(self, *items: str | RenderableType, no_color: bool = False) -> None:
-        """Write what a renderer built: text as it is, rich renderables through a console.
+    def show(
+        self,
+        *items: str | RenderableType | Table,
+        no_color: bool = False,
+        wide: bool = False,
+        hint: str | None = "use --wide or --json",
+    ) -> None:
+        """Write what a renderer built: text as it is, tables and rich renderables.
 
-        This is the one place the CLI turns ``render``'s output into bytes on stdout.
+        A ``render._table.Table`` is fitted to ``columns()`` (no limit with ``wide``), drawn
+        by rich up to ``RICH_MAX_ROWS`` rows and by the plain writer beyond, and followed by
+        one line naming the columns hidden, if any, with ``hint``. This is the one place
+        the CLI turns ``render``'s output into bytes on stdout.
         """
+        from portscope.render._table import Table
+
         con: Console | None = None
         for item in items:
             if isinstance(item, str):
                 self.stdout.write(item if item.endswith("\n") or not item else item + "\n")
-                continue
-            if con is None:
-                con = self.console(no_color=no_color)
-            con.print(item)
+            elif isinstance(item, Table):
+                self._show_table(item, no_color=no_color, wide=wide, hint=hint)
+            else:
+                if con is None:
+                    con = self.console(no_color=no_color)
+                con.print(item)
+
+    def _show_table(self, table: Table, *, no_color: bool, wide: bool, hint: str | None) -> None:
+        from portscope.render._table import RICH_MAX_ROWS, fit, to_rich, write_plain
+
+        width = None if wide else self.columns()
+        fitted = fit(table, width)
+        if len(table.rows) > RICH_MAX_ROWS:
+            write_plain(table, self.stdout.write, fitted=fitted)
+        else:
+            # at least the table's width: rich would cut a column the fitting kept whole
+            room = max(width or 200, fitted.total, len(table.title or ""))
+            self.console(no_color=no_color, width=room).print(to_rich(table, fitted=fitted))
+        footer = fitted.footer(hint)
+        if footer:
+            self.stdout.write(footer + "\n")
 
     def error(self, message: str) -> None:
         """Write one line ``portscope: error: MESSAGE`` to stderr."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portscope.cli._base import Env, ExitStatus, Parser
-from portscope.cli.ls import add_backend_option
+from portscope.cli.ls import add_backend_option, add_wide_option
 
 HELP = "what is listening, with process, service and exposure (default)"
 
@@ -22,6 +22,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "-n", "--numeric", action="store_true", help="no service names, only port numbers"
     )
+    add_wide_option(parser)
     add_backend_option(parser)
 
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
             owners_complete=lambda: d.owners_complete,
         )
     else:
-        render_listen(rows, env, owners=omap, service=service, scope=scope, no_color=args.no_color)
+        table = render_listen(rows, owners=omap, service=service, scope=scope)
+        env.show(table, no_color=args.no_color, wide=args.wide)
         env.stderr.write(f"{count(len(rows), 'listening socket')} (backend: {d.backend})\n")
     for note in d.notes:
         env.note(note)

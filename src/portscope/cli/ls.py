@@ -34,6 +34,14 @@ def _list_of(parse: Callable[[str], T]) -> Callable[[str], list[T]]:
     return parse_list
 
 
+def add_wide_option(parser: Parser) -> None:
+    """``--wide``, shared with the listening view."""
+    # no -w: ss spends it on raw sockets
+    parser.add_argument(
+        "--wide", action="store_true", help="every column, whatever the terminal width"
+    )
+
+
 def add_backend_option(parser: Parser) -> None:
     """``--backend``, shared with the listening view."""
     parser.add_argument(
@@ -107,6 +115,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--summary", action="store_true", help="counts per transport and state (like ss -s)"
     )
+    add_wide_option(parser)
     add_backend_option(parser)
 
 
@@ -194,7 +203,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if args.json:
             write_json({"backend": d.backend, "notes": d.notes, **summary}, env.stdout)
         else:
-            render_summary(summary, env, no_color=args.no_color)
+            env.show(render_summary(summary), no_color=args.no_color, wide=args.wide)
         _notes(env, d.notes)
         return ExitStatus.OK
     omap = d.scan_owners(rows) if owners else None
@@ -211,7 +220,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
             owners_complete=lambda: d.owners_complete if owners else None,
         )
     else:
-        render_ls(rows, env, owners=omap, service=service, no_color=args.no_color)
+        table = render_ls(rows, owners=omap, service=service)
+        env.show(table, no_color=args.no_color, wide=args.wide)
         env.stderr.write(f"{count(len(rows), 'socket')} (backend: {d.backend})\n")
     _notes(env, d.notes)
     return ExitStatus.OK

@@ -1,8 +1,13 @@
-"""Output shaping: every table and the one JSON serializer. Faces only.
+"""Output shaping: every table and the one JSON serializer, for every face.
 
-``write_json``/``write_json_line`` need nothing heavy; ``console``/``new_table`` import rich
-when first called, so JSON output never loads it. Per-topic renderers live in the
-submodules (``render.sockets``, ``render.registry``, ``render.scan``, ``render.diagnose``).
+Renderers build tables (``render._table.Table``: plain text cells, fitted to a width by
+``fit``, drawn by ``to_rich`` or ``write_plain``) or lines from models and return them; a
+face writes them (the CLI through ``cli._base.Env.show``). Nothing here imports a face.
+``safe`` is the one escape of untrusted text for terminals.
+
+``write_json``/``write_json_line`` need nothing heavy; ``new_table`` imports rich when first
+called, so JSON output never loads it. Per-topic renderers live in the submodules
+(``render.sockets``, ``render.registry``, ``render.scan``, ``render.diagnose``).
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from __future__ import annotations
 # which runs this module first (json, typing and the models load where they are used).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from typing import Any, Protocol, TextIO
 
     from rich.console import Console
     from rich.table import Table
 
-    from portscope.cli._base import Env
+    class _ConsoleSource(Protocol):
+        def console(self, *, stderr: bool = False, no_color: bool = False) -> Console: ...
 
 
 def write_json(obj: Any, stream: TextIO) -> None:
@@ -40,24 +46,39 @@ def write_json_line(obj: Any, stream: TextIO) -> None:
     stream.flush()
 
 
-def console(env: Env, *, stderr: bool = False, no_color: bool = False) -> Console:
-    """A rich Console over the environment's stream; colour only on a terminal."""
-    from rich.console import Console
+def safe(text: str) -> str:
+    r"""``text`` with every character a terminal would act on shown as an escape.
 
-    stream = env.stderr if stderr else env.stdout
-    tty = env.stderr_isatty if stderr else env.stdout_isatty
-    color = env.color and not no_color
-    return Console(
-        file=stream,
-        force_terminal=tty and color,
-        no_color=not color,
-        color_system="auto" if color else None,
-        width=env.width or (None if tty else 200),
-        highlight=False,
-        soft_wrap=False,
-        emoji=False,
-        markup=False,
-    )
+    C0 and C1 controls, DEL, bidi overrides and isolates, and every other character Python
+    calls non-printable (Unicode categories C* and Z*, except the ASCII space) become
+    ``\xNN``, ``\uNNNN`` or ``\UNNNNNNNN``: ESC is shown as the four characters ``\x1b``,
+    U+202E (right-to-left override) as ``\u202e``, a newline as ``\x0a``. Printable text
+    (the usual case) comes back as is, for one ``str.isprintable``. Terminals only: JSON
+    keeps the exact value.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    n = ord(char)
+    if n < 0x100:
+        return f"\\x{n:02x}"
+    if n < 0x10000:
+        return f"\\u{n:04x}"
+    return f"\\U{n:08x}"
+
+
+def console(env: _ConsoleSource, *, stderr: bool = False, no_color: bool = False) -> Console:
+    """``env.console(...)``: a rich Console over a face's stream.
+
+    SHIM (issue 8): kept only for the renderers and commands not yet converted
+    (render/scan.py, cli/who.py, cli/ephemeral.py, cli/audit.py, cli/scan.py); they should
+    call ``env.console(...)`` (``cli._base.Env``) themselves, after which this goes.
+    It takes anything with a ``console`` method, so ``render`` does not import the CLI.
+    """
+    return env.console(stderr=stderr, no_color=no_color)
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:

@@ -13,15 +13,16 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.models import Proto, TcpState, to_dict
+from portscope.render._table import (
+    RICH_MAX_ROWS as RICH_MAX_ROWS,  # the CLI's switch
+    Column,
+    Table,
+)
 
 if TYPE_CHECKING:
-    from portscope.cli._base import Env
+    from portscope.models import Socket
     from portscope.sockets._diag_codec import Row
     from portscope.sockets._owners import OwnerMap
-
-#: Above this many rows the human table is drawn by a plain column formatter (same
-#: columns, no rich): rich takes seconds for tens of thousands of rows.
-RICH_MAX_ROWS = 5000
 
 ServiceFn = Callable[["Row"], "str | None"]
 
@@ -270,124 +271,176 @@ def _owner_users(owners: OwnerMap | None, row: Row) -> str:
         info = owners.process(pid)
         if info is not None and info.user and info.user not in users:
             users.append(info.user)
-    if not users and row[9] is not None and row[10]:
+    if not users and row.uid is not None and row.inode:
         # No visible process (another user's, not root): the socket's own uid still says
         # whose it is. TIME-WAIT and request sockets have no inode and no real owner.
         from portscope.sockets._owners import user_name
 
-        return user_name(row[9])
+        return user_name(row.uid)
     return ",".join(users) or "-"
 
 
-def _emit(env: Env, headers: Sequence[str], body: list[list[str]], right: set[int],
-          no_color: bool, title: str | None = None) -> None:  # fmt: skip
-    if len(body) <= RICH_MAX_ROWS:
-        from portscope.render import console, new_table
+# The columns of the socket tables and how they give way on a narrow terminal (documented
+# in docs/output.md): transports, ports and endpoints never; then, first to go, the user,
+# the service, the queues; the process last.
+_PROTO = Column("Proto")
+_STATE = Column("State", drop=6)
+_RECV_Q = Column("Recv-Q", "right", drop=4)
+_SEND_Q = Column("Send-Q", "right", drop=3)
+_LOCAL = Column("Local")
+_PEER = Column("Peer")
+_LS_SERVICE = Column("Service", drop=2, min_width=8)
+_LS_PROCESS = Column("Process", drop=5, min_width=12)
+_LS_USER = Column("User", drop=1, min_width=8)
 
-        table = new_table(title=title)
-        for i, h in enumerate(headers):
-            table.add_column(h, justify="right" if i in right else "left", no_wrap=True)
-        for cells in body:
-            table.add_row(*cells)
-        console(env, no_color=no_color).print(table)
-        return
-    widths = [len(h) for h in headers]
-    for cells in body:
-        for i, c in enumerate(cells):
-            if len(c) > widths[i]:
-                widths[i] = len(c)
-    last = len(headers) - 1
-
-    def line(cells: Sequence[str]) -> str:
-        out = []
-        for i, c in enumerate(cells):
-            if i in right:
-                out.append(c.rjust(widths[i]))
-            elif i == last:
-                out.append(c)
-            else:
-                out.append(c.ljust(widths[i]))
-        return "  ".join(out).rstrip()
-
-    write = env.stdout.write
-    if title:
-        write(title + "\n")
-    write(line(headers) + "\n")
-    write("  ".join("─" * w for w in widths).rstrip() + "\n")
-    chunk: list[str] = []
-    for cells in body:
-        chunk.append(line(cells))
-        if len(chunk) >= 2000:
-            write("\n".join(chunk) + "\n")
-            chunk.clear()
-    if chunk:
-        write("\n".join(chunk) + "\n")
+_PORT = Column("Port", "right")
+_ADDRESS = Column("Address")
+_SCOPE = Column("Scope", drop=4, min_width=14)
+_SERVICE = Column("Service", drop=3, min_width=8)
+_PROCESS = Column("Process", drop=5, min_width=16)
+_USER = Column("User", drop=2, min_width=8)
+_QUEUE = Column("Queue", "right", drop=1)
 
 
 def render_ls(
     rows: Sequence[Row],
-    env: Env,
     *,
     owners: OwnerMap | None,
     service: ServiceFn | None,
-    no_color: bool = False,
-) -> None:
-    """The socket table like ``ss``: one line per socket."""
-    headers = ["Proto", "State", "Recv-Q", "Send-Q", "Local", "Peer"]
+) -> Table:
+    """The socket table like ``ss``: one row per socket.
+
+    Columns: Proto, State, Recv-Q, Send-Q, Local, Peer, then Service (with ``service``),
+    Process and User (with ``owners``). Cells are exact text; the writers escape them.
+    """
+    columns = [_PROTO, _STATE, _RECV_Q, _SEND_Q, _LOCAL, _PEER]
     if service is not None:
-        headers.append("Service")
+        columns.append(_LS_SERVICE)
     if owners is not None:
-        headers += ["Process", "User"]
-    body = []
+        columns += [_LS_PROCESS, _LS_USER]
+    body: list[list[str]] = []
+    append = body.append
+    # enum .value and a call per endpoint cost a third of this loop at 200,000 rows
+    protos = {(p, f): f"{p.value}{'6' if f == 6 else ''}" for p in Proto for f in (4, 6)}
+    states = {st: st.value for st in TcpState}
     for r in rows:
+        la, ra = r.local_address, r.remote_address
         cells = [
-            f"{r[0].value}{'6' if r[1] == 6 else ''}",
-            r[2].value,
-            str(r[7]),
-            str(r[8]),
-            endpoint_text(r[3], r[4]),
-            endpoint_text(r[5], r[6]),
+            protos[r.proto, r.family],
+            states[r.state],
+            str(r.recv_q),
+            str(r.send_q),
+            f"[{la}]:{r.local_port}" if ":" in la else f"{la}:{r.local_port}",
+            "*"
+            if ra is None
+            else f"[{ra}]:{r.remote_port}"
+            if ":" in ra
+            else f"{ra}:{r.remote_port}",
         ]
         if service is not None:
             cells.append(service(r) or "-")
         if owners is not None:
             cells += [owners_text(owners, r), _owner_users(owners, r)]
-        body.append(cells)
-    _emit(env, headers, body, {2, 3}, no_color)
+        append(cells)
+    return Table(tuple(columns), body)
+
+
+def _scope(row: Row) -> str:
+    from portscope.sockets import scope_words
+
+    return scope_words(row.family, row.local_address, row.v6only, row.interface)
 
 
 def render_listen(
     rows: Sequence[Row],
-    env: Env,
     *,
     owners: OwnerMap | None,
     service: ServiceFn | None,
-    scope: Callable[[Row], str],
-    no_color: bool = False,
-) -> None:
-    """What is listening: one line per listener with scope, service and process."""
-    headers = ["Proto", "Port", "Address", "Scope"]
+    scope: Callable[[Row], str] | None = None,
+) -> Table:
+    """What is listening: one row per listener with scope, service, process and queue.
+
+    Columns: Proto, Port, Address, Scope, Service (with ``service``), Process, User, Queue
+    (``waiting/backlog`` for TCP listeners, Recv-Q for UDP). ``scope`` defaults to
+    ``sockets.scope_words`` of the row.
+    """
+    scope = scope or _scope
+    columns = [_PROTO, _PORT, _ADDRESS, _SCOPE]
     if service is not None:
-        headers.append("Service")
-    headers += ["Process", "User", "Queue"]
+        columns.append(_SERVICE)
+    columns += [_PROCESS, _USER, _QUEUE]
     body = []
     for r in rows:
-        address = f"[{r[3]}]" if r[1] == 6 else r[3]
-        cells = [f"{r[0].value}{'6' if r[1] == 6 else ''}", str(r[4]), address, scope(r)]
+        address = f"[{r.local_address}]" if r.family == 6 else r.local_address
+        cells = [
+            f"{r.proto.value}{'6' if r.family == 6 else ''}",
+            str(r.local_port),
+            address,
+            scope(r),
+        ]
         if service is not None:
             cells.append(service(r) or "-")
-        queue = f"{r[7]}/{r[8]}" if r[2] is TcpState.LISTEN else str(r[7])
+        queue = f"{r.recv_q}/{r.send_q}" if r.state is TcpState.LISTEN else str(r.recv_q)
         cells += [owners_text(owners, r), _owner_users(owners, r), queue]
         body.append(cells)
-    _emit(env, headers, body, {1}, no_color)
+    return Table(tuple(columns), body)
 
 
-def render_summary(summary: dict[str, Any], env: Env, *, no_color: bool = False) -> None:
-    """Counts per transport, family and state (like ``ss -s``)."""
-    headers = ["Proto", "Total", "IPv4", "IPv6", "States"]
+def render_summary(summary: dict[str, Any]) -> Table:
+    """Counts per transport, family and state (like ``ss -s``), from ``sockets.summarize``."""
+    columns = (
+        Column("Proto"),
+        Column("Total", "right"),
+        Column("IPv4", "right"),
+        Column("IPv6", "right"),
+        Column("States", drop=1, min_width=20),
+    )
     body = []
     for proto, c in summary["by_proto"].items():
         states = ", ".join(f"{k.lower()} {v}" for k, v in c["states"].items()) or "-"
         body.append([proto, str(c["total"]), str(c["ipv4"]), str(c["ipv6"]), states])
     body.append(["all", str(summary["total"]), "", "", ""])
-    _emit(env, headers, body, {1, 2, 3}, no_color)
+    return Table(columns, body)
+
+
+def rows_from_sockets(sockets: Iterable[Socket]) -> tuple[list[Row], OwnerMap | None]:
+    """Rows and an owner map from ``Socket`` records (``list_sockets()``), for the tables.
+
+    The table builders read rows (the CLI's fast path); a face holding ``Socket`` records
+    (a TUI, a web page) turns them back with this. The owner map is ``None`` when owners
+    were not looked up (``Socket.owners is None`` for every socket).
+    """
+    from portscope.sockets._diag_codec import Row
+    from portscope.sockets._owners import OwnerMap, ProcessInfo
+
+    rows = []
+    holders: dict[int, list[tuple[int, int]]] = {}
+    processes: dict[int, ProcessInfo] = {}
+    looked_up = False
+    for s in sockets:
+        remote = s.remote
+        inode = s.inode
+        if s.owners is not None:
+            looked_up = True
+            if inode is not None:  # owners are found by inode: none without one
+                for o in s.owners:
+                    holders.setdefault(inode, []).append((o.pid, o.fd))
+                    processes[o.pid] = ProcessInfo(o.name, o.user, o.cmdline, o.start_time)
+        rows.append(
+            Row(
+                s.proto,
+                s.family,
+                s.state,
+                s.local.address,
+                s.local.port,
+                None if remote is None else remote.address,
+                None if remote is None else remote.port,
+                s.recv_q,
+                s.send_q,
+                s.uid,
+                inode,
+                s.interface,
+                s.v6only,
+            )
+        )
+    return rows, OwnerMap.from_holders(holders, processes) if looked_up else None
