@@ -69,7 +69,9 @@ def test_cidr_is_every_address_of_the_block_as_nmap() -> None:
 
 
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
-@pytest.mark.parametrize("block", ["127.0.0.0/30", "127.0.0.0/31", "127.0.0.8/29", "2001:db8::/126"])
+@pytest.mark.parametrize(
+    "block", ["127.0.0.0/30", "127.0.0.0/31", "127.0.0.8/29", "2001:db8::/126"]
+)
 def test_cidr_lists_what_nmap_lists(block: str) -> None:
     # nmap -sL (list scan) -n (no DNS) sends no packet: it only prints its target list
     argv = ["nmap", "-sL", "-n", *(["-6"] if ":" in block else []), block]

@@ -256,12 +256,14 @@ class NmapXmlWriter:
     Mirrors the elements ``nmap -sT -oX`` writes (``nmaprun``, ``scaninfo``, ``host``,
     ``status``, ``address``, ``hostnames``, ``ports``, ``extraports``, ``port``, ``state``,
     ``service``, ``times``, ``runstats``), as described by nmap's ``nmap.dtd``, so ndiff
-    and report converters read it. As nmap does, a host's closed ports are listed one by
-    one when there are at most 25 of them (``ndiff`` then sees the same ports), and
-    summarized in ``extraports`` when there are more.
+    and report converters read it. As nmap does, the ports of a closed, filtered or
+    closed|filtered state are listed one by one when there are at most 25 of them (``ndiff``
+    then sees the same ports), and summarized in ``extraports`` (with ``extrareasons`` per
+    reason and their port ranges) when there are more.
     """
 
-    CLOSED_LISTED_MAX = 25  # nmap collapses a state with more ports into <extraports>
+    LISTED_MAX = 25  # nmap folds a state with more ports than this into <extraports>
+    FOLDABLE = (PortState.CLOSED, PortState.FILTERED, PortState.CLOSED_FILTERED)
 
     def __init__(self, stream: TextIO, ports: PortSpec, args: str) -> None:
         self._out = stream
@@ -295,7 +297,9 @@ class NmapXmlWriter:
         w = self._out.write
         end = int(time.time())
         begin = int(end - summary.elapsed_s)
-        up = summary.status in ("up", "interrupted")
+        # portscope never pings first (nmap -Pn): a host whose every port got a state is
+        # "up", as nmap -Pn says, even when only silence answered; one given up is "down"
+        up = summary.status in ("up", "interrupted") or not summary.not_scanned
         self._up += up
         self._down += not up
         family = "ipv6" if ":" in summary.address else "ipv4"
@@ -308,28 +312,40 @@ class NmapXmlWriter:
         if is_name(summary.host):
             w(f'<hostname name={quoteattr(summary.host)} type="user"/>\n')
         w("</hostnames>\n<ports>")
-        shown = sorted(
-            (r for r in results if r.state is not PortState.CLOSED),
-            key=lambda r: (r.proto.value, r.port),
-        )
+        shown = [r for r in results if r.state is not PortState.CLOSED]
         closed = summary.counts.get("closed", 0)
-        if 0 < closed <= self.CLOSED_LISTED_MAX and not summary.not_scanned:
-            shown = sorted(
-                [*shown, *self._closed_results(summary, shown)],
-                key=lambda r: (r.proto.value, r.port),
-            )
-        elif closed:
-            w(f'<extraports state="closed" count="{closed}">\n')
-            for proto in (Proto.TCP, Proto.UDP):
-                ranges = self._closed_ranges(proto, shown) if not summary.not_scanned else []
+        complete = not summary.not_scanned  # every port not shown was closed
+        if 0 < closed <= self.LISTED_MAX and complete:
+            shown += self._closed_results(summary, shown)
+        by_state: dict[PortState, list[ProbeResult]] = {}
+        for r in shown:
+            by_state.setdefault(r.state, []).append(r)
+        # nmap's PortList::isIgnoredState: closed, filtered and closed|filtered ports are
+        # folded into <extraports> when a state has more than 25; open, open|filtered and
+        # unfiltered never are. States in nmap's order (portlist.h: closed before filtered).
+        for state in self.FOLDABLE:
+            count = summary.counts.get(state.value, 0)
+            if count <= self.LISTED_MAX:
+                continue
+            if state is PortState.CLOSED:  # not materialized: 65,000 of them are common
+                reasons = [
+                    (proto, "conn-refused" if proto is Proto.TCP else "port-unreach", ranges)
+                    for proto in (Proto.TCP, Proto.UDP)
+                    if complete and (ranges := self._closed_ranges(proto, shown))
+                ]
+            else:
+                reasons = self._reasons(by_state.pop(state, []))
+            w(f'<extraports state="{state.value}" count="{count}">\n')
+            for proto, reason, ranges in reasons:
                 n = sum(b - a + 1 for a, b in ranges)
-                if ranges and n:
-                    reason = "conn-refused" if proto is Proto.TCP else "port-unreach"
-                    w(
-                        f'<extrareasons reason="{reason}" count="{n}" proto="{proto.value}" '
-                        f'ports="{self._ports.ranges_text(ranges)}"/>\n'
-                    )
+                w(
+                    f'<extrareasons reason={quoteattr(reason)} count="{n}" '
+                    f'proto="{proto.value}" ports="{self._ports.ranges_text(ranges)}"/>\n'
+                )
             w("</extraports>\n")
+        shown = sorted(
+            (r for rs in by_state.values() for r in rs), key=lambda r: (r.proto.value, r.port)
+        )
         for r in shown:
             name = _service(r.port, r.proto)
             w(
@@ -359,6 +375,25 @@ class NmapXmlWriter:
                                 reason)
                     for port in range(a, b + 1)
                 ]  # fmt: skip
+        return out
+
+    @staticmethod
+    def _reasons(
+        results: Sequence[ProbeResult],
+    ) -> list[tuple[Proto, str, list[tuple[int, int]]]]:
+        """(transport, reason, port ranges) of folded results, as nmap's extrareasons."""
+        groups: dict[tuple[Proto, str], list[int]] = {}
+        for r in results:
+            groups.setdefault((r.proto, r.reason), []).append(r.port)
+        out = []
+        for (proto, reason), ports in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            ranges: list[tuple[int, int]] = []
+            for port in sorted(ports):
+                if ranges and port == ranges[-1][1] + 1:
+                    ranges[-1] = (ranges[-1][0], port)
+                else:
+                    ranges.append((port, port))
+            out.append((proto, reason, ranges))
         return out
 
     def _closed_ranges(self, proto: Proto, shown: Sequence[ProbeResult]) -> list[tuple[int, int]]:
