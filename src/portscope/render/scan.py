@@ -1,5 +1,8 @@
 """Output of ``probe`` and ``scan``: tables, JSON documents and lines, nmap XML.
 
+Renderers return what to show (rich renderables, text lines); a face writes them (the CLI
+through ``Env.show``). ``NmapXmlWriter`` writes a file it is given.
+
 JSON schemas (stable; new keys may be added, none removed):
 
 ``portscope probe --json``: one object ``{"host", "proto", "results": [RESULT...], "all_open"}``
@@ -17,6 +20,7 @@ probes_sent, elapsed_s, interrupted, options{...}``).
 from __future__ import annotations
 
 import errno as _errno
+import json
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -24,10 +28,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from xml.sax.saxutils import quoteattr
 
 from portscope.models import PortState, ProbeResult, Proto, to_dict
-from portscope.render import console, ms, new_table, write_json_line
+from portscope.render import ms, new_table
 
 if TYPE_CHECKING:
-    from portscope.cli._base import Env
+    from rich.console import RenderableType
+
     from portscope.scanner import HostSummary, ScanReport
     from portscope.scanner.targets import PortSpec
 
@@ -42,7 +47,7 @@ __all__ = [
     "render_probe",
     "render_report",
     "result_dict",
-    "write_scan_line",
+    "scan_line",
 ]
 
 ADVICE: dict[str, str] = {
@@ -129,15 +134,14 @@ _STATE_STYLE = {
 }
 
 
-def render_probe(results: Sequence[ProbeResult], env: Env, *, no_color: bool = False) -> None:
+def render_probe(results: Sequence[ProbeResult]) -> list[RenderableType]:
     """The human ``probe`` output: a row per (address, port), then what each reason means."""
     from rich.text import Text
 
-    con = console(env, no_color=no_color)
     table = new_table("HOST", "ADDRESS", "PORT", "STATE", "TIME", "REASON", "ERRNO")
     for r in results:
         table.add_row(
-            r.host,
+            Text(r.host),
             r.address,
             f"{r.port}/{r.proto.value}",
             Text(r.state.value, style=_STATE_STYLE.get(r.state, "")),
@@ -145,22 +149,23 @@ def render_probe(results: Sequence[ProbeResult], env: Env, *, no_color: bool = F
             r.reason,
             _errno_name(r.errno) or "-",
         )
-    con.print(table)
+    out: list[RenderableType] = [table]
     for r in results:
         if not r.banner:
             continue
         where = f"{r.address} {r.port}/{r.proto.value}"
         if _mostly_text(r.banner):
-            con.print(Text(f"banner {where}: {printable(r.banner)}"))
+            out.append(Text(f"banner {where}: {printable(r.banner)}"))
         else:
-            con.print(Text(f"reply {where}: {len(r.banner)} bytes (binary; --json shows them)"))
+            out.append(Text(f"reply {where}: {len(r.banner)} bytes (binary; --json shows them)"))
     seen: set[str] = set()
     for r in results:
         if r.reason in seen or not advice(r.reason):
             continue
         seen.add(r.reason)
         errno_part = f" ({_errno_name(r.errno)})" if r.errno else ""
-        con.print(Text(f"{r.reason}{errno_part}: {advice(r.reason)}"))
+        out.append(Text(f"{r.reason}{errno_part}: {advice(r.reason)}"))
+    return out
 
 
 # ---------------------------------------------------------------- scan
@@ -175,31 +180,24 @@ def _service(port: int, proto: Proto) -> str | None:
         return None
 
 
-def write_scan_line(event: ProbeResult | HostSummary | ScanReport, stream: TextIO) -> None:
-    """One JSON line of ``scan --json`` (see the module docstring for the schema)."""
+def scan_line(event: ProbeResult | HostSummary | ScanReport) -> str:
+    """One JSON line of ``scan --json``, without the newline (schema: the module docstring)."""
     if isinstance(event, ProbeResult):
         data = {"type": "port", **result_dict(event)}
         data["service"] = _service(event.port, event.proto)
     else:
         kind = "host" if hasattr(event, "address") else "summary"
         data = {"type": kind, **to_dict(event)}
-    write_json_line(data, stream)
+    return json.dumps(to_dict(data), ensure_ascii=False, separators=(",", ":"))
 
 
-def render_host(
-    summary: HostSummary,
-    results: Sequence[ProbeResult],
-    env: Env,
-    *,
-    no_color: bool = False,
-) -> None:
+def render_host(summary: HostSummary, results: Sequence[ProbeResult]) -> list[RenderableType]:
     """One host of the human ``scan`` output: its non-closed ports and a summary line."""
     from rich.text import Text
 
-    con = console(env, no_color=no_color)
     name = summary.host if is_name(summary.host) else ""
     title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
-    con.print(Text(title, style="bold"))
+    out: list[RenderableType] = [Text(title, style="bold")]
     shown = [r for r in results if r.state is not PortState.CLOSED]
     if shown:
         table = new_table("PORT", "STATE", "SERVICE", "REASON", "RTT")
@@ -211,7 +209,7 @@ def render_host(
                 r.reason,
                 ms(r.rtt_s),
             )
-        con.print(table)
+        out.append(table)
     counts = summary.counts
     parts = [f"{counts.get('closed', 0):,} closed", f"{counts.get('filtered', 0):,} filtered"]
     if counts.get("open|filtered"):
@@ -219,32 +217,23 @@ def render_host(
     if summary.not_scanned:
         parts.append(f"{summary.not_scanned:,} not scanned ({summary.status})")
     srtt = f", srtt {ms(summary.srtt_s)}" if summary.srtt_s is not None else ""
-    con.print(Text(f"{', '.join(parts)}{srtt}"))
-    con.print(Text(""))
+    out += [Text(f"{', '.join(parts)}{srtt}"), Text("")]
+    return out
 
 
-def render_report(report: ScanReport, env: Env, *, no_color: bool = False) -> None:
+def render_report(report: ScanReport) -> list[str]:
     """The end of the human ``scan`` output: totals and the coverage line."""
-    from rich.text import Text
-
-    con = console(env, no_color=no_color)
     c = report.counts
     states = ", ".join(f"{n:,} {s}" for s, n in sorted(c.items(), key=lambda kv: -kv[1]))
     head = "Interrupted after" if report.interrupted else "Scanned"
-    con.print(
-        Text(
-            f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
-            f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}"
-        )
-    )
     cov = report.coverage
-    con.print(
-        Text(
-            f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
-            f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
-            f"({report.probes_sent:,} connects)"
-        )
-    )
+    return [
+        f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
+        f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}",
+        f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
+        f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
+        f"({report.probes_sent:,} probes)",
+    ]
 
 
 # ---------------------------------------------------------------- nmap XML
