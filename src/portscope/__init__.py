@@ -167,14 +167,14 @@ if TYPE_CHECKING:
         update_registry as update_registry,
     )
     from portscope.scanner import (
-        Coverage as Coverage,
         Scan as Scan,
-        ScanReport as ScanReport,
         scan as scan,
     )
-    from portscope.scanner._connect import (
+    from portscope.scanner._types import (
+        Coverage as Coverage,
         HostSummary as HostSummary,
         ScanOptions as ScanOptions,
+        ScanReport as ScanReport,
     )
     from portscope.scanner.probe import (
         probe as probe,

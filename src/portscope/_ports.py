@@ -146,7 +146,12 @@ def parse_port(
 
 
 def parse_port_range(
-    text: str, *, allow_zero: bool = False, names: bool = True, open_ends: bool = False
+    text: str,
+    *,
+    allow_zero: bool = False,
+    names: bool = True,
+    open_ends: bool = False,
+    proto: Proto | str | None = None,
 ) -> tuple[int, int]:
     """``PORT`` or ``LOW-HIGH`` (inclusive) as ``(low, high)``.
 
@@ -156,6 +161,7 @@ def parse_port_range(
         allow_zero: accept port 0.
         names: accept a service name for a single port.
         open_ends: accept a missing low or high end.
+        proto: the transport whose registration a name should use first.
 
     Raises:
         InvalidPort: a bad end, a reversed range (``90-80``) or a missing end.
@@ -164,7 +170,7 @@ def parse_port_range(
     lo_text, dash, hi_text = token.partition("-")
     if not dash or (not is_port_number(lo_text.strip()) and lo_text.strip()):
         # a single port or name (service names may contain '-', like http-alt)
-        port = parse_port(token, allow_zero=allow_zero, names=names)
+        port = parse_port(token, allow_zero=allow_zero, names=names, proto=proto)
         return port, port
     low_default = 0 if allow_zero else 1
     if (not lo_text.strip() or not hi_text.strip()) and not open_ends:

@@ -8,6 +8,8 @@ import errno
 import io
 import json
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -121,3 +123,36 @@ def test_cli_udp(udp_silent: int) -> None:
     assert status == 1
     [r] = json.loads(out)["results"]
     assert (r["proto"], r["state"]) == ("udp", "open|filtered")
+
+
+def test_probe_respects_the_fd_budget_under_ulimit_n_1024(tcp_server: int) -> None:
+    # `ulimit -n 1024` (soft and hard), then 1,101 ports at once: it ended in an
+    # ExceptionGroup traceback (EMFILE); on the scheduler every port gets a state
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    lo = 44000 if not 44000 <= tcp_server <= 45100 else 46000
+    ports = f"{lo}-{lo + 1100},{tcp_server}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "portscope", "probe", "127.0.0.1", ports, "--timeout", "2",
+         "--json"],
+        capture_output=True, text=True, timeout=120, preexec_fn=low_limit,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # 1: not every port is open
+    assert "Traceback" not in proc.stderr and proc.stderr == ""
+    rows = json.loads(proc.stdout)["results"]
+    assert sorted(r["port"] for r in rows) == sorted([*range(lo, lo + 1101), tcp_server])
+    states = {r["port"]: r["state"] for r in rows}
+    assert states[tcp_server] == "open"
+    assert set(states.values()) <= {"open", "closed"}  # loopback: no port left undecided
+
+
+def test_probe_keeps_every_port_and_the_unreachable_state(tcp_server: int) -> None:
+    # a probe is a small scan, but reports closed ports and resolver/port order
+    closed = free_port()
+    results = probe("localhost", [closed, tcp_server], family=4)
+    assert [(r.port, r.state) for r in results] == sorted(
+        [(closed, PortState.CLOSED), (tcp_server, PortState.OPEN)]
+    )

@@ -5,14 +5,18 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from portscope.cli import Env, main
-from portscope.models import PortState, ProbeResult
+from portscope.models import PortState, ProbeResult, Proto
 from portscope.scanner import HostSummary, scan
 
 from .test_probe_fixtures import free_port, full_backlog_port, tcp_server  # noqa: F401
@@ -49,9 +53,28 @@ def ss_listeners() -> tuple[set[int], set[int]]:
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) is not installed")
 def test_full_range_equals_what_ss_shows_listening(tcp_server: int) -> None:
+    import threading
+
+    # other test suites may share the machine and open short-lived listeners: ss is also
+    # asked while the scan runs (bounded: at most 600 times), so "never showed" means never
     sure_before, maybe_before = ss_listeners()
-    job = scan("127.0.0.1", "1-65535")
-    events = list(job)
+    seen_during: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        for _ in range(600):
+            if done.wait(0.05):
+                return
+            seen_during.update(ss_listeners()[1])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        job = scan("127.0.0.1", "1-65535")
+        events = list(job)
+    finally:
+        done.set()
+        watcher.join(10)
     sure_after, maybe_after = ss_listeners()
     open_ports = {
         e.port for e in events if isinstance(e, ProbeResult) and e.state is PortState.OPEN
@@ -59,7 +82,7 @@ def test_full_range_equals_what_ss_shows_listening(tcp_server: int) -> None:
     assert tcp_server in open_ports
     # listeners present before and after must be found; nothing found that ss never showed
     assert (sure_before & sure_after) <= open_ports
-    assert open_ports <= (maybe_before | maybe_after)
+    assert open_ports <= (maybe_before | maybe_after | seen_during)
     [summary] = [e for e in events if isinstance(e, HostSummary)]
     assert summary.ports == 65535 and sum(summary.counts.values()) == 65535
     report = job.report
@@ -232,7 +255,7 @@ def test_memory_stays_bounded_on_a_slash16_times_1000_ports() -> None:
     import tracemalloc
 
     job = scan("127.0.0.0/16", "1-1000", yes=True, include_closed=True)
-    assert len(job.targets) * job.ports.count == 65_534_000
+    assert len(job.targets) * job.ports.count == 65_536_000
     tracemalloc.start()
     seen = 0
     try:
@@ -245,3 +268,164 @@ def test_memory_stays_bounded_on_a_slash16_times_1000_ports() -> None:
         tracemalloc.stop()
     assert peak < 16 * 2**20  # bytes: a window of hosts, never the whole target set
     assert job.report.interrupted
+
+
+# ---------------------------------------------------------------- the terminal
+
+
+def _screen(raw: str, width: int) -> list[str]:
+    """What a terminal shows after ``raw``: CR, LF, backspace and the CSI sequences rich uses.
+
+    Enough of a VT100 for rich's live display: cursor up (``A``), down (``B``), column
+    (``G``), erase in line (``K``); colours and modes (``m``, ``h``, ``l``) change nothing.
+    """
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\x1b" and raw[i + 1 : i + 2] == "[":
+            m = re.match(r"\x1b\[([?\d;]*)([A-Za-z])", raw[i:])
+            assert m, repr(raw[i : i + 10])
+            arg, op = m.group(1), m.group(2)
+            n = int(arg) if arg.isdigit() else None
+            if op == "A":
+                row = max(0, row - (n or 1))
+            elif op == "B":
+                row += n or 1
+            elif op == "G":
+                col = (n or 1) - 1
+            elif op == "K":
+                line = lines[row] if row < len(lines) else []
+                if n == 2:
+                    line[:] = []
+                elif n == 1:
+                    line[: col + 1] = [" "] * min(len(line), col + 1)
+                else:
+                    del line[col:]
+            i += m.end()
+            continue
+        while row >= len(lines):
+            lines.append([])
+        line = lines[row]
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row += 1
+            while row >= len(lines):
+                lines.append([])
+        elif ch == "\b":
+            col = max(0, col - 1)
+        elif ch >= " ":
+            if col >= width:
+                row, col = row + 1, 0
+                while row >= len(lines):
+                    lines.append([])
+                line = lines[row]
+            line.extend(" " * (col - len(line)))
+            if col < len(line):
+                line[col] = ch
+            else:
+                line.append(ch)
+            col += 1
+        i += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+def test_progress_bar_is_cleared_before_results_on_a_terminal(tcp_server: int) -> None:
+    # stdout and stderr on one pseudo-terminal, as in a shell: the bar (stderr) must be off
+    # the screen whenever a host's results (stdout) are written, or they begin with its residue
+    width = 120
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, width, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
+    argv = [sys.executable, "-m", "portscope", "scan", "127.0.0.1-3", "-p", f"1-3000,{tcp_server}"]
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the other side is closed
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(master)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    raw = b"".join(chunks).decode("utf-8", "replace")
+    assert "━" in raw or "scanning" in raw  # the bar was drawn
+    screen = _screen(raw, width)
+    results = [line for line in screen if re.search(r"127\.0\.0\.\d|/tcp|closed|coverage", line)]
+    assert len([line for line in results if re.match(r"127\.0\.0\.[123]  up$", line)]) == 3, screen
+    for line in results:
+        assert "━" not in line and "scanning" not in line, screen
+    assert any(line.startswith(f"{tcp_server}/tcp") for line in screen), screen
+    assert not any("scanning" in line for line in screen), screen  # erased at the end
+
+
+def test_api_default_ports_are_the_clis() -> None:
+    # one default, in one place: the top 1,000 TCP ports (the API used 1-1000)
+    from portscope.cli import scan as cli_scan
+    from portscope.cli._base import Parser
+    from portscope.registry import top_ports
+    from portscope.scanner import DEFAULT_TOP_PORTS
+
+    api = scan("127.0.0.1")
+    parser = Parser(prog="portscope scan")
+    cli_scan.configure(parser)
+    args = parser.parse_args(["127.0.0.1"])
+    cli = cli_scan._prepare(args)
+    assert api.ports == cli.ports
+    assert sorted(api.ports.ports(Proto.TCP)) == sorted(top_ports(DEFAULT_TOP_PORTS, "tcp"))
+    assert api.options == cli.options  # retries and every other knob: the same defaults
+
+
+def test_results_and_hosts_are_typed_streams(tcp_server: int) -> None:
+    job = scan(["127.0.0.1", "127.0.0.2"], f"{tcp_server},41000-41009")
+    results = list(job.results())
+    assert all(isinstance(r, ProbeResult) for r in results)
+    assert {(r.address, r.port) for r in results if r.state is PortState.OPEN} >= {
+        ("127.0.0.1", tcp_server)
+    }
+    assert sorted(s.address for s in job.summaries) == ["127.0.0.1", "127.0.0.2"]
+    assert job.report.hosts == 2 and not job.report.interrupted
+
+    async def hosts_only() -> list[HostSummary]:
+        return [s async for s in scan("127.0.0.1", "41000-41009").hosts()]
+
+    [summary] = asyncio.run(hosts_only())
+    assert isinstance(summary, HostSummary) and summary.counts == {"closed": 10}
+    with pytest.raises(RuntimeError, match="runs once"):
+        list(job.hosts())
+
+
+def test_udp_ports_in_a_scan_share_the_scheduler(tcp_server: int) -> None:
+    import socket as socket_mod
+
+    silent = socket_mod.socket(socket_mod.AF_INET, socket_mod.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    closed = free_port(socket_mod.SOCK_DGRAM)
+    try:
+        port = silent.getsockname()[1]
+        job = scan("127.0.0.1", f"T:{tcp_server},U:{closed},{port}", include_closed=True)
+        results = {(r.proto.value, r.port): r for r in job.results()}
+    finally:
+        silent.close()
+    assert results[("tcp", tcp_server)].state is PortState.OPEN
+    assert (results[("udp", closed)].state, results[("udp", closed)].reason) == (
+        PortState.CLOSED, "port-unreach",
+    )  # fmt: skip
+    assert results[("udp", port)].state is PortState.OPEN_FILTERED
+    [summary] = job.summaries
+    assert summary.timed_out == 1 and summary.counts["open|filtered"] == 1
+    assert job.report.probes_sent == 1 + 1 + 3  # the silent UDP port: three datagrams

@@ -1,4 +1,4 @@
-"""The connect engine's failure handling, through its socket seam, on loopback."""
+"""The scheduler's failure handling, through the connect prober's socket seam, on loopback."""
 
 from __future__ import annotations
 
@@ -8,21 +8,22 @@ import errno
 
 from portscope.models import PortState, ProbeResult, Proto
 from portscope.scanner import HostSummary, ScanOptions
-from portscope.scanner._connect import ConnectEngine
+from portscope.scanner._connect import ConnectProber
+from portscope.scanner._schedule import Scheduler
 from portscope.scanner.targets import parse_ports, parse_targets
 
 
 def run_engine(
     ports: str, factory: type[_socket.socket], **opts: object
-) -> tuple[ConnectEngine, list[ProbeResult | HostSummary]]:
+) -> tuple[Scheduler, list[ProbeResult | HostSummary]]:
     events: list[ProbeResult | HostSummary] = []
     spec = parse_ports(ports)
-    engine = ConnectEngine(
+    engine = Scheduler(
         iter(parse_targets(["127.0.0.1"])),
         lambda: iter(spec),
         ScanOptions(include_closed=True, **opts),  # type: ignore[arg-type]
         events.append,
-        socket_factory=factory,
+        {Proto.TCP: ConnectProber(socket_factory=factory)},
     )
     asyncio.run(asyncio.wait_for(engine.run(), 30))
     return engine, events
@@ -63,7 +64,7 @@ def test_emfile_shrinks_the_window_instead_of_failing() -> None:
 
 
 def test_window_halves_on_late_answers_and_ignores_random_loss() -> None:
-    engine = ConnectEngine(iter(()), lambda: iter(()), ScanOptions(), lambda e: None)
+    engine = Scheduler(iter(()), lambda: iter(()), ScanOptions(), lambda e: None, {})
     engine._limit = engine._max_limit = 1024
 
     def feed(answers: int, late_every: int) -> None:

@@ -7,7 +7,12 @@ Every command runs inside the lab's scanner namespace (no default route), agains
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +73,8 @@ def test_lan_top_ports_over_the_28_equals_truth(lab: labmod.Lab) -> None:
     from portscope.registry import top_ports
 
     ports = [("tcp", p) for p in top_ports(1000, "tcp")]
-    lines = scan_lines(lab, "198.18.1.0/28", "--top-ports", "1000")
+    # the 14 hosts of the /28 (its network and broadcast address are not lab hosts)
+    lines = scan_lines(lab, "198.18.1.1-14", "--top-ports", "1000")
     got = states_by_address(lines)
     hosts = [line for line in lines if line["type"] == "host"]
     assert sorted(h["address"] for h in hosts) == sorted(lab.targets_v4_28)
@@ -83,6 +89,41 @@ def test_lan_ipv6_and_udp_ports_equal_truth(lab: labmod.Lab) -> None:
     lines = scan_lines(lab, lab.target_v6, "-p", spec, "--retries", "2")
     got = states_by_address(lines).get(lab.target_v6, {})
     assert mismatches(lab, got, [("tcp", p) for p in tcp] + [("udp", p) for p in udp]) == []
+
+
+@pytest.mark.skipif(shutil.which("ndiff") is None, reason="ndiff is not installed")
+def test_xml_folds_filtered_ports_as_nmap_and_ndiff_sees_no_difference(
+    lab: labmod.Lab, tmp_path: Path
+) -> None:
+    # the silent host: 68 filtered ports (over 25: nmap folds them into <extraports>); the
+    # target: 14 filtered ports (listed one by one), open ones, and closed ones folded
+    filtered = sorted(lab.dropped_tcp | lab.unreachable_tcp)
+    ports = "1-55," + ",".join(map(str, filtered))
+    hosts = [lab.target_v4, lab.silent_v4]
+    ours, theirs = tmp_path / "ours.xml", tmp_path / "nmap.xml"
+    status, _, err = portscope(
+        lab, "scan", *hosts, "-p", ports, "--timeout", "0.5", "--retries", "1", "-oX", str(ours)
+    )
+    assert status == 0, err
+    nmap = lab.exec(
+        ["nmap", "-sT", "-Pn", "-n", "-p", ports, "-oX", str(theirs), *hosts], timeout_s=120
+    )
+    assert nmap.returncode == 0, nmap.stderr
+    diff = subprocess.run(
+        ["ndiff", str(theirs), str(ours)], capture_output=True, text=True, timeout=60
+    )
+    assert diff.returncode in (0, 1), diff.stderr  # 2: a file it could not read
+    # ndiff may only see other service names (ours come from the merged registry)
+    changed = re.findall(r"^[-+]((?:\d+/tcp\s+\S+)|Not shown.*|.*Host is.*)$", diff.stdout, re.M)
+    assert not [c for c in changed if "Not shown" in c or "Host" in c], diff.stdout
+    ported = re.findall(r"^([-+])(\d+)/tcp\s+(\S+)", diff.stdout, re.MULTILINE)
+    before = {(port, state) for sign, port, state in ported if sign == "-"}
+    after = {(port, state) for sign, port, state in ported if sign == "+"}
+    assert before == after, diff.stdout
+    root = ET.parse(ours).getroot()
+    silent = [h for h in root.iter("host") if h.find("address").get("addr") == lab.silent_v4]  # type: ignore[union-attr]
+    [extra] = silent[0].findall("ports/extraports")
+    assert (extra.get("state"), extra.get("count")) == ("filtered", str(55 + len(filtered) - 1))
 
 
 def test_silent_host_is_reported_without_scanning_every_port(lab: labmod.Lab) -> None:

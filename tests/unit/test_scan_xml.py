@@ -100,3 +100,39 @@ def test_xml_attributes_are_declared_in_nmap_dtd() -> None:
         for key, (_, default) in attrs.items():
             if default == "#REQUIRED":
                 assert key in el.attrib, f"{el.tag} lacks required {key}"
+
+
+def test_every_foldable_state_over_25_ports_goes_into_extraports() -> None:
+    # nmap folds closed, filtered and closed|filtered ports into <extraports> when a state
+    # has more than 25; 55 filtered ports listed one by one were 55 ndiff differences
+    spec = parse_ports("1-100")
+    out = io.StringIO()
+    xml = NmapXmlWriter(out, spec, "portscope scan -p 1-100 198.18.2.1")
+    results = [
+        ProbeResult("198.18.2.1", "198.18.2.1", p, Proto.TCP, PortState.FILTERED,
+                    "admin-prohibited" if p in (7, 8) else "no-response")
+        for p in range(1, 56)
+    ] + [
+        ProbeResult("198.18.2.1", "198.18.2.1", p, Proto.TCP, PortState.OPEN_FILTERED,
+                    "no-response")
+        for p in range(56, 90)
+    ]  # fmt: skip
+    summary = HostSummary(
+        host="198.18.2.1", address="198.18.2.1", status="no-answer", ports=100,
+        counts={"filtered": 55, "open|filtered": 34, "closed": 11}, not_scanned=0, retried=0,
+        timed_out=55, srtt_s=None, rttvar_s=None, timeout_s=1.0, elapsed_s=2.0,
+    )  # fmt: skip
+    xml.host(summary, results)
+    root = ET.fromstring(out.getvalue() + "</nmaprun>")
+    host = root.find("host")
+    assert host is not None
+    assert host.find("status").get("state") == "up"  # type: ignore[union-attr]  # as -Pn
+    [extra] = host.findall("ports/extraports")
+    assert (extra.get("state"), extra.get("count")) == ("filtered", "55")
+    reasons = {r.get("reason"): (r.get("count"), r.get("ports")) for r in extra}
+    assert reasons == {"no-response": ("53", "1-6,9-55"), "admin-prohibited": ("2", "7-8")}
+    listed = {p.get("portid"): p.find("state").get("state") for p in host.iter("port")}  # type: ignore[union-attr]
+    assert listed == {
+        **{str(p): "open|filtered" for p in range(56, 90)},  # never folded, as nmap
+        **{str(p): "closed" for p in range(90, 101)},  # 11 closed: listed
+    }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import socket
+import subprocess
 import tracemalloc
 from pathlib import Path
 
@@ -51,8 +54,10 @@ def test_single_addresses_both_families() -> None:
     assert addresses("2001:DB8::0:1") == ["2001:db8::1"]
 
 
-def test_cidr_leaves_out_network_and_broadcast_for_ipv4() -> None:
-    assert addresses("198.18.1.0/28") == [f"198.18.1.{i}" for i in range(1, 15)]
+def test_cidr_is_every_address_of_the_block_as_nmap() -> None:
+    # nmap -sL -n 127.0.0.0/30 lists .0, .1, .2 and .3; a /31 both; portscope scanned .1-.2
+    assert addresses("127.0.0.0/30") == ["127.0.0.0", "127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert addresses("198.18.1.0/28") == [f"198.18.1.{i}" for i in range(16)]
     assert addresses("198.18.0.4/31") == ["198.18.0.4", "198.18.0.5"]
     assert addresses("198.18.0.7/32") == ["198.18.0.7"]
     assert addresses("2001:db8::/126") == [
@@ -61,6 +66,18 @@ def test_cidr_leaves_out_network_and_broadcast_for_ipv4() -> None:
         "2001:db8::2",
         "2001:db8::3",
     ]
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
+@pytest.mark.parametrize(
+    "block", ["127.0.0.0/30", "127.0.0.0/31", "127.0.0.8/29", "2001:db8::/126"]
+)
+def test_cidr_lists_what_nmap_lists(block: str) -> None:
+    # nmap -sL (list scan) -n (no DNS) sends no packet: it only prints its target list
+    argv = ["nmap", "-sL", "-n", *(["-6"] if ":" in block else []), block]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
+    listed = re.findall(r"^Nmap scan report for (\S+)$", out, re.MULTILINE)
+    assert addresses(block) == listed
 
 
 def test_ranges_short_full_and_octet() -> None:
@@ -89,9 +106,9 @@ def test_names_resolve_to_every_address_and_family_filter(no_dns: None) -> None:
 def test_excludes_cut_blocks_and_count_follows() -> None:
     ts = parse_targets(["198.18.0.0/24"], exclude=["198.18.0.5-250", "198.18.0.1"])
     got = [t.address for t in ts]
-    assert got == ["198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.251", "198.18.0.252",
-                   "198.18.0.253", "198.18.0.254"]  # fmt: skip
-    assert len(ts) == len(got) == 7
+    assert got == ["198.18.0.0", "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.251",
+                   "198.18.0.252", "198.18.0.253", "198.18.0.254", "198.18.0.255"]  # fmt: skip
+    assert len(ts) == len(got) == 9
 
 
 def test_big_blocks_iterate_lazily() -> None:
@@ -100,10 +117,10 @@ def test_big_blocks_iterate_lazily() -> None:
     tracemalloc.start()
     try:
         ts = parse_targets(["10.0.0.0/8"])
-        assert len(ts) == 2**24 - 2
+        assert len(ts) == 2**24
         it = iter(ts)
+        assert next(it).address == "10.0.0.0"
         assert next(it).address == "10.0.0.1"
-        assert next(it).address == "10.0.0.2"
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -199,21 +216,32 @@ def test_port_specs() -> None:
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        ("0-70000", "out of range"),
-        ("1-70000", "port 70000 out of range"),
+        ("0-70000", "port '0' is out of range"),
+        ("1-70000", "port '70000' is out of range"),
         ("80-20", "reversed port range '80-20'"),
-        ("0", "port 0 out of range"),
+        ("0", "port '0' is out of range"),
         ("22,,80", "empty item"),
         ("Q:80", "'Q:'"),
-        ("no-such-service-name", "'no-such-service-name'"),
+        ("no-such-service-name", "unknown port 'no-such-service-name'"),
         ("", "empty port specification"),
-        ("12a", "'12a'"),
+        ("12a", "unknown port '12a'"),
+        ("\u00b2", "unknown port '\u00b2'"),  # str.isdigit() says yes; int() says no
+        ("80,\u0663", "unknown port"),  # ARABIC-INDIC DIGIT THREE: ASCII digits only
+        ("9" * 5000, "is out of range"),  # int() refuses over 4,300 digits
     ],
 )
 def test_bad_port_specs(spec: str, needle: str) -> None:
     with pytest.raises(InvalidPortSpec) as info:
         parse_ports(spec)
     assert needle in str(info.value)
+    assert len(str(info.value)) < 300 and "\n" not in str(info.value)
+
+
+def test_port_names_resolve_through_the_registry() -> None:
+    from portscope._ports import port_by_name
+
+    assert parse_ports("http-alt").tcp == ((port_by_name("http-alt", "tcp"),) * 2,)
+    assert parse_ports("U:domain").udp == ((53, 53),)
 
 
 def test_top_ports_from_registry() -> None:

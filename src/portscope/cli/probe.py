@@ -60,6 +60,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(probe_json(args.host, proto, results), env.stdout)
     else:
-        render_probe(results, env, no_color=args.no_color)
+        env.show(*render_probe(results), no_color=args.no_color)
     ok = bool(results) and all(r.state is PortState.OPEN for r in results)
     return ExitStatus.OK if ok else ExitStatus.NEGATIVE

@@ -10,6 +10,8 @@ from portscope.cli._base import Env, ExitStatus, Parser, checked
 from portscope.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from portscope.models import ProbeResult
     from portscope.render.scan import NmapXmlWriter
     from portscope.scanner import HostSummary, Scan
@@ -52,7 +54,8 @@ def configure(parser: Parser) -> None:
         "-p",
         "--ports",
         metavar="PORTS",
-        help="ports in nmap syntax: 22,80,1000-2000 | - (all) | T:80,U:53 (default: top 1000)",
+        help="ports in nmap syntax: 22,80,1000-2000 | - (all) | T:80,U:53 (default: the 1000 "
+        "most often open TCP ports, as nmap)",
     )
     ports.add_argument(
         "--top-ports",
@@ -89,7 +92,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--retries",
         type=checked(_retries),
-        default=3,
+        default=None,  # ScanOptions.retries
         metavar="N",
         help="tries again before calling a silent port filtered (default 3)",
     )
@@ -113,10 +116,11 @@ def _prepare(args: argparse.Namespace) -> Scan:
     excludes = [e for e in args.exclude.split(",") if e.strip()]
     if args.exclude_file:
         excludes += read_target_file(args.exclude_file)
+    ports = None  # the API's default (DEFAULT_TOP_PORTS): one default, in one place
     if args.ports is not None:
         ports = parse_ports(args.ports)
-    else:
-        ports = top_ports(args.top_ports or 1000, Proto.TCP)
+    elif args.top_ports:
+        ports = top_ports(args.top_ports, Proto.TCP)
     targets = parse_targets(specs, exclude=excludes, family=args.family)
     return scan(
         targets,
@@ -185,15 +189,13 @@ class _Output:
     def _progress_start(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from portscope.render import console
-
         total = len(self.job.targets) * self.job.ports.count
         self.progress = Progress(
             TextColumn("scanning"),
             BarColumn(),
             TextColumn("{task.completed:,}/{task.total:,} ports"),
             TimeElapsedColumn(),
-            console=console(self.env, stderr=True, no_color=self.args.no_color),
+            console=self.env.console(stderr=True, no_color=self.args.no_color),
             transient=True,
         )
         self.progress.start()
@@ -204,9 +206,24 @@ class _Output:
             self.progress.stop()
             self.progress = None
 
+    def _show(self, *items: str | RenderableType) -> None:
+        """Write results with the progress bar off the screen, then draw it again.
+
+        The bar lives on stderr; on a terminal stdout shares its line, so anything written
+        while the bar is drawn would start with the bar's residue. A transient bar erases
+        itself when stopped.
+        """
+        progress = self.progress
+        if progress is not None:
+            progress.stop()
+        self.env.show(*items, no_color=self.args.no_color)
+        self.env.stdout.flush()
+        if progress is not None:
+            progress.start()
+
     async def consume(self) -> None:
         from portscope.models import ProbeResult
-        from portscope.render.scan import write_scan_line
+        from portscope.render.scan import scan_line
 
         as_json = self.args.json
         for_tables = not as_json or self.xml is not None
@@ -214,22 +231,24 @@ class _Output:
             for event in batch:
                 if isinstance(event, ProbeResult):
                     if as_json:
-                        write_scan_line(event, self.env.stdout)
+                        self.env.show(scan_line(event))
                     if for_tables:
                         self.pending.setdefault(event.address, []).append(event)
                 else:
                     self._host_done(event)
+            if as_json:
+                self.env.stdout.flush()
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, completed=self.job.decided)
 
     def _host_done(self, summary: HostSummary) -> None:
-        from portscope.render.scan import render_host, write_scan_line
+        from portscope.render.scan import render_host, scan_line
 
         results = self.pending.pop(summary.address, [])
         if self.args.json:
-            write_scan_line(summary, self.env.stdout)
+            self.env.show(scan_line(summary))
         else:
-            render_host(summary, results, self.env, no_color=self.args.no_color)
+            self._show(*render_host(summary, results))
         if self.xml is not None:
             self.xml.host(summary, results)
 
@@ -239,10 +258,11 @@ class _Output:
             self._host_done(summary)
 
     def finish(self) -> None:
-        from portscope.render.scan import render_report, write_scan_line
+        from portscope.render.scan import render_report, scan_line
 
         report = self.job.report
         if self.args.json:
-            write_scan_line(report, self.env.stdout)
+            self.env.show(scan_line(report))
         else:
-            render_report(report, self.env, no_color=self.args.no_color)
+            self.env.show(*render_report(report), no_color=self.args.no_color)
+        self.env.stdout.flush()

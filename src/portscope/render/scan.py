@@ -1,5 +1,8 @@
 """Output of ``probe`` and ``scan``: tables, JSON documents and lines, nmap XML.
 
+Renderers return what to show (rich renderables, text lines); a face writes them (the CLI
+through ``Env.show``). ``NmapXmlWriter`` writes a file it is given.
+
 JSON schemas (stable; new keys may be added, none removed):
 
 ``portscope probe --json``: one object ``{"host", "proto", "results": [RESULT...], "all_open"}``
@@ -17,6 +20,7 @@ probes_sent, elapsed_s, interrupted, options{...}``).
 from __future__ import annotations
 
 import errno as _errno
+import json
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -24,10 +28,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from xml.sax.saxutils import quoteattr
 
 from portscope.models import PortState, ProbeResult, Proto, to_dict
-from portscope.render import console, ms, new_table, write_json_line
+from portscope.render import ms, new_table
 
 if TYPE_CHECKING:
-    from portscope.cli._base import Env
+    from rich.console import RenderableType
+
     from portscope.scanner import HostSummary, ScanReport
     from portscope.scanner.targets import PortSpec
 
@@ -42,7 +47,7 @@ __all__ = [
     "render_probe",
     "render_report",
     "result_dict",
-    "write_scan_line",
+    "scan_line",
 ]
 
 ADVICE: dict[str, str] = {
@@ -129,15 +134,14 @@ _STATE_STYLE = {
 }
 
 
-def render_probe(results: Sequence[ProbeResult], env: Env, *, no_color: bool = False) -> None:
+def render_probe(results: Sequence[ProbeResult]) -> list[RenderableType]:
     """The human ``probe`` output: a row per (address, port), then what each reason means."""
     from rich.text import Text
 
-    con = console(env, no_color=no_color)
     table = new_table("HOST", "ADDRESS", "PORT", "STATE", "TIME", "REASON", "ERRNO")
     for r in results:
         table.add_row(
-            r.host,
+            Text(r.host),
             r.address,
             f"{r.port}/{r.proto.value}",
             Text(r.state.value, style=_STATE_STYLE.get(r.state, "")),
@@ -145,22 +149,23 @@ def render_probe(results: Sequence[ProbeResult], env: Env, *, no_color: bool = F
             r.reason,
             _errno_name(r.errno) or "-",
         )
-    con.print(table)
+    out: list[RenderableType] = [table]
     for r in results:
         if not r.banner:
             continue
         where = f"{r.address} {r.port}/{r.proto.value}"
         if _mostly_text(r.banner):
-            con.print(Text(f"banner {where}: {printable(r.banner)}"))
+            out.append(Text(f"banner {where}: {printable(r.banner)}"))
         else:
-            con.print(Text(f"reply {where}: {len(r.banner)} bytes (binary; --json shows them)"))
+            out.append(Text(f"reply {where}: {len(r.banner)} bytes (binary; --json shows them)"))
     seen: set[str] = set()
     for r in results:
         if r.reason in seen or not advice(r.reason):
             continue
         seen.add(r.reason)
         errno_part = f" ({_errno_name(r.errno)})" if r.errno else ""
-        con.print(Text(f"{r.reason}{errno_part}: {advice(r.reason)}"))
+        out.append(Text(f"{r.reason}{errno_part}: {advice(r.reason)}"))
+    return out
 
 
 # ---------------------------------------------------------------- scan
@@ -175,31 +180,24 @@ def _service(port: int, proto: Proto) -> str | None:
         return None
 
 
-def write_scan_line(event: ProbeResult | HostSummary | ScanReport, stream: TextIO) -> None:
-    """One JSON line of ``scan --json`` (see the module docstring for the schema)."""
+def scan_line(event: ProbeResult | HostSummary | ScanReport) -> str:
+    """One JSON line of ``scan --json``, without the newline (schema: the module docstring)."""
     if isinstance(event, ProbeResult):
         data = {"type": "port", **result_dict(event)}
         data["service"] = _service(event.port, event.proto)
     else:
         kind = "host" if hasattr(event, "address") else "summary"
         data = {"type": kind, **to_dict(event)}
-    write_json_line(data, stream)
+    return json.dumps(to_dict(data), ensure_ascii=False, separators=(",", ":"))
 
 
-def render_host(
-    summary: HostSummary,
-    results: Sequence[ProbeResult],
-    env: Env,
-    *,
-    no_color: bool = False,
-) -> None:
+def render_host(summary: HostSummary, results: Sequence[ProbeResult]) -> list[RenderableType]:
     """One host of the human ``scan`` output: its non-closed ports and a summary line."""
     from rich.text import Text
 
-    con = console(env, no_color=no_color)
     name = summary.host if is_name(summary.host) else ""
     title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
-    con.print(Text(title, style="bold"))
+    out: list[RenderableType] = [Text(title, style="bold")]
     shown = [r for r in results if r.state is not PortState.CLOSED]
     if shown:
         table = new_table("PORT", "STATE", "SERVICE", "REASON", "RTT")
@@ -211,7 +209,7 @@ def render_host(
                 r.reason,
                 ms(r.rtt_s),
             )
-        con.print(table)
+        out.append(table)
     counts = summary.counts
     parts = [f"{counts.get('closed', 0):,} closed", f"{counts.get('filtered', 0):,} filtered"]
     if counts.get("open|filtered"):
@@ -219,32 +217,23 @@ def render_host(
     if summary.not_scanned:
         parts.append(f"{summary.not_scanned:,} not scanned ({summary.status})")
     srtt = f", srtt {ms(summary.srtt_s)}" if summary.srtt_s is not None else ""
-    con.print(Text(f"{', '.join(parts)}{srtt}"))
-    con.print(Text(""))
+    out += [Text(f"{', '.join(parts)}{srtt}"), Text("")]
+    return out
 
 
-def render_report(report: ScanReport, env: Env, *, no_color: bool = False) -> None:
+def render_report(report: ScanReport) -> list[str]:
     """The end of the human ``scan`` output: totals and the coverage line."""
-    from rich.text import Text
-
-    con = console(env, no_color=no_color)
     c = report.counts
     states = ", ".join(f"{n:,} {s}" for s, n in sorted(c.items(), key=lambda kv: -kv[1]))
     head = "Interrupted after" if report.interrupted else "Scanned"
-    con.print(
-        Text(
-            f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
-            f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}"
-        )
-    )
     cov = report.coverage
-    con.print(
-        Text(
-            f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
-            f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
-            f"({report.probes_sent:,} connects)"
-        )
-    )
+    return [
+        f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
+        f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}",
+        f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
+        f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
+        f"({report.probes_sent:,} probes)",
+    ]
 
 
 # ---------------------------------------------------------------- nmap XML
@@ -256,12 +245,14 @@ class NmapXmlWriter:
     Mirrors the elements ``nmap -sT -oX`` writes (``nmaprun``, ``scaninfo``, ``host``,
     ``status``, ``address``, ``hostnames``, ``ports``, ``extraports``, ``port``, ``state``,
     ``service``, ``times``, ``runstats``), as described by nmap's ``nmap.dtd``, so ndiff
-    and report converters read it. As nmap does, a host's closed ports are listed one by
-    one when there are at most 25 of them (``ndiff`` then sees the same ports), and
-    summarized in ``extraports`` when there are more.
+    and report converters read it. As nmap does, the ports of a closed, filtered or
+    closed|filtered state are listed one by one when there are at most 25 of them (``ndiff``
+    then sees the same ports), and summarized in ``extraports`` (with ``extrareasons`` per
+    reason and their port ranges) when there are more.
     """
 
-    CLOSED_LISTED_MAX = 25  # nmap collapses a state with more ports into <extraports>
+    LISTED_MAX = 25  # nmap folds a state with more ports than this into <extraports>
+    FOLDABLE = (PortState.CLOSED, PortState.FILTERED, PortState.CLOSED_FILTERED)
 
     def __init__(self, stream: TextIO, ports: PortSpec, args: str) -> None:
         self._out = stream
@@ -295,7 +286,9 @@ class NmapXmlWriter:
         w = self._out.write
         end = int(time.time())
         begin = int(end - summary.elapsed_s)
-        up = summary.status in ("up", "interrupted")
+        # portscope never pings first (nmap -Pn): a host whose every port got a state is
+        # "up", as nmap -Pn says, even when only silence answered; one given up is "down"
+        up = summary.status in ("up", "interrupted") or not summary.not_scanned
         self._up += up
         self._down += not up
         family = "ipv6" if ":" in summary.address else "ipv4"
@@ -308,28 +301,40 @@ class NmapXmlWriter:
         if is_name(summary.host):
             w(f'<hostname name={quoteattr(summary.host)} type="user"/>\n')
         w("</hostnames>\n<ports>")
-        shown = sorted(
-            (r for r in results if r.state is not PortState.CLOSED),
-            key=lambda r: (r.proto.value, r.port),
-        )
+        shown = [r for r in results if r.state is not PortState.CLOSED]
         closed = summary.counts.get("closed", 0)
-        if 0 < closed <= self.CLOSED_LISTED_MAX and not summary.not_scanned:
-            shown = sorted(
-                [*shown, *self._closed_results(summary, shown)],
-                key=lambda r: (r.proto.value, r.port),
-            )
-        elif closed:
-            w(f'<extraports state="closed" count="{closed}">\n')
-            for proto in (Proto.TCP, Proto.UDP):
-                ranges = self._closed_ranges(proto, shown) if not summary.not_scanned else []
+        complete = not summary.not_scanned  # every port not shown was closed
+        if 0 < closed <= self.LISTED_MAX and complete:
+            shown += self._closed_results(summary, shown)
+        by_state: dict[PortState, list[ProbeResult]] = {}
+        for r in shown:
+            by_state.setdefault(r.state, []).append(r)
+        # nmap's PortList::isIgnoredState: closed, filtered and closed|filtered ports are
+        # folded into <extraports> when a state has more than 25; open, open|filtered and
+        # unfiltered never are. States in nmap's order (portlist.h: closed before filtered).
+        for state in self.FOLDABLE:
+            count = summary.counts.get(state.value, 0)
+            if count <= self.LISTED_MAX:
+                continue
+            if state is PortState.CLOSED:  # not materialized: 65,000 of them are common
+                reasons = [
+                    (proto, "conn-refused" if proto is Proto.TCP else "port-unreach", ranges)
+                    for proto in (Proto.TCP, Proto.UDP)
+                    if complete and (ranges := self._closed_ranges(proto, shown))
+                ]
+            else:
+                reasons = self._reasons(by_state.pop(state, []))
+            w(f'<extraports state="{state.value}" count="{count}">\n')
+            for proto, reason, ranges in reasons:
                 n = sum(b - a + 1 for a, b in ranges)
-                if ranges and n:
-                    reason = "conn-refused" if proto is Proto.TCP else "port-unreach"
-                    w(
-                        f'<extrareasons reason="{reason}" count="{n}" proto="{proto.value}" '
-                        f'ports="{self._ports.ranges_text(ranges)}"/>\n'
-                    )
+                w(
+                    f'<extrareasons reason={quoteattr(reason)} count="{n}" '
+                    f'proto="{proto.value}" ports="{self._ports.ranges_text(ranges)}"/>\n'
+                )
             w("</extraports>\n")
+        shown = sorted(
+            (r for rs in by_state.values() for r in rs), key=lambda r: (r.proto.value, r.port)
+        )
         for r in shown:
             name = _service(r.port, r.proto)
             w(
@@ -359,6 +364,25 @@ class NmapXmlWriter:
                                 reason)
                     for port in range(a, b + 1)
                 ]  # fmt: skip
+        return out
+
+    @staticmethod
+    def _reasons(
+        results: Sequence[ProbeResult],
+    ) -> list[tuple[Proto, str, list[tuple[int, int]]]]:
+        """(transport, reason, port ranges) of folded results, as nmap's extrareasons."""
+        groups: dict[tuple[Proto, str], list[int]] = {}
+        for r in results:
+            groups.setdefault((r.proto, r.reason), []).append(r.port)
+        out = []
+        for (proto, reason), ports in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            ranges: list[tuple[int, int]] = []
+            for port in sorted(ports):
+                if ranges and port == ranges[-1][1] + 1:
+                    ranges[-1] = (ranges[-1][0], port)
+                else:
+                    ranges.append((port, port))
+            out.append((proto, reason, ranges))
         return out
 
     def _closed_ranges(self, proto: Proto, shown: Sequence[ProbeResult]) -> list[tuple[int, int]]:

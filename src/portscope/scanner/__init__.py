@@ -1,9 +1,11 @@
 """What other hosts answer: ``probe`` (a few ports of one host) and ``scan`` (many).
 
 ``scan`` checks every input first (targets resolved, ports parsed, sizes bounded), then
-returns a ``Scan``: iterate it (``for``/``async for``) to get results while the scan runs,
-then read ``scan.report``. The engine is in ``_connect``; see its docstring for the
-timeout and retransmission design.
+returns a ``Scan``: iterate it (``for``/``async for``; ``scan.results()`` and ``scan.hosts()``
+for one kind of event) to get results while the scan runs, then read ``scan.report``. The
+scheduler is in ``_schedule`` (timeouts, retransmission, window, rate, fd budget; see its
+docstring); the probers it drives are in ``_connect`` (TCP) and ``_udp`` (UDP). The public
+types are in ``_types``.
 """
 
 from __future__ import annotations
@@ -12,23 +14,33 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from portscope.errors import InvalidInput
-from portscope.models import ProbeResult
-from portscope.scanner._connect import ConnectEngine, HostSummary, ScanOptions
-from portscope.scanner._udp import probe_udp
+from portscope.models import ProbeResult, Proto
+from portscope.scanner._connect import ConnectProber
+from portscope.scanner._schedule import Prober, Scheduler
+from portscope.scanner._types import (
+    DEFAULT_TOP_PORTS,
+    Coverage,
+    HostSummary,
+    ScanEvent,
+    ScanOptions,
+    ScanReport,
+)
+from portscope.scanner._udp import UdpProber
 from portscope.scanner.probe import probe, probe_async
 from portscope.scanner.targets import (
     PortSpec,
-    Target,
     TargetSet,
     check_size,
     parse_ports,
     parse_targets,
+    top_ports,
 )
 
 __all__ = [
+    "DEFAULT_TOP_PORTS",
     "Coverage",
     "HostSummary",
     "PortSpec",
@@ -36,67 +48,53 @@ __all__ = [
     "ScanEvent",
     "ScanOptions",
     "ScanReport",
+    "Stream",
     "TargetSet",
     "probe",
     "probe_async",
     "scan",
 ]
 
-ScanEvent = ProbeResult | HostSummary
-"""What a scan yields: a port's result, or a host's summary once its ports are done."""
+T = TypeVar("T", ProbeResult, HostSummary)
 
 
-@dataclass(frozen=True, slots=True)
-class Coverage:
-    """How each port's state was decided.
+class Stream(Generic[T]):
+    """One kind of a scan's events, iterated sync (``for``) or async (``async for``).
 
-    Attributes:
-        answered: ports with a definite answer (SYN-ACK, RST, ICMP, UDP reply).
-        retried: ports that needed more than one try.
-        timed_out: ports decided by timeout: no answer after every try (``filtered`` or
-            ``open|filtered``).
-        not_scanned: ports left out (host down or silent, or the scan interrupted).
+    Made by ``Scan.results()`` and ``Scan.hosts()``; iterating it runs the scan (once).
     """
 
-    answered: int
-    retried: int
-    timed_out: int
-    not_scanned: int
+    def __init__(self, job: Scan, kind: type[T]) -> None:
+        self._job = job
+        self._kind: type[T] = kind
 
+    def __iter__(self) -> Iterator[T]:
+        kind = self._kind
+        for event in self._job:
+            if isinstance(event, kind):
+                yield event
 
-@dataclass(frozen=True, slots=True)
-class ScanReport:
-    """The end of a scan.
-
-    Attributes:
-        hosts: addresses scanned (or begun, when interrupted).
-        hosts_up: addresses where something answered.
-        ports: (port, transport) pairs per address in the port specification.
-        counts: results per state name, over all hosts.
-        coverage: how the states were decided.
-        probes_sent: TCP connects and UDP probe series started, retries included.
-        elapsed_s: wall time in seconds.
-        interrupted: the scan was stopped before the end.
-        options: the options the scan ran with.
-    """
-
-    hosts: int
-    hosts_up: int
-    ports: int
-    counts: dict[str, int]
-    coverage: Coverage
-    probes_sent: int
-    elapsed_s: float
-    interrupted: bool
-    options: ScanOptions = field(default_factory=ScanOptions)
+    async def __aiter__(self) -> AsyncIterator[T]:
+        kind = self._kind
+        async for batch in self._job.batches():
+            for event in batch:
+                if isinstance(event, kind):
+                    yield event
 
 
 class Scan:
     """A prepared scan. Iterate it once (sync or async) to run it; then read ``report``.
 
-    Iterating yields ``ProbeResult`` for every port that is not closed (all ports with
-    ``include_closed``) as soon as it is decided, and a ``HostSummary`` when an address is
-    finished. Breaking out of the loop (or cancelling) stops the scan and closes its sockets;
+    Three ways to run it, each once:
+
+    * ``for result in scan.results()`` (or ``async for``): ``ProbeResult`` for every port
+      that is not closed (all ports with ``include_closed``), as soon as it is decided.
+      The host summaries are kept in ``scan.summaries``.
+    * ``for summary in scan.hosts()``: a ``HostSummary`` when an address is finished.
+    * ``for event in scan``: both, as ``ScanEvent`` (``ProbeResult | HostSummary``), in
+      the order they happen (``match event: case ProbeResult(): ...``).
+
+    Breaking out of the loop (or cancelling) stops the scan and closes its sockets;
     ``report`` then says ``interrupted``.
     """
 
@@ -106,7 +104,7 @@ class Scan:
         self.options = options
         self.started: float | None = None
         self._summaries: list[HostSummary] = []
-        self._engine: ConnectEngine | None = None
+        self._engine: Scheduler | None = None
         self._report: ScanReport | None = None
         self._interrupted = False
 
@@ -116,6 +114,19 @@ class Scan:
         if self._report is not None:
             return self._report
         return self._make_report()
+
+    @property
+    def summaries(self) -> list[HostSummary]:
+        """The summaries of the addresses finished so far, in the order they finished."""
+        return list(self._summaries)
+
+    def results(self) -> Stream[ProbeResult]:
+        """The port results alone, as a stream (runs the scan when iterated)."""
+        return Stream(self, ProbeResult)
+
+    def hosts(self) -> Stream[HostSummary]:
+        """The host summaries alone, as a stream (runs the scan when iterated)."""
+        return Stream(self, HostSummary)
 
     @property
     def decided(self) -> int:
@@ -171,24 +182,20 @@ class Scan:
             pending.append(event)
             wake.set()
 
-        udp_timeout = opts.timeout_s or 1.0
-
-        async def udp(target: Target, port: int) -> ProbeResult:
-            return await probe_udp(
-                target.host,
-                target.address,
-                target.family,
-                port,
-                timeout_s=udp_timeout,
+        probers: dict[Proto, Prober] = {Proto.TCP: ConnectProber(icmp_details=opts.icmp_details)}
+        if self.ports.udp:
+            # services take longer to answer than the network's RTT: 1 s per try, 3 tries
+            probers[Proto.UDP] = UdpProber(
+                timeout_s=opts.timeout_s or 1.0,
                 retries=min(opts.retries, 2),
+                icmp_details=opts.icmp_details,
             )
-
-        engine = ConnectEngine(
+        engine = Scheduler(
             iter(self.targets),
             lambda: iter(self.ports),
             opts,
             emit,
-            udp_probe=udp if self.ports.udp else None,
+            probers,
             backlog=lambda: len(pending),
         )
         self._engine = engine
@@ -250,7 +257,7 @@ class Scan:
 
 def scan(
     targets: TargetSet | str | Iterable[str],
-    ports: PortSpec | str = "1-1000",
+    ports: PortSpec | str | None = None,
     *,
     exclude: Iterable[str] = (),
     family: int | None = None,
@@ -258,7 +265,7 @@ def scan(
     max_concurrency: int | None = None,
     rate_pps: float | None = None,
     timeout_s: float | None = None,
-    retries: int = 3,
+    retries: int | None = None,
     include_closed: bool = False,
     options: ScanOptions | None = None,
 ) -> Scan:
@@ -270,14 +277,16 @@ def scan(
         targets: a ``TargetSet`` or target strings (names, addresses, CIDR blocks, ranges;
             see ``portscope.scanner.targets.parse_targets``).
         ports: a ``PortSpec`` or an nmap-style spec (``"22,80,1000-2000"``, ``"-"``,
-            ``"T:80,U:53"``). Default ``"1-1000"``.
+            ``"T:80,U:53"``), or ``None`` for the ``DEFAULT_TOP_PORTS`` (1,000) most often
+            open TCP ports, as ``portscope scan`` and nmap.
         exclude: targets never scanned.
         family: 4 or 6 to keep only that family.
         yes: allow more than ``MAX_ADDRESSES`` addresses or ``MAX_PROBES`` probes.
         max_concurrency: sockets open at once (default: 1,024, or less by RLIMIT_NOFILE).
         rate_pps: new connections per second, or ``None`` for no limit.
         timeout_s: fixed seconds per try; ``None`` for RTT-adaptive timeouts (RFC 6298).
-        retries: tries after the first before a silent port is filtered. Default 3.
+        retries: tries after the first before a silent port is filtered; ``None`` for
+            ``ScanOptions.retries`` (3).
         include_closed: also yield closed ports.
         options: full ``ScanOptions``; the keyword arguments above override it.
 
@@ -294,7 +303,7 @@ def scan(
         raise InvalidInput(f"rate {rate_pps!r}: expected connections per second above 0")
     if timeout_s is not None and timeout_s <= 0:
         raise InvalidInput(f"timeout {timeout_s!r}: expected seconds above 0")
-    if retries < 0:
+    if retries is not None and retries < 0:
         raise InvalidInput(f"retries {retries!r}: expected 0 or more")
     if max_concurrency is not None and max_concurrency < 1:
         raise InvalidInput(f"max concurrency {max_concurrency!r}: expected 1 or more")
@@ -305,7 +314,10 @@ def scan(
         if isinstance(targets, TargetSet)
         else parse_targets(targets, exclude=exclude, family=family)
     )
-    spec = ports if isinstance(ports, PortSpec) else parse_ports(ports)
+    if ports is None:
+        spec = top_ports(DEFAULT_TOP_PORTS, Proto.TCP)
+    else:
+        spec = ports if isinstance(ports, PortSpec) else parse_ports(ports)
     if spec.count == 0:
         raise InvalidInput("no ports to scan")
     check_size(target_set, spec, yes=yes)
@@ -317,7 +329,7 @@ def scan(
         min_timeout_s=base.min_timeout_s,
         max_timeout_s=base.max_timeout_s,
         initial_timeout_s=base.initial_timeout_s,
-        retries=retries,
+        retries=base.retries if retries is None else retries,
         host_parallelism=base.host_parallelism,
         include_closed=include_closed or base.include_closed,
         icmp_details=base.icmp_details,

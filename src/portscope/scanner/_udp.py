@@ -1,4 +1,4 @@
-"""UDP probes: protocol payloads that make common services answer, and the probe itself.
+"""UDP probes: protocol payloads that make common services answer, and the UDP prober.
 
 A UDP port answers only when the datagram means something to the service, so well-known
 ports get a minimal valid request (DNS, NTP, SNMP ...); other ports get an empty datagram.
@@ -9,14 +9,18 @@ On a connected UDP socket the kernel reports an ICMP port unreachable as ``ECONN
 from __future__ import annotations
 
 import asyncio
+import errno
+import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
 
-from portscope.models import PortState, ProbeResult, Proto
+from portscope.models import PortState, Proto
 from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
+from portscope.scanner._schedule import Answer, ProbeSink, Try
 
-__all__ = ["PAYLOADS", "dns_query", "ntp_request", "probe_udp", "snmp_get_request"]
+__all__ = ["PAYLOADS", "UdpProber", "dns_query", "ntp_request", "snmp_get_request"]
 
 _DNS_ID = 0x7073  # "ps"
 
@@ -85,78 +89,160 @@ PAYLOADS: dict[int, bytes] = {
 """UDP port -> the datagram sent to it; other ports get an empty datagram."""
 
 
-async def probe_udp(
-    host: str,
-    address: str,
-    family: int,
-    port: int,
-    *,
-    timeout_s: float = 1.0,
-    retries: int = 2,
-) -> ProbeResult:
-    """Probe one UDP port.
+class UdpProber:
+    """UDP probes; plugs into ``_schedule.Scheduler`` (see ``_schedule.Prober``).
 
-    Sends the port's payload (``PAYLOADS``) up to ``retries + 1`` times, waiting
-    ``timeout_s`` after each. Any datagram back is ``open`` (reason ``udp-response``); an ICMP
-    port unreachable is ``closed`` (``port-unreach``); another ICMP unreachable is
-    ``unreachable`` with its code; silence is ``open|filtered`` (``no-response``).
+    One connected datagram socket per try, registered (one-shot, ``EPOLLIN``) in an
+    ``epoll`` set that is one reader of the asyncio loop. The port's payload (``PAYLOADS``,
+    read at send time) goes out; any datagram back is ``open`` (``udp-response``, the reply
+    in ``banner``, at most 512 bytes); an ICMP port unreachable, which the kernel reports on
+    the connected socket as ``ECONNREFUSED`` (udp(7)), is ``closed`` (``port-unreach``);
+    another ICMP unreachable is ``unreachable`` with its code (``IP_RECVERR``). Silence after
+    every try is ``open|filtered``.
 
     Args:
-        host: the target as given (kept in the result).
-        address: the address to probe.
-        family: 4 or 6.
-        port: the UDP port.
-        timeout_s: seconds to wait for an answer after each datagram.
-        retries: datagrams sent again after silence.
-
-    Returns:
-        The result; ``banner`` holds the first answer's bytes (at most 512).
+        timeout_s: a fixed per-try timeout in seconds, or ``None`` for the scan's. A scan
+            uses 1 s (services may take longer to answer than the network's RTT).
+        retries: datagrams sent again after silence, or ``None`` for the scan's.
+        icmp_details: read the ICMP type/code of unreachable answers.
     """
-    loop = asyncio.get_running_loop()
-    fam = socket.AF_INET6 if family == 6 else socket.AF_INET
-    payload = PAYLOADS.get(port, b"")
-    sock = socket.socket(fam, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    enable_icmp_details(sock, family)
-    sent = time.monotonic()
-    try:
-        sock.connect((address, port, 0, 0) if fam == socket.AF_INET6 else (address, port))
-        for _ in range(retries + 1):
-            sent = time.monotonic()
+
+    proto = Proto.UDP
+    fds_per_try = 1
+    silent = Answer(PortState.OPEN_FILTERED, "no-response")
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        icmp_details: bool = True,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._icmp = icmp_details
+        self._by_fd: dict[int, Try] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sink: ProbeSink | None = None
+        self._epoll: select.epoll | None = None
+
+    def open(self, loop: asyncio.AbstractEventLoop, sink: ProbeSink) -> None:
+        self._loop, self._sink = loop, sink
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll()
+            loop.add_reader(self._epoll.fileno(), self._on_epoll)
+
+    def send(self, tries: Sequence[Try]) -> int:
+        sink = self._sink
+        assert sink is not None
+        for i, tr in enumerate(tries):
+            family = tr.target.family
             try:
-                sock.send(payload)
-                async with asyncio.timeout(timeout_s):
-                    data = await loop.sock_recv(sock, 512)
-            except TimeoutError:
+                sock = socket.socket(
+                    socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM
+                )
+            except OSError as exc:
+                if exc.errno in _FD_SHORTAGE:
+                    sink.short_of(exc.errno, None)
+                    return i
+                raise
+            sock.setblocking(False)
+            if self._icmp:
+                enable_icmp_details(sock, family)
+            tr.sent = time.monotonic()
+            try:
+                sock.connect(tr.sockaddr())
+                sock.send(PAYLOADS.get(tr.port, b""))
+            except OSError as exc:
+                code = exc.errno or 0
+                if code in _PORT_SHORTAGE:
+                    sock.close()
+                    sink.short_of(code, None)
+                    return i
+                answer = self._error(sock, code)
+                sock.close()
+                sink.answered(tr, answer, None)
                 continue
-            except OSError as err:
-                code = err.errno or 0
-                state, reason = classify(code)
-                if state is PortState.CLOSED:
-                    return ProbeResult(
-                        host,
-                        address,
-                        port,
-                        Proto.UDP,
-                        PortState.CLOSED,
-                        "port-unreach",
-                        code,
-                        time.monotonic() - sent,
-                    )
-                reason = icmp_reason(sock) or reason
-                return ProbeResult(host, address, port, Proto.UDP, state, reason, code)
-            rtt = time.monotonic() - sent
-            return ProbeResult(
-                host,
-                address,
-                port,
-                Proto.UDP,
-                PortState.OPEN,
-                "udp-response",
-                None,
-                rtt,
-                data or None,
-            )
-        return ProbeResult(host, address, port, Proto.UDP, PortState.OPEN_FILTERED, "no-response")
-    finally:
+            tr.handle = sock
+            fd = sock.fileno()
+            self._by_fd[fd] = tr
+            if self._epoll is not None:
+                self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            else:
+                assert self._loop is not None
+                self._loop.add_reader(fd, self._on_reader, fd)
+        return len(tries)
+
+    def expire(self, attempt: Try) -> Answer | None:
+        sock = attempt.handle
+        assert isinstance(sock, socket.socket)
+        fd = sock.fileno()
+        self._by_fd.pop(fd, None)
+        if self._epoll is None and self._loop is not None:
+            self._loop.remove_reader(fd)
+        answer = self._read(sock)  # an answer waiting behind a busy loop
         sock.close()
+        return answer
+
+    def close(self) -> None:
+        loop = self._loop
+        for fd, tr in list(self._by_fd.items()):
+            if self._epoll is None and loop is not None:
+                loop.remove_reader(fd)
+            if isinstance(tr.handle, socket.socket):
+                tr.handle.close()
+        self._by_fd.clear()
+        if self._epoll is not None:
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+
+    def _on_epoll(self) -> None:
+        if self._epoll is None:
+            return
+        now = time.monotonic()
+        for fd, _events in self._epoll.poll(0, 1024):
+            tr = self._by_fd.get(fd)
+            if tr is not None:
+                self._ready(fd, tr, now)
+
+    def _on_reader(self, fd: int) -> None:
+        tr = self._by_fd.get(fd)
+        if tr is not None:
+            self._ready(fd, tr, time.monotonic())
+
+    def _ready(self, fd: int, tr: Try, now: float) -> None:
+        sock = tr.handle
+        assert isinstance(sock, socket.socket) and self._sink is not None
+        answer = self._read(sock)
+        if answer is None:  # spurious wake-up: wait again
+            if self._epoll is not None:
+                self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            return
+        del self._by_fd[fd]
+        if self._epoll is None and self._loop is not None:
+            self._loop.remove_reader(fd)
+        sock.close()
+        self._sink.answered(tr, answer, now - tr.sent)
+
+    def _read(self, sock: socket.socket) -> Answer | None:
+        try:
+            data = sock.recv(512)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            return self._error(sock, exc.errno or 0)
+        return Answer(PortState.OPEN, "udp-response", None, data or None)
+
+    def _error(self, sock: socket.socket, code: int) -> Answer:
+        state, reason = classify(code)
+        if state is PortState.CLOSED:
+            return Answer(PortState.CLOSED, "port-unreach", code)
+        if self._icmp:
+            reason = icmp_reason(sock) or reason
+        return Answer(state, reason, code)
+
+
+_FD_SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_PORT_SHORTAGE = frozenset({errno.EADDRNOTAVAIL, errno.EAGAIN})

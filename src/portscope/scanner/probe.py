@@ -1,25 +1,33 @@
 """``probe``: is HOST:PORT open, closed, filtered or unreachable, and why (like ``nc -zv``).
 
-A TCP probe is one ``connect()`` per (address, port), all at once, each bounded by
-``asyncio.timeout``. Retransmission is left to the kernel, which resends the SYN after
-1 s and 3 s (RFC 6298 2.1, ``TCP_TIMEOUT_INIT``), so the default 3 s timeout covers two
-lost SYNs. ICMP errors are read from the socket's error queue (``IP_RECVERR``, ip(7)) to
-name the precise reason, e.g. ``admin-prohibited`` (ICMP type 3 code 13, RFC 1812).
+A probe is a small scan on the same scheduler (``_schedule``), so it keeps to the same fd
+budget (``RLIMIT_NOFILE``, ``EMFILE`` back-off) and window: ``probe 127.0.0.1 8000-9100``
+under ``ulimit -n 1024`` gives every port a state. What differs from a scan: a TCP port
+gets one ``connect()`` with a fixed ``timeout_s`` and retransmission is left to the kernel,
+which resends the SYN after 1 s and 3 s (RFC 6298 2.1, ``TCP_TIMEOUT_INIT``), so the
+default 3 s covers two lost SYNs; ICMP unreachable answers stay ``unreachable`` (a scan
+says ``filtered``, as nmap), with the reason read from the socket's error queue
+(``IP_RECVERR``, ip(7)), e.g. ``admin-prohibited`` (ICMP type 3 code 13, RFC 1812); no host
+is given up; every port is reported, closed ones too. With ``banner``, the connection that
+found a port open is kept and read (up to ``banner_timeout_s``) while the probe goes on.
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
+import dataclasses
 import errno
 import socket
-import time
 from collections.abc import Iterable
 
+from portscope._ports import check_port
 from portscope.errors import InvalidInput, InvalidPort, InvalidTarget
-from portscope.models import PortState, ProbeResult, Proto
-from portscope.scanner._connect import is_self_connect
-from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
-from portscope.scanner._udp import probe_udp
+from portscope.models import ProbeResult, Proto
+from portscope.scanner._connect import ConnectProber
+from portscope.scanner._schedule import Prober, Scheduler, Try
+from portscope.scanner._types import HostSummary, ScanOptions
+from portscope.scanner._udp import UdpProber
 from portscope.scanner.targets import Target, parse_ports, parse_targets
 
 __all__ = ["probe", "probe_async", "resolve"]
@@ -55,10 +63,7 @@ def _port_list(ports: int | str | Iterable[int], proto: Proto) -> list[tuple[Pro
     items = [ports] if isinstance(ports, int) else list(ports)
     if not items:
         raise InvalidPort("no port given; expected numbers 1-65535")
-    for port in items:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InvalidPort(f"bad port {port!r}; ports are numbers 1-65535")
-    return [(proto, port) for port in items]
+    return [(proto, check_port(port)) for port in items]
 
 
 async def probe_async(
@@ -106,28 +111,50 @@ async def _run(
     banner_timeout_s: float,
     retries: int,
 ) -> list[ProbeResult]:
-    jobs = []
-    for target in targets:
-        for p, port in items:
-            if p is Proto.UDP:
-                per_try = timeout_s / (retries + 1)
-                jobs.append(
-                    probe_udp(
-                        host,
-                        target.address,
-                        target.family,
-                        port,
-                        timeout_s=per_try,
-                        retries=retries,
-                    )
-                )
-            else:
-                jobs.append(
-                    _probe_tcp(host, target, port, timeout_s, banner_bytes, banner_timeout_s)
-                )
+    results: list[ProbeResult] = []
+
+    def emit(event: ProbeResult | HostSummary) -> None:
+        if isinstance(event, ProbeResult):
+            results.append(event)
+
+    banners: dict[tuple[str, int], asyncio.Task[bytes | None]] = {}
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(job) for job in jobs]
-    return [t.result() for t in tasks]
+
+        def read_banner(tr: Try, sock: _socket.socket) -> None:
+            # the connection the probe opened: the service greets once, on it
+            conn = socket.socket(fileno=sock.detach())
+            task = tg.create_task(_read_banner(conn, banner_bytes, banner_timeout_s))
+            task.add_done_callback(lambda _: conn.close())
+            banners[(tr.target.address, tr.port)] = task
+
+        tcp = ConnectProber(
+            timeout_s=timeout_s,
+            retries=0,
+            silent_errno=errno.ETIMEDOUT,
+            on_open=read_banner if banner_bytes else None,
+        )
+        probers: dict[Proto, Prober] = {
+            Proto.TCP: tcp,
+            Proto.UDP: UdpProber(timeout_s=timeout_s / (retries + 1), retries=retries),
+        }
+        scheduler = Scheduler(
+            iter(targets),
+            lambda: iter(items),
+            ScanOptions(timeout_s=timeout_s, include_closed=True),
+            emit,
+            probers,
+            unreachable_as_filtered=False,
+            give_up_hosts=False,
+        )
+        await scheduler.run()
+    order = {t.address: i for i, t in enumerate(targets)}
+    results.sort(key=lambda r: (order[r.address], r.proto is not Proto.TCP, r.port))
+    return [
+        dataclasses.replace(r, banner=banners[(r.address, r.port)].result())
+        if r.proto is Proto.TCP and (r.address, r.port) in banners
+        else r
+        for r in results
+    ]
 
 
 def probe(
@@ -184,62 +211,6 @@ def probe(
             retries,
         )
     )
-
-
-async def _probe_tcp(
-    host: str,
-    target: Target,
-    port: int,
-    timeout_s: float,
-    banner_bytes: int,
-    banner_timeout_s: float,
-) -> ProbeResult:
-    loop = asyncio.get_running_loop()
-    fam = socket.AF_INET6 if target.family == 6 else socket.AF_INET
-    sockaddr = (target.address, port, 0, 0) if target.family == 6 else (target.address, port)
-    sock = socket.socket(fam, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    enable_icmp_details(sock, target.family)
-    start = time.monotonic()
-    try:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await loop.sock_connect(sock, sockaddr)
-        except TimeoutError:
-            return ProbeResult(
-                host,
-                target.address,
-                port,
-                Proto.TCP,
-                PortState.FILTERED,
-                "no-response",
-                errno.ETIMEDOUT,
-            )
-        except OSError as err:
-            code = err.errno or 0
-            state, reason = classify(code)
-            rtt = time.monotonic() - start if state is PortState.CLOSED else None
-            if state is PortState.UNREACHABLE:
-                reason = icmp_reason(sock) or reason
-            return ProbeResult(host, target.address, port, Proto.TCP, state, reason, code, rtt)
-        rtt = time.monotonic() - start
-        if is_self_connect(sock):
-            return ProbeResult(
-                host,
-                target.address,
-                port,
-                Proto.TCP,
-                PortState.CLOSED,
-                "self-connect",
-                errno.ECONNREFUSED,
-                rtt,
-            )
-        data = await _read_banner(sock, banner_bytes, banner_timeout_s) if banner_bytes else None
-        return ProbeResult(
-            host, target.address, port, Proto.TCP, PortState.OPEN, "syn-ack", None, rtt, data
-        )
-    finally:
-        sock.close()
 
 
 async def _read_banner(sock: socket.socket, limit: int, timeout_s: float) -> bytes | None:

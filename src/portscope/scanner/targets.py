@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portscope.errors import InvalidPortSpec, InvalidTarget, NetworkSafetyError
+from portscope._ports import parse_port_range
+from portscope.errors import InvalidPort, InvalidPortSpec, InvalidTarget, NetworkSafetyError
 from portscope.models import Proto
 
 __all__ = [
@@ -191,8 +192,8 @@ def parse_ports(text: str, *, default_proto: Proto = Proto.TCP) -> PortSpec:
     """Parse an nmap-style port specification.
 
     ``22,80,1000-2000``; ``-`` or ``1-`` (1-65535); ``-1024`` (1-1024); ``T:80,U:53``
-    (a prefix applies until the next one); service names from the system's services file
-    (``http``, ``ssh``). Same syntax as nmap's ``-p`` (nmap(1), "PORT SPECIFICATION").
+    (a prefix applies until the next one); service names known to portscope's registry
+    (``http``, ``ssh``, ``http-alt``). Same syntax as nmap's ``-p`` (nmap(1), "PORT SPECIFICATION").
 
     Args:
         text: the specification.
@@ -202,8 +203,9 @@ def parse_ports(text: str, *, default_proto: Proto = Proto.TCP) -> PortSpec:
         The ports, merged and sorted per transport.
 
     Raises:
-        InvalidPortSpec: an empty item, a number outside 1-65535, a reversed range
-            (``80-20``), an unknown prefix or service name.
+        InvalidPortSpec: an empty item, a number outside 1-65535 (ASCII digits only), a
+            reversed range (``80-20``), an unknown prefix or service name. Items are parsed
+            by ``portscope._ports`` (the one port parser); names resolve through the registry.
     """
     spec = text.strip()
     if not spec:
@@ -216,52 +218,29 @@ def parse_ports(text: str, *, default_proto: Proto = Proto.TCP) -> PortSpec:
             prefix, item = item[0].upper(), item[2:]
             if prefix not in "TU":
                 raise InvalidPortSpec(
-                    f"unknown protocol prefix {raw.strip()[:2]!r} in port spec {text!r}; "
+                    f"unknown protocol prefix {raw.strip()[:2]!r} in port spec {_shown(text)}; "
                     "accepted: T: (TCP), U: (UDP)"
                 )
             proto = Proto.TCP if prefix == "T" else Proto.UDP
         if not item:
             raise InvalidPortSpec(
-                f"empty item in port spec {text!r}; expected e.g. 22,80,1000-2000"
+                f"empty item in port spec {_shown(text)}; expected e.g. 22,80,1000-2000"
             )
         found[proto].append(_port_item(item, proto, text))
     return PortSpec(tcp=_merge(found[Proto.TCP]), udp=_merge(found[Proto.UDP]), text=spec)
 
 
 def _port_item(item: str, proto: Proto, text: str) -> tuple[int, int]:
-    if "-" in item:
-        lo_text, _, hi_text = item.partition("-")
-        lo = _port_number(lo_text, text) if lo_text else 1
-        hi = _port_number(hi_text, text) if hi_text else 65535
-        if lo > hi:
-            raise InvalidPortSpec(
-                f"reversed port range {item!r} in {text!r}; write it low-high, e.g. {hi}-{lo}"
-            )
-        return lo, hi
-    if item.isdigit():
-        port = _port_number(item, text)
-        return port, port
     try:
-        port = socket.getservbyname(item.lower(), proto.value)
-    except OSError:
-        raise InvalidPortSpec(
-            f"unknown service name {item!r} in port spec {text!r}; "
-            "accepted: numbers 1-65535, ranges, or names from /etc/services"
-        ) from None
-    return port, port
+        return parse_port_range(item, open_ends=True, proto=proto)
+    except InvalidPort as err:
+        raise InvalidPortSpec(f"{err} (in port spec {_shown(text)})") from None
 
 
-def _port_number(digits: str, text: str) -> int:
-    if not digits.isdigit():
-        raise InvalidPortSpec(
-            f"bad port {digits!r} in port spec {text!r}; ports are numbers 1-65535"
-        )
-    port = int(digits)
-    if not 1 <= port <= 65535:
-        raise InvalidPortSpec(
-            f"port {digits} out of range in port spec {text!r}; ports are 1-65535"
-        )
-    return port
+def _shown(text: str) -> str:
+    """A user's spec as it goes into a message: repr, cut to 60 characters."""
+    shown = repr(text)
+    return shown if len(shown) <= 62 else shown[:60] + "...'"
 
 
 def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -314,8 +293,9 @@ def parse_targets(
     """Parse targets (and exclusions), resolving host names now, before any probe.
 
     Accepted: host names (every A/AAAA answer), IPv4 and IPv6 addresses, CIDR blocks
-    (``198.18.0.0/24``; for IPv4 blocks larger than /31 the network and broadcast
-    addresses are left out, as ``ipaddress.hosts()`` does), ranges ``198.18.0.1-20`` and
+    (``198.18.0.0/24``: every address of the block, network and broadcast address
+    included, as nmap scans them: ``nmap -sL -n 127.0.0.0/30`` lists all four), ranges
+    ``198.18.0.1-20`` and
     ``198.18.0.1-198.18.0.20``, nmap octet ranges (``198.18.0-1.1,5``).
 
     Args:
@@ -340,7 +320,7 @@ def parse_targets(
         _check_safe(block)
     excluded: list[tuple[int, int, int]] = []
     for raw in exclude:
-        for block in _parse_one(raw, None, hosts_only=False):
+        for block in _parse_one(raw, None):
             if isinstance(block, _OctetBlock):
                 excluded.extend((4, v, v) for v in block.values())
             else:
@@ -387,14 +367,12 @@ def check_size(targets: TargetSet, ports: PortSpec, *, yes: bool = False) -> Non
         )
 
 
-def _parse_one(
-    raw: str, family: int | None, *, hosts_only: bool = True
-) -> list[_Block | _OctetBlock]:
+def _parse_one(raw: str, family: int | None) -> list[_Block | _OctetBlock]:
     spec = raw.strip()
     if not spec:
         raise InvalidTarget("empty target; expected a host name, address, CIDR block or range")
     if "/" in spec:
-        return _keep(_parse_cidr(spec, hosts_only), family, spec)
+        return _keep(_parse_cidr(spec), family, spec)
     if "-" in spec and not _looks_like_name(spec):
         return _keep([_parse_range(spec)], family, spec)
     if _OCTET_FORM.match(spec):
@@ -431,17 +409,16 @@ def _keep(
     return kept
 
 
-def _parse_cidr(spec: str, hosts_only: bool) -> list[_Block | _OctetBlock]:
+def _parse_cidr(spec: str) -> list[_Block | _OctetBlock]:
     try:
         net = ipaddress.ip_network(spec, strict=False)
     except ValueError:
         raise InvalidTarget(
             f"invalid CIDR block {spec!r}; expected e.g. 198.18.0.0/24 or 2001:db8::/120"
         ) from None
-    start, end = int(net.network_address), int(net.broadcast_address)
-    if hosts_only and net.version == 4 and net.prefixlen < 31:
-        start, end = start + 1, end - 1  # network and (directed) broadcast address
-    return [_Block(spec, net.version, start, end)]
+    # every address, as nmap: its target parser never leaves the network or broadcast
+    # address of an explicit block out (nmap -sL -n 198.18.0.0/30 lists .0 to .3)
+    return [_Block(spec, net.version, int(net.network_address), int(net.broadcast_address))]
 
 
 def _parse_range(spec: str) -> _Block | _OctetBlock:
