@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
-
+from portscope.cli._base import Env
 from portscope.diagnose import ConnectVerdict, holders_from_table
 from portscope.diagnose.why_connect import explain_connect
 from portscope.models import PortState, ProbeResult, Proto, SocketTable, TcpState
@@ -69,15 +69,24 @@ def test_time_wait_alone_is_not_held_other_users_socket_is() -> None:
 def test_render_who_golden() -> None:
     nginx = owner(812, "nginx", "www-data")
     result = holders_from_table(table(sock("0.0.0.0", 8080, owners=(nginx,))), 8080)
-    out = io.StringIO()
-    render_who(result, Console(file=out, width=100, no_color=True))
-    text = out.getvalue()
+    text = shown(render_who(result), 100)
     assert "nginx[812] user www-data" in text
     assert "command  nginx --flag" in text
     assert "0.0.0.0:8080" in text and "all interfaces (IPv4)" in text and "LISTEN" in text
-    empty = io.StringIO()
-    render_who(holders_from_table(table(), 8080), Console(file=empty, width=100))
-    assert empty.getvalue() == "nobody holds port 8080\n"
+    assert shown(render_who(holders_from_table(table(), 8080)), 100) == "nobody holds port 8080\n"
+
+
+def test_render_who_escapes_hostile_names() -> None:
+    evil = owner(813, "\x1b[2K\rsshd\nFAKE", "www-data")
+    text = shown(render_who(holders_from_table(table(sock("0.0.0.0", 8080, owners=(evil,))), 8080)))
+    assert "\x1b" not in text and "\r" not in text
+    assert "\\x1b[2K\\x0dsshd\\x0aFAKE[813]" in text
+
+
+def shown(items: list[Any], width: int = 100) -> str:
+    out = io.StringIO()
+    Env(stdout=out, stderr=io.StringIO(), width=width).show(*items)
+    return out.getvalue()
 
 
 def test_render_audit_blocks() -> None:
@@ -85,9 +94,7 @@ def test_render_audit_blocks() -> None:
 
     redis = sock("0.0.0.0", 6379, owners=(owner(5, "redis-server", "redis"),))
     found = audit_sockets([redis], service_name=lambda p, q: None)
-    out = io.StringIO()
-    render_audit(found, Console(file=out, width=200, no_color=True))
-    text = out.getvalue()
+    text = shown(render_audit(found), 200)
     assert (
         "HIGH     Redis (redis-server[5]) reachable on tcp 0.0.0.0:6379 (all interfaces (IPv4))"
         "  [datastore-exposed]" in text

@@ -49,7 +49,7 @@ def configure(parser: Parser) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import audit
-    from portscope.render import console, write_json
+    from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
     findings = audit(service_hints=dict(args.hint))
@@ -59,5 +59,5 @@ def run(args: argparse.Namespace, env: Env) -> int:
         shown = [f for f in findings if not (args.no_info and f.severity.value == "info")]
         write_json(audit_json(shown, fail_on, failed), env.stdout)
     else:
-        render_audit(findings, console(env, no_color=args.no_color), show_info=not args.no_info)
+        env.show(*render_audit(findings, show_info=not args.no_info), no_color=args.no_color)
     return ExitStatus.NEGATIVE if failed else ExitStatus.OK

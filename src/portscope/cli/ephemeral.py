@@ -50,12 +50,12 @@ def configure(parser: Parser) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import ephemeral_usage
-    from portscope.render import console, write_json
+    from portscope.render import write_json
     from portscope.render.diagnose import render_ephemeral
 
     usage = ephemeral_usage(warn_ratio=args.warn)
     if args.json:
         write_json(usage, env.stdout)
     else:
-        render_ephemeral(usage, console(env, no_color=args.no_color), top=args.top)
+        env.show(*render_ephemeral(usage, top=args.top), no_color=args.no_color)
     return ExitStatus.NEGATIVE if usage.warnings else ExitStatus.OK

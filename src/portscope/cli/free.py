@@ -105,7 +105,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(free_json(ports, args.count, proto, note), env.stdout)
     else:
-        render_free(ports, env.stdout)
+        env.show(*render_free(ports))
     if note is not None:
         env.note(note)
         return ExitStatus.NEGATIVE

@@ -63,7 +63,7 @@ def _confirm(env: Env, question: str) -> bool | None:
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import kill_holders, who
     from portscope.models import Proto
-    from portscope.render import console, write_json
+    from portscope.render import write_json
     from portscope.render.diagnose import render_kill, render_who, who_json
 
     port, proto = args.port
@@ -81,18 +81,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.USAGE
     # --kill shows every socket of each holder before asking: the other ports close too.
     result = who(port, proto, families=families, others=args.kill)
-    con = console(env, no_color=args.no_color)
     if not args.kill:
         if args.json:
             write_json(who_json(result), env.stdout)
         else:
-            render_who(result, con)
+            env.show(*render_who(result), no_color=args.no_color)
         return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
     if not result.holders:
         if args.json:
             write_json({"who": who_json(result), "kill": None}, env.stdout)
         else:
-            render_who(result, con)
+            env.show(*render_who(result), no_color=args.no_color)
         if result.held:
             import os
 
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.yes:
         names = ", ".join(owner_text(h.name, h.pid) for h in result.holders)
         if not args.json:
-            render_who(result, con)
+            env.show(*render_who(result), no_color=args.no_color)
         sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"
         answer = _confirm(env, f"send {sig} to {names}?")
         if answer is None:
@@ -122,6 +121,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
         write_json({"who": who_json(result), "kill": report}, env.stdout)
     else:
         if args.yes:
-            render_who(result, con)
-        render_kill(report, con)
+            env.show(*render_who(result), no_color=args.no_color)
+        env.show(*render_kill(report), no_color=args.no_color)
     return ExitStatus.OK if report.port_free else ExitStatus.NEGATIVE

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if args.json:
             write_json(bind_json(diag), env.stdout)
         else:
-            render_bind(diag, env.stdout)
+            env.show(*render_bind(diag))
         ok = diag.ok if diag.ok is not None else diag.predicted_ok
         return ExitStatus.OK if ok else ExitStatus.NEGATIVE
     from portscope.diagnose import ConnectVerdict, why_connect
@@ -100,5 +100,5 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(conn, env.stdout)
     else:
-        render_connect(conn, env.stdout)
+        env.show(*render_connect(conn))
     return ExitStatus.OK if conn.verdict is ConnectVerdict.OPEN else ExitStatus.NEGATIVE

@@ -16,13 +16,9 @@ from __future__ import annotations
 # which runs this module first (json, typing and the models load where they are used).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol, TextIO
+    from typing import Any, TextIO
 
-    from rich.console import Console
     from rich.table import Table
-
-    class _ConsoleSource(Protocol):
-        def console(self, *, stderr: bool = False, no_color: bool = False) -> Console: ...
 
 
 def write_json(obj: Any, stream: TextIO) -> None:
@@ -68,17 +64,6 @@ def _escape(char: str) -> str:
     if n < 0x10000:
         return f"\\u{n:04x}"
     return f"\\U{n:08x}"
-
-
-def console(env: _ConsoleSource, *, stderr: bool = False, no_color: bool = False) -> Console:
-    """``env.console(...)``: a rich Console over a face's stream.
-
-    SHIM (issue 8): kept only for the renderers and commands not yet converted
-    (render/scan.py, cli/who.py, cli/ephemeral.py, cli/audit.py, cli/scan.py); they should
-    call ``env.console(...)`` (``cli._base.Env``) themselves, after which this goes.
-    It takes anything with a ``console`` method, so ``render`` does not import the CLI.
-    """
-    return env.console(stderr=stderr, no_color=no_color)
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:

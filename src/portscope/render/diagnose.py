@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from portscope.diagnose._common import endpoint_text, owner_text
 from portscope.models import Proto, Socket, to_dict
+from portscope.render import safe
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from typing import TypeAlias
+
+    from rich.console import RenderableType
 
     from portscope.diagnose import (
         BindDiagnosis,
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
         WhoResult,
     )
 
+    Item: TypeAlias = str | RenderableType
+    """What a renderer returns: a line of text or a rich renderable (a table), in order;
+    a face writes them (the CLI: ``Env.show``)."""
+
 _SEVERITY_STYLE = {
     "critical": "bold white on red",
     "high": "bold red",
@@ -47,9 +54,10 @@ _SEVERITY_STYLE = {
 }
 
 
-def out(con: Console, text: str) -> None:
-    """One line of text, never wrapped or cropped (the terminal or pager wraps it)."""
-    con.print(text, soft_wrap=True)
+def out(items: list[Item], text: str) -> None:
+    """Add one line of text, untrusted parts escaped (``render.safe``); a face shows it
+    whole, never wrapped or cropped (the terminal or pager wraps it)."""
+    items.append(safe(text))
 
 
 def when(epoch_s: float | None) -> str:
@@ -81,39 +89,41 @@ def who_json(result: WhoResult) -> dict[str, Any]:
     return data
 
 
-def render_who(result: WhoResult, con: Console) -> None:
+def render_who(result: WhoResult) -> list[Item]:
     """Holders as one block per process, their sockets in a table."""
+    items: list[Item] = []
     what = f"{result.port}/{result.proto.value}" if result.proto else str(result.port)
     if not result.held and not result.unowned:
-        out(con, f"nobody holds port {what}")
-        return
+        out(items, f"nobody holds port {what}")
+        return items
     if not result.holders:
-        out(con, f"no visible process holds port {what}")
+        out(items, f"no visible process holds port {what}")
     for h in result.holders:
         place = h.unit or h.container
         out(
-            con,
+            items,
             f"{owner_text(h.name, h.pid)} user {h.user or '?'}, started {when(h.start_time)}"
             + (f", in {place}" if place else ""),
         )
-        out(con, f"  command  {_cmd(h.cmdline)}")
+        out(items, f"  command  {_cmd(h.cmdline)}")
         stop = stop_hint(h.unit, h.container)
         if stop:
-            out(con, f"  stop it  {stop}")
+            out(items, f"  stop it  {stop}")
         table = _socket_table(h.sockets)
-        con.print(table)
+        items.append(table)
         if h.other_sockets:
             out(
-                con,
+                items,
                 f"  {owner_text(h.name, h.pid)} also holds {len(h.other_sockets)} socket(s) "
                 "on other ports (stopping it closes them too):",
             )
-            con.print(_socket_table(h.other_sockets))
+            items.append(_socket_table(h.other_sockets))
     if result.unowned:
-        out(con, f"sockets on port {what} without a visible process:")
-        con.print(_socket_table(result.unowned, uid=True))
+        out(items, f"sockets on port {what} without a visible process:")
+        items.append(_socket_table(result.unowned, uid=True))
     for note in result.notes:
-        out(con, f"note: {note}")
+        out(items, f"note: {note}")
+    return items
 
 
 def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
@@ -133,7 +143,7 @@ def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
         ]
         if uid:
             row.append("-" if s.uid is None else str(s.uid))
-        table.add_row(*row)
+        table.add_row(*map(safe, row))
     if len(socks) > len(shown):
         table.add_row("...", f"{len(socks) - len(shown)} more", "", "", "", *([""] if uid else []))
     return table
@@ -151,18 +161,20 @@ def stop_hint(unit: str | None, container: str | None) -> str | None:
     return None
 
 
-def render_kill(report: KillReport, con: Console) -> None:
+def render_kill(report: KillReport) -> list[Item]:
     """One line per holder, then whether the port is free."""
+    items: list[Item] = []
     for r in report.results:
         sent = f" [{', '.join(r.signals)}]" if r.signals else ""
-        out(con, f"{owner_text(r.name, r.pid)}: {r.outcome.value}{sent} - {r.detail}")
+        out(items, f"{owner_text(r.name, r.pid)}: {r.outcome.value}{sent} - {r.detail}")
     what = f"{report.port}/{report.proto.value}" if report.proto else str(report.port)
     if report.port_free is True:
-        out(con, f"port {what} is free now")
+        out(items, f"port {what} is free now")
     elif report.port_free is False:
         still = ", ".join(owner_text(h.name, h.pid) for h in report.remaining)
         still = still or "unseen processes"
-        out(con, f"port {what} is still held by {still}")
+        out(items, f"port {what} is still held by {still}")
+    return items
 
 
 # --- why ----------------------------------------------------------------------------------
@@ -175,7 +187,7 @@ def bind_json(diag: BindDiagnosis) -> dict[str, Any]:
     return data
 
 
-def render_bind(diag: BindDiagnosis, stream: TextIO) -> None:
+def render_bind(diag: BindDiagnosis) -> list[Item]:
     """The verdict first, then each reason with its evidence and fix (plain lines)."""
     from portscope.diagnose._common import owners_text
 
@@ -203,10 +215,10 @@ def render_bind(diag: BindDiagnosis, stream: TextIO) -> None:
             lines.append(f"        ... {len(listed) - 5} more")
         if r.fix:
             lines.append(f"      fix: {r.fix}")
-    stream.write("".join(f"{line}\n" for line in lines))
+    return [safe(line) for line in lines]
 
 
-def render_connect(diag: ConnectDiagnosis, stream: TextIO) -> None:
+def render_connect(diag: ConnectDiagnosis) -> list[Item]:
     """Each step with its evidence, then the diagnosis and the next commands (plain lines)."""
     lines: list[str] = []
     lines.append(
@@ -228,7 +240,7 @@ def render_connect(diag: ConnectDiagnosis, stream: TextIO) -> None:
         lines.append("next:")
         for cmd in diag.next_commands:
             lines.append(f"  $ {cmd}")
-    stream.write("".join(f"{line}\n" for line in lines))
+    return [safe(line) for line in lines]
 
 
 # --- audit --------------------------------------------------------------------------------
@@ -249,8 +261,9 @@ def audit_json(
     }
 
 
-def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool = True) -> None:
+def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list[Item]:
     """Findings above info as blocks (evidence, why, fix); exposed listeners as a table."""
+    items: list[Item] = []
     from rich.text import Text
 
     from portscope.diagnose._common import owners_text
@@ -261,28 +274,32 @@ def render_audit(findings: Sequence[Finding], con: Console, *, show_info: bool =
     for f in serious:
         line = Text()
         line.append(f"{f.severity.value.upper():<8}", style=_SEVERITY_STYLE[f.severity.value])
-        line.append(f" {f.title}  [{f.rule}]")
-        con.print(line, soft_wrap=True)
+        line.append(safe(f" {f.title}  [{f.rule}]"))
+        items.append(line)
         s = f.socket
         users = ",".join(sorted({o.user or "?" for o in s.owners or ()})) or (
             f"uid {s.uid}" if s.uid is not None else "?"
         )
-        out(con, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
-        out(con, f"         why     {f.why}")
-        out(con, f"         fix     {f.fix}")
+        out(items, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
+        out(items, f"         why     {f.why}")
+        out(items, f"         fix     {f.fix}")
     if show_info and info:
         table = new_table("PROTO", "LOCAL", "SERVICE", "PROCESS", title="Exposed listeners (info)")
         for f in info:
             table.add_row(
-                f.socket.proto.value, str(f.socket.local), f.service or "-", owners_text(f.socket)
+                f.socket.proto.value,
+                safe(str(f.socket.local)),
+                f.service or "-",
+                safe(owners_text(f.socket)),
             )
-        con.print(table)
+        items.append(table)
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.severity.value] = counts.get(f.severity.value, 0) + 1
     order = ("critical", "high", "medium", "low", "info")
     summary = ", ".join(f"{counts[k]} {k}" for k in order if k in counts) or "no findings"
-    out(con, f"audit: {summary}")
+    out(items, f"audit: {summary}")
+    return items
 
 
 # --- free / ephemeral ---------------------------------------------------------------------
@@ -312,24 +329,25 @@ def free_json(
     }
 
 
-def render_free(ports: Sequence[FreePort], stream: TextIO) -> None:
+def render_free(ports: Sequence[FreePort]) -> list[Item]:
     """One port per line, so ``PORT=$(portscope free)`` works (no rich needed)."""
-    stream.write("".join(f"{p.port}\n" for p in ports))
+    return [str(p.port) for p in ports]
 
 
-def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> None:
+def render_ephemeral(usage: EphemeralUsage, *, top: int = 20) -> list[Item]:
     """The range, totals, the busiest destinations and the warnings."""
+    items: list[Item] = []
     from portscope.render import new_table
 
     lo, hi = usage.ephemeral
     reuse = "-" if usage.tcp_tw_reuse is None else str(usage.tcp_tw_reuse)
     out(
-        con,
+        items,
         f"ephemeral range {lo}-{hi}: {usage.capacity} ports"
         f" ({usage.reserved} reserved), net.ipv4.tcp_tw_reuse={reuse}",
     )
     out(
-        con,
+        items,
         f"in use: {usage.in_use + usage.time_wait} TCP connections ({usage.time_wait} in "
         f"TIME-WAIT), {usage.udp_in_use} UDP sockets, {usage.distinct_ports} distinct ports",
     )
@@ -344,8 +362,9 @@ def render_ephemeral(usage: EphemeralUsage, con: Console, *, top: int = 20) -> N
                 d.busiest_source,
                 f"{d.max_per_source}/{d.capacity} ({d.usage:.1%})" + (" !" if d.warning else ""),
             )
-        con.print(table)
+        items.append(table)
         if len(usage.destinations) > top:
-            out(con, f"... {len(usage.destinations) - top} more destinations (--top N)")
+            out(items, f"... {len(usage.destinations) - top} more destinations (--top N)")
     for w in usage.warnings:
-        out(con, f"warning: {w}")
+        out(items, f"warning: {w}")
+    return items
