@@ -135,8 +135,8 @@ def row(state: TcpState, la: str, lp: int, ra: str | None, rp: int | None, **kw:
     proto = kw.get("proto", Proto.TCP)
     fam = 6 if ":" in la else 4
     uid = kw.get("uid", 1000)
-    return (proto, fam, state, la, lp, ra, rp, kw.get("rq", 0), kw.get("wq", 0), uid,  # type: ignore[return-value]
-            kw.get("inode", 1), None, None)  # fmt: skip
+    return Row(proto, fam, state, la, lp, ra, rp, kw.get("rq", 0), kw.get("wq", 0), uid,  # type: ignore[arg-type]
+               kw.get("inode", 1), None, None)  # fmt: skip
 
 
 ROWS = [
@@ -151,7 +151,7 @@ ROWS = [
 
 def keep(f: SocketFilter) -> list[int | None]:
     pred = f.predicate()
-    return [r[10] for r in ROWS if pred(r)]
+    return [r.inode for r in ROWS if pred(r)]
 
 
 def test_port_filters() -> None:
@@ -182,10 +182,10 @@ def test_conditions_combine_with_and() -> None:
 
 def test_sort_keys_order_rows() -> None:
     rows = list(ROWS)
-    assert [r[4] for r in sort_rows(rows, "port")] == [22, 22, 53, 8080, 8443, 41000]
+    assert [r.local_port for r in sort_rows(rows, "port")] == [22, 22, 53, 8080, 8443, 41000]
     assert sort_rows(rows, "recv-q")[0][10] == 11
     assert sort_rows(rows, "send-q")[0][10] == 12
-    assert [r[10] for r in sort_rows(rows, "local")][:2] == [10, 11]  # 0.0.0.0 < 10.0.0.5
+    assert [r.inode for r in sort_rows(rows, "local")][:2] == [10, 11]  # 0.0.0.0 < 10.0.0.5
     assert sort_rows(rows, "state")[0][2] is S.ESTABLISHED
 
 

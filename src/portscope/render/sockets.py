@@ -13,6 +13,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.models import Proto, TcpState, to_dict
+from portscope.sockets._record import SCHEMA, cached_string, json_string, row_json
 
 if TYPE_CHECKING:
     from portscope.cli._base import Env
@@ -27,11 +28,12 @@ ServiceFn = Callable[["Row"], "str | None"]
 
 
 def _compact(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-_REMOTE_A = '{"address":"'
-_REMOTE_B = '","port":'
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (undecodable bytes): keep it escaped
+        text = json.dumps(data, separators=(",", ":"))
+    return text
 
 
 def service_for(numeric: bool) -> ServiceFn | None:
@@ -47,13 +49,13 @@ def service_for(numeric: bool) -> ServiceFn | None:
     cache: dict[tuple[int, Proto], str | None] = {}
 
     def name(row: Row) -> str | None:
-        lport, rport = row[4], row[6]
+        lport, rport = row.local_port, row.remote_port
         port = lport if rport is None or lport <= rport else rport
-        key = (port, row[0])
+        key = (port, row.proto)
         try:
             return cache[key]
         except KeyError:
-            value = cache[key] = service_name(port, row[0].value)
+            value = cache[key] = service_name(port, row.proto.value)
             return value
 
     return name
@@ -71,16 +73,9 @@ class SocketJson:
         self._owners = owners
         self._service = service
         self._extra = extra
-        self._prefix: dict[TcpState, tuple[Proto, int, str]] = {}
+        self._prefix: dict[tuple[Any, ...], str] = {}
         self._owner_prefix: dict[int, str | None] = {}
-        self._strings: dict[str | None, str] = {None: "null"}
-
-    def _string(self, text: str | None) -> str:
-        try:
-            return self._strings[text]
-        except KeyError:
-            value = self._strings[text] = json.dumps(text, ensure_ascii=False)
-            return value
+        self._strings: dict[str, str] = {}
 
     def _owner_json(self, pid: int) -> str | None:
         """``{"pid":..,...,"fd":`` for ``pid`` (cached), or None if it has exited."""
@@ -92,25 +87,18 @@ class SocketJson:
         info = self._owners.process(pid)
         prefix = None
         if info is not None:
-            text = json.dumps(
+            text = _compact(
                 {
                     "pid": pid,
                     "name": info.name,
                     "user": info.user,
                     "cmdline": None if info.cmdline is None else list(info.cmdline),
                     "start_time": info.start_time,
-                },
-                ensure_ascii=False,
-                separators=(",", ":"),
+                }
             )
             prefix = text[:-1] + ',"fd":'
         self._owner_prefix[pid] = prefix
         return prefix
-
-    def _owners_json(self, row: Row) -> str:
-        if self._owners is None:
-            return "null"
-        return "[]" if row[10] is None else self._owners_json_inode(row[10])
 
     def _owners_json_inode(self, inode: int) -> str:
         owners = self._owners
@@ -133,11 +121,12 @@ class SocketJson:
         return _OwnersJson(self)
 
     def lines(self, rows: Iterable[Row]) -> list[str]:
-        """One JSON object per row (the hot loop of ``ls --json`` at 200,000 sockets)."""
+        """One JSON object per row (``_record.row_json`` plus owners, service, extras)."""
         out: list[str] = []
         append = out.append
+        fields = row_json()
         prefixes = self._prefix
-        strings = self._string
+        strings = self._strings
         service = self._service
         extra = self._extra
         omap = self._owners
@@ -148,15 +137,7 @@ class SocketJson:
             owner_prefix = self._owner_prefix
             owner_json = self._owner_json
         for row in rows:
-            proto, fam, st, la, lp, ra, rp, rq, wq, uid, ino, iface, v6 = row
-            pre = prefixes.get(st)
-            if pre is None or pre[0] is not proto or pre[1] != fam:
-                pre = prefixes[st] = (
-                    proto,
-                    fam,
-                    f'{{"proto":"{proto.value}","family":{fam},"state":"{st.value}",'
-                    '"local":{"address":"',
-                )
+            ino = row.inode
             if omap is None:
                 owners = "null"
             elif not by_inode:
@@ -164,7 +145,7 @@ class SocketJson:
             elif ino is None:
                 owners = "[]"
             elif ino in multi:
-                owners = self._owners_json(row)
+                owners = self._owners_json_inode(ino)
             else:
                 held = single_get(ino)
                 if held is None:
@@ -172,19 +153,15 @@ class SocketJson:
                 else:
                     op = owner_prefix.get(held[0]) or owner_json(held[0])
                     owners = "[]" if op is None else f"[{op}{held[1]}}}]"
-            line = (
-                f'{pre[2]}{la}","port":{lp}}},"remote":'
-                f"{'null' if ra is None else _REMOTE_A + ra + _REMOTE_B + str(rp) + '}'},"
-                f'"recv_q":{rq},"send_q":{wq},"uid":{"null" if uid is None else uid},'
-                f'"inode":{"null" if ino is None else ino},'
-                f'"interface":{"null" if iface is None else strings(iface)},'
-                f'"v6only":{"null" if v6 is None else "true" if v6 else "false"},'
-                f'"owners":{owners},'
-                f'"service":{"null" if service is None else strings(service(row))}'
-            )
+            if service is None:
+                line = f'{fields(row, prefixes, strings)},"owners":{owners},"service":null'
+            else:
+                name = service(row)
+                text = "null" if name is None else cached_string(name, strings)
+                line = f'{fields(row, prefixes, strings)},"owners":{owners},"service":{text}'
             if extra is not None:
                 for k, v in extra(row).items():
-                    line += f",{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
+                    line += f",{json_string(k)}:{_compact(v)}"
             append(line + "}")
         return out
 
@@ -227,7 +204,7 @@ def write_sockets_json(
         fmt = formatter or SocketJson(None, None)
         lines = (fmt.lines(rows) for rows in batches or ())
     write = stream.write
-    write(f'{{"backend":{json.dumps(backend)},"sockets":[')
+    write(f'{{"schema":"{SCHEMA}","backend":{json_string(backend)},"sockets":[')
     count = 0
     sep = "\n"
     for chunk in lines:
@@ -236,9 +213,14 @@ def write_sockets_json(
             write(",\n".join(chunk))
             sep = ",\n"
             count += len(chunk)
-    write(f'\n],"notes":{json.dumps(list(notes), ensure_ascii=False)},')
+    write(f'\n],"notes":{_compact(list(notes))},')
     write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
     return count
+
+
+def queue_text(value: int | None) -> str:
+    """A queue size for a table: the number, or ``?`` when the backend does not know it."""
+    return "?" if value is None else str(value)
 
 
 def endpoint_text(address: str | None, port: int | None) -> str:
@@ -270,12 +252,12 @@ def _owner_users(owners: OwnerMap | None, row: Row) -> str:
         info = owners.process(pid)
         if info is not None and info.user and info.user not in users:
             users.append(info.user)
-    if not users and row[9] is not None and row[10]:
+    if not users and row.uid is not None and row.inode:
         # No visible process (another user's, not root): the socket's own uid still says
         # whose it is. TIME-WAIT and request sockets have no inode and no real owner.
         from portscope.sockets._owners import user_name
 
-        return user_name(row[9])
+        return user_name(row.uid)
     return ",".join(users) or "-"
 
 
@@ -341,12 +323,12 @@ def render_ls(
     body = []
     for r in rows:
         cells = [
-            f"{r[0].value}{'6' if r[1] == 6 else ''}",
-            r[2].value,
-            str(r[7]),
-            str(r[8]),
-            endpoint_text(r[3], r[4]),
-            endpoint_text(r[5], r[6]),
+            f"{r.proto.value}{'6' if r.family == 6 else ''}",
+            r.state.value,
+            queue_text(r.recv_q),
+            queue_text(r.send_q),
+            endpoint_text(r.local_address, r.local_port),
+            endpoint_text(r.remote_address, r.remote_port),
         ]
         if service is not None:
             cells.append(service(r) or "-")
@@ -372,11 +354,18 @@ def render_listen(
     headers += ["Process", "User", "Queue"]
     body = []
     for r in rows:
-        address = f"[{r[3]}]" if r[1] == 6 else r[3]
-        cells = [f"{r[0].value}{'6' if r[1] == 6 else ''}", str(r[4]), address, scope(r)]
+        address = f"[{r.local_address}]" if r.family == 6 else r.local_address
+        cells = [
+            f"{r.proto.value}{'6' if r.family == 6 else ''}",
+            str(r.local_port),
+            address,
+            scope(r),
+        ]
         if service is not None:
             cells.append(service(r) or "-")
-        queue = f"{r[7]}/{r[8]}" if r[2] is TcpState.LISTEN else str(r[7])
+        queue = queue_text(r.recv_q)
+        if r.state is TcpState.LISTEN:
+            queue += f"/{queue_text(r.send_q)}"
         cells += [owners_text(owners, r), _owner_users(owners, r), queue]
         body.append(cells)
     _emit(env, headers, body, {1}, no_color)

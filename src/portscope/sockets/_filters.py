@@ -256,22 +256,27 @@ class SocketFilter:
         checks: list[Callable[[Row], bool]] = []
         if self.states is not None:
             states = self.states
-            checks.append(lambda r: r[2] in states)
+            checks.append(lambda r: r.state in states)
         if self.ports is not None:
             ports = self.ports
-            checks.append(lambda r: r[4] in ports or r[6] in ports)
+            checks.append(lambda r: r.local_port in ports or r.remote_port in ports)
         if self.sports is not None:
             sports = self.sports
-            checks.append(lambda r: r[4] in sports)
+            checks.append(lambda r: r.local_port in sports)
         if self.dports is not None:
             dports = self.dports
-            checks.append(lambda r: r[6] in dports)
+            checks.append(lambda r: r.remote_port in dports)
         if self.uids is not None:
             uids = self.uids
-            checks.append(lambda r: r[9] in uids)
+            checks.append(lambda r: r.uid in uids)
         if self.networks is not None:
             inside = _address_matcher(self.networks)
-            checks.append(lambda r: inside(r[3]) or (r[5] is not None and inside(r[5])))
+            checks.append(
+                lambda r: (
+                    inside(r.local_address)
+                    or (r.remote_address is not None and inside(r.remote_address))
+                )
+            )
         if (self.pids is not None or self.processes is not None) and owners is not None:
             pids, names, omap = self.pids, self.processes, owners
 
