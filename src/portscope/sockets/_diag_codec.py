@@ -285,8 +285,12 @@ def _generated() -> dict[str, Any]:
     )
     json_emit = (
         _OWNERS_EMIT
-        + json_statements("        ")
-        + '        append(f\'{_json},"owners":{own},"service":null}}\')'
+        + json_statements(
+            "        ",
+            never_none=frozenset({"recv_q", "send_q"}),
+            tail=',"owners":{own},"service":null}}',
+        )
+        + "        append(_json)"
     )
     fused = _LOOP.format(name="decode_chunk_json", setup=_OWNERS_SETUP, emit=json_emit)
     namespace: dict[str, Any] = {

@@ -148,20 +148,33 @@ def _prefix_fields() -> tuple[str, ...]:
     return tuple(lead)
 
 
-def _value_expr(key: JsonKey) -> str:
-    """The f-string field writing the value of ``key`` (its fields are local names).
+def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> str:
+    """The f-string field writing the value of ``key`` (its fields are local names);
+    statements it needs first go to ``before``.
 
-    The generated code names its string constants (``_J_NULL``, ``_J_ADDR`` ...): an f-string
+    The f-string expressions name their string constants (``_J_NULL`` ...): an f-string
     expression may not hold quotes of its own before Python 3.12.
     """
     if key.kind == "endpoint":
         address, port = key.fields
-        text = f"({address} if _J_PCT not in {address} else _address_json({address}, _strings))"
+        text = f"_a_{key.name}"
+        # inet_ntop text needs no escaping; a scope (``%iface``) may need any
+        before.append(
+            f"{text} = {address} if '%' not in {address} else _address_json({address}, _strings)"
+        )
+        made = f'{{{{"address":"{{{text}}}","port":{{{port}}}}}}}'
         if not key.nullable:
-            return f'{{{{"address":"{{{text}}}","port":{{{port}}}}}}}'
-        made = f"_J_ADDR + {text} + _J_PORT + str({port}) + _J_CLOSE"
-        return f"{{_J_NULL if {address} is None else {made}}}"
+            return made
+        before[-1:] = [
+            f"if {address} is None:",
+            f"    _e_{key.name} = 'null'",
+            "else:",
+            f"    {before[-1]}",
+            f"    _e_{key.name} = f'{made}'",
+        ]
+        return f"{{_e_{key.name}}}"
     (name,) = key.fields
+    nullable = key.nullable and name not in never_none
     if key.kind == "str":
         value = f"_cached_string({name}, _strings)"
     elif key.kind == "bool":
@@ -170,28 +183,38 @@ def _value_expr(key: JsonKey) -> str:
         value = f"_J_QUOTE + {name}.value + _J_QUOTE"
     else:
         value = name
-    return f"{{_J_NULL if {name} is None else {value}}}" if key.nullable else f"{{{value}}}"
+    return f"{{_J_NULL if {name} is None else {value}}}" if nullable else f"{{{value}}}"
 
 
-def json_statements(indent: str) -> str:
-    """Statements that set ``_json`` to a socket's JSON object without its closing ``}``.
+def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail: str = "") -> str:
+    """Statements that set ``_json`` to a socket's JSON object without its closing ``}``
+    (or with ``tail``, f-string text written after the fields, in the same string).
 
     The ``Row`` fields must be local names; ``_prefixes`` (a dict) and ``_strings`` (a
     dict, JSON of strings) must be defined. Used by the plain writer and the fused
     decoder alike, so both write the same bytes.
+
+    Args:
+        indent: the indentation of the statements.
+        never_none: nullable fields that the caller always sets (the netlink decoder's
+            queue sizes): their test for ``None`` is left out.
+        tail: f-string source appended to the object (the fused decoder's owners).
     """
     keys = json_keys()
     lead = _prefix_fields()
     rest = keys[len(lead) :]
-    prefix_parts = "".join(f'"{k.name}":{_value_expr(k)},' for k in keys[: len(lead)])
+    unused: list[str] = []
+    prefix_parts = "".join(
+        f'"{k.name}":{_value_expr(k, unused, frozenset())},' for k in keys[: len(lead)]
+    )
     key_tuple = "(" + "".join(f"{name}, " for name in lead) + ")"
-    body = ",".join(f'"{k.name}":{_value_expr(k)}' for k in rest)
     lines = [
         f"_p = _prefixes.get({key_tuple})",
         "if _p is None:",
         f"    _p = _prefixes[{key_tuple}] = f'{{{{{prefix_parts}'",
-        f"_json = f'{{_p}}{body}'",
     ]
+    body = ",".join(f'"{k.name}":{_value_expr(k, lines, never_none)}' for k in rest)
+    lines.append(f"_json = f'{{_p}}{body}{tail}'")
     return "".join(f"{indent}{line}\n" for line in lines)
 
 
@@ -212,10 +235,6 @@ def generated_globals() -> dict[str, Any]:
         "_J_TRUE": "true",
         "_J_FALSE": "false",
         "_J_QUOTE": '"',
-        "_J_PCT": "%",
-        "_J_ADDR": '{"address":"',
-        "_J_PORT": '","port":',
-        "_J_CLOSE": "}",
     }
 
 
