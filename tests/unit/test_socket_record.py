@@ -169,3 +169,24 @@ def test_generated_code_shows_in_tracebacks() -> None:
     _record.row_json()
     lines: Any = linecache.getlines("<portscope generated row_json>")
     assert any("_json" in line for line in lines)
+
+
+def test_a_socket_table_is_written_as_the_cli_document() -> None:
+    import io
+
+    from portscope.models import Owner, SocketTable
+    from portscope.render.sockets import socket_row, write_table_json
+
+    owner = Owner(7, 'x"y', None, ("a", "\u202e"), 1.5, 3)
+    rows = [ROW, Row(Proto.UDP, 4, S.UNCONN, "0.0.0.0", 53, None, None, None, None,
+                     None, None, None, None)]  # fmt: skip
+    first = dataclasses.replace(row_to_socket(rows[0]), owners=(owner,))
+    second = dataclasses.replace(row_to_socket(rows[1]), owners=())
+    table = SocketTable((first, second), "psutil", owners_complete=False, notes=("n",))
+    assert [socket_row(s) for s in table.sockets] == rows
+    out = io.StringIO()
+    assert write_table_json(table, out) == 2
+    doc = json.loads(out.getvalue())
+    assert doc["schema"] == SCHEMA and doc["backend"] == "psutil" and doc["notes"] == ["n"]
+    assert doc["owners_complete"] is False
+    assert doc["sockets"] == [{**to_dict(s), "service": None} for s in table.sockets]

@@ -12,13 +12,12 @@ import json
 from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from portscope.models import Proto, TcpState, to_dict
-from portscope.sockets._record import SCHEMA, cached_string, json_string, row_json
+from portscope.models import Owner, Proto, Socket, SocketTable, TcpState, to_dict
+from portscope.sockets._owners import OwnerMap
+from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
 
 if TYPE_CHECKING:
     from portscope.cli._base import Env
-    from portscope.sockets._diag_codec import Row
-    from portscope.sockets._owners import OwnerMap
 
 #: Above this many rows the human table is drawn by a plain column formatter (same
 #: columns, no rich): rich takes seconds for tens of thousands of rows.
@@ -181,6 +180,19 @@ class _OwnersJson:
         return self._formatter._owners_json_inode(inode)
 
 
+class _TableOwners(OwnerMap):
+    """The owners a ``SocketTable`` already holds, per row."""
+
+    by_inode = False
+
+    def __init__(self, owners: dict[Row, tuple[Owner, ...]]) -> None:
+        super().__init__()
+        self._of = owners
+
+    def owners(self, row: Row) -> tuple[Owner, ...]:
+        return self._of.get(row, ())
+
+
 def write_sockets_json(
     batches: Iterable[list[Row]] | None,
     stream: TextIO,
@@ -216,6 +228,44 @@ def write_sockets_json(
     write(f'\n],"notes":{_compact(list(notes))},')
     write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
     return count
+
+
+def socket_row(sock: Socket) -> Row:
+    """The row of a ``Socket`` (the inverse of ``sockets.row_to_socket``, owners aside)."""
+    values: list[Any] = []
+    for key in json_keys():
+        value = getattr(sock, key.name)
+        if key.kind == "endpoint":
+            values += (None, None) if value is None else (value.address, value.port)
+        else:
+            values.append(value)
+    return Row(*values)
+
+
+def write_table_json(
+    table: SocketTable, stream: TextIO, *, service: ServiceFn | None = None
+) -> int:
+    """Write a ``SocketTable`` (``portscope.list_sockets()``) as the CLI's socket document.
+
+    The same writer and schema (``portscope.sockets/2``) as ``portscope ls --json``: each
+    socket is ``to_dict(Socket)`` plus ``service`` (from ``service``, e.g.
+    ``service_for(False)``; null without it).
+
+    Returns:
+        The number of sockets written.
+    """
+    rows = [socket_row(s) for s in table.sockets]
+    omap: OwnerMap | None = None
+    if table.owners_complete is not None or any(s.owners is not None for s in table.sockets):
+        omap = _TableOwners({r: s.owners or () for r, s in zip(rows, table.sockets, strict=True)})
+    return write_sockets_json(
+        [rows],
+        stream,
+        backend=table.backend,
+        notes=table.notes,
+        formatter=SocketJson(omap, service),
+        owners_complete=lambda: table.owners_complete,
+    )
 
 
 def queue_text(value: int | None) -> str:
