@@ -157,3 +157,12 @@ def test_a_process_that_exits_after_the_scan_is_dropped(tmp_path: Path) -> None:
     assert omap.holders(555) == [(100, 3)]
     row = Row(Proto.TCP, 4, TcpState.LISTEN, "0.0.0.0", 80, None, None, 0, 0, 0, 555, None, None)
     assert [o.pid for o in omap.owners(row)] == [100]
+
+
+def test_listener_backlog_and_v6only_are_unknown_not_zero() -> None:
+    from portscope.sockets._procfs import NOTE
+
+    listeners = [r for r in procfs_rows(Proto.TCP, 6) if r.state is TcpState.LISTEN]
+    assert listeners and all(r.send_q is None and r.v6only is None for r in listeners)
+    assert all(r.recv_q is not None for r in listeners)  # the accept queue is known
+    assert "backlog" in NOTE and "IPV6_V6ONLY" in NOTE
