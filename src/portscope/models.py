@@ -144,14 +144,20 @@ class Owner:
 class Socket:
     """One kernel socket of this machine (an ``inet_diag_msg``, ``linux/inet_diag.h``).
 
+    Its fields are those of ``portscope.sockets.Row`` (the one field list), with each
+    ``X_address``/``X_port`` pair as an ``Endpoint`` ``X``, plus ``owners``; a test keeps
+    the two in step.
+
     Attributes:
         proto: TCP or UDP.
         family: 4 or 6.
         state: the socket's state.
         local: local endpoint.
         remote: peer endpoint, or ``None`` for listeners and unconnected UDP sockets.
-        recv_q: bytes queued for reading; for LISTEN, connections waiting for ``accept()``.
-        send_q: bytes not yet acknowledged; for LISTEN, the backlog (bytes or connections).
+        recv_q: bytes queued for reading; for LISTEN, connections waiting for ``accept()``;
+            ``None`` when the backend does not know it (psutil).
+        send_q: bytes not yet acknowledged; for LISTEN, the backlog (connections);
+            ``None`` when the backend does not know it (procfs listeners, psutil).
         uid: the socket's owning user id, or ``None`` when the backend does not know it.
         inode: the socket inode (``socket:[N]``), or ``None``; 0 for TIME-WAIT is ``None``.
         interface: interface name the socket is bound to (SO_BINDTODEVICE), or ``None``.
@@ -165,8 +171,8 @@ class Socket:
     state: TcpState
     local: Endpoint
     remote: Endpoint | None
-    recv_q: int
-    send_q: int
+    recv_q: int | None
+    send_q: int | None
     uid: int | None
     inode: int | None
     interface: str | None = None

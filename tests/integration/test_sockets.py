@@ -423,3 +423,65 @@ def test_a_kernel_without_udp_diag_falls_back_to_proc_net_with_a_note(
         assert table.backend == "netlink"
         assert any("no sock_diag for udp/IPv4" in n for n in table.notes)
         assert [x.inode for x in table.sockets if x.local.port == u.getsockname()[1]] == [inode(u)]
+
+
+def test_process_filter_matches_part_of_the_name_a_glob_or_exactly() -> None:
+    comm = Path("/proc/self/comm").read_text().strip()  # python3, python3.11 ...
+    with listening(socket.AF_INET, "127.0.0.1") as s:
+        port = s.getsockname()[1]
+
+        def count(*extra: str) -> int:
+            status, out, err = run("ls", "-l", "--sport", str(port), "-n", "--json", *extra)
+            assert status == 0, err
+            return len(json.loads(out)["sockets"])
+
+        assert count("--process", comm[:4]) == 1  # "pyth" matches python3 (pgrep-like)
+        assert count("--process", comm[:3] + "*") == 1
+        assert count("--process", f"={comm}") == 1
+        assert count("--process", f"={comm[:4]}") == 0
+        assert count("--process", "no-such-proc") == 0
+
+
+def test_user_filter_matches_the_process_user_too() -> None:
+    from portscope.sockets._owners import user_name
+
+    me = user_name(os.geteuid())
+    with listening(socket.AF_INET, "127.0.0.1") as s:
+        port = s.getsockname()[1]
+        for user in (me, str(os.geteuid())):
+            status, out, _ = run("ls", "-l", "--sport", str(port), "--user", user, "--json")
+            assert status == 0 and len(json.loads(out)["sockets"]) == 1
+
+
+@needs_v6
+def test_procfs_backend_shows_unknown_backlog_and_v6only_with_a_note() -> None:
+    with listening(socket.AF_INET6, "::", backlog=9, v6only=False) as s:
+        port = s.getsockname()[1]
+        status, out, err = run("ls", "-l", "--sport", str(port), "--backend", "procfs", "--json")
+        assert status == 0
+        (sock,) = json.loads(out)["sockets"]
+        assert sock["send_q"] is None and sock["v6only"] is None  # not 0, not false
+        assert "procfs backend" in err and "IPV6_V6ONLY" in err
+        status, out, err = run("listen", "-t", "--backend", "procfs")
+        line = next(x for x in out.splitlines() if f" {port} " in x)
+        assert "all interfaces (IPv6; IPv4 unknown)" in line and "0/?" in line
+        assert "procfs backend" in err
+        status, out, _ = run("listen", "-t", "--backend", "procfs", "--json")
+        (sock,) = [x for x in json.loads(out)["sockets"] if x["local"]["port"] == port]
+        assert sock["send_q"] is None and sock["scope"] == "all interfaces (IPv6; IPv4 unknown)"
+        # netlink knows both
+        status, out, _ = run("ls", "-l", "--sport", str(port), "--json", "-n")
+        (sock,) = json.loads(out)["sockets"]
+        assert sock["send_q"] == 9 and sock["v6only"] is False
+
+
+def test_every_socket_document_names_its_schema() -> None:
+    for argv in (
+        ["ls", "-n", "--json"],
+        ["ls", "--json"],
+        ["listen", "--json"],
+        ["ls", "--summary", "--json"],
+        ["ls", "-t", "--json", "--sort", "port"],
+    ):
+        status, out, _ = run(*argv)
+        assert status == 0 and json.loads(out)["schema"] == "portscope.sockets/2", argv

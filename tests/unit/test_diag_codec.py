@@ -42,10 +42,10 @@ def find(rows: list[Row], want: dict[str, Any]) -> dict[str, Any]:
     hits = [
         dict(zip(ROW_FIELDS, r, strict=True))
         for r in rows
-        if r[0].value == want["proto"]
-        and r[1] == want["family"]
-        and [r[3], r[4]] == want["local"]
-        and r[2].value == want["state"]
+        if r.proto.value == want["proto"]
+        and r.family == want["family"]
+        and [r.local_address, r.local_port] == want["local"]
+        and r.state.value == want["state"]
     ]
     assert len(hits) == 1, (want, hits)
     return hits[0]
@@ -70,14 +70,14 @@ def test_every_captured_socket_decodes_to_its_known_values(want: dict[str, Any])
 
 def test_listener_queues_are_accept_queue_and_backlog() -> None:
     rows = decode_all(Proto.TCP, 6)
-    queued = [r for r in rows if r[2] is TcpState.LISTEN and r[3] == "::1"]
+    queued = [r for r in rows if r.state is TcpState.LISTEN and r.local_address == "::1"]
     assert len(queued) == 1
     assert (queued[0][7], queued[0][8]) == (1, 5)  # one connection waiting, listen(5)
 
 
 def test_v4_mapped_peer_is_shown_as_ss_shows_it() -> None:
     rows = decode_all(Proto.TCP, 6)
-    mapped = [r for r in rows if r[3].startswith("::ffff:")]
+    mapped = [r for r in rows if r.local_address.startswith("::ffff:")]
     assert len(mapped) == 1
     assert mapped[0][3] == "::ffff:127.0.0.1"
     assert mapped[0][5] == "::ffff:127.0.0.1"
@@ -85,20 +85,20 @@ def test_v4_mapped_peer_is_shown_as_ss_shows_it() -> None:
 
 def test_v6only_is_reported_only_for_ipv6_listeners_and_unconnected() -> None:
     for r in all_rows():
-        if r[1] == 4 or r[2] not in (TcpState.LISTEN, TcpState.UNCONN):
-            assert r[12] is None
+        if r.family == 4 or r.state not in (TcpState.LISTEN, TcpState.UNCONN):
+            assert r.v6only is None
         else:
-            assert isinstance(r[12], bool)
+            assert isinstance(r.v6only, bool)
 
 
 def test_time_wait_has_no_inode_and_no_uid() -> None:
-    tw = [r for r in decode_all(Proto.TCP, 4) if r[2] is TcpState.TIME_WAIT]
+    tw = [r for r in decode_all(Proto.TCP, 4) if r.state is TcpState.TIME_WAIT]
     assert len(tw) == 1
     assert tw[0][9] is None and tw[0][10] is None
 
 
 def test_udp_states_are_unconn_and_established() -> None:
-    states = {r[2] for r in decode_all(Proto.UDP, 4)}
+    states = {r.state for r in decode_all(Proto.UDP, 4)}
     assert states == {TcpState.UNCONN, TcpState.ESTABLISHED}
 
 
@@ -253,7 +253,7 @@ def test_fused_json_decoder_writes_the_owners_as_the_renderer_does() -> None:
     from portscope.sockets._owners import OwnerMap, ProcessInfo
 
     rows = decode_all(Proto.TCP, 4) + decode_all(Proto.TCP, 6)
-    inodes = [r[10] for r in rows if r[10] is not None]
+    inodes = [r.inode for r in rows if r.inode is not None]
     holders = {inodes[0]: [(10, 3)], inodes[1]: [(10, 4), (11, 4)], inodes[2]: [(99, 5)]}
     infos = {10: ProcessInfo("nginx", "www", ("nginx", "-g", 'x "y"'), 1.5), 11: ProcessInfo(
         "nginx", None, None, None)}  # fmt: skip

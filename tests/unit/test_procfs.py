@@ -45,7 +45,7 @@ def test_procfs_and_netlink_agree_on_the_same_sockets() -> None:
 
 def test_host_order_hex_addresses_decode() -> None:
     rows = procfs_rows(Proto.TCP, 6)
-    assert {r[3] for r in rows} >= {"::", "::1", "::ffff:127.0.0.1"}
+    assert {r.local_address for r in rows} >= {"::", "::1", "::ffff:127.0.0.1"}
 
 
 def test_state_filter_and_header_are_handled() -> None:
@@ -56,7 +56,7 @@ def test_state_filter_and_header_are_handled() -> None:
         Proto.TCP,
         frozenset({TcpState.LISTEN}),
     )
-    assert listen and all(r[2] is TcpState.LISTEN for r in listen)
+    assert listen and all(r.state is TcpState.LISTEN for r in listen)
     assert len(listen) < len(rows)
 
 
@@ -66,7 +66,7 @@ def test_lines_read_twice_are_kept_once() -> None:
 
 
 def test_time_wait_line_has_no_inode_and_no_uid() -> None:
-    tw = [r for r in procfs_rows(Proto.TCP, 4) if r[2] is TcpState.TIME_WAIT]
+    tw = [r for r in procfs_rows(Proto.TCP, 4) if r.state is TcpState.TIME_WAIT]
     assert len(tw) == 1 and tw[0][9] is None and tw[0][10] is None
 
 
@@ -155,5 +155,14 @@ def test_a_process_that_exits_after_the_scan_is_dropped(tmp_path: Path) -> None:
     (proc / "101" / "fd").rmdir()
     (proc / "101").rmdir()
     assert omap.holders(555) == [(100, 3)]
-    row = (Proto.TCP, 4, TcpState.LISTEN, "0.0.0.0", 80, None, None, 0, 0, 0, 555, None, None)
+    row = Row(Proto.TCP, 4, TcpState.LISTEN, "0.0.0.0", 80, None, None, 0, 0, 0, 555, None, None)
     assert [o.pid for o in omap.owners(row)] == [100]
+
+
+def test_listener_backlog_and_v6only_are_unknown_not_zero() -> None:
+    from portscope.sockets._procfs import NOTE
+
+    listeners = [r for r in procfs_rows(Proto.TCP, 6) if r.state is TcpState.LISTEN]
+    assert listeners and all(r.send_q is None and r.v6only is None for r in listeners)
+    assert all(r.recv_q is not None for r in listeners)  # the accept queue is known
+    assert "backlog" in NOTE and "IPV6_V6ONLY" in NOTE

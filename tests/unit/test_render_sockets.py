@@ -24,15 +24,15 @@ S = TcpState
 NGINX = ProcessInfo("nginx", "www-data", ("nginx: master", "-g", 'daemon "off";'), 1700000000.5)
 WORKER = ProcessInfo("nginx", "www-data", None, None)
 ROWS: list[Row] = [
-    (Proto.TCP, 4, S.LISTEN, "0.0.0.0", 80, None, None, 0, 511, 0, 100, None, None),
-    (Proto.TCP, 6, S.LISTEN, "::", 443, None, None, 2, 4096, 0, 101, None, False),
-    (Proto.TCP, 6, S.LISTEN, "::1", 8080, None, None, 0, 128, 1000, 102, "lo", True),
-    (Proto.UDP, 4, S.UNCONN, "127.0.0.53", 53, None, None, 0, 0, 101, 103, None, None),
-    (Proto.TCP, 4, S.ESTABLISHED, "10.0.0.5", 22, "192.0.2.7", 50000, 0, 36, 0, 104, None,
+    Row(Proto.TCP, 4, S.LISTEN, "0.0.0.0", 80, None, None, 0, 511, 0, 100, None, None),
+    Row(Proto.TCP, 6, S.LISTEN, "::", 443, None, None, 2, 4096, 0, 101, None, False),
+    Row(Proto.TCP, 6, S.LISTEN, "::1", 8080, None, None, 0, 128, 1000, 102, "lo", True),
+    Row(Proto.UDP, 4, S.UNCONN, "127.0.0.53", 53, None, None, 0, 0, 101, 103, None, None),
+    Row(Proto.TCP, 4, S.ESTABLISHED, "10.0.0.5", 22, "192.0.2.7", 50000, 0, 36, 0, 104, None,
      None),
-    (Proto.TCP, 4, S.TIME_WAIT, "127.0.0.1", 41000, "127.0.0.1", 80, 0, 0, None, None, None,
+    Row(Proto.TCP, 4, S.TIME_WAIT, "127.0.0.1", 41000, "127.0.0.1", 80, 0, 0, None, None, None,
      None),
-    (Proto.TCP, 6, S.ESTABLISHED, "fe80::1%eth0", 22, "fe80::2", 1234, 0, 0, 0, 105, "eth0",
+    Row(Proto.TCP, 6, S.ESTABLISHED, "fe80::1%eth0", 22, "fe80::2", 1234, 0, 0, 0, 105, "eth0",
      None),
 ]  # fmt: skip
 OWNERS = OwnerMap.from_holders(
@@ -42,7 +42,8 @@ OWNERS = OwnerMap.from_holders(
 
 
 def fake_service(r: Row) -> str | None:
-    return {80: "http", 443: "https", 22: "ssh", 53: "domain"}.get(min(r[4], r[6] or 1 << 20))
+    port = min(r.local_port, r.remote_port or 1 << 20)
+    return {80: "http", 443: "https", 22: "ssh", 53: "domain"}.get(port)
 
 
 @pytest.mark.parametrize("owners", [None, OWNERS])

@@ -135,8 +135,8 @@ def row(state: TcpState, la: str, lp: int, ra: str | None, rp: int | None, **kw:
     proto = kw.get("proto", Proto.TCP)
     fam = 6 if ":" in la else 4
     uid = kw.get("uid", 1000)
-    return (proto, fam, state, la, lp, ra, rp, kw.get("rq", 0), kw.get("wq", 0), uid,  # type: ignore[return-value]
-            kw.get("inode", 1), None, None)  # fmt: skip
+    return Row(proto, fam, state, la, lp, ra, rp, kw.get("rq", 0), kw.get("wq", 0), uid,  # type: ignore[arg-type]
+               kw.get("inode", 1), None, None)  # fmt: skip
 
 
 ROWS = [
@@ -151,7 +151,7 @@ ROWS = [
 
 def keep(f: SocketFilter) -> list[int | None]:
     pred = f.predicate()
-    return [r[10] for r in ROWS if pred(r)]
+    return [r.inode for r in ROWS if pred(r)]
 
 
 def test_port_filters() -> None:
@@ -169,7 +169,7 @@ def test_address_filter_matches_either_end_and_v4_mapped() -> None:
 
 
 def test_uid_and_state_filters() -> None:
-    assert keep(SocketFilter(uids=frozenset({0, 101}))) == [10, 13]
+    assert keep(SocketFilter(uids=frozenset({0, 101}))) == [10, 13]  # no owner map: socket uid
     assert keep(SocketFilter(states=frozenset({S.TIME_WAIT}))) == [None]
 
 
@@ -182,10 +182,10 @@ def test_conditions_combine_with_and() -> None:
 
 def test_sort_keys_order_rows() -> None:
     rows = list(ROWS)
-    assert [r[4] for r in sort_rows(rows, "port")] == [22, 22, 53, 8080, 8443, 41000]
+    assert [r.local_port for r in sort_rows(rows, "port")] == [22, 22, 53, 8080, 8443, 41000]
     assert sort_rows(rows, "recv-q")[0][10] == 11
     assert sort_rows(rows, "send-q")[0][10] == 12
-    assert [r[10] for r in sort_rows(rows, "local")][:2] == [10, 11]  # 0.0.0.0 < 10.0.0.5
+    assert [r.inode for r in sort_rows(rows, "local")][:2] == [10, 11]  # 0.0.0.0 < 10.0.0.5
     assert sort_rows(rows, "state")[0][2] is S.ESTABLISHED
 
 
@@ -222,3 +222,72 @@ def test_bad_list_sockets_arguments() -> None:
     assert "tcp, udp" in str(info.value)
     with pytest.raises(InvalidFilter):
         list_sockets(families=[5])
+
+
+def test_ports_resolve_through_portscope_registry() -> None:
+    # redis is in portscope's registry; getservbyname on a minimal /etc/services is not
+    assert parse_port("redis") == 6379
+    assert parse_port("http-alt") == 8080
+    assert parse_port(" 0 ") == 0
+
+
+@pytest.mark.parametrize(
+    ("patterns", "name", "hit"),
+    [
+        (["python"], "python3", True),  # part of the name, as pgrep
+        (["ython"], "python3", True),
+        (["Python"], "python3", False),  # case matters, as pgrep
+        (["python3.1?"], "python3.12", True),  # a glob over the whole name
+        (["py*"], "python3", True),
+        (["*thon"], "python3", False),
+        (["[pq]ython3"], "python3", True),
+        (["=python"], "python3", False),  # exactly
+        (["=python3"], "python3", True),
+        (["nginx", "=sshd"], "sshd", True),
+    ],
+)
+def test_process_patterns(patterns: list[str], name: str, hit: bool) -> None:
+    from portscope.sockets._filters import process_matcher
+
+    assert process_matcher(patterns)(name) is hit
+
+
+@pytest.mark.parametrize("text", ["", "  ", "="])
+def test_empty_process_pattern_is_refused(text: str) -> None:
+    from portscope.sockets._filters import parse_process
+
+    with pytest.raises(InvalidFilter) as info:
+        parse_process(text)
+    assert "=NAME" in str(info.value)
+
+
+def owner_map() -> object:
+    from portscope.sockets._owners import OwnerMap, ProcessInfo, user_name
+
+    # inode 10 (socket uid 0) is held by a process running as uid 101's user
+    return OwnerMap.from_holders(
+        {10: [(500, 3)], 11: [(501, 4)]},
+        {500: ProcessInfo("nginx", user_name(101), None, None),
+         501: ProcessInfo("python3", user_name(1000), None, None)},
+    )  # fmt: skip
+
+
+def test_user_filter_matches_the_socket_uid_or_a_holding_process_user() -> None:
+    omap = owner_map()
+    f = SocketFilter(uids=frozenset({101}))
+    assert f.needs_owners
+    pred = f.predicate(omap)  # type: ignore[arg-type]
+    # 13: socket uid 101; 10: socket uid 0 but held by a process running as uid 101
+    assert [r.inode for r in ROWS if pred(r)] == [10, 13]
+
+
+def test_process_filter_matches_part_of_the_name() -> None:
+    pred = SocketFilter(processes=frozenset({"python"})).predicate(owner_map())  # type: ignore[arg-type]
+    assert [r.inode for r in ROWS if pred(r)] == [11]
+    pred = SocketFilter(processes=frozenset({"=python"})).predicate(owner_map())  # type: ignore[arg-type]
+    assert [r.inode for r in ROWS if pred(r)] == []
+
+
+def test_unknown_queue_sizes_sort_last() -> None:
+    rows = [ROWS[0]._replace(send_q=None), ROWS[2]]
+    assert [r.send_q for r in sort_rows(rows, "send-q")] == [900, None]

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.models import Proto, TcpState
     from portscope.render import count
     from portscope.render.sockets import SocketJson, render_listen, service_for, write_sockets_json
-    from portscope.sockets import SocketFilter, dump, scope_words, sort_rows
+    from portscope.sockets import Row, SocketFilter, dump, scope_words, sort_rows
 
     protos = None
     if args.tcp or args.udp:
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
     omap = d.scan_owners(rows)
     sort_rows(rows, "port")
 
-    def scope(r: tuple) -> str:  # type: ignore[type-arg]
-        return scope_words(r[1], r[3], r[12], r[11])
+    def scope(r: Row) -> str:
+        return scope_words(r.family, r.local_address, r.v6only, r.interface)
 
     service = service_for(args.numeric)
     if args.json:

@@ -17,6 +17,7 @@ from portscope.sockets._filters import (
     parse_network,
     parse_pid,
     parse_port,
+    parse_process,
     parse_sort,
     parse_states,
     parse_user,
@@ -96,14 +97,19 @@ def configure(parser: Parser) -> None:
         "--pid", action="append", type=checked(_list_of(parse_pid)), help="held by this pid"
     )
     parser.add_argument(
-        "--process", action="append", metavar="NAME", help="held by a process of this name"
+        "--process",
+        action="append",
+        type=checked(parse_process),
+        metavar="NAME",
+        help="held by a process whose name contains NAME (python matches python3); "
+        "a glob if it has * ? [ (python3.1?); =NAME for exactly NAME (repeatable)",
     )
     parser.add_argument(
         "--user",
         action="append",
         type=checked(_list_of(parse_user)),
         metavar="USER",
-        help="socket owned by this user name or uid",
+        help="the socket's user, or the user of a process holding it (name or uid)",
     )
     parser.add_argument(
         "-p", "--processes", action="store_true", help="show owning processes (scans /proc)"
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         service_for,
         write_sockets_json,
     )
-    from portscope.sockets import dump, sort_rows, summarize
+    from portscope.sockets import SCHEMA, dump, sort_rows, summarize
 
     where = build_filter(args)
     owners = bool(args.processes)
@@ -201,7 +207,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.summary:
         summary = summarize(rows)
         if args.json:
-            write_json({"backend": d.backend, "notes": d.notes, **summary}, env.stdout)
+            write_json(
+                {"schema": SCHEMA, "backend": d.backend, "notes": d.notes, **summary}, env.stdout
+            )
         else:
             env.show(render_summary(summary), no_color=args.no_color, wide=args.wide)
         _notes(env, d.notes)

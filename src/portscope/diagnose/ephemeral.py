@@ -250,7 +250,11 @@ def ephemeral_usage(*, warn_ratio: float = 0.8) -> EphemeralUsage:
 
     # Rows, not Socket objects: this runs over every socket of a busy host.
     return _count(
-        ((r[0], r[2], r[3], r[4], r[5], r[6]) for batch in dump().batches for r in batch),
+        (
+            (r.proto, r.state, r.local_address, r.local_port, r.remote_address, r.remote_port)
+            for batch in dump().batches
+            for r in batch
+        ),
         kernel,
         warn_ratio=warn_ratio,
         tcp_tw_reuse=None if reuse < 0 else reuse,

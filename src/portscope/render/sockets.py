@@ -10,29 +10,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Container, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from portscope.models import Proto, TcpState, to_dict
+from portscope.models import Owner, Proto, Socket, SocketTable, TcpState, to_dict
 from portscope.render._table import (
     RICH_MAX_ROWS as RICH_MAX_ROWS,  # the CLI's switch
     Column,
     Table,
 )
-
-if TYPE_CHECKING:
-    from portscope.models import Socket
-    from portscope.sockets._diag_codec import Row
-    from portscope.sockets._owners import OwnerMap
+from portscope.sockets._owners import OwnerMap
+from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
 
 ServiceFn = Callable[["Row"], "str | None"]
 
 
 def _compact(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-_REMOTE_A = '{"address":"'
-_REMOTE_B = '","port":'
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (undecodable bytes): keep it escaped
+        text = json.dumps(data, separators=(",", ":"))
+    return text
 
 
 def service_for(numeric: bool) -> ServiceFn | None:
@@ -48,13 +46,13 @@ def service_for(numeric: bool) -> ServiceFn | None:
     cache: dict[tuple[int, Proto], str | None] = {}
 
     def name(row: Row) -> str | None:
-        lport, rport = row[4], row[6]
+        lport, rport = row.local_port, row.remote_port
         port = lport if rport is None or lport <= rport else rport
-        key = (port, row[0])
+        key = (port, row.proto)
         try:
             return cache[key]
         except KeyError:
-            value = cache[key] = service_name(port, row[0].value)
+            value = cache[key] = service_name(port, row.proto.value)
             return value
 
     return name
@@ -72,16 +70,9 @@ class SocketJson:
         self._owners = owners
         self._service = service
         self._extra = extra
-        self._prefix: dict[TcpState, tuple[Proto, int, str]] = {}
+        self._prefix: dict[tuple[Any, ...], str] = {}
         self._owner_prefix: dict[int, str | None] = {}
-        self._strings: dict[str | None, str] = {None: "null"}
-
-    def _string(self, text: str | None) -> str:
-        try:
-            return self._strings[text]
-        except KeyError:
-            value = self._strings[text] = json.dumps(text, ensure_ascii=False)
-            return value
+        self._strings: dict[str, str] = {}
 
     def _owner_json(self, pid: int) -> str | None:
         """``{"pid":..,...,"fd":`` for ``pid`` (cached), or None if it has exited."""
@@ -93,25 +84,18 @@ class SocketJson:
         info = self._owners.process(pid)
         prefix = None
         if info is not None:
-            text = json.dumps(
+            text = _compact(
                 {
                     "pid": pid,
                     "name": info.name,
                     "user": info.user,
                     "cmdline": None if info.cmdline is None else list(info.cmdline),
                     "start_time": info.start_time,
-                },
-                ensure_ascii=False,
-                separators=(",", ":"),
+                }
             )
             prefix = text[:-1] + ',"fd":'
         self._owner_prefix[pid] = prefix
         return prefix
-
-    def _owners_json(self, row: Row) -> str:
-        if self._owners is None:
-            return "null"
-        return "[]" if row[10] is None else self._owners_json_inode(row[10])
 
     def _owners_json_inode(self, inode: int) -> str:
         owners = self._owners
@@ -134,11 +118,12 @@ class SocketJson:
         return _OwnersJson(self)
 
     def lines(self, rows: Iterable[Row]) -> list[str]:
-        """One JSON object per row (the hot loop of ``ls --json`` at 200,000 sockets)."""
+        """One JSON object per row (``_record.row_json`` plus owners, service, extras)."""
         out: list[str] = []
         append = out.append
+        fields = row_json()
         prefixes = self._prefix
-        strings = self._string
+        strings = self._strings
         service = self._service
         extra = self._extra
         omap = self._owners
@@ -149,15 +134,7 @@ class SocketJson:
             owner_prefix = self._owner_prefix
             owner_json = self._owner_json
         for row in rows:
-            proto, fam, st, la, lp, ra, rp, rq, wq, uid, ino, iface, v6 = row
-            pre = prefixes.get(st)
-            if pre is None or pre[0] is not proto or pre[1] != fam:
-                pre = prefixes[st] = (
-                    proto,
-                    fam,
-                    f'{{"proto":"{proto.value}","family":{fam},"state":"{st.value}",'
-                    '"local":{"address":"',
-                )
+            ino = row.inode
             if omap is None:
                 owners = "null"
             elif not by_inode:
@@ -165,7 +142,7 @@ class SocketJson:
             elif ino is None:
                 owners = "[]"
             elif ino in multi:
-                owners = self._owners_json(row)
+                owners = self._owners_json_inode(ino)
             else:
                 held = single_get(ino)
                 if held is None:
@@ -173,19 +150,15 @@ class SocketJson:
                 else:
                     op = owner_prefix.get(held[0]) or owner_json(held[0])
                     owners = "[]" if op is None else f"[{op}{held[1]}}}]"
-            line = (
-                f'{pre[2]}{la}","port":{lp}}},"remote":'
-                f"{'null' if ra is None else _REMOTE_A + ra + _REMOTE_B + str(rp) + '}'},"
-                f'"recv_q":{rq},"send_q":{wq},"uid":{"null" if uid is None else uid},'
-                f'"inode":{"null" if ino is None else ino},'
-                f'"interface":{"null" if iface is None else strings(iface)},'
-                f'"v6only":{"null" if v6 is None else "true" if v6 else "false"},'
-                f'"owners":{owners},'
-                f'"service":{"null" if service is None else strings(service(row))}'
-            )
+            if service is None:
+                line = f'{fields(row, prefixes, strings)},"owners":{owners},"service":null'
+            else:
+                name = service(row)
+                text = "null" if name is None else cached_string(name, strings)
+                line = f'{fields(row, prefixes, strings)},"owners":{owners},"service":{text}'
             if extra is not None:
                 for k, v in extra(row).items():
-                    line += f",{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
+                    line += f",{json_string(k)}:{_compact(v)}"
             append(line + "}")
         return out
 
@@ -203,6 +176,19 @@ class _OwnersJson:
 
     def owners(self, inode: int) -> str:
         return self._formatter._owners_json_inode(inode)
+
+
+class _TableOwners(OwnerMap):
+    """The owners a ``SocketTable`` already holds, per row."""
+
+    by_inode = False
+
+    def __init__(self, owners: dict[Row, tuple[Owner, ...]]) -> None:
+        super().__init__()
+        self._of = owners
+
+    def owners(self, row: Row) -> tuple[Owner, ...]:
+        return self._of.get(row, ())
 
 
 def write_sockets_json(
@@ -228,7 +214,7 @@ def write_sockets_json(
         fmt = formatter or SocketJson(None, None)
         lines = (fmt.lines(rows) for rows in batches or ())
     write = stream.write
-    write(f'{{"backend":{json.dumps(backend)},"sockets":[')
+    write(f'{{"schema":"{SCHEMA}","backend":{json_string(backend)},"sockets":[')
     count = 0
     sep = "\n"
     for chunk in lines:
@@ -237,9 +223,52 @@ def write_sockets_json(
             write(",\n".join(chunk))
             sep = ",\n"
             count += len(chunk)
-    write(f'\n],"notes":{json.dumps(list(notes), ensure_ascii=False)},')
+    write(f'\n],"notes":{_compact(list(notes))},')
     write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
     return count
+
+
+def socket_row(sock: Socket) -> Row:
+    """The row of a ``Socket`` (the inverse of ``sockets.row_to_socket``, owners aside)."""
+    values: list[Any] = []
+    for key in json_keys():
+        value = getattr(sock, key.name)
+        if key.kind == "endpoint":
+            values += (None, None) if value is None else (value.address, value.port)
+        else:
+            values.append(value)
+    return Row(*values)
+
+
+def write_table_json(
+    table: SocketTable, stream: TextIO, *, service: ServiceFn | None = None
+) -> int:
+    """Write a ``SocketTable`` (``portscope.list_sockets()``) as the CLI's socket document.
+
+    The same writer and schema (``portscope.sockets/2``) as ``portscope ls --json``: each
+    socket is ``to_dict(Socket)`` plus ``service`` (from ``service``, e.g.
+    ``service_for(False)``; null without it).
+
+    Returns:
+        The number of sockets written.
+    """
+    rows = [socket_row(s) for s in table.sockets]
+    omap: OwnerMap | None = None
+    if table.owners_complete is not None or any(s.owners is not None for s in table.sockets):
+        omap = _TableOwners({r: s.owners or () for r, s in zip(rows, table.sockets, strict=True)})
+    return write_sockets_json(
+        [rows],
+        stream,
+        backend=table.backend,
+        notes=table.notes,
+        formatter=SocketJson(omap, service),
+        owners_complete=lambda: table.owners_complete,
+    )
+
+
+def queue_text(value: int | None) -> str:
+    """A queue size for a table: the number, or ``?`` when the backend does not know it."""
+    return "?" if value is None else str(value)
 
 
 def endpoint_text(address: str | None, port: int | None) -> str:
@@ -328,8 +357,8 @@ def render_ls(
         cells = [
             protos[r.proto, r.family],
             states[r.state],
-            str(r.recv_q),
-            str(r.send_q),
+            "?" if r.recv_q is None else str(r.recv_q),
+            "?" if r.send_q is None else str(r.send_q),
             f"[{la}]:{r.local_port}" if ":" in la else f"{la}:{r.local_port}",
             "*"
             if ra is None
@@ -380,7 +409,9 @@ def render_listen(
         ]
         if service is not None:
             cells.append(service(r) or "-")
-        queue = f"{r.recv_q}/{r.send_q}" if r.state is TcpState.LISTEN else str(r.recv_q)
+        queue = queue_text(r.recv_q)
+        if r.state is TcpState.LISTEN:
+            queue += f"/{queue_text(r.send_q)}"
         cells += [owners_text(owners, r), _owner_users(owners, r), queue]
         body.append(cells)
     return Table(tuple(columns), body)

@@ -2,9 +2,10 @@
 
 ``list_sockets`` is the public entry point. A backend is chosen once per process:
 ``netlink`` (Linux NETLINK_SOCK_DIAG), else ``procfs`` (``/proc/net``), else ``psutil``
-(other platforms). Backends produce plain tuples (*rows*, ``_diag_codec.ROW_FIELDS``)
-that become ``Socket`` objects only at the end, and ``dump`` hands the rows themselves
-to callers that stream (the CLI's JSON output at 200,000 sockets).
+(other platforms). Backends produce rows (``Row``, a named tuple whose fields,
+``ROW_FIELDS``, are the one field list of a socket: ``_record``) that become ``Socket``
+objects only at the end, and ``dump`` hands the rows themselves to callers that stream
+(the CLI's JSON output at 200,000 sockets).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from portscope.errors import BackendUnavailable, InvalidFilter
-from portscope.models import Endpoint, Proto, Socket, SocketTable, TcpState
+from portscope.models import Proto, Socket, SocketTable, TcpState
 from portscope.sockets._backend import Backend
-from portscope.sockets._diag_codec import ROW_FIELDS, JsonRows, Row
+from portscope.sockets._diag_codec import JsonRows
 from portscope.sockets._filters import (
     ALL_STATES,
     DEFAULT_STATES,
@@ -34,6 +35,7 @@ from portscope.sockets._filters import (
     parse_user,
 )
 from portscope.sockets._owners import OwnerMap
+from portscope.sockets._record import ROW_FIELDS, SCHEMA, Row, socket_maker
 
 __all__ = [
     "ALL_STATES",
@@ -41,9 +43,11 @@ __all__ = [
     "DEFAULT_STATES",
     "LISTENING_STATES",
     "ROW_FIELDS",
+    "SCHEMA",
     "SORT_KEYS",
     "STATE_GROUPS",
     "Dump",
+    "Row",
     "SocketFilter",
     "bind_scope",
     "dump",
@@ -202,7 +206,7 @@ class Dump:
         """Map sockets to processes after the dump: only those of ``rows`` if given."""
         owners = self.owners
         if owners is None:
-            wanted = None if rows is None else {r[10] for r in rows if r[10] is not None}
+            wanted = None if rows is None else {r.inode for r in rows if r.inode is not None}
             owners = self._owners = self._impl.owner_map(wanted)
             self._add_owner_note()
         return owners
@@ -279,22 +283,12 @@ def _row_predicate(where: SocketFilter, omap: OwnerMap | None) -> Callable[[Row]
 
 
 def row_to_socket(row: Row, owners: OwnerMap | None = None) -> Socket:
-    """Turn a row into a ``Socket`` (with its owners when an owner map is given)."""
-    proto, family, state, la, lp, ra, rp, rq, wq, uid, inode, iface, v6only = row
-    return Socket(
-        proto,
-        family,
-        state,
-        Endpoint(la, lp),
-        None if ra is None or rp is None else Endpoint(ra, rp),
-        rq,
-        wq,
-        uid,
-        inode,
-        iface,
-        v6only,
-        None if owners is None else owners.owners(row),
-    )
+    """Turn a row into a ``Socket`` (with its owners when an owner map is given).
+
+    Generated from the field list (``_record.socket_maker``): fields by name, each
+    ``X_address``/``X_port`` pair as an ``Endpoint``.
+    """
+    return socket_maker()(row, None if owners is None else owners.owners(row))
 
 
 def list_sockets(
@@ -378,16 +372,16 @@ def sort_rows(rows: list[Row], key: str, owners: OwnerMap | None = None) -> list
         return (pids[0], info.name if info else "")
 
     funcs: dict[str, Callable[[Row], Any]] = {
-        "port": lambda r: (r[4], r[0].value, r[1]),
-        "local": lambda r: (_address_key(r[3]), r[4]),
-        "remote": lambda r: (_address_key(r[5]), r[6] or 0),
-        "rport": lambda r: (r[6] or 0, _address_key(r[5])),
-        "state": lambda r: state_order[r[2]],
-        "proto": lambda r: (r[0].value, r[1]),
-        "recv-q": lambda r: -r[7],
-        "send-q": lambda r: -r[8],
-        "uid": lambda r: -1 if r[9] is None else r[9],
-        "inode": lambda r: r[10] or 0,
+        "port": lambda r: (r.local_port, r.proto.value, r.family),
+        "local": lambda r: (_address_key(r.local_address), r.local_port),
+        "remote": lambda r: (_address_key(r.remote_address), r.remote_port or 0),
+        "rport": lambda r: (r.remote_port or 0, _address_key(r.remote_address)),
+        "state": lambda r: state_order[r.state],
+        "proto": lambda r: (r.proto.value, r.family),
+        "recv-q": lambda r: 1 if r.recv_q is None else -r.recv_q,
+        "send-q": lambda r: 1 if r.send_q is None else -r.send_q,
+        "uid": lambda r: -1 if r.uid is None else r.uid,
+        "inode": lambda r: r.inode or 0,
         "pid": lambda r: first_owner(r)[0],
         "process": lambda r: first_owner(r)[1],
     }
@@ -403,7 +397,7 @@ def summarize(rows: Iterable[Row]) -> dict[str, Any]:
     """
     counts: Counter[tuple[str, int, str]] = Counter()
     for r in rows:
-        counts[(r[0].value, r[1], r[2].value)] += 1
+        counts[(r.proto.value, r.family, r.state.value)] += 1
     by_proto: dict[str, dict[str, Any]] = {}
     for proto in ("tcp", "udp"):
         states: Counter[str] = Counter()
@@ -431,8 +425,8 @@ def scope_words(family: int, address: str, v6only: bool | None, interface: str |
             words = "all interfaces (IPv4+IPv6)"
         elif v6only is True:
             words = "all interfaces (IPv6 only)"
-        else:
-            words = "all interfaces (IPv6)"
+        else:  # the backend cannot tell (procfs, psutil)
+            words = "all interfaces (IPv6; IPv4 unknown)"
     elif bare.startswith("127.") or bare == "::1" or bare.startswith("::ffff:127."):
         words = "loopback only"
     else:
@@ -447,8 +441,10 @@ def bind_scope(sock: Socket) -> str:
 
     ``0.0.0.0`` is "all interfaces (IPv4)"; ``::`` is "all interfaces (IPv4+IPv6)" when
     IPV6_V6ONLY is off (the kernel default, ``net.ipv6.bindv6only=0``; ``man 7 ipv6``),
-    else "all interfaces (IPv6 only)"; 127.0.0.0/8 and ``::1`` are "loopback only"; any
-    other address is "ADDRESS only". SO_BINDTODEVICE adds ", device IFACE".
+    "all interfaces (IPv6 only)" when on, and "all interfaces (IPv6; IPv4 unknown)" when
+    the backend does not report it (procfs, psutil); 127.0.0.0/8 and ``::1`` are
+    "loopback only"; any other address is "ADDRESS only". SO_BINDTODEVICE adds
+    ", device IFACE".
 
     Args:
         sock: a socket (a listener, usually).

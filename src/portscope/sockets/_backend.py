@@ -14,7 +14,13 @@ from typing import Any, Protocol
 
 from portscope.errors import BackendUnavailable
 from portscope.models import Proto, TcpState
-from portscope.sockets._diag_codec import JsonRows, Row, decode_chunk, decode_chunk_json
+from portscope.sockets._diag_codec import (
+    IfNames,
+    JsonRows,
+    Row,
+    decode_chunk,
+    decode_chunk_json,
+)
 from portscope.sockets._filters import SocketFilter, kernel_state_mask
 from portscope.sockets._owners import OwnerMap, usable_cpus
 
@@ -133,6 +139,7 @@ class NetlinkBackend:
         current = -1
         failed: set[int] = set()
         owners = None if json is None else json.owners_json()
+        ifnames = IfNames()  # names are valid for this dump only (renames, index reuse)
         plan, states = started.plan, started.states
         for i, chunk in started.chunks:
             if i in failed:
@@ -144,9 +151,9 @@ class NetlinkBackend:
             out: list[Any] = []
             try:
                 if json is not None:
-                    decode_chunk_json(chunk, family, proto, out, seen, owners)
+                    decode_chunk_json(chunk, family, proto, out, seen, owners, ifnames)
                 else:
-                    decode_chunk(chunk, family, proto, out, seen)
+                    decode_chunk(chunk, family, proto, out, seen, ifnames)
             except BackendUnavailable as err:
                 if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
                     raise

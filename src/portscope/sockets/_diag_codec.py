@@ -1,8 +1,8 @@
 """Pure decoding of NETLINK_SOCK_DIAG inet_diag replies into socket rows.
 
-No syscalls except the cached ``if_indextoname``. The ``struct.Struct`` tables mirror the
-kernel's ``struct nlmsghdr`` (``linux/netlink.h``) and ``struct inet_diag_msg``
-(``linux/inet_diag.h``)::
+No syscalls but ``if_indextoname`` (once per interface and dump: ``IfNames``). The
+``struct.Struct`` tables mirror the kernel's ``struct nlmsghdr`` (``linux/netlink.h``) and
+``struct inet_diag_msg`` (``linux/inet_diag.h``)::
 
     struct inet_diag_msg {                  struct inet_diag_sockid {
         __u8  idiag_family;                     __be16 idiag_sport;
@@ -18,9 +18,10 @@ kernel's ``struct nlmsghdr`` (``linux/netlink.h``) and ``struct inet_diag_msg``
     };
 
 The hot loop decodes a whole dump chunk with one ``unpack_from`` per socket and builds a
-plain tuple (a *row*, laid out as ``ROW_FIELDS``); ``Socket`` objects are made from rows
-only when the public API returns them. Attributes are read only where needed:
-``INET_DIAG_SKV6ONLY`` (sent by the kernel for IPv6 LISTEN/CLOSE sockets).
+``_record.Row`` (a named tuple); ``Socket`` objects are made from rows only when the public
+API returns them. The loop is written once and generated twice from the field list: rows,
+or the sockets' JSON straight from the bytes (``decode_chunk_json``). Attributes are read
+only where needed: ``INET_DIAG_SKV6ONLY`` (sent by the kernel for IPv6 LISTEN/CLOSE sockets).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ import errno as _errno
 import os
 import socket
 import struct
-from collections.abc import Container
-from typing import Final, NamedTuple, Protocol
+from collections.abc import Container, Iterable
+from functools import cache
+from typing import Any, Final, Protocol
 
 from portscope.errors import BackendUnavailable, PermissionDenied
 from portscope.models import Proto, TcpState
+from portscope.sockets._record import ROW_FIELDS, Row
+
+__all__ = ["ROW_FIELDS", "IfNames", "Row", "decode_chunk", "decode_chunk_json"]
 
 NLMSG_ERROR: Final = 2
 NLMSG_DONE: Final = 3
@@ -46,32 +51,6 @@ _TCP_CLOSE: Final = 7
 _TCP_TIME_WAIT: Final = 6
 _TCP_SYN_RECV: Final = 3
 
-
-class Row(NamedTuple):
-    """One socket as the backends produce it: a plain tuple with named fields.
-
-    ``Row._fields`` is the one field list (``ROW_FIELDS``) that the codec, the JSON writer
-    and the tables follow. A NamedTuple, not a dataclass: the decoder makes 200,000 of
-    them per dump (``tuple.__new__(Row, ...)``), and attribute reads cost what ``r[N]`` does.
-    """
-
-    proto: Proto
-    family: int
-    state: TcpState
-    local_address: str
-    local_port: int
-    remote_address: str | None
-    remote_port: int | None
-    recv_q: int
-    send_q: int
-    uid: int | None
-    inode: int | None
-    interface: str | None
-    v6only: bool | None
-
-
-ROW_FIELDS: Final = Row._fields
-_new_row = tuple.__new__
 
 # nlmsghdr (len, type, flags, seq, pid) + inet_diag_msg with the addresses cut to the
 # family's size. Ports are big-endian: read native and swapped through a table.
@@ -92,29 +71,46 @@ for _proto in (Proto.TCP, Proto.UDP):
 
 _ZERO4: Final = bytes(4)
 _ZERO16: Final = bytes(16)
-_IFNAMES: dict[int, str] = {}
+#: inet_ntop of raw addresses: the text of an address never changes (any namespace), so
+#: the cache is process-wide; emptied when it reaches this size (a long-running exporter
+#: on a host whose peers change keeps a bounded set).
+NTOP_MAX: Final = 1 << 17
 _NTOP: dict[bytes, str] = {}
 
 
+class IfNames(dict[int, str]):
+    """Interface index -> name, for one dump in one network namespace.
+
+    Indexes are per namespace and an interface can be renamed, or deleted and its
+    index reused, at any time: a name is only trusted for the dump that looked it up,
+    so each dump makes its own (``if_indextoname`` in the caller's namespace, once per
+    index). ``json`` caches JSON texts of names and scoped addresses for the same dump.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.json: dict[str, str] = {}
+
+    def __missing__(self, index: int) -> str:
+        try:
+            name = socket.if_indextoname(index)
+        except OSError:
+            name = str(index)  # gone since the kernel wrote the message
+        self[index] = name
+        return name
+
+
 def interface_name(index: int) -> str:
-    """The name of interface ``index`` (cached), or the number as text if it is gone."""
-    try:
-        return _IFNAMES[index]
-    except KeyError:
-        pass
-    try:
-        name = socket.if_indextoname(index)
-    except OSError:
-        return str(index)
-    _IFNAMES[index] = name
-    return name
+    """The name of interface ``index`` now, or the number as text if it is gone."""
+    return IfNames()[index]
 
 
 def _ntop(raw: bytes) -> str:
     family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
     text = socket.inet_ntop(family, raw)
-    if len(_NTOP) < 1 << 20:
-        _NTOP[raw] = text
+    if len(_NTOP) >= NTOP_MAX:
+        _NTOP.clear()
+    _NTOP[raw] = text
     return text
 
 
@@ -132,92 +128,6 @@ def raise_netlink_error(code: int) -> None:
     raise BackendUnavailable(f"sock_diag dump failed: {message}", errno=number)
 
 
-def decode_chunk(chunk: bytes, family: int, proto: Proto, rows: list[Row], seen: set[int]) -> bool:
-    """Decode the inet_diag messages in one received chunk, appending rows.
-
-    Args:
-        chunk: whole netlink messages as received.
-        family: 4 or 6, the family the dump was asked for.
-        proto: the protocol the dump was asked for.
-        rows: where new rows are appended.
-        seen: socket cookies already decoded; a socket reported twice (the kernel
-            re-walks a hash bucket that changed during the dump) is kept once.
-
-    Returns:
-        True when the chunk ends the dump (``NLMSG_DONE``).
-
-    Raises:
-        PermissionDenied: the kernel answered EPERM/EACCES.
-        BackendUnavailable: the kernel answered another error.
-    """
-    unpack = (_V4 if family == 4 else _V6).unpack_from
-    zero = _ZERO4 if family == 4 else _ZERO16
-    states = _STATES[proto]
-    port = _PORT
-    ntop = _NTOP
-    append = rows.append
-    new_row = _new_row
-    seen_add = seen.add
-    seen_len = len(seen)
-    v6 = family == 6
-    view = memoryview(chunk)
-    end = len(chunk)
-    off = 0
-    while off < end:
-        try:
-            (length, kind, st, sport, dport, src, dst, ifindex, cookie, rq, wq, uid, inode) = (
-                unpack(view, off)
-            )
-        except struct.error:
-            length, kind = _HDR.unpack_from(view, off)
-        if kind != SOCK_DIAG_BY_FAMILY:
-            if kind == NLMSG_DONE:
-                return True
-            if kind == NLMSG_ERROR:
-                (code,) = _ERR.unpack_from(view, off + _NLMSG_HDRLEN)
-                if code:
-                    raise_netlink_error(code)
-                return True
-            off += (length + 3) & ~3
-            continue
-        seen_add(cookie)
-        if len(seen) == seen_len:
-            off += (length + 3) & ~3
-            continue
-        seen_len += 1
-        try:
-            laddr = ntop[src]
-        except KeyError:
-            laddr = _ntop(bytes(src))
-        if not dport and dst == zero:
-            raddr = None
-            rport = None
-        else:
-            try:
-                raddr = ntop[dst]
-            except KeyError:
-                raddr = _ntop(bytes(dst))
-            rport = port[dport]
-        iface = None
-        if ifindex:
-            iface = _IFNAMES.get(ifindex) or interface_name(ifindex)
-            if v6 and laddr.startswith("fe80:"):
-                laddr = f"{laddr}%{iface}"
-        v6only = None
-        if v6 and st in (_TCP_LISTEN, _TCP_CLOSE):
-            v6only = _find_v6only(view, off + _NLMSG_HDRLEN + _DIAG_MSG_LEN, off + length)
-        if not inode:
-            inode = None
-            if st in (_TCP_TIME_WAIT, _TCP_SYN_RECV):
-                uid = None  # time-wait and request sockets carry no owner (uid 0)
-        append(
-            new_row(Row, (proto, family, states[st], laddr, port[sport], raddr, rport, rq, wq,
-                          uid, inode, iface, v6only))
-        )  # fmt: skip
-        off += (length + 3) & ~3
-    return False
-
-
 def _find_v6only(view: memoryview, off: int, end: int) -> bool | None:
     while off + 4 <= end:
         length, kind = _RTA.unpack_from(view, off)
@@ -227,11 +137,6 @@ def _find_v6only(view: memoryview, off: int, end: int) -> bool | None:
             return bool(view[off + 4])
         off += (length + 3) & ~3
     return None
-
-
-_JSON_NULL: Final = "null"
-_JSON_PREFIX: dict[tuple[Proto, int, int], str] = {}
-_JSON_IFACE: dict[int, str] = {}
 
 
 class OwnersJson(Protocol):
@@ -260,60 +165,31 @@ class JsonRows(Protocol):
         """The owners' fragments, or ``None`` for ``"owners": null``."""
         ...
 
-    def lines(self, rows: list[Row]) -> list[str]:
+    def lines(self, rows: Iterable[Row]) -> list[str]:
         """The JSON objects of rows (for rows that do not come from netlink)."""
         ...
 
 
-def decode_chunk_json(
-    chunk: bytes,
-    family: int,
-    proto: Proto,
-    out: list[str],
-    seen: set[int],
-    owners: OwnersJson | None = None,
-) -> bool:
-    """``decode_chunk`` fused with the socket JSON of ``render.sockets`` (no service
-    names): one JSON object per socket, straight from the bytes.
-
-    The streaming ``portscope ls --json -n`` at 200,000 sockets spends most of its
-    time here; skipping the intermediate row tuples saves a fifth of it. The output is
-    exactly ``SocketJson(owner_map, None).lines(rows)`` (a test keeps it so).
-
-    Args:
-        chunk: whole netlink messages as received.
-        family: 4 or 6.
-        proto: the protocol the dump was asked for.
-        out: where the JSON objects (text) are appended.
-        seen: socket cookies already decoded (see ``decode_chunk``).
-        owners: the owners' JSON (``SocketJson.owners_json()``), or ``None`` for
-            ``"owners": null``.
-
-    Returns:
-        True when the chunk ends the dump.
-
-    Raises:
-        PermissionDenied: the kernel answered EPERM/EACCES.
-        BackendUnavailable: the kernel answered another error.
-    """
-    import json
-
+# The decoding loop, written once: ``decode_chunk`` appends rows, ``decode_chunk_json`` the
+# sockets' JSON. Both are generated from it and ``_record.Row`` at first use: the loop sets
+# one local name per ``Row`` field, then EMIT (a row made of those names, or the JSON
+# statements of ``_record.json_statements``). One pass per socket, no intermediate row
+# for the JSON (at 200,000 sockets it saves a fifth of ``ls -a -n --json``).
+_LOOP = """
+def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None):
     unpack = (_V4 if family == 4 else _V6).unpack_from
     zero = _ZERO4 if family == 4 else _ZERO16
     states = _STATES[proto]
     port = _PORT
     ntop = _NTOP
-    prefixes = _JSON_PREFIX
     append = out.append
     seen_add = seen.add
     seen_len = len(seen)
     v6 = family == 6
-    own = _JSON_NULL
-    if owners is not None:
-        single_get = owners.single.get
-        multi = owners.multi
-        prefix_get = owners.prefix.get
-        all_owners = owners.owners
+    if ifnames is None:
+        ifnames = _IfNames()
+    _strings = ifnames.json
+{setup}
     view = memoryview(chunk)
     end = len(chunk)
     off = 0
@@ -322,25 +198,69 @@ def decode_chunk_json(
             (length, kind, st, sport, dport, src, dst, ifindex, cookie, rq, wq, uid, inode) = (
                 unpack(view, off)
             )
-        except struct.error:
+        except _StructError:
             length, kind = _HDR.unpack_from(view, off)
-        if kind != SOCK_DIAG_BY_FAMILY:
-            if kind == NLMSG_DONE:
+        if kind != _BY_FAMILY:
+            if kind == _DONE:
                 return True
-            if kind == NLMSG_ERROR:
+            if kind == _ERROR:
                 (code,) = _ERR.unpack_from(view, off + _NLMSG_HDRLEN)
                 if code:
-                    raise_netlink_error(code)
+                    _raise(code)
                 return True
             off += (length + 3) & ~3
             continue
         seen_add(cookie)
-        if len(seen) == seen_len:
+        if len(seen) == seen_len:  # reported twice (the kernel re-walked a bucket)
             off += (length + 3) & ~3
             continue
         seen_len += 1
+        state = states[st]
+        try:
+            local_address = ntop[src]
+        except KeyError:
+            local_address = _ntop(bytes(src))
+        local_port = port[sport]
+        if not dport and dst == zero:
+            remote_address = remote_port = None
+        else:
+            try:
+                remote_address = ntop[dst]
+            except KeyError:
+                remote_address = _ntop(bytes(dst))
+            remote_port = port[dport]
+        recv_q = rq
+        send_q = wq
+        interface = None
+        if ifindex:
+            interface = ifnames[ifindex]
+            if v6 and local_address.startswith("fe80:"):
+                local_address = f"{{local_address}}%{{interface}}"
+        v6only = None
+        if v6 and (st == _LISTEN or st == _CLOSE):
+            v6only = _find_v6only(view, off + _NLMSG_HDRLEN + _DIAG_MSG_LEN, off + length)
+        if not inode:
+            inode = None
+            if st == _TIME_WAIT or st == _SYN_RECV:
+                uid = None  # time-wait and request sockets carry no owner (uid 0)
+{emit}
+        off += (length + 3) & ~3
+    return False
+"""
+
+# the owners' JSON of the socket (``inode``), as ``render.sockets.SocketJson`` writes it
+_OWNERS_SETUP = """\
+    _prefixes = _JSON_PREFIX
+    own = "null"
+    if owners is not None:
+        single_get = owners.single.get
+        multi = owners.multi
+        prefix_get = owners.prefix.get
+        all_owners = owners.owners
+"""
+_OWNERS_EMIT = """\
         if owners is not None:
-            if not inode:
+            if inode is None:
                 own = "[]"
             elif inode in multi:
                 own = all_owners(inode)
@@ -351,49 +271,113 @@ def decode_chunk_json(
                 else:
                     pre_owner = prefix_get(held[0])
                     own = all_owners(inode) if pre_owner is None else f"[{pre_owner}{held[1]}}}]"
-        try:
-            laddr = ntop[src]
-        except KeyError:
-            laddr = _ntop(bytes(src))
-        if not dport and dst == zero:
-            remote = _JSON_NULL
-        else:
-            try:
-                raddr = ntop[dst]
-            except KeyError:
-                raddr = _ntop(bytes(dst))
-            remote = f'{{"address":"{raddr}","port":{port[dport]}}}'
-        pre = prefixes.get((proto, family, st))
-        if pre is None:
-            state = states[st]
-            assert state is not None
-            pre = prefixes[(proto, family, st)] = (
-                f'{{"proto":"{proto.value}","family":{family},"state":"{state.value}",'
-                '"local":{"address":"'
-            )
-        iface = _JSON_NULL
-        if ifindex:
-            iface = _JSON_IFACE.get(ifindex) or _JSON_IFACE.setdefault(
-                ifindex, json.dumps(interface_name(ifindex), ensure_ascii=False)
-            )
-            if v6 and laddr.startswith("fe80:"):
-                laddr = f"{laddr}%{interface_name(ifindex)}"
-        v6only = _JSON_NULL
-        if v6 and st in (_TCP_LISTEN, _TCP_CLOSE):
-            flag = _find_v6only(view, off + _NLMSG_HDRLEN + _DIAG_MSG_LEN, off + length)
-            v6only = _JSON_NULL if flag is None else "true" if flag else "false"
-        if inode:
-            append(
-                f'{pre}{laddr}","port":{port[sport]}}},"remote":{remote},"recv_q":{rq},'
-                f'"send_q":{wq},"uid":{uid},"inode":{inode},"interface":{iface},'
-                f'"v6only":{v6only},"owners":{own},"service":null}}'
-            )
-        else:
-            uid_text = _JSON_NULL if st in (_TCP_TIME_WAIT, _TCP_SYN_RECV) else uid
-            append(
-                f'{pre}{laddr}","port":{port[sport]}}},"remote":{remote},"recv_q":{rq},'
-                f'"send_q":{wq},"uid":{uid_text},"inode":null,"interface":{iface},'
-                f'"v6only":{v6only},"owners":{own},"service":null}}'
-            )
-        off += (length + 3) & ~3
-    return False
+"""
+_JSON_PREFIX: dict[tuple[Any, ...], str] = {}
+
+
+@cache
+def _generated() -> dict[str, Any]:
+    from portscope.sockets._record import ROW_FIELDS, compile_source, json_statements
+
+    names = ", ".join(ROW_FIELDS)
+    rows = _LOOP.format(
+        name="decode_chunk", setup="", emit=f"        append(_new_row(_Row, ({names})))"
+    )
+    json_emit = (
+        _OWNERS_EMIT
+        + json_statements(
+            "        ",
+            never_none=frozenset({"recv_q", "send_q"}),
+            tail=',"owners":{own},"service":null}}',
+        )
+        + "        append(_json)"
+    )
+    fused = _LOOP.format(name="decode_chunk_json", setup=_OWNERS_SETUP, emit=json_emit)
+    namespace: dict[str, Any] = {
+        **_record_globals(),
+        "_V4": _V4, "_V6": _V6, "_HDR": _HDR, "_ERR": _ERR, "_ZERO4": _ZERO4,
+        "_ZERO16": _ZERO16, "_STATES": _STATES, "_PORT": _PORT, "_NTOP": _NTOP,
+        "_ntop": _ntop, "_IfNames": IfNames, "_StructError": struct.error,
+        "_BY_FAMILY": SOCK_DIAG_BY_FAMILY, "_DONE": NLMSG_DONE, "_ERROR": NLMSG_ERROR,
+        "_NLMSG_HDRLEN": _NLMSG_HDRLEN, "_DIAG_MSG_LEN": _DIAG_MSG_LEN,
+        "_raise": raise_netlink_error, "_find_v6only": _find_v6only, "_LISTEN": _TCP_LISTEN,
+        "_CLOSE": _TCP_CLOSE, "_TIME_WAIT": _TCP_TIME_WAIT, "_SYN_RECV": _TCP_SYN_RECV,
+        "_new_row": tuple.__new__, "_Row": Row, "_JSON_PREFIX": _JSON_PREFIX,
+    }  # fmt: skip
+    compile_source(rows, "decode_chunk", namespace)
+    compile_source(fused, "decode_chunk_json", namespace)
+    return namespace
+
+
+def _record_globals() -> dict[str, Any]:
+    from portscope.sockets._record import generated_globals
+
+    return generated_globals()
+
+
+def decode_chunk(
+    chunk: bytes,
+    family: int,
+    proto: Proto,
+    rows: list[Row],
+    seen: set[int],
+    ifnames: IfNames | None = None,
+) -> bool:
+    """Decode the inet_diag messages in one received chunk, appending rows.
+
+    Args:
+        chunk: whole netlink messages as received.
+        family: 4 or 6, the family the dump was asked for.
+        proto: the protocol the dump was asked for.
+        rows: where new rows are appended.
+        seen: socket cookies already decoded; a socket reported twice (the kernel
+            re-walks a hash bucket that changed during the dump) is kept once.
+        ifnames: the interface names of this dump (one per dump and namespace);
+            ``None``: looked up for this chunk only.
+
+    Returns:
+        True when the chunk ends the dump (``NLMSG_DONE``).
+
+    Raises:
+        PermissionDenied: the kernel answered EPERM/EACCES.
+        BackendUnavailable: the kernel answered another error.
+    """
+    done: bool = _generated()["decode_chunk"](chunk, family, proto, rows, seen, ifnames)
+    return done
+
+
+def decode_chunk_json(
+    chunk: bytes,
+    family: int,
+    proto: Proto,
+    out: list[str],
+    seen: set[int],
+    owners: OwnersJson | None = None,
+    ifnames: IfNames | None = None,
+) -> bool:
+    """``decode_chunk`` fused with the socket JSON of ``render.sockets.SocketJson`` (no
+    service names): one JSON object per socket, straight from the bytes.
+
+    Generated from the same loop and the same field list as ``decode_chunk`` and
+    ``SocketJson``, so the output is exactly ``SocketJson(owner_map, None).lines(rows)``
+    (tests keep it so, on hostile interface names too).
+
+    Args:
+        chunk: whole netlink messages as received.
+        family: 4 or 6.
+        proto: the protocol the dump was asked for.
+        out: where the JSON objects (text) are appended.
+        seen: socket cookies already decoded (see ``decode_chunk``).
+        owners: the owners' JSON (``SocketJson.owners_json()``), or ``None`` for
+            ``"owners": null``.
+        ifnames: as for ``decode_chunk``.
+
+    Returns:
+        True when the chunk ends the dump.
+
+    Raises:
+        PermissionDenied: the kernel answered EPERM/EACCES.
+        BackendUnavailable: the kernel answered another error.
+    """
+    done: bool = _generated()["decode_chunk_json"](chunk, family, proto, out, seen, ifnames, owners)
+    return done

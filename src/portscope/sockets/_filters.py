@@ -9,12 +9,11 @@ RFC 9293 / kernel names in any case with ``-`` or ``_``, plus the groups ``all``
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from portscope.errors import InvalidFilter, InvalidPort
+from portscope.errors import InvalidFilter
 from portscope.models import KERNEL_STATE_NUMBERS, Proto, TcpState
 
 if TYPE_CHECKING:
@@ -102,28 +101,65 @@ def parse_states(text: str | Iterable[str | TcpState]) -> frozenset[TcpState]:
 
 
 def parse_port(text: str | int) -> int:
-    """Parse a port number (0-65535) or a service name (``http``, from /etc/services).
+    """Parse a port number (0-65535) or a service name (``http``, ``redis``).
+
+    ``portscope._ports.parse_port`` with port 0 allowed (a socket table shows it): names
+    come from portscope's registry, so every command knows the same ones.
 
     Raises:
         InvalidPort: for a number out of range or an unknown name.
     """
-    if isinstance(text, int):
-        value = text
-    else:
-        token = text.strip()
-        if not token.isdigit():
-            for proto in ("tcp", "udp"):
-                try:
-                    return socket.getservbyname(token.lower(), proto)
-                except OSError:
-                    continue
-            raise InvalidPort(
-                f"unknown port {text!r}; accepted: a number 0-65535 or a service name like 'http'"
+    from portscope._ports import parse_port as parse
+
+    return parse(text, allow_zero=True)
+
+
+def parse_process(text: str) -> str:
+    """Check a ``--process`` pattern (see ``process_matcher``).
+
+    Raises:
+        InvalidFilter: for an empty pattern.
+    """
+    pattern = text.strip()
+    if not pattern or pattern == "=":
+        raise InvalidFilter(
+            f"empty process name {text!r}; accepted: NAME (part of the name), a glob "
+            "like 'python*', or =NAME (exactly)"
+        )
+    return pattern
+
+
+def process_matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """A test of process names (``comm``) against ``--process`` patterns, as pgrep users
+    expect: ``python`` matches any name containing it (``python3``); a pattern with ``*``,
+    ``?`` or ``[`` is a shell glob over the whole name (``python3.1?``); ``=python3``
+    matches that name exactly. Case matters, as in ``pgrep``.
+    """
+    import fnmatch
+
+    exact: set[str] = set()
+    parts: list[str] = []
+    globs: list[str] = []
+    for pattern in patterns:
+        if pattern.startswith("="):
+            exact.add(pattern[1:])
+        elif any(c in pattern for c in "*?["):
+            globs.append(pattern)
+        else:
+            parts.append(pattern)
+    cache: dict[str, bool] = {}
+
+    def matches(name: str) -> bool:
+        hit = cache.get(name)
+        if hit is None:
+            hit = cache[name] = (
+                name in exact
+                or any(p in name for p in parts)
+                or any(fnmatch.fnmatchcase(name, g) for g in globs)
             )
-        value = int(token)
-    if not 0 <= value <= 65535:
-        raise InvalidPort(f"port {text!r} out of range; accepted: 0-65535 or a service name")
-    return value
+        return hit
+
+    return matches
 
 
 def parse_network(text: str) -> IPNetwork:
@@ -217,9 +253,13 @@ class SocketFilter:
         sports: local port in this set.
         dports: remote port in this set.
         networks: local or remote address inside one of these networks.
-        uids: the socket's owning uid (as the kernel reports it) in this set.
+        uids: the socket's uid (as the kernel records it: who created it) or the user of a
+            process holding it in this set (a server started as root that runs as
+            ``www-data`` matches both); needs the owner scan.
         pids: held by one of these processes (needs the owner scan).
-        processes: held by a process with one of these names (``comm``, needs owners).
+        processes: held by a process whose name (``comm``) matches one of these patterns
+            (``process_matcher``: part of the name, a glob, or ``=NAME`` exactly); needs
+            the owner scan.
     """
 
     protos: frozenset[Proto] | None = None
@@ -236,7 +276,7 @@ class SocketFilter:
     @property
     def needs_owners(self) -> bool:
         """True when matching needs the process owners of each socket."""
-        return self.pids is not None or self.processes is not None
+        return self.pids is not None or self.processes is not None or self.uids is not None
 
     @property
     def row_level(self) -> bool:
@@ -256,32 +296,37 @@ class SocketFilter:
         checks: list[Callable[[Row], bool]] = []
         if self.states is not None:
             states = self.states
-            checks.append(lambda r: r[2] in states)
+            checks.append(lambda r: r.state in states)
         if self.ports is not None:
             ports = self.ports
-            checks.append(lambda r: r[4] in ports or r[6] in ports)
+            checks.append(lambda r: r.local_port in ports or r.remote_port in ports)
         if self.sports is not None:
             sports = self.sports
-            checks.append(lambda r: r[4] in sports)
+            checks.append(lambda r: r.local_port in sports)
         if self.dports is not None:
             dports = self.dports
-            checks.append(lambda r: r[6] in dports)
-        if self.uids is not None:
-            uids = self.uids
-            checks.append(lambda r: r[9] in uids)
+            checks.append(lambda r: r.remote_port in dports)
         if self.networks is not None:
             inside = _address_matcher(self.networks)
-            checks.append(lambda r: inside(r[3]) or (r[5] is not None and inside(r[5])))
+            checks.append(
+                lambda r: (
+                    inside(r.local_address)
+                    or (r.remote_address is not None and inside(r.remote_address))
+                )
+            )
+        if self.uids is not None:
+            checks.append(_user_check(self.uids, owners))
         if (self.pids is not None or self.processes is not None) and owners is not None:
-            pids, names, omap = self.pids, self.processes, owners
+            pids, omap = self.pids, owners
+            named = None if self.processes is None else process_matcher(self.processes)
 
             def owned(r: Row) -> bool:
                 for pid in omap.pids(r):
                     if pids is not None and pid in pids:
                         return True
-                    if names is not None:
+                    if named is not None:
                         info = omap.process(pid)
-                        if info is not None and info.name in names:
+                        if info is not None and named(info.name):
                             return True
                 return False
 
@@ -291,6 +336,27 @@ class SocketFilter:
         if len(checks) == 1:
             return checks[0]
         return lambda r: all(check(r) for check in checks)
+
+
+def _user_check(uids: frozenset[int], owners: OwnerMap | None) -> Callable[[Row], bool]:
+    """The socket's uid, or a holding process's user, is one of ``uids``."""
+    if owners is None:
+        return lambda r: r.uid in uids
+    from portscope.sockets._owners import user_name
+
+    names = {user_name(uid) for uid in uids} | {str(uid) for uid in uids}
+    omap = owners
+
+    def check(r: Row) -> bool:
+        if r.uid in uids:
+            return True
+        for pid in omap.pids(r):
+            info = omap.process(pid)
+            if info is not None and info.user in names:
+                return True
+        return False
+
+    return check
 
 
 def _address_matcher(networks: tuple[IPNetwork, ...]) -> Callable[[str], bool]:

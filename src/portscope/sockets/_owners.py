@@ -353,7 +353,7 @@ class OwnerMap:
 
     def pids(self, row: Row) -> list[int]:
         """Process ids holding the socket of ``row``."""
-        return [pid for pid, _ in self.holders(row[10])]
+        return [pid for pid, _ in self.holders(row.inode)]
 
     def process(self, pid: int) -> ProcessInfo | None:
         """Details of ``pid`` (read once), or ``None`` if it has exited."""
@@ -365,7 +365,7 @@ class OwnerMap:
 
     def owners(self, row: Row) -> tuple[Owner, ...]:
         """The owners of the socket of ``row`` (``()`` when none is visible)."""
-        inode = row[10]
+        inode = row.inode
         if inode is None:
             return ()
         cached = self._owners.get(inode)

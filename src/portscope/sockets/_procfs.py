@@ -5,7 +5,9 @@ Each line (kernel ``tcp4_seq_show``/``udp4_format_sock`` and their IPv6 twins)::
     sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
 
 Addresses are the raw 32-bit words printed in host byte order. Less than netlink gives:
-for LISTEN sockets ``tx_queue`` is 0 (no backlog), and no bound interface or v6only.
+for LISTEN sockets ``tx_queue`` is 0 whatever the backlog, and there is no bound interface
+and no IPV6_V6ONLY. Unknown is shown as unknown: ``send_q`` of a listener, ``interface`` and
+``v6only`` are ``None`` (a ``[::]`` listener may be dual-stack or IPv6-only), with a note.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ _FILES = {
     (Proto.UDP, 6): "udp6",
 }
 _ORDER = sys.byteorder
+#: hex text -> address text; process-wide (the same in every namespace), emptied when full
+ADDRS_MAX = 1 << 16
 _ADDRS: dict[str, str] = {}
+NOTE = (
+    "procfs backend: /proc/net gives no listen backlog, IPV6_V6ONLY or bound interface; "
+    "they are shown as unknown ('?'), and a [::] listener may also accept IPv4"
+)
 _STATES = {
     proto: {n: TcpState.from_kernel(n, proto) for n in range(1, 14)}
     for proto in (Proto.TCP, Proto.UDP)
@@ -42,6 +50,8 @@ def _address(hexa: str) -> str:
         else:
             raw = b"".join(int(hexa[i : i + 8], 16).to_bytes(4, _ORDER) for i in range(0, 32, 8))
             text = socket.inet_ntop(socket.AF_INET6, raw)
+        if len(_ADDRS) >= ADDRS_MAX:
+            _ADDRS.clear()
         _ADDRS[hexa] = text
     return text
 
@@ -99,9 +109,12 @@ def parse_lines(
         uid: int | None = int(uid_text)
         if inode is None and state in (TcpState.TIME_WAIT, TcpState.SYN_RECV):
             uid = None
+        # a listener's tx_queue is 0, not its backlog (tcp4_seq_show prints sk_ack_backlog
+        # as rx_queue only): unknown
+        send_q: int | None = None if state is TcpState.LISTEN else int(tx, 16)
         rows.append(
             Row(proto, family, state, _address(lhex), int(lport, 16), raddr, rport_v,
-                int(rx, 16), int(tx, 16), uid, inode, None, None)
+                int(rx, 16), send_q, uid, inode, None, None)
         )  # fmt: skip
     return rows
 
@@ -113,7 +126,7 @@ class ProcfsBackend:
 
     def __init__(self, proc: str = "/proc") -> None:
         self._proc = proc
-        self.notes: list[str] = []
+        self.notes: list[str] = [NOTE]
         try:
             with open(f"{proc}/net/tcp", "rb"):
                 pass

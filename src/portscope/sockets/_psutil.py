@@ -1,7 +1,7 @@
 """Backend for macOS, Windows and the BSDs: ``psutil.net_connections`` (imported lazily).
 
-psutil reports no queue sizes, uid, inode or bound interface: ``recv_q``/``send_q`` are 0
-and the others ``None``. Owners come from the pid psutil attaches to each connection.
+psutil reports no queue sizes, uid, inode, bound interface or IPV6_V6ONLY: they are
+``None`` (unknown), with a note. Owners come from the pid psutil attaches to each connection.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ _STATUS = {
 
 
 def _key(row: Row) -> tuple[Any, ...]:
-    return (row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+    return (
+        row.proto,
+        row.family,
+        row.state,
+        row.local_address,
+        row.local_port,
+        row.remote_address,
+        row.remote_port,
+    )
 
 
 class _PsutilOwners(OwnerMap):
@@ -92,7 +100,9 @@ class PsutilBackend:
             import psutil  # noqa: F401
         except ImportError as err:
             raise BackendUnavailable("psutil is not installed") from err
-        self.notes: list[str] = ["psutil backend: no queue sizes, uid, inode or interface"]
+        self.notes: list[str] = [
+            "psutil backend: no queue sizes, uid, inode or interface (shown as unknown, '?')"
+        ]
         self._holders: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
 
     def batches(
@@ -124,7 +134,7 @@ class PsutilBackend:
                         continue
                     laddr, lport = (c.laddr[0], c.laddr[1]) if c.laddr else ("", 0)
                     raddr, rport = (c.raddr[0], c.raddr[1]) if c.raddr else (None, None)
-                    row = Row(proto, family, state, laddr, lport, raddr, rport, 0, 0,
+                    row = Row(proto, family, state, laddr, lport, raddr, rport, None, None,
                               None, None, None, None)  # fmt: skip
                     key = _key(row)
                     if c.pid is not None:
