@@ -72,15 +72,15 @@ def test_listener_queues_are_accept_queue_and_backlog() -> None:
     rows = decode_all(Proto.TCP, 6)
     queued = [r for r in rows if r.state is TcpState.LISTEN and r.local_address == "::1"]
     assert len(queued) == 1
-    assert (queued[0][7], queued[0][8]) == (1, 5)  # one connection waiting, listen(5)
+    assert (queued[0].recv_q, queued[0].send_q) == (1, 5)  # one connection waiting, listen(5)
 
 
 def test_v4_mapped_peer_is_shown_as_ss_shows_it() -> None:
     rows = decode_all(Proto.TCP, 6)
     mapped = [r for r in rows if r.local_address.startswith("::ffff:")]
     assert len(mapped) == 1
-    assert mapped[0][3] == "::ffff:127.0.0.1"
-    assert mapped[0][5] == "::ffff:127.0.0.1"
+    assert mapped[0].local_address == "::ffff:127.0.0.1"
+    assert mapped[0].remote_address == "::ffff:127.0.0.1"
 
 
 def test_v6only_is_reported_only_for_ipv6_listeners_and_unconnected() -> None:
@@ -94,7 +94,7 @@ def test_v6only_is_reported_only_for_ipv6_listeners_and_unconnected() -> None:
 def test_time_wait_has_no_inode_and_no_uid() -> None:
     tw = [r for r in decode_all(Proto.TCP, 4) if r.state is TcpState.TIME_WAIT]
     assert len(tw) == 1
-    assert tw[0][9] is None and tw[0][10] is None
+    assert tw[0].uid is None and tw[0].inode is None
 
 
 def test_udp_states_are_unconn_and_established() -> None:

@@ -67,7 +67,7 @@ def test_lines_read_twice_are_kept_once() -> None:
 
 def test_time_wait_line_has_no_inode_and_no_uid() -> None:
     tw = [r for r in procfs_rows(Proto.TCP, 4) if r.state is TcpState.TIME_WAIT]
-    assert len(tw) == 1 and tw[0][9] is None and tw[0][10] is None
+    assert len(tw) == 1 and tw[0].uid is None and tw[0].inode is None
 
 
 def test_garbage_lines_are_skipped() -> None:

@@ -183,6 +183,8 @@ def run(*argv: str) -> tuple[int, str, str]:
         (["ls", "--sort", "colour"], "'colour'"),
         (["ls", "--user", "no-such-user-xyz"], "'no-such-user-xyz'"),
         (["ls", "--pid", "x"], "'x'"),
+        (["ls", "--process", "="], "'='"),
+        (["ls", "--port", "no-such-service-x"], "'no-such-service-x'"),
         (["ls", "--backend", "nope"], "'nope'"),
         (["listen", "--bogus"], "--bogus"),
     ],

@@ -183,10 +183,10 @@ def test_conditions_combine_with_and() -> None:
 def test_sort_keys_order_rows() -> None:
     rows = list(ROWS)
     assert [r.local_port for r in sort_rows(rows, "port")] == [22, 22, 53, 8080, 8443, 41000]
-    assert sort_rows(rows, "recv-q")[0][10] == 11
-    assert sort_rows(rows, "send-q")[0][10] == 12
+    assert sort_rows(rows, "recv-q")[0].inode == 11
+    assert sort_rows(rows, "send-q")[0].inode == 12
     assert [r.inode for r in sort_rows(rows, "local")][:2] == [10, 11]  # 0.0.0.0 < 10.0.0.5
-    assert sort_rows(rows, "state")[0][2] is S.ESTABLISHED
+    assert sort_rows(rows, "state")[0].state is S.ESTABLISHED
 
 
 def test_summary_counts() -> None:
