@@ -17,8 +17,10 @@ Two shapes (``--shape``):
   of about 9,000 connections to its own listeners (about 18,000 descriptors each): 20
   listeners per process (18 on 127.10.x.y, 2 on ``::1``; 220 at 11 processes), 10 % of the
   connections over ``::1``, 1 % half-closed (the client end shut down for writing: it sits
-  in FIN-WAIT-2, the server end in CLOSE-WAIT, RFC 9293 3.3.2). A shape where a process's
-  fd table is big and each connection's two inodes sit in the same table.
+  in FIN-WAIT-2, the server end in CLOSE-WAIT, RFC 9293 3.3.2), and 1 % more connections
+  opened among them and closed once all are up, which leaves holes in the fd table as
+  connection churn does in a long-running server. A shape where a process's fd table is
+  big and not dense, and each connection's two inodes sit in the same table.
 
 Every socket gets ``SO_LINGER {on, 0}`` (socket(7)): when a holder exits, its sockets are
 reset instead of lingering in TIME-WAIT, so the next measurement starts from a clean table.
@@ -71,6 +73,7 @@ BIG_LISTENERS = 20  # few-big-processes: listeners per process ...
 BIG_LISTENERS_V6 = 2  # ... of which on ::1
 BIG_V6_EVERY = 10  # one connection in 10 over ::1
 BIG_HALF_CLOSED_EVERY = 100  # one connection in 100 half-closed
+BIG_CHURN_EVERY = 100  # one more connection per 100, closed at the end: holes in the fd table
 LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}
 
 _LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -207,12 +210,15 @@ def pair(index: int, count: int, hold_s: float, timeout_s: float) -> None:
     processes never share one. Listeners: ``BIG_LISTENERS`` (the last ``BIG_LISTENERS_V6``
     on ``::1``); connection ``i`` goes to listener ``i % BIG_LISTENERS`` (hence over ``::1``
     one time in ``BIG_V6_EVERY``), is accepted at once, and one in
-    ``BIG_HALF_CLOSED_EVERY`` has its client end shut down for writing.
+    ``BIG_HALF_CLOSED_EVERY`` has its client end shut down for writing. One extra connection
+    per ``BIG_CHURN_EVERY`` is made among them and closed (reset) once all are up, so the fd
+    table has holes.
 
     Prints ``LISTENING host:port,...`` then ``READY <n>``.
     """
     _die_with_parent()
-    _raise_nofile(2 * count + BIG_LISTENERS + FD_SLACK)
+    churn = count // BIG_CHURN_EVERY
+    _raise_nofile(2 * (count + churn) + BIG_LISTENERS + FD_SLACK)
     listeners: list[socket.socket] = []
     for j in range(BIG_LISTENERS):
         v6 = j >= BIG_LISTENERS - BIG_LISTENERS_V6
@@ -227,12 +233,15 @@ def pair(index: int, count: int, hold_s: float, timeout_s: float) -> None:
     names = [ls.getsockname()[:2] for ls in listeners]
     _say("LISTENING " + ",".join(f"{h}:{p}" for h, p in names))
     held: list[socket.socket] = []
+    doomed: list[socket.socket] = []
     deadline = time.monotonic() + timeout_s
     # sources: a block of 127.20.x.y addresses per process (IPv4 connections only)
     span = -(-count // SOURCE_SPAN) + 1
-    for i in range(count):
+    for k in range(count + churn):
         if time.monotonic() > deadline:
-            raise SystemExit(f"loadgen pair: connected only {i}/{count} in time")
+            raise SystemExit(f"loadgen pair: connected only {k}/{count + churn} in time")
+        extra = k % (BIG_CHURN_EVERY + 1) == BIG_CHURN_EVERY and len(doomed) < 2 * churn
+        i = len(held) // 2
         j = i % BIG_LISTENERS
         listener = listeners[j]
         sock = socket.socket(listener.family, socket.SOCK_STREAM)
@@ -244,9 +253,16 @@ def pair(index: int, count: int, hold_s: float, timeout_s: float) -> None:
         sock.connect(names[j])
         conn, _ = listener.accept()  # the one just made: the queue holds nothing else
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        if extra:
+            doomed += (sock, conn)
+            continue
         if i % BIG_HALF_CLOSED_EVERY == BIG_HALF_CLOSED_EVERY - 1:
             sock.shutdown(socket.SHUT_WR)  # client FIN-WAIT-2, server CLOSE-WAIT
         held += (sock, conn)
+    for sock in doomed:
+        sock.close()  # SO_LINGER 0: reset, gone from the table at once
+    if len(held) != 2 * count:
+        raise SystemExit(f"loadgen pair: holds {len(held) // 2} connections, not {count}")
     _say(f"READY {count}")
     _hold(hold_s)
 
@@ -522,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
             shape=args.shape,
             hold_s=args.hold_s,
         )
+        # SIGTERM (and SIGINT, ignored in a shell's background jobs) stop the load cleanly
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with load:
             print(
                 f"READY {args.connections} (setup {load.setup_s:.1f} s; pids "
