@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
-import ipaddress
 import json
 import os
 import platform
@@ -43,17 +42,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import CLIENT_NET, SERVER_NET, SHAPES, Load
+from loadgen import SHAPES, Load
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REPO = HERE.parent
 BASE = "ss -tan"  # the reference every ratio is taken against
 SLOW_AT = 100_000  # TCP sockets in the table from which slow tools run once (ss -tanp: ~30 s)
-LOAD_NETS = (
-    ipaddress.ip_network(f"{SERVER_NET}/16"),
-    ipaddress.ip_network(f"{CLIENT_NET}/16"),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,24 +194,15 @@ def _sockets_from_json(text: str) -> list[dict[str, Any]]:
     return [d for d in data if isinstance(d, dict)]
 
 
-def _in_load(sock: dict[str, Any], v6ports: set[int]) -> bool:
-    """Whether ``sock`` (portscope's JSON object) is one of the load's sockets.
-
-    IPv4: its local address is in the load's networks. ``::1`` (few-big-processes): its
-    local or remote port is one of the load's ``::1`` listeners' ports.
-    """
-    local = sock.get("local") or {}
-    address = local.get("address")
-    if not address:
-        return False
-    if address == "::1":
-        remote = sock.get("remote") or {}
-        return local.get("port") in v6ports or remote.get("port") in v6ports
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in LOAD_NETS)
+def _in_load(sock: dict[str, Any], listeners: set[tuple[str, int]]) -> bool:
+    """Whether ``sock`` (portscope's JSON object) is one of the load's sockets: a listener,
+    or a connection with a listener's address and port at one end. Exact even when another
+    load generator uses the same networks (its listeners have other ports)."""
+    for side in ("local", "remote"):
+        end = sock.get(side) or {}
+        if (end.get("address"), end.get("port")) in listeners:
+            return True
+    return False
 
 
 def _ss_tcp_count() -> int:
@@ -233,14 +219,13 @@ def sanity(tools: dict[str, Tool], load: Load | None, n: int, outdir: Path) -> d
     report: dict[str, Any] = {"n": n}
     pids = set(load.pids) if load else set()
     listeners = {(h, p) for h, p in load.listeners} if load else set()
-    v6ports = {p for h, p in listeners if h == "::1"}
     tool = tools.get("portscope ls -a -n --json")
     if tool:
         text = subprocess.run(tool.argv, capture_output=True, text=True).stdout
         ss_count = _ss_tcp_count()
         socks = _sockets_from_json(text)
         tcp = [s for s in socks if s.get("proto") == "tcp"]
-        load_socks = [s for s in tcp if _in_load(s, v6ports)]
+        load_socks = [s for s in tcp if _in_load(s, listeners)]
         report.update(
             portscope_tcp=len(tcp),
             ss_tcp=ss_count,
@@ -253,7 +238,7 @@ def sanity(tools: dict[str, Tool], load: Load | None, n: int, outdir: Path) -> d
     if tool and load:
         text = subprocess.run(tool.argv, capture_output=True, text=True).stdout
         socks = _sockets_from_json(text)
-        load_socks = [s for s in socks if s.get("proto") == "tcp" and _in_load(s, v6ports)]
+        load_socks = [s for s in socks if s.get("proto") == "tcp" and _in_load(s, listeners)]
         owned = [
             s for s in load_socks if any(o.get("pid") in pids for o in (s.get("owners") or ()))
         ]
