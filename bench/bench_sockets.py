@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Socket-table benchmark: portscope against ss, netstat, lsof and psutil under load.
 
-For each N (default 1,000, 10,000 and 100,000 loopback TCP connections, i.e. 2N sockets) it
-starts ``loadgen.Load(N)``, times whole processes with hyperfine (stdout to a file, no shell),
-checks that portscope's table matches ``ss`` in the same run, stops the load, and at the end
-prints one table (tool, N, seconds, ratio vs ``ss -tan``) and the goal checks:
+For each N (default 1,000, 10,000 and 100,000 loopback TCP connections, i.e. 2N sockets)
+and each load shape (``loadgen.SHAPES``: ``split``, servers and clients in different
+processes; ``few-big-processes``, about 11 processes each holding both ends of 9,000
+connections) it starts ``loadgen.Load(N, shape=...)``, times whole processes with hyperfine
+(stdout to a file, no shell) or in interleaved rounds, checks that portscope's table matches
+``ss`` in the same run, stops the load, and at the end prints one table (tool, shape, N,
+seconds, ratio vs ``ss -tan``), the shapes side by side, and the goal checks (each shape):
 
-* ``portscope ls -a -n --json`` (no owners)      <= ``ss -tan``
-* ``portscope ls -a -n -p --json`` (owners)      <= 2.5 x ``ss -tan``
-* ``portscope --json`` (default listening view)  <= ``ss -tulpn``
+* ``portscope ls -a -n --json`` (no owners)               <= ``ss -tan``
+* ``portscope ls -a -n -p --json`` and ``-t`` (owners)    <= 2.5 x ``ss -tan``
+* ``portscope --json`` (default listening view)           <= ``ss -tulpn``
 
 Raw results (hyperfine JSON, the table as JSON and markdown) go to ``bench/results/``.
 
@@ -17,6 +20,7 @@ Usage (as root, from the venv so ``portscope`` and ``psutil`` resolve)::
     python bench/bench_sockets.py            # 1k, 10k, 100k (about 5 minutes)
     python bench/bench_sockets.py --quick    # 1k, 10k only (under a minute)
     python bench/bench_sockets.py -n 100000 --runs 10
+    python bench/bench_sockets.py -n 100000 --shape few-big-processes --timer interleaved
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
-import ipaddress
 import json
 import os
 import platform
@@ -39,17 +42,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import CLIENT_NET, SERVER_NET, Load
+from loadgen import SHAPES, Load
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REPO = HERE.parent
 BASE = "ss -tan"  # the reference every ratio is taken against
 SLOW_AT = 100_000  # TCP sockets in the table from which slow tools run once (ss -tanp: ~30 s)
-LOAD_NETS = (
-    ipaddress.ip_network(f"{SERVER_NET}/16"),
-    ipaddress.ip_network(f"{CLIENT_NET}/16"),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +65,7 @@ class Tool:
 class Timing:
     tool: str
     n: int
+    shape: str
     runs: int
     median_s: float
     min_s: float
@@ -88,6 +88,11 @@ def all_tools() -> list[Tool]:
         Tool("portscope ls -a -n --json", (ps, "ls", "-a", "-n", "--json"), portscope=True),
         Tool(
             "portscope ls -a -n -p --json", (ps, "ls", "-a", "-n", "-p", "--json"), portscope=True
+        ),
+        Tool(
+            "portscope ls -a -t -n -p --json",
+            (ps, "ls", "-a", "-t", "-n", "-p", "--json"),
+            portscope=True,
         ),
         Tool("portscope --json", (ps, "--json"), portscope=True),
         Tool("ss -tan", ("ss", "-tan")),
@@ -113,10 +118,11 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-def _timing(tool: Tool, n: int, times: list[float], codes: list[int]) -> Timing:
+def _timing(tool: Tool, n: int, shape: str, times: list[float], codes: list[int]) -> Timing:
     return Timing(
         tool=tool.name,
         n=n,
+        shape=shape,
         runs=len(times),
         median_s=statistics.median(times),
         min_s=min(times),
@@ -126,7 +132,7 @@ def _timing(tool: Tool, n: int, times: list[float], codes: list[int]) -> Timing:
     )
 
 
-def time_tool(tool: Tool, n: int, runs: int, warmup: int, outdir: Path) -> Timing:
+def time_tool(tool: Tool, n: int, shape: str, runs: int, warmup: int, outdir: Path) -> Timing:
     """Time ``tool`` with hyperfine: ``runs`` runs after ``warmup`` ones, stdout to a file."""
     slug = _slug(tool.name)
     export = outdir / f"{slug}.hyperfine.json"
@@ -148,10 +154,12 @@ def time_tool(tool: Tool, n: int, runs: int, warmup: int, outdir: Path) -> Timin
     result = json.loads(export.read_text())["results"][0]
     times = [float(t) for t in result["times"]]
     codes = [int(c) for c in result.get("exit_codes", [])]
-    return _timing(tool, n, times, codes)
+    return _timing(tool, n, shape, times, codes)
 
 
-def time_interleaved(plan: list[tuple[Tool, int, int]], n: int, outdir: Path) -> list[Timing]:
+def time_interleaved(
+    plan: list[tuple[Tool, int, int]], n: int, shape: str, outdir: Path
+) -> list[Timing]:
     """Time every tool in rounds (tool A, B, C, then A, B, C ...) with ``perf_counter``.
 
     On a shared machine a burst of other work then slows one run of each tool rather than
@@ -169,7 +177,7 @@ def time_interleaved(plan: list[tuple[Tool, int, int]], n: int, outdir: Path) ->
                 elapsed, code = _run_to_file(tool.argv, outdir / f"{_slug(tool.name)}.out", 600)
                 times[tool.name].append(elapsed)
                 codes[tool.name].append(code)
-    return [_timing(t, n, times[t.name], codes[t.name]) for t, _, _ in plan]
+    return [_timing(t, n, shape, times[t.name], codes[t.name]) for t, _, _ in plan]
 
 
 # --------------------------------------------------------------------------- sanity
@@ -186,14 +194,15 @@ def _sockets_from_json(text: str) -> list[dict[str, Any]]:
     return [d for d in data if isinstance(d, dict)]
 
 
-def _in_load(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in LOAD_NETS)
+def _in_load(sock: dict[str, Any], listeners: set[tuple[str, int]]) -> bool:
+    """Whether ``sock`` (portscope's JSON object) is one of the load's sockets: a listener,
+    or a connection with a listener's address and port at one end. Exact even when another
+    load generator uses the same networks (its listeners have other ports)."""
+    for side in ("local", "remote"):
+        end = sock.get(side) or {}
+        if (end.get("address"), end.get("port")) in listeners:
+            return True
+    return False
 
 
 def _ss_tcp_count() -> int:
@@ -216,7 +225,7 @@ def sanity(tools: dict[str, Tool], load: Load | None, n: int, outdir: Path) -> d
         ss_count = _ss_tcp_count()
         socks = _sockets_from_json(text)
         tcp = [s for s in socks if s.get("proto") == "tcp"]
-        load_socks = [s for s in tcp if _in_load((s.get("local") or {}).get("address"))]
+        load_socks = [s for s in tcp if _in_load(s, listeners)]
         report.update(
             portscope_tcp=len(tcp),
             ss_tcp=ss_count,
@@ -229,11 +238,7 @@ def sanity(tools: dict[str, Tool], load: Load | None, n: int, outdir: Path) -> d
     if tool and load:
         text = subprocess.run(tool.argv, capture_output=True, text=True).stdout
         socks = _sockets_from_json(text)
-        load_socks = [
-            s
-            for s in socks
-            if s.get("proto") == "tcp" and _in_load((s.get("local") or {}).get("address"))
-        ]
+        load_socks = [s for s in socks if s.get("proto") == "tcp" and _in_load(s, listeners)]
         owned = [
             s for s in load_socks if any(o.get("pid") in pids for o in (s.get("owners") or ()))
         ]
@@ -293,6 +298,7 @@ def machine() -> dict[str, Any]:
         "portscope": first_line([_portscope_exe(), "--version"]),
         "psutil": first_line([sys.executable, "-c", "import psutil; print(psutil.__version__)"]),
         "git": first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -300,19 +306,24 @@ def _fmt_n(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
-def table_rows(timings: list[Timing], table: dict[int, int]) -> list[dict[str, Any]]:
-    base = {t.n: t.median_s for t in timings if t.tool == BASE}
-    base_min = {t.n: t.min_s for t in timings if t.tool == BASE}
+Case = tuple[str, int]  # (load shape, N connections)
+
+
+def table_rows(timings: list[Timing], table: dict[Case, int]) -> list[dict[str, Any]]:
+    base = {(t.shape, t.n): t.median_s for t in timings if t.tool == BASE}
+    base_min = {(t.shape, t.n): t.min_s for t in timings if t.tool == BASE}
     rows = []
     for t in timings:
-        ratio = t.median_s / base[t.n] if base.get(t.n) else None
-        min_ratio = t.min_s / base_min[t.n] if base_min.get(t.n) else None
+        case = (t.shape, t.n)
+        ratio = t.median_s / base[case] if base.get(case) else None
+        min_ratio = t.min_s / base_min[case] if base_min.get(case) else None
         rows.append(
             {
                 "tool": t.tool,
+                "shape": t.shape,
                 "connections": t.n,
                 "sockets": 2 * t.n,
-                "tcp_sockets_in_table": table.get(t.n),
+                "tcp_sockets_in_table": table.get(case),
                 "runs": t.runs,
                 "median_s": t.median_s,
                 "min_s": t.min_s,
@@ -326,46 +337,76 @@ def table_rows(timings: list[Timing], table: dict[int, int]) -> list[dict[str, A
 
 GOAL_AT = 150_000  # TCP sockets in the table: the goals are set at 200,000 sockets
 
+CHECKS = (
+    ("portscope ls -a -n --json", "ss -tan", 1.0, "without owners <= ss -tan"),
+    ("portscope ls -a -n -p --json", "ss -tan", 2.5, "with owners <= 2.5x ss -tan"),
+    ("portscope ls -a -t -n -p --json", "ss -tan", 2.5, "with owners, -t <= 2.5x ss -tan"),
+    ("portscope --json", "ss -tulpn", 1.0, "default view <= ss -tulpn"),
+)
 
-def goals(timings: list[Timing], table: dict[int, int]) -> list[dict[str, Any]]:
-    """The goal checks; below ``GOAL_AT`` sockets they are shown for information only
-    (a Python process's ~50 ms start-up is most of the time there), ``ok`` is None."""
-    by = {(t.tool, t.n): t.median_s for t in timings}
-    by_min = {(t.tool, t.n): t.min_s for t in timings}
-    checks = [
-        ("portscope ls -a -n --json", "ss -tan", 1.0, "without owners <= ss -tan"),
-        ("portscope ls -a -n -p --json", "ss -tan", 2.5, "with owners <= 2.5x ss -tan"),
-        ("portscope --json", "ss -tulpn", 1.0, "default view <= ss -tulpn"),
-    ]
+
+def goals(timings: list[Timing], table: dict[Case, int]) -> list[dict[str, Any]]:
+    """The goal checks, per shape and N; below ``GOAL_AT`` sockets they are shown for
+    information only (a Python process's ~50 ms start-up is most of the time there),
+    ``ok`` is None."""
+    by = {(t.tool, t.shape, t.n): t.median_s for t in timings}
+    by_min = {(t.tool, t.shape, t.n): t.min_s for t in timings}
     out = []
-    for n in sorted({t.n for t in timings}):
-        for tool, ref, factor, label in checks:
-            if (tool, n) in by and (ref, n) in by:
-                ratio = by[(tool, n)] / by[(ref, n)]
+    for shape, n in sorted({(t.shape, t.n) for t in timings}, key=lambda c: (c[1], c[0])):
+        for tool, ref, factor, label in CHECKS:
+            if (tool, shape, n) in by and (ref, shape, n) in by:
+                ratio = by[(tool, shape, n)] / by[(ref, shape, n)]
                 out.append(
                     {
                         "goal": label,
+                        "shape": shape,
                         "connections": n,
-                        "tool_s": by[(tool, n)],
-                        "ref_s": by[(ref, n)],
+                        "tool_s": by[(tool, shape, n)],
+                        "ref_s": by[(ref, shape, n)],
                         "ratio": ratio,
-                        "min_ratio": by_min[(tool, n)] / by_min[(ref, n)],
+                        "min_ratio": by_min[(tool, shape, n)] / by_min[(ref, shape, n)],
                         "limit": factor,
-                        "ok": ratio <= factor if table.get(n, 0) >= GOAL_AT else None,
+                        "ok": ratio <= factor if table.get((shape, n), 0) >= GOAL_AT else None,
                     }
                 )
     return out
+
+
+def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: for each N, one line per tool, one column pair per shape (s, ratio)."""
+    shapes = [sh for sh in SHAPES if any(r["shape"] == sh for r in rows)]
+    if len(shapes) < 2:
+        return []
+    lines = ["", "Shapes side by side (median s, ratio to `ss -tan` of medians):", ""]
+    lines.append("| tool | connections | " + " | ".join(f"`{sh}`" for sh in shapes) + " |")
+    lines.append("|---|---:|" + "---:|" * len(shapes))
+    cell = {(r["tool"], r["connections"], r["shape"]): r for r in rows}
+    for n in sorted({r["connections"] for r in rows}):
+        for tool in dict.fromkeys(r["tool"] for r in rows):
+            cells = []
+            for sh in shapes:
+                r = cell.get((tool, n, sh))
+                if r is None:
+                    cells.append("-")
+                else:
+                    ratio = r["ratio_vs_ss_tan"]
+                    cells.append(
+                        f"{r['median_s']:.3f} s" + (f" ({ratio:.2f}x)" if ratio is not None else "")
+                    )
+            if any(c != "-" for c in cells):
+                lines.append(f"| `{tool}` | {_fmt_n(n)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], info: dict[str, Any]) -> str:
     lines = [
         f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, "
         f"Linux {info['kernel']}, Python {info['python']}; {info['ss']}; portscope "
-        f"{info['portscope']} at {info['git']}.",
+        f"{info['portscope']} at {info['git']}; load average {info.get('loadavg', '?')}.",
         "",
-        "| tool | connections (load sockets) | TCP sockets in table | runs | median s | min s "
-        "| vs `ss -tan` (medians) | (mins) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | shape | connections (load sockets) | TCP sockets in table | runs | median s "
+        "| min s | vs `ss -tan` (medians) | (mins) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = f"{r['ratio_vs_ss_tan']:.2f}x" if r["ratio_vs_ss_tan"] is not None else "-"
@@ -373,23 +414,24 @@ def markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], info: dic
         ratio += " | " + (f"{mins:.2f}x" if mins is not None else "-")
         fail = f" ({r['failed_runs']} failed)" if r["failed_runs"] else ""
         lines.append(
-            f"| `{r['tool']}`{fail} | {_fmt_n(r['connections'])} ({_fmt_n(r['sockets'])}) | "
-            f"{r['tcp_sockets_in_table']} | {r['runs']} | {r['median_s']:.3f} | "
-            f"{r['min_s']:.3f} | {ratio} |"
+            f"| `{r['tool']}`{fail} | {r['shape']} | {_fmt_n(r['connections'])} "
+            f"({_fmt_n(r['sockets'])}) | {r['tcp_sockets_in_table']} | {r['runs']} | "
+            f"{r['median_s']:.3f} | {r['min_s']:.3f} | {ratio} |"
         )
+    lines += side_by_side(rows)
     if checks:
         lines += [
             "",
             f"Goals (set at 200,000 sockets; 'info' below {GOAL_AT:,} sockets in the table):",
             "",
-            "| goal | connections | portscope s | reference s | ratio (medians) | (mins) "
-            "| result |",
+            "| goal | shape | connections | portscope s | reference s | ratio (medians) "
+            "| (mins) | result |",
         ]
-        lines += ["|---|---:|---:|---:|---:|---:|---|"]
+        lines += ["|---|---|---:|---:|---:|---:|---:|---|"]
         for c in checks:
             lines.append(
-                f"| {c['goal']} | {_fmt_n(c['connections'])} | {c['tool_s']:.3f} | "
-                f"{c['ref_s']:.3f} | {c['ratio']:.2f} (limit {c['limit']}) | "
+                f"| {c['goal']} | {c['shape']} | {_fmt_n(c['connections'])} | "
+                f"{c['tool_s']:.3f} | {c['ref_s']:.3f} | {c['ratio']:.2f} (limit {c['limit']}) | "
                 f"{c['min_ratio']:.2f} | "
                 f"{'info' if c['ok'] is None else 'PASS' if c['ok'] else 'FAIL'} |"
             )
@@ -434,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         help="N connections (2N sockets); repeatable; default 1000, 10000, 100000",
     )
     parser.add_argument("--quick", action="store_true", help="only N = 1000 and 10000")
+    parser.add_argument(
+        "--shape",
+        action="append",
+        choices=SHAPES,
+        help=f"load shape; repeatable; default every one ({', '.join(SHAPES)})",
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per tool (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument("--only", action="append", help="time only tools whose name contains this")
@@ -446,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     ns = args.connections or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000])
+    shapes = [sh for sh in SHAPES if sh in (args.shape or SHAPES)]
     use_hyperfine = (args.timer or "hyperfine") == "hyperfine" and bool(shutil.which("hyperfine"))
     # Installed packages have their .pyc files; time that, not byte-compiling on every run.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -474,8 +523,8 @@ def main(argv: list[str] | None = None) -> int:
 
     timings: list[Timing] = []
     sanities: list[dict[str, Any]] = []
-    setups: dict[int, float] = {}
-    table: dict[int, int] = {}
+    setups: dict[str, float] = {}
+    table: dict[Case, int] = {}
     started = time.monotonic()
     baseline = _ss_tcp_count()
     if baseline > 1000:
@@ -485,39 +534,47 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     for n in ns:
-        outdir = rundir / f"n{n}"
-        outdir.mkdir(exist_ok=True)
-        with Load(n, hold_s=900) as load:
-            setups[n] = load.setup_s
-            table[n] = _ss_tcp_count()
-            print(
-                f"\n== N={n} connections ({2 * n} sockets): load up in {load.setup_s:.1f} s, "
-                f"{table[n]} TCP sockets in ss",
-                flush=True,
-            )
-            big = table[n] >= SLOW_AT
-            plan = [
-                (tool, 1, 0) if tool.slow and big else (tool, args.runs, args.warmup)
-                for tool in tools.values()
-            ]
-            if use_hyperfine:
-                new = [time_tool(tool, n, runs, warmup, outdir) for tool, runs, warmup in plan]
-            else:
-                new = time_interleaved(plan, n, outdir)
-            for t in new:
-                failed = sum(c != 0 for c in t.exit_codes)
+        for shape in shapes:
+            outdir = rundir / f"{shape}-n{n}"
+            outdir.mkdir(exist_ok=True)
+            with Load(n, shape=shape, hold_s=900) as load:
+                case = (shape, n)
+                setups[f"{shape}-{n}"] = load.setup_s
+                table[case] = _ss_tcp_count()
                 print(
-                    f"  {t.tool:<32} median {t.median_s:8.3f} s  min {t.min_s:8.3f} s  "
-                    f"runs {t.runs}" + (f"  ({failed} runs failed)" if failed else ""),
+                    f"\n== {shape}, N={n} connections ({2 * n} sockets, "
+                    f"{len(load.pids)} processes, {len(load.listeners)} listeners): load up in "
+                    f"{load.setup_s:.1f} s, {table[case]} TCP sockets in ss, load average "
+                    f"{os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
-            timings += new
-            rep = sanity(tools, load, n, outdir)
-            rep["ok"] = sanity_ok(rep)
-            sanities.append(rep)
-            print(f"  sanity: {json.dumps(rep)}", flush=True)
-        after = _wait_for_table_below(baseline + 50)
-        print(f"  load stopped; {after} TCP sockets left in ss", flush=True)
+                big = table[case] >= SLOW_AT
+                plan = [
+                    (tool, 1, 0) if tool.slow and big else (tool, args.runs, args.warmup)
+                    for tool in tools.values()
+                ]
+                if use_hyperfine:
+                    new = [
+                        time_tool(tool, n, shape, runs, warmup, outdir)
+                        for tool, runs, warmup in plan
+                    ]
+                else:
+                    new = time_interleaved(plan, n, shape, outdir)
+                for t in new:
+                    failed = sum(c != 0 for c in t.exit_codes)
+                    print(
+                        f"  {t.tool:<34} median {t.median_s:8.3f} s  min {t.min_s:8.3f} s  "
+                        f"runs {t.runs}" + (f"  ({failed} runs failed)" if failed else ""),
+                        flush=True,
+                    )
+                timings += new
+                rep = sanity(tools, load, n, outdir)
+                rep["shape"] = shape
+                rep["ok"] = sanity_ok(rep)
+                sanities.append(rep)
+                print(f"  sanity: {json.dumps(rep)}; load average {os.getloadavg()[0]:.2f}")
+            after = _wait_for_table_below(baseline + 50)
+            print(f"  load stopped; {after} TCP sockets left in ss", flush=True)
 
     rows = table_rows(timings, table)
     checks = goals(timings, table)
@@ -530,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": elapsed,
         "load_setup_s": setups,
         "tcp_sockets_before_load": baseline,
-        "tcp_sockets_in_table": table,
+        "tcp_sockets_in_table": {f"{sh}-{n}": v for (sh, n), v in table.items()},
         "skipped": skipped,
         "rows": rows,
         "goals": checks,
@@ -543,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + md)
     for s in sanities:
         if not s["ok"]:
-            print(f"SANITY FAILED at N={s['n']}: {json.dumps(s)}")
+            print(f"SANITY FAILED at {s['shape']}, N={s['n']}: {json.dumps(s)}")
     print(f"total {elapsed:.0f} s; results in {rundir.relative_to(REPO)}")
     return 0 if all(s["ok"] for s in sanities) else 1
 

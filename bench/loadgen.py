@@ -9,6 +9,19 @@ to a new source address every ``SOURCE_SPAN`` connections and binds with
 ``IP_BIND_ADDRESS_NO_PORT`` (ip(7)), so the ephemeral port is picked per 4-tuple at connect
 time and the port range (``net.ipv4.ip_local_port_range``) never runs out.
 
+Two shapes (``--shape``):
+
+* ``split`` (default): servers and clients are different processes, as above; a few
+  listeners (one per server process), IPv4 only, every connection ESTABLISHED.
+* ``few-big-processes``: about 11 processes at 100,000 connections, each holding *both* ends
+  of about 9,000 connections to its own listeners (about 18,000 descriptors each): 20
+  listeners per process (18 on 127.10.x.y, 2 on ``::1``; 220 at 11 processes), 10 % of the
+  connections over ``::1``, 1 % half-closed (the client end shut down for writing: it sits
+  in FIN-WAIT-2, the server end in CLOSE-WAIT, RFC 9293 3.3.2), and 1 % more connections
+  opened among them and closed once all are up, which leaves holes in the fd table as
+  connection churn does in a long-running server. A shape where a process's fd table is
+  big and not dense, and each connection's two inodes sit in the same table.
+
 Every socket gets ``SO_LINGER {on, 0}`` (socket(7)): when a holder exits, its sockets are
 reset instead of lingering in TIME-WAIT, so the next measurement starts from a clean table.
 
@@ -54,9 +67,17 @@ PER_PROCESS = 25_000  # connections (descriptors) held by one process, at most
 FD_SLACK = 256  # descriptors a holder needs besides its sockets
 IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SHAPES = ("split", "few-big-processes")
+BIG_PER_PROCESS = 9_100  # few-big-processes: connections (2 fds each) per process
+BIG_LISTENERS = 20  # few-big-processes: listeners per process ...
+BIG_LISTENERS_V6 = 2  # ... of which on ::1
+BIG_V6_EVERY = 10  # one connection in 10 over ::1
+BIG_HALF_CLOSED_EVERY = 100  # one connection in 100 half-closed
+BIG_CHURN_EVERY = 100  # one more connection per 100, closed at the end: holes in the fd table
 LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}
 
 _LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+_LOOPBACK6 = ipaddress.ip_network("::1/128")
 
 
 def _nth_address(base: str, n: int) -> str:
@@ -68,8 +89,9 @@ def _nth_address(base: str, n: int) -> str:
 
 
 def _check_loopback(address: str) -> None:
-    if ipaddress.ip_address(address) not in _LOOPBACK:
-        raise SystemExit(f"loadgen: {address} is not in 127.0.0.0/8; loopback only")
+    ip = ipaddress.ip_address(address)
+    if ip not in (_LOOPBACK if ip.version == 4 else _LOOPBACK6):
+        raise SystemExit(f"loadgen: {address} is not in 127.0.0.0/8 or ::1; loopback only")
 
 
 # --------------------------------------------------------------------------- child side
@@ -181,6 +203,70 @@ def connect(
     _hold(hold_s)
 
 
+def pair(index: int, count: int, hold_s: float, timeout_s: float) -> None:
+    """Hold both ends of ``count`` connections to this process's own listeners.
+
+    ``index`` (0, 1, ...) picks this process's listener and source addresses, so that
+    processes never share one. Listeners: ``BIG_LISTENERS`` (the last ``BIG_LISTENERS_V6``
+    on ``::1``); connection ``i`` goes to listener ``i % BIG_LISTENERS`` (hence over ``::1``
+    one time in ``BIG_V6_EVERY``), is accepted at once, and one in
+    ``BIG_HALF_CLOSED_EVERY`` has its client end shut down for writing. One extra connection
+    per ``BIG_CHURN_EVERY`` is made among them and closed (reset) once all are up, so the fd
+    table has holes.
+
+    Prints ``LISTENING host:port,...`` then ``READY <n>``.
+    """
+    _die_with_parent()
+    churn = count // BIG_CHURN_EVERY
+    _raise_nofile(2 * (count + churn) + BIG_LISTENERS + FD_SLACK)
+    listeners: list[socket.socket] = []
+    for j in range(BIG_LISTENERS):
+        v6 = j >= BIG_LISTENERS - BIG_LISTENERS_V6
+        host = "::1" if v6 else _nth_address(SERVER_NET, index * BIG_LISTENERS + j + 1)
+        _check_loopback(host)
+        ls = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((host, 0))
+        ls.listen(socket.SOMAXCONN)
+        ls.settimeout(timeout_s)
+        listeners.append(ls)
+    names = [ls.getsockname()[:2] for ls in listeners]
+    _say("LISTENING " + ",".join(f"{h}:{p}" for h, p in names))
+    held: list[socket.socket] = []
+    doomed: list[socket.socket] = []
+    deadline = time.monotonic() + timeout_s
+    # sources: a block of 127.20.x.y addresses per process (IPv4 connections only)
+    span = -(-count // SOURCE_SPAN) + 1
+    for k in range(count + churn):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"loadgen pair: connected only {k}/{count + churn} in time")
+        extra = k % (BIG_CHURN_EVERY + 1) == BIG_CHURN_EVERY and len(doomed) < 2 * churn
+        i = len(held) // 2
+        j = i % BIG_LISTENERS
+        listener = listeners[j]
+        sock = socket.socket(listener.family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        if listener.family == socket.AF_INET:
+            sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((_nth_address(CLIENT_NET, index * span + i // SOURCE_SPAN + 1), 0))
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        sock.connect(names[j])
+        conn, _ = listener.accept()  # the one just made: the queue holds nothing else
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        if extra:
+            doomed += (sock, conn)
+            continue
+        if i % BIG_HALF_CLOSED_EVERY == BIG_HALF_CLOSED_EVERY - 1:
+            sock.shutdown(socket.SHUT_WR)  # client FIN-WAIT-2, server CLOSE-WAIT
+        held += (sock, conn)
+    for sock in doomed:
+        sock.close()  # SO_LINGER 0: reset, gone from the table at once
+    if len(held) != 2 * count:
+        raise SystemExit(f"loadgen pair: holds {len(held) // 2} connections, not {count}")
+    _say(f"READY {count}")
+    _hold(hold_s)
+
+
 # --------------------------------------------------------------------------- parent side
 
 
@@ -212,6 +298,9 @@ class Load:
         servers: server processes (default: enough to keep each under ``PER_PROCESS``
             descriptors and under the hard RLIMIT_NOFILE; at least 2).
         clients: client processes (default: as many as servers).
+        shape: ``split`` (servers and clients apart) or ``few-big-processes`` (each
+            process holds both ends of about ``BIG_PER_PROCESS`` connections; ``servers``
+            is then the number of processes, ``clients`` is not used).
         hold_s: seconds after which every holder exits by itself (bounded by ``MAX_HOLD_S``).
         timeout_s: seconds allowed for setting up all connections.
 
@@ -225,17 +314,24 @@ class Load:
         *,
         servers: int | None = None,
         clients: int | None = None,
+        shape: str = "split",
         hold_s: float = DEFAULT_HOLD_S,
         timeout_s: float = 300.0,
     ) -> None:
         if connections < 0:
             raise ValueError("connections must be >= 0")
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
         # Without CAP_SYS_RESOURCE (even as root in a container) the hard RLIMIT_NOFILE
         # cannot be raised, so size the shares to fit under it.
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         per_process = PER_PROCESS if hard == resource.RLIM_INFINITY else hard - FD_SLACK
         per_process = min(PER_PROCESS, per_process)
         parts = max(2, -(-connections // per_process))
+        if shape == "few-big-processes":
+            fits = (per_process - BIG_LISTENERS) // 2
+            parts = max(1, -(-connections // min(BIG_PER_PROCESS, fits)))
+        self.shape = shape
         self.connections = connections
         self.n_servers = servers or parts
         self.n_clients = clients or parts
@@ -243,6 +339,7 @@ class Load:
         self.timeout_s = timeout_s
         self.procs: list[subprocess.Popen[str]] = []
         self.listeners: list[tuple[str, int]] = []
+        self.half_closed = 0  # connections whose client end is shut down for writing
         self.setup_s = 0.0
 
     @property
@@ -278,6 +375,8 @@ class Load:
         _ensure_file_max(2 * self.connections + 65536)
         hold = str(self.hold_s)
         timeout = str(self.timeout_s)
+        if self.shape == "few-big-processes":
+            return self._start_pairs(started, hold, timeout)
         client_share = _shares(self.connections, self.n_clients)
         server_share = list(_server_shares_for(self.n_servers, client_share))
         servers = [
@@ -320,6 +419,33 @@ class Load:
             self._expect(proc, "READY")
         for proc in servers:
             self._expect(proc, "ACCEPTED")
+        self.setup_s = time.monotonic() - started
+        return self
+
+    def _start_pairs(self, started: float, hold: str, timeout: str) -> Load:
+        shares = _shares(self.connections, self.n_servers)
+        procs = [
+            self._spawn(
+                "pair",
+                "--index",
+                str(i),
+                "--count",
+                str(n),
+                "--hold-s",
+                hold,
+                "--timeout-s",
+                timeout,
+            )
+            for i, n in enumerate(shares)
+        ]
+        for proc in procs:
+            (names,) = self._expect(proc, "LISTENING")
+            for item in names.split(","):
+                host, _, port = item.rpartition(":")
+                self.listeners.append((host, int(port)))
+        for proc in procs:
+            self._expect(proc, "READY")
+        self.half_closed = sum(n // BIG_HALF_CLOSED_EVERY for n in shares)
         self.setup_s = time.monotonic() - started
         return self
 
@@ -382,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     hold.add_argument("-n", "--connections", type=int, required=True)
     hold.add_argument("--servers", type=int)
     hold.add_argument("--clients", type=int)
+    hold.add_argument("--shape", choices=SHAPES, default="split")
     hold.add_argument("--hold-s", type=float, default=DEFAULT_HOLD_S)
     srv = sub.add_parser("serve", help="(internal) one server process")
     srv.add_argument("address")
@@ -390,7 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--targets", type=_targets, required=True)
     cli.add_argument("--count", type=int, required=True)
     srv.add_argument("--expect", type=int, required=True)
-    for p in (srv, cli):
+    par = sub.add_parser("pair", help="(internal) one few-big-processes process")
+    par.add_argument("--index", type=int, required=True)
+    par.add_argument("--count", type=int, required=True)
+    for p in (srv, cli, par):
         p.add_argument("--hold-s", type=float, default=DEFAULT_HOLD_S)
         p.add_argument("--timeout-s", type=float, default=300.0)
     args = parser.parse_args(argv)
@@ -398,10 +528,19 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.address, args.expect, args.hold_s, args.timeout_s)
     elif args.cmd == "connect":
         connect(args.source_index, args.targets, args.count, args.hold_s, args.timeout_s)
+    elif args.cmd == "pair":
+        pair(args.index, args.count, args.hold_s, args.timeout_s)
     else:
         load = Load(
-            args.connections, servers=args.servers, clients=args.clients, hold_s=args.hold_s
+            args.connections,
+            servers=args.servers,
+            clients=args.clients,
+            shape=args.shape,
+            hold_s=args.hold_s,
         )
+        # SIGTERM (and SIGINT, ignored in a shell's background jobs) stop the load cleanly
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with load:
             print(
                 f"READY {args.connections} (setup {load.setup_s:.1f} s; pids "

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 from portscope.models import Owner
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Iterable, Sequence
 
     from portscope.sockets._diag_codec import Row
 
@@ -119,8 +119,65 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-# a pid, or (pid, fd dir, fd names or numbers) of a part of a big one
-_Task = int | tuple[int, int, list[bytes] | range]
+# inode -> (pid, fd) of the sockets one part of the scan found
+_Part = dict[int, tuple[int, int]]
+
+_FD_NAME = b"%d".__mod__  # fd number -> its name in /proc/PID/fd
+_SOCKET = b"socket:["
+
+
+def _read_links(dfd: int, names: Iterable[bytes]) -> list[bytes]:
+    """``readlink`` of each of ``names`` in the directory ``dfd``; ``b""`` where none is.
+
+    The loop runs in C (``map`` into ``list.extend``, which keeps what it appended when
+    a call fails; ``map`` goes on with the next name). A name that is gone (a hole in
+    the fd table, an fd closed meanwhile, a process that exited) gives ``b""``.
+    """
+    links: list[bytes] = []
+    extend = links.extend
+    calls = map(partial(os.readlink, dir_fd=dfd), names)
+    while True:
+        try:
+            extend(calls)
+        except OSError:
+            links.append(b"")
+        else:
+            return links
+
+
+def _collect(
+    pid: int,
+    fds: Sequence[int],
+    got: list[bytes],
+    links: set[bytes] | None,
+    parts: list[_Part],
+    shared: list[tuple[int, tuple[int, int]]],
+) -> None:
+    """Keep the sockets among ``got`` (the links of ``fds``) as one part of the map.
+
+    One comprehension per part, not a dict call per fd. A socket on two of these fds
+    (``dup``, an inherited fd) would collapse into one entry: when the count of socket
+    links says so, the fds are walked one by one, the lowest fd kept, the others put in
+    ``shared``.
+    """
+    pairs = zip(fds, got, strict=True)
+    if links is None:
+        part = {int(ln[8:-1]): (pid, fd) for fd, ln in pairs if ln[:8] == _SOCKET}
+        found = b"\0".join(got).count(_SOCKET) if part else 0
+    else:
+        part = {int(ln[8:-1]): (pid, fd) for fd, ln in pairs if ln in links}
+        found = sum(map(links.__contains__, got)) if part else 0
+    if found != len(part):
+        part = {}
+        first = part.setdefault
+        for fd, ln in zip(fds, got, strict=True):
+            if ln[:8] == _SOCKET if links is None else ln in links:
+                inode = int(ln[8:-1])
+                holder = (pid, fd)
+                if first(inode, holder) is not holder:
+                    shared.append((inode, holder))
+    if part:
+        parts.append(part)
 
 
 class OwnerMap:
@@ -142,7 +199,6 @@ class OwnerMap:
         self._owners: dict[int, tuple[Owner, ...]] = {}
         self.complete = True
         self.denied = 0
-        self._totals: dict[int, int] = {}
 
     @classmethod
     def scan(
@@ -150,10 +206,10 @@ class OwnerMap:
     ) -> OwnerMap:
         """Scan every process's fds for sockets.
 
-        The kernel's work (``readlink`` of ``/proc/PID/fd/N``, about 2 us each) dominates.
-        ``readlink`` releases the GIL, so threads can share the processes and split the
-        fd lists of big ones; measured on 2 vCPUs they did not pay (same wall time, more
-        CPU), so the default is one.
+        The kernel's work (``readlink`` of ``/proc/PID/fd/N``, 4 to 5 us each on the
+        benchmark's VM) dominates. ``readlink`` releases the GIL, so threads can share
+        the processes; measured on 2 vCPUs they did not pay (same wall time, more CPU),
+        so the default is one.
 
         Args:
             wanted: keep only these inodes (``None``: every socket).
@@ -169,142 +225,144 @@ class OwnerMap:
         except OSError:
             self.complete = False
             return self
-        tasks: list[_Task] = [int(e) for e in entries if e.isdigit()]
+        tasks = [int(e) for e in entries if e.isdigit()]
         links = None if wanted is None else {f"socket:[{i}]".encode() for i in wanted}
+        parts: list[_Part] = []
         shared: list[tuple[int, tuple[int, int]]] = []
-        opened: list[int] = []
-        holes: list[tuple[int, int, int]] = []
-        count = threads
-        if count <= 1 or len(tasks) < 2:
-            self._work(tasks, links, shared, opened, holes)
+        args = (tasks, links, parts, shared)
+        if threads <= 1 or len(tasks) < 2:
+            self._work(*args)
         else:
             import threading
 
-            workers = [
-                threading.Thread(target=self._work, args=(tasks, links, shared, opened, holes))
-                for _ in range(count)
-            ]
+            workers = [threading.Thread(target=self._work, args=args) for _ in range(threads)]
             for w in workers:
                 w.daemon = True
                 w.start()
             for w in workers:
                 w.join()
-        # processes whose fds are not 0..N-1: list the directory for the ones above N
-        done: set[int] = set()
-        for pid, dfd, n in holes:
-            if pid in done:
-                continue
-            done.add(pid)
-            try:
-                names = os.listdir(os.fsencode(f"{proc}/{pid}/fd"))
-            except OSError:
-                continue
-            rest = [name for name in names if int(name) >= n]
-            if rest:
-                tasks.append((pid, dfd, rest))
-                self._work(tasks, links, shared, opened, [])
-        for dfd in opened:
-            os.close(dfd)
-        multi = self._multi
-        for inode, holder in shared:
-            if inode in multi:
-                multi[inode].append(holder)
-            else:
-                multi[inode] = [self._single[inode], holder]
-        for holders in multi.values():
-            holders.sort()
+        self._merge(parts, shared)
         return self
 
     _CHUNK = 2048
 
     def _work(
         self,
-        tasks: list[_Task],
+        tasks: list[int],
         links: set[bytes] | None,
+        parts: list[_Part],
         shared: list[tuple[int, tuple[int, int]]],
-        opened: list[int],
-        holes: list[tuple[int, int, int]],
     ) -> None:
-        """One worker: pop processes (or fd chunks of big ones) until none is left.
+        """One worker: pop processes until none is left and read each one's fds.
 
-        Results go straight into the map: ``dict.setdefault`` and ``list.append`` are
-        atomic under the GIL, so a socket two processes share (two workers may see it
-        at once) lands in ``shared`` instead of being lost.
-
-        Since Linux 6.2 ``stat`` of ``/proc/PID/fd`` gives the number N of open fds.
-        Servers' fd tables are dense, so fds 0..N-1 are read directly, without listing
-        the directory (which costs the kernel half as much again as the readlinks);
-        a process with holes is listed afterwards (``holes``).
+        Results go to ``parts`` (one dict per chunk of fds), merged once every worker
+        is done; ``list.append`` and ``list.pop`` are atomic under the GIL. A process's
+        fd directory is closed as soon as it is read: one open descriptor per worker,
+        whatever the number of processes and the caller's ``RLIMIT_NOFILE``.
         """
-        setdefault = self._single.setdefault
-        share = shared.append
-        readlink = os.readlink
-        chunk = self._CHUNK
         proc = self._proc
-        totals = self._totals
         while True:
             try:
-                task = tasks.pop()  # list.pop is atomic under the GIL
+                pid = tasks.pop()
             except IndexError:
                 return
-            if isinstance(task, int):
-                pid = task
-                path = f"{proc}/{pid}/fd"
-                try:
-                    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-                except PermissionError:
-                    self.denied += 1
-                    self.complete = False
-                    continue
-                except OSError:
-                    continue  # exited, or a kernel thread without fds
-                opened.append(dfd)
-                try:
-                    total = os.fstat(dfd).st_size
-                except OSError:
-                    continue
-                names: list[bytes] | range
-                if total > 0:
-                    totals[pid] = total
-                    names = range(total)
-                else:
-                    try:
-                        # bytes names and links: no str decoding per fd
-                        names = os.listdir(os.fsencode(path))
-                    except OSError:
-                        continue
-                if len(names) > chunk:
-                    rest = range(chunk, len(names), chunk)
-                    tasks.extend((pid, dfd, names[i : i + chunk]) for i in rest)
-                    names = names[:chunk]
-            else:
-                pid, dfd, names = task
-            if isinstance(names, range):
-                missed = 0
-                for fd in names:
-                    try:
-                        link = readlink(b"%d" % fd, dir_fd=dfd)
-                    except OSError:
-                        missed += 1
-                        continue
-                    if link[:8] == b"socket:[" if links is None else link in links:
-                        inode = int(link[8:-1])
-                        holder = (pid, fd)
-                        if setdefault(inode, holder) is not holder:
-                            share((inode, holder))
-                if missed:
-                    holes.append((pid, dfd, totals[pid]))
+            path = f"{proc}/{pid}/fd"
+            try:
+                dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            except PermissionError:
+                self.denied += 1
+                self.complete = False
                 continue
-            for name in names:
-                try:
-                    link = readlink(name, dir_fd=dfd)
-                except OSError:
-                    continue  # fd closed meanwhile
-                if link[:8] == b"socket:[" if links is None else link in links:
-                    inode = int(link[8:-1])
-                    holder = (pid, int(name))
-                    if setdefault(inode, holder) is not holder:
-                        share((inode, holder))
+            except OSError:
+                continue  # exited, or a kernel thread without fds
+            try:
+                self._read_process_fds(pid, dfd, path, links, parts, shared)
+            finally:
+                os.close(dfd)
+
+    def _read_process_fds(
+        self,
+        pid: int,
+        dfd: int,
+        path: str,
+        links: set[bytes] | None,
+        parts: list[_Part],
+        shared: list[tuple[int, tuple[int, int]]],
+    ) -> None:
+        """The sockets among the fds of one process (its fd directory open as ``dfd``).
+
+        Since Linux 6.2 ``stat`` of ``/proc/PID/fd`` gives the number N of open fds.
+        Most fd tables are dense or nearly so, so fds 0..N-1 are read directly, without
+        listing the directory (which costs the kernel half as much again as the
+        readlinks). A process with k holes below N (connection churn leaves them) holds
+        k fds above N: N, N+1, ... are read until k are found. When more than
+        ``2k + 64`` numbers come up empty (a sparse table, or fds closed meanwhile),
+        the directory is listed for the rest. Before 6.2 (size 0) it is listed.
+        """
+        chunk = self._CHUNK
+        try:
+            total = os.fstat(dfd).st_size
+        except OSError:
+            return
+        if total <= 0:
+            try:
+                # bytes names and links: no str decoding per fd
+                names = os.listdir(os.fsencode(path))
+            except OSError:
+                return
+            for i in range(0, len(names), chunk):
+                part = names[i : i + chunk]
+                got = _read_links(dfd, part)
+                _collect(pid, [int(n) for n in part], got, links, parts, shared)
+            return
+        left = 0  # fds above N still to find
+        for start in range(0, total, chunk):
+            fds = range(start, min(start + chunk, total))
+            got = _read_links(dfd, map(_FD_NAME, fds))
+            left += got.count(b"")
+            _collect(pid, fds, got, links, parts, shared)
+        start = total
+        budget = 2 * left + 64
+        while left > 0 and budget > 0:
+            fds = range(start, start + min(max(left, 16), chunk))
+            got = _read_links(dfd, map(_FD_NAME, fds))
+            empty = got.count(b"")
+            _collect(pid, fds, got, links, parts, shared)
+            left -= len(fds) - empty
+            budget -= empty
+            start = fds.stop
+        if left > 0:
+            try:
+                listed = os.listdir(os.fsencode(path))
+            except OSError:
+                return
+            rest = [name for name in listed if int(name) >= start]
+            got = _read_links(dfd, rest)
+            _collect(pid, [int(n) for n in rest], got, links, parts, shared)
+
+    def _merge(self, parts: list[_Part], shared: list[tuple[int, tuple[int, int]]]) -> None:
+        """Join the parts into ``_single``; sockets held by several fds into ``_multi``."""
+        single = self._single
+        merged: list[_Part] = []
+        for part in parts:
+            before = len(single)
+            single.update(part)
+            if len(single) - before != len(part):
+                # a socket in two parts (a forked server's listener, a passed fd): the
+                # first holder stays in ``_single``, the others go to ``shared``
+                for earlier in merged:
+                    for inode in earlier.keys() & part.keys():
+                        single[inode] = earlier[inode]
+                        shared.append((inode, part.pop(inode)))
+            merged.append(part)
+        multi = self._multi
+        for inode, holder in shared:
+            if inode in multi:
+                multi[inode].append(holder)
+            else:
+                multi[inode] = [single[inode], holder]
+        for holders in multi.values():
+            holders.sort()
 
     def holders(self, inode: int | None) -> list[tuple[int, int]]:
         """(pid, fd) pairs holding ``inode``, without processes that have since exited."""
