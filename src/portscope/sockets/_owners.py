@@ -52,22 +52,11 @@ def user_name(uid: int) -> str:
 
 @lru_cache(maxsize=1)
 def _boot_time(proc: str) -> float | None:
-    try:
-        with open(f"{proc}/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except OSError:
-        return None
-    return None
+    from pathlib import Path
 
+    from portscope._proc import boot_time
 
-@lru_cache(maxsize=1)
-def _clock_ticks() -> int:
-    try:
-        return os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError):
-        return 100
+    return boot_time(Path(proc))
 
 
 def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
@@ -97,17 +86,14 @@ def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
             cmdline = tuple(a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0"))
     except OSError:
         pass
-    start: float | None = None
-    try:
-        with open(f"{base}/stat", "rb") as f:
-            stat = f.read()
-        # field 22 (starttime, clock ticks after boot), counted after the ")" of comm
-        ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
-        boot = _boot_time(proc)
-        if boot is not None:
-            start = round(boot + ticks / _clock_ticks(), 2)
-    except (OSError, ValueError, IndexError):
-        pass
+    # the one reader of /proc/PID/stat (``_proc``): who --kill compares the same ticks
+    from pathlib import Path
+
+    from portscope._proc import start_ticks, ticks_to_epoch
+
+    ticks = start_ticks(pid, Path(proc))
+    boot = _boot_time(proc)
+    start = None if ticks is None or boot is None else ticks_to_epoch(ticks, boot)
     return ProcessInfo(name, user_name(uid), cmdline, start)
 
 
