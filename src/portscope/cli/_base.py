@@ -166,6 +166,32 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_transport_options(
+    parser: argparse.ArgumentParser,
+    *,
+    exclusive: bool,
+    tcp: str = "TCP only",
+    udp: str = "UDP only",
+    ipv4: str = "IPv4 only",
+    ipv6: str = "IPv6 only",
+) -> None:
+    """``-t/--tcp``, ``-u/--udp``, ``-4/--ipv4``, ``-6/--ipv6``: the same flags with the same
+    meaning in every command that takes them (only the help says what they select there).
+
+    Args:
+        parser: the command's parser.
+        exclusive: one transport and one family at most (commands about one socket); without
+            it both may be given, as with ``ss -t -u``.
+        tcp: help of ``-t``; likewise ``udp``, ``ipv4``, ``ipv6``.
+    """
+    kind = parser.add_mutually_exclusive_group() if exclusive else parser
+    kind.add_argument("-t", "--tcp", action="store_true", help=tcp)
+    kind.add_argument("-u", "--udp", action="store_true", help=udp)
+    fam = parser.add_mutually_exclusive_group() if exclusive else parser
+    fam.add_argument("-4", "--ipv4", action="store_true", help=ipv4)
+    fam.add_argument("-6", "--ipv6", action="store_true", help=ipv6)
+
+
 def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
     """Wrap a library parser as an argparse ``type=``: InvalidInput becomes a usage error."""
 

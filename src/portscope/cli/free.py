@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
 
 HELP = "ports a bind would accept now"
 
@@ -50,12 +50,14 @@ def configure(parser: Parser) -> None:
         metavar="A-B",
         help="look only in A-B (default: unprivileged start to 65535)",
     )
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("-t", "--tcp", action="store_true", help="TCP ports (the default)")
-    kind.add_argument("-u", "--udp", action="store_true", help="UDP ports instead of TCP")
-    fam = parser.add_mutually_exclusive_group()
-    fam.add_argument("-4", "--ipv4", action="store_true", help="free on 0.0.0.0 only")
-    fam.add_argument("-6", "--ipv6", action="store_true", help="free on [::] only (IPv6 only)")
+    add_transport_options(
+        parser,
+        exclusive=True,
+        tcp="TCP ports (the default)",
+        udp="UDP ports instead of TCP",
+        ipv4="free on 0.0.0.0 only",
+        ipv6="free on [::] only (IPv6 only)",
+    )
     parser.add_argument(
         "--addr", metavar="ADDR", help="check on this address only (e.g. 127.0.0.1)"
     )

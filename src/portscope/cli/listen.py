@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options
 from portscope.cli.ls import add_backend_option, add_wide_option
 
 HELP = "what is listening, with process, service and exposure (default)"
@@ -15,10 +15,7 @@ def configure(parser: Parser) -> None:
         "TCP listeners and bound UDP sockets, IPv4 and IPv6, sorted by port: like "
         "'ss -tulpn', with the bind scope in words and the service name of each port."
     )
-    parser.add_argument("-t", "--tcp", action="store_true", help="TCP listeners only")
-    parser.add_argument("-u", "--udp", action="store_true", help="UDP sockets only")
-    parser.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
-    parser.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
+    add_transport_options(parser, exclusive=False, tcp="TCP listeners only", udp="UDP sockets only")
     parser.add_argument(
         "-n", "--numeric", action="store_true", help="no service names, only port numbers"
     )

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
 from portscope.models import Proto
 from portscope.sockets._filters import (
     ALL_STATES,
@@ -59,10 +59,7 @@ def configure(parser: Parser) -> None:
         "time-wait, TIME_WAIT, listen ...) or the ss groups all, connected, synchronized, "
         f"bucket, big. Sort keys: {', '.join(SORT_KEYS)}."
     )
-    parser.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
-    parser.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
-    parser.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
-    parser.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
+    add_transport_options(parser, exclusive=False, tcp="TCP sockets", udp="UDP sockets")
     parser.add_argument(
         "-l", "--listening", action="store_true", help="listening sockets (LISTEN, UDP UNCONN)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
 from portscope.diagnose._common import owner_text, parse_port_proto
 
 HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
@@ -19,12 +19,7 @@ def configure(parser: Parser) -> None:
         help="port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp "
         "(default: both)",
     )
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("-t", "--tcp", action="store_true", help="TCP sockets only")
-    kind.add_argument("-u", "--udp", action="store_true", help="UDP sockets only")
-    fam = parser.add_mutually_exclusive_group()
-    fam.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
-    fam.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
+    add_transport_options(parser, exclusive=True, tcp="TCP sockets only", udp="UDP sockets only")
     parser.add_argument(
         "--kill",
         action="store_true",

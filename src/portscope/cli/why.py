@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options
 
 HELP = "why a bind or connect fails: 'why bind PORT', 'why connect HOST:PORT'"
 
@@ -20,15 +20,13 @@ def configure(parser: Parser) -> None:
         metavar="PORT | HOST:PORT",
         help="bind: a port or service name; connect: HOST:PORT or [IPV6]:PORT",
     )
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("-t", "--tcp", action="store_true", help="TCP (the default)")
-    kind.add_argument("-u", "--udp", action="store_true", help="UDP instead of TCP")
-    fam = parser.add_mutually_exclusive_group()
-    fam.add_argument(
-        "-4", "--ipv4", action="store_true", help="IPv4: bind 0.0.0.0; connect to IPv4 addresses"
-    )
-    fam.add_argument(
-        "-6", "--ipv6", action="store_true", help="IPv6: bind [::]; connect to IPv6 addresses"
+    add_transport_options(
+        parser,
+        exclusive=True,
+        tcp="TCP (the default)",
+        udp="UDP instead of TCP",
+        ipv4="IPv4: bind 0.0.0.0; connect to IPv4 addresses",
+        ipv6="IPv6: bind [::]; connect to IPv6 addresses",
     )
     bind = parser.add_argument_group("bind")
     bind.add_argument(
