@@ -298,3 +298,47 @@ def test_no_module_outside_cli_imports_the_cli() -> None:
         if p.relative_to(SRC).parts[0] != "cli" and p.name != "__main__.py" and _imports_cli(p)
     ]
     assert offenders == []
+
+
+def _show_items(items: list[object], width: int) -> str:
+    out = io.StringIO()
+    Env(stdout=out, stderr=io.StringIO(), width=width).show(*items)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [50, 60, 80, 132])
+def test_probe_and_scan_tables_keep_address_port_and_state_whole(width: int) -> None:
+    from portscope.models import PortState, ProbeResult
+    from portscope.render.scan import render_host, render_probe
+    from portscope.scanner import HostSummary
+
+    results = [
+        ProbeResult("a-long-host-name.example", "2001:db8::1", 45680, Proto.TCP,
+                    PortState.OPEN, "syn-ack", None, 0.0002),
+        ProbeResult("a-long-host-name.example", "2001:db8::1", 45681, Proto.TCP,
+                    PortState.CLOSED, "conn-refused", 111, 0.0001),
+    ]  # fmt: skip
+    text = _show_items(list(render_probe(results)), width)
+    for needle in ("2001:db8::1", "45680/tcp", "45681/tcp", "open", "closed"):
+        assert needle in text, (width, text)
+    table_lines = [line for line in text.splitlines() if "/tcp" in line or "PORT" in line]
+    assert all(len(line.rstrip()) <= width for line in table_lines), text
+    summary = HostSummary(
+        "h", "2001:db8::1", "up", 2, {"open": 1, "closed": 1}, 0, 0, 0, 0.0002, 0.0001, 0.2, 0.01
+    )
+    text = _show_items(list(render_host(summary, results)), width)
+    assert "45680/tcp" in text and "open" in text
+
+
+@pytest.mark.parametrize("width", [40, 60, 100])
+def test_who_keeps_local_endpoints_whole(width: int) -> None:
+    from portscope.diagnose import holders_from_table
+    from portscope.models import Endpoint, Owner, Socket, SocketTable
+    from portscope.render.diagnose import render_who
+
+    owner = Owner(812, "nginx", "www-data", ("nginx",), 0.0, 3)
+    sock = Socket(Proto.TCP, 6, TcpState.LISTEN, Endpoint("2001:db8::1234", 8443), None,
+                  0, 128, 33, 4242, None, False, (owner,))  # fmt: skip
+    result = holders_from_table(SocketTable((sock,), "test", owners_complete=True), 8443)
+    text = _show_items(list(render_who(result)), width)
+    assert "[2001:db8::1234]:8443" in text, text

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from portscope.models import ProbeResult
+    from portscope.render._table import Table
     from portscope.render.scan import NmapXmlWriter
     from portscope.scanner import HostSummary, Scan
 
@@ -206,7 +207,7 @@ class _Output:
             self.progress.stop()
             self.progress = None
 
-    def _show(self, *items: str | RenderableType) -> None:
+    def _show(self, *items: str | RenderableType | Table) -> None:
         """Write results with the progress bar off the screen, then draw it again.
 
         The bar lives on stderr; on a terminal stdout shares its line, so anything written

@@ -5,7 +5,7 @@ Renderers build tables (``render._table.Table``: plain text cells, fitted to a w
 face writes them (the CLI through ``cli._base.Env.show``). Nothing here imports a face.
 ``safe`` is the one escape of untrusted text for terminals.
 
-``write_json``/``write_json_line`` need nothing heavy; ``new_table`` imports rich when first
+``write_json``/``write_json_line`` need nothing heavy; the table writers import rich when first
 called, so JSON output never loads it. Per-topic renderers live in the submodules
 (``render.sockets``, ``render.registry``, ``render.scan``, ``render.diagnose``).
 """
@@ -17,8 +17,6 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
-
-    from rich.table import Table
 
 
 def write_json(obj: Any, stream: TextIO) -> None:
@@ -64,23 +62,6 @@ def _escape(char: str) -> str:
     if n < 0x10000:
         return f"\\u{n:04x}"
     return f"\\U{n:08x}"
-
-
-def new_table(*columns: str, title: str | None = None) -> Table:
-    """A borderless table in portscope's style (like ``ss``, easy to grep)."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        *columns,
-        title=title,
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        header_style="bold",
-        title_justify="left",
-    )
-    return table
 
 
 def ms(seconds: float | None) -> str:

@@ -28,7 +28,7 @@ user and interface names are other people's strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING, Literal
@@ -62,6 +62,9 @@ class Column:
             elided to; ``None``: never narrower than its widest cell.
         overflow: how a cell wider than the column is shown: ``wrap`` (more lines; at
             spaces when it can) or ``ellipsis`` (cut, with ``…``).
+        styles: a rich style per exact cell value (``{"open": "green"}``), for a closed
+            vocabulary such as port states; colour only, the text is the same without it
+            (the plain writer ignores it).
     """
 
     header: str
@@ -69,6 +72,7 @@ class Column:
     drop: int | None = None
     min_width: int | None = None
     overflow: Overflow = "wrap"
+    styles: Mapping[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -227,8 +231,9 @@ def to_rich(table: Table, width: int | None = None, *, fitted: Fit | None = None
             overflow="ellipsis" if col.overflow == "ellipsis" else "fold",
         )
     columns = [f.cells[k] for k in f.keep]
+    styles = [table.columns[k].styles or {} for k in f.keep]
     for row in zip(*columns, strict=True):
-        out.add_row(*[Text(c) for c in row])
+        out.add_row(*[Text(c, style=st.get(c, "")) for c, st in zip(row, styles, strict=True)])
     return out
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from portscope.diagnose._common import endpoint_text, owner_text
 from portscope.models import Proto, Socket, to_dict
 from portscope.render import safe
+from portscope.render._table import Column, Table
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
         WhoResult,
     )
 
-    Item: TypeAlias = str | RenderableType
+    Item: TypeAlias = str | RenderableType | Table
     """What a renderer returns: a line of text or a rich renderable (a table), in order;
     a face writes them (the CLI: ``Env.show``)."""
 
@@ -126,12 +127,20 @@ def render_who(result: WhoResult) -> list[Item]:
     return items
 
 
-def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
-    from portscope.render import new_table
+_SOCKET_COLUMNS = (
+    Column("PROTO"),
+    Column("STATE", drop=2),
+    Column("LOCAL"),
+    Column("REMOTE"),
+    Column("SCOPE", drop=1, min_width=14),
+)
+
+
+def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Table:
     from portscope.sockets import bind_scope
 
-    cols = ["PROTO", "STATE", "LOCAL", "REMOTE", "SCOPE"] + (["UID"] if uid else [])
-    table = new_table(*cols)
+    columns = _SOCKET_COLUMNS + ((Column("UID", "right", drop=3),) if uid else ())
+    table = Table(columns)
     shown = list(socks[:20])
     for s in shown:
         row = [
@@ -143,9 +152,10 @@ def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Any:
         ]
         if uid:
             row.append("-" if s.uid is None else str(s.uid))
-        table.add_row(*map(safe, row))
+        table.rows.append(row)
     if len(socks) > len(shown):
-        table.add_row("...", f"{len(socks) - len(shown)} more", "", "", "", *([""] if uid else []))
+        more = ["...", f"{len(socks) - len(shown)} more", "", "", ""]
+        table.rows.append(more + ([""] if uid else []))
     return table
 
 
@@ -267,7 +277,6 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
     from rich.text import Text
 
     from portscope.diagnose._common import owners_text
-    from portscope.render import new_table
 
     serious = [f for f in findings if f.severity.value != "info"]
     info = [f for f in findings if f.severity.value == "info"]
@@ -284,13 +293,18 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
         out(items, f"         why     {f.why}")
         out(items, f"         fix     {f.fix}")
     if show_info and info:
-        table = new_table("PROTO", "LOCAL", "SERVICE", "PROCESS", title="Exposed listeners (info)")
+        table = Table(
+            (
+                Column("PROTO"),
+                Column("LOCAL"),
+                Column("SERVICE", drop=2, min_width=8, overflow="ellipsis"),
+                Column("PROCESS", drop=1, min_width=12),
+            ),
+            title="Exposed listeners (info)",
+        )
         for f in info:
-            table.add_row(
-                f.socket.proto.value,
-                safe(str(f.socket.local)),
-                f.service or "-",
-                safe(owners_text(f.socket)),
+            table.rows.append(
+                [f.socket.proto.value, str(f.socket.local), f.service or "-", owners_text(f.socket)]
             )
         items.append(table)
     counts: dict[str, int] = {}
@@ -337,7 +351,6 @@ def render_free(ports: Sequence[FreePort]) -> list[Item]:
 def render_ephemeral(usage: EphemeralUsage, *, top: int = 20) -> list[Item]:
     """The range, totals, the busiest destinations and the warnings."""
     items: list[Item] = []
-    from portscope.render import new_table
 
     lo, hi = usage.ephemeral
     reuse = "-" if usage.tcp_tw_reuse is None else str(usage.tcp_tw_reuse)
@@ -352,15 +365,27 @@ def render_ephemeral(usage: EphemeralUsage, *, top: int = 20) -> list[Item]:
         f"TIME-WAIT), {usage.udp_in_use} UDP sockets, {usage.distinct_ports} distinct ports",
     )
     if usage.destinations:
-        table = new_table("DESTINATION", "CONNS", "TIME-WAIT", "SOURCES", "BUSIEST SOURCE", "USE")
+        table = Table(
+            (
+                Column("DESTINATION"),
+                Column("CONNS", "right", drop=3),
+                Column("TIME-WAIT", "right", drop=4),
+                Column("SOURCES", "right", drop=2),
+                Column("BUSIEST SOURCE", drop=1),
+                Column("USE"),
+            )
+        )
         for d in usage.destinations[:top]:
-            table.add_row(
-                endpoint_text(d.address, d.port),
-                str(d.in_use),
-                str(d.time_wait),
-                str(d.sources),
-                d.busiest_source,
-                f"{d.max_per_source}/{d.capacity} ({d.usage:.1%})" + (" !" if d.warning else ""),
+            table.rows.append(
+                [
+                    endpoint_text(d.address, d.port),
+                    str(d.in_use),
+                    str(d.time_wait),
+                    str(d.sources),
+                    d.busiest_source,
+                    f"{d.max_per_source}/{d.capacity} ({d.usage:.1%})"
+                    + (" !" if d.warning else ""),
+                ]
             )
         items.append(table)
         if len(usage.destinations) > top:

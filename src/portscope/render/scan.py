@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from xml.sax.saxutils import quoteattr
 
 from portscope.models import PortState, ProbeResult, Proto, to_dict
-from portscope.render import ms, new_table
+from portscope.render import ms
+from portscope.render._table import Column, Table
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -134,22 +135,45 @@ _STATE_STYLE = {
 }
 
 
-def render_probe(results: Sequence[ProbeResult]) -> list[RenderableType]:
+# Columns that never give way: where (ADDRESS, PORT) and the answer (STATE); the rest
+# drops on a narrow terminal in the order of ``drop`` (docs/output.md).
+_STATE_COLUMN = Column("STATE", styles={s.value: style for s, style in _STATE_STYLE.items()})
+_PROBE_COLUMNS = (
+    Column("HOST", drop=3, min_width=8, overflow="ellipsis"),
+    Column("ADDRESS"),
+    Column("PORT"),
+    _STATE_COLUMN,
+    Column("TIME", "right", drop=2),
+    Column("REASON", drop=4),
+    Column("ERRNO", drop=1),
+)
+_HOST_COLUMNS = (
+    Column("PORT"),
+    _STATE_COLUMN,
+    Column("SERVICE", drop=2, min_width=8, overflow="ellipsis"),
+    Column("REASON", drop=3),
+    Column("RTT", "right", drop=1),
+)
+
+
+def render_probe(results: Sequence[ProbeResult]) -> list[RenderableType | Table]:
     """The human ``probe`` output: a row per (address, port), then what each reason means."""
     from rich.text import Text
 
-    table = new_table("HOST", "ADDRESS", "PORT", "STATE", "TIME", "REASON", "ERRNO")
+    table = Table(_PROBE_COLUMNS)
     for r in results:
-        table.add_row(
-            Text(r.host),
-            r.address,
-            f"{r.port}/{r.proto.value}",
-            Text(r.state.value, style=_STATE_STYLE.get(r.state, "")),
-            ms(r.rtt_s),
-            r.reason,
-            _errno_name(r.errno) or "-",
+        table.rows.append(
+            [
+                r.host,
+                r.address,
+                f"{r.port}/{r.proto.value}",
+                r.state.value,
+                ms(r.rtt_s),
+                r.reason,
+                _errno_name(r.errno) or "-",
+            ]
         )
-    out: list[RenderableType] = [table]
+    out: list[RenderableType | Table] = [table]
     for r in results:
         if not r.banner:
             continue
@@ -191,23 +215,27 @@ def scan_line(event: ProbeResult | HostSummary | ScanReport) -> str:
     return json.dumps(to_dict(data), ensure_ascii=False, separators=(",", ":"))
 
 
-def render_host(summary: HostSummary, results: Sequence[ProbeResult]) -> list[RenderableType]:
+def render_host(
+    summary: HostSummary, results: Sequence[ProbeResult]
+) -> list[RenderableType | Table]:
     """One host of the human ``scan`` output: its non-closed ports and a summary line."""
     from rich.text import Text
 
     name = summary.host if is_name(summary.host) else ""
     title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
-    out: list[RenderableType] = [Text(title, style="bold")]
+    out: list[RenderableType | Table] = [Text(title, style="bold")]
     shown = [r for r in results if r.state is not PortState.CLOSED]
     if shown:
-        table = new_table("PORT", "STATE", "SERVICE", "REASON", "RTT")
+        table = Table(_HOST_COLUMNS)
         for r in sorted(shown, key=lambda r: (r.proto.value, r.port)):
-            table.add_row(
-                f"{r.port}/{r.proto.value}",
-                Text(r.state.value, style=_STATE_STYLE.get(r.state, "")),
-                _service(r.port, r.proto) or "-",
-                r.reason,
-                ms(r.rtt_s),
+            table.rows.append(
+                [
+                    f"{r.port}/{r.proto.value}",
+                    r.state.value,
+                    _service(r.port, r.proto) or "-",
+                    r.reason,
+                    ms(r.rtt_s),
+                ]
             )
         out.append(table)
     counts = summary.counts
