@@ -18,9 +18,16 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
 
-PROC = Path("/proc")
+# Plain strings, no pathlib: ``portscope lookup``'s fast path reads the sysctls through here.
+StrPath = str | os.PathLike[str]
+PROC: StrPath = "/proc"
+
+
+def _bytes(proc: StrPath, *parts: str) -> bytes:
+    with open(os.path.join(proc, *parts), "rb") as f:
+        return f.read()
+
 
 # include/uapi/linux/capability.h
 CAP_KILL = 5
@@ -33,16 +40,16 @@ CAP_SYS_PTRACE = 19
 # --- processes ----------------------------------------------------------------------------
 
 
-def _stat_fields(pid: int, proc: Path) -> list[bytes] | None:
+def _stat_fields(pid: int, proc: StrPath) -> list[bytes] | None:
     """Fields 3.. of ``/proc/PID/stat`` (after ``comm``, which may hold spaces and ``)``)."""
     try:
-        raw = (proc / str(pid) / "stat").read_bytes()
+        raw = _bytes(proc, str(pid), "stat")
     except OSError:
         return None
     return raw[raw.rfind(b")") + 2 :].split()
 
 
-def start_ticks(pid: int, proc: Path = PROC) -> int | None:
+def start_ticks(pid: int, proc: StrPath = PROC) -> int | None:
     """When process ``pid`` started, in clock ticks after boot (``starttime``, field 22 of
     ``/proc/PID/stat``, proc(5)).
 
@@ -59,14 +66,14 @@ def start_ticks(pid: int, proc: Path = PROC) -> int | None:
         return None
 
 
-def process_state(pid: int, proc: Path = PROC) -> str | None:
+def process_state(pid: int, proc: StrPath = PROC) -> str | None:
     """The state letter of ``pid`` (field 3 of ``/proc/PID/stat``: ``R``, ``S``, ``Z`` ...),
     or ``None`` when it is gone."""
     fields = _stat_fields(pid, proc)
     return fields[0].decode("ascii", "replace") if fields else None
 
 
-def parent_pid(pid: int, proc: Path = PROC) -> int | None:
+def parent_pid(pid: int, proc: StrPath = PROC) -> int | None:
     """The parent of ``pid`` (``ppid``, field 4 of ``/proc/PID/stat``), or ``None``."""
     fields = _stat_fields(pid, proc)
     try:
@@ -75,18 +82,18 @@ def parent_pid(pid: int, proc: Path = PROC) -> int | None:
         return None
 
 
-def process_name(pid: int, proc: Path = PROC) -> str | None:
+def process_name(pid: int, proc: StrPath = PROC) -> str | None:
     """``/proc/PID/comm`` (readable for every process, proc(5)), or ``None``."""
     try:
-        return (proc / str(pid) / "comm").read_bytes().rstrip(b"\n").decode("utf-8", "replace")
+        return _bytes(proc, str(pid), "comm").rstrip(b"\n").decode("utf-8", "replace")
     except OSError:
         return None
 
 
-def process_uid(pid: int, proc: Path = PROC) -> int | None:
+def process_uid(pid: int, proc: StrPath = PROC) -> int | None:
     """The real uid of ``pid`` (the owner of ``/proc/PID``), or ``None`` when it is gone."""
     try:
-        return (proc / str(pid)).stat().st_uid
+        return os.stat(os.path.join(proc, str(pid))).st_uid
     except OSError:
         return None
 
@@ -100,10 +107,10 @@ def clock_ticks_per_s() -> int:
         return 100
 
 
-def boot_time(proc: Path = PROC) -> float | None:
+def boot_time(proc: StrPath = PROC) -> float | None:
     """The boot time, seconds since the epoch (``btime`` of ``/proc/stat``, proc(5))."""
     try:
-        with (proc / "stat").open("rb") as f:
+        with open(os.path.join(proc, "stat"), "rb") as f:
             for line in f:
                 if line.startswith(b"btime "):
                     return float(line.split()[1])
@@ -117,7 +124,7 @@ def ticks_to_epoch(ticks: int, boot_s: float) -> float:
     return round(boot_s + ticks / clock_ticks_per_s(), 2)
 
 
-def start_time(pid: int, proc: Path = PROC) -> float | None:
+def start_time(pid: int, proc: StrPath = PROC) -> float | None:
     """When process ``pid`` started, seconds since the epoch: ``btime`` + ``starttime`` /
     ``CLK_TCK`` (proc(5)), rounded to 0.01 s. For display; compare ``start_ticks``.
 
@@ -134,7 +141,7 @@ def start_time(pid: int, proc: Path = PROC) -> float | None:
 # --- sysctls ------------------------------------------------------------------------------
 
 
-def sysctl_text(name: str, proc: Path = PROC) -> str | None:
+def sysctl_text(name: str, proc: StrPath = PROC) -> str | None:
     """The value of a sysctl as text (``net.ipv4.ip_local_port_range`` or
     ``net/ipv4/ip_local_port_range``), from ``/proc/sys`` (ip-sysctl.rst).
 
@@ -143,12 +150,12 @@ def sysctl_text(name: str, proc: Path = PROC) -> str | None:
     """
     relative = name.replace(".", "/") if "/" not in name else name
     try:
-        return (proc / "sys" / relative).read_text().strip()
+        return _bytes(proc, "sys", relative).decode().strip()
     except (OSError, UnicodeDecodeError):
         return None
 
 
-def sysctl_ints(name: str, proc: Path = PROC) -> tuple[int, ...] | None:
+def sysctl_ints(name: str, proc: StrPath = PROC) -> tuple[int, ...] | None:
     """A sysctl of whitespace-separated integers (``ip_local_port_range``: two).
 
     Returns:
@@ -163,27 +170,27 @@ def sysctl_ints(name: str, proc: Path = PROC) -> tuple[int, ...] | None:
         return None
 
 
-def sysctl_int(name: str, default: int, proc: Path = PROC) -> int:
+def sysctl_int(name: str, default: int, proc: StrPath = PROC) -> int:
     """An integer sysctl (``net.ipv6.bindv6only``, ``net.ipv4.tcp_tw_reuse``), or
     ``default`` when unreadable."""
     values = sysctl_ints(name, proc)
     return values[0] if values else default
 
 
-def ip_local_port_range(proc: Path = PROC) -> tuple[int, int] | None:
+def ip_local_port_range(proc: StrPath = PROC) -> tuple[int, int] | None:
     """``net.ipv4.ip_local_port_range``: the ephemeral ports (low, high), ip-sysctl.rst."""
     values = sysctl_ints("net.ipv4.ip_local_port_range", proc)
     return (values[0], values[1]) if values is not None and len(values) == 2 else None
 
 
-def ip_unprivileged_port_start(proc: Path = PROC) -> int | None:
+def ip_unprivileged_port_start(proc: StrPath = PROC) -> int | None:
     """``net.ipv4.ip_unprivileged_port_start``: the first port binding needs no
     CAP_NET_BIND_SERVICE for (Linux 4.11+; 1024 by default), ip-sysctl.rst."""
     values = sysctl_ints("net.ipv4.ip_unprivileged_port_start", proc)
     return values[0] if values else None
 
 
-def ip_local_reserved_ports(proc: Path = PROC) -> str | None:
+def ip_local_reserved_ports(proc: StrPath = PROC) -> str | None:
     """``net.ipv4.ip_local_reserved_ports`` as written (``8080,9000-9100``), ip-sysctl.rst."""
     return sysctl_text("net.ipv4.ip_local_reserved_ports", proc)
 
@@ -191,14 +198,14 @@ def ip_local_reserved_ports(proc: Path = PROC) -> str | None:
 # --- capabilities -------------------------------------------------------------------------
 
 
-def cap_effective(pid: int | str = "self", proc: Path = PROC) -> int | None:
+def cap_effective(pid: int | str = "self", proc: StrPath = PROC) -> int | None:
     """The effective capability mask (``CapEff`` of ``/proc/PID/status``, proc(5)).
 
     Returns:
         The mask, or ``None`` when it cannot be read (not Linux, process gone).
     """
     try:
-        for line in (proc / str(pid) / "status").read_text().splitlines():
+        for line in _bytes(proc, str(pid), "status").decode().splitlines():
             if line.startswith("CapEff:"):
                 return int(line.split()[1], 16)
     except (OSError, ValueError, IndexError):
@@ -206,7 +213,7 @@ def cap_effective(pid: int | str = "self", proc: Path = PROC) -> int | None:
     return None
 
 
-def has_capability(bit: int, proc: Path = PROC) -> bool:
+def has_capability(bit: int, proc: StrPath = PROC) -> bool:
     """True when this process holds capability ``bit`` (``CAP_NET_BIND_SERVICE`` ...,
     capabilities(7)), or is euid 0 where capabilities cannot be read."""
     mask = cap_effective("self", proc)

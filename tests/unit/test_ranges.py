@@ -40,9 +40,11 @@ def test_kernel_ports_matches_proc() -> None:
 
 
 def test_kernel_ports_reads_reserved(tmp_path: Path) -> None:
-    (tmp_path / "ip_local_port_range").write_text("40000\t40010\n")
-    (tmp_path / "ip_local_reserved_ports").write_text("40001,40005-40007\n")
-    (tmp_path / "ip_unprivileged_port_start").write_text("80\n")
+    sysctl = tmp_path / "sys" / "net" / "ipv4"
+    sysctl.mkdir(parents=True)
+    (sysctl / "ip_local_port_range").write_text("40000\t40010\n")
+    (sysctl / "ip_local_reserved_ports").write_text("40001,40005-40007\n")
+    (sysctl / "ip_unprivileged_port_start").write_text("80\n")
     kp = kernel_ports(tmp_path)
     assert kp.ephemeral == (40000, 40010)
     assert kp.reserved == frozenset({40001, 40005, 40006, 40007})

@@ -39,7 +39,6 @@ _PROTO_WORDS = ", ".join(PROTOS)
 _NAME_PUNCTUATION = str.maketrans("", "", "_.+*:- ")
 _SOURCE_RANK = {s: i for i, s in enumerate(SOURCE_ORDER)}
 _SOURCE_BONUS = {"curated": 8, "iana": 4, "system": 2, "nmap": 0}
-SYSCTL_DIR = "/proc/sys/net/ipv4"
 # Linux defaults, used where /proc/sys cannot be read (other platforms, sandboxes).
 DEFAULT_KERNEL: Kernel = ((32768, 60999), frozenset(), 1024, False)
 
@@ -292,28 +291,24 @@ def parse_port_list(text: str) -> frozenset[int]:
     return frozenset(ports)
 
 
-def _read_text(path: str) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode()
+def read_kernel(proc: str | os.PathLike[str] = "/proc") -> Kernel:
+    """This machine's port settings, ``DEFAULT_KERNEL`` when unreadable (``kernel_ports``).
 
+    The three ``net.ipv4`` sysctls come through ``portscope._proc``, the one reader of
+    ``/proc`` (ip-sysctl.rst); ``proc`` is the procfs root (a seam for tests).
+    """
+    from portscope import _proc
 
-def read_kernel(sysctl_dir: str | os.PathLike[str] = SYSCTL_DIR) -> Kernel:
-    """This machine's port settings, ``DEFAULT_KERNEL`` when unreadable (``kernel_ports``)."""
-    try:
-        lo, hi = (
-            int(v) for v in _read_text(os.path.join(sysctl_dir, "ip_local_port_range")).split()
-        )
-        reserved = parse_port_list(_read_text(os.path.join(sysctl_dir, "ip_local_reserved_ports")))
-        start = int(_read_text(os.path.join(sysctl_dir, "ip_unprivileged_port_start")))
-    except (OSError, ValueError):
+    ephemeral = _proc.ip_local_port_range(proc)
+    reserved_text = _proc.ip_local_reserved_ports(proc)
+    start = _proc.ip_unprivileged_port_start(proc)
+    if ephemeral is None or reserved_text is None or start is None:
         return DEFAULT_KERNEL
-    return ((lo, hi), reserved, start, True)
+    try:
+        reserved = parse_port_list(reserved_text)
+    except ValueError:
+        return DEFAULT_KERNEL
+    return (ephemeral, reserved, start, True)
 
 
 def facts_of(port: int, kernel: Kernel) -> Facts:

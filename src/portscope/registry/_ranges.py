@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from portscope import _ports
 from portscope.models import PortRange
 from portscope.registry import _answer
 from portscope.registry._answer import parse_port_list as parse_port_list
-
-_SYSCTL = Path(_answer.SYSCTL_DIR)
 
 
 def check_port(port: int) -> int:
@@ -66,16 +64,18 @@ class KernelPorts:
         return hi - lo + 1 - sum(1 for p in self.reserved if lo <= p <= hi)
 
 
-def kernel_ports(sysctl_dir: Path = _SYSCTL) -> KernelPorts:
-    """Read this machine's ephemeral range, reserved ports and unprivileged port start.
+def kernel_ports(proc: str | os.PathLike[str] = "/proc") -> KernelPorts:
+    """Read this machine's ephemeral range, reserved ports and unprivileged port start
+    (``net.ipv4.ip_local_port_range``, ``ip_local_reserved_ports``,
+    ``ip_unprivileged_port_start``; ip-sysctl.rst).
 
     Args:
-        sysctl_dir: where the ``net.ipv4`` sysctls are (a seam for tests).
+        proc: the procfs root (a seam for tests).
 
     Returns:
         The settings; Linux defaults with ``from_kernel=False`` when unreadable.
     """
-    return KernelPorts(*_answer.read_kernel(sysctl_dir))
+    return KernelPorts(*_answer.read_kernel(proc))
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,11 +52,9 @@ def user_name(uid: int) -> str:
 
 @lru_cache(maxsize=1)
 def _boot_time(proc: str) -> float | None:
-    from pathlib import Path
-
     from portscope._proc import boot_time
 
-    return boot_time(Path(proc))
+    return boot_time(proc)
 
 
 def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
@@ -87,11 +85,9 @@ def read_process(pid: int, proc: str = "/proc") -> ProcessInfo | None:
     except OSError:
         pass
     # the one reader of /proc/PID/stat (``_proc``): who --kill compares the same ticks
-    from pathlib import Path
-
     from portscope._proc import start_ticks, ticks_to_epoch
 
-    ticks = start_ticks(pid, Path(proc))
+    ticks = start_ticks(pid, proc)
     boot = _boot_time(proc)
     start = None if ticks is None or boot is None else ticks_to_epoch(ticks, boot)
     return ProcessInfo(name, user_name(uid), cmdline, start)
