@@ -57,8 +57,10 @@ rate and host give-up stay here, unchanged.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
+import select
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -136,6 +138,33 @@ class Try:
         """The socket address of (address, port) for ``connect``/``sendto``."""
         t = self.target
         return (t.address, self.port, 0, 0) if t.family == 6 else (t.address, self.port)
+
+
+def release_watched(
+    by_fd: dict[int, Try],
+    epoll: select.epoll | None,
+    loop: asyncio.AbstractEventLoop | None,
+    *,
+    writer: bool,
+) -> None:
+    """Close every socket a prober still watches, then its epoll (``Prober.close``).
+
+    Args:
+        by_fd: the prober's tries in flight by socket fd; emptied.
+        epoll: the prober's epoll, or ``None`` when it watched fds on the loop itself.
+        loop: the event loop the prober was opened on.
+        writer: the fds were watched for writing (a connect), else for reading.
+    """
+    for fd, tr in list(by_fd.items()):
+        if epoll is None and loop is not None:
+            (loop.remove_writer if writer else loop.remove_reader)(fd)
+        if isinstance(tr.handle, _socket.socket):  # the base of socket.socket too
+            tr.handle.close()
+    by_fd.clear()
+    if epoll is not None:
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(epoll.fileno())
+        epoll.close()
 
 
 class ProbeSink(Protocol):

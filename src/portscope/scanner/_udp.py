@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from portscope.models import PortState, Proto
 from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
-from portscope.scanner._schedule import Answer, ProbeSink, Try
+from portscope.scanner._schedule import Answer, ProbeSink, Try, release_watched
 
 __all__ = ["PAYLOADS", "UdpProber", "dns_query", "ntp_request", "snmp_get_request"]
 
@@ -185,18 +185,8 @@ class UdpProber:
         return answer
 
     def close(self) -> None:
-        loop = self._loop
-        for fd, tr in list(self._by_fd.items()):
-            if self._epoll is None and loop is not None:
-                loop.remove_reader(fd)
-            if isinstance(tr.handle, socket.socket):
-                tr.handle.close()
-        self._by_fd.clear()
-        if self._epoll is not None:
-            if loop is not None and not loop.is_closed():
-                loop.remove_reader(self._epoll.fileno())
-            self._epoll.close()
-            self._epoll = None
+        release_watched(self._by_fd, self._epoll, self._loop, writer=False)
+        self._epoll = None
 
     def _on_epoll(self) -> None:
         if self._epoll is None:
