@@ -50,7 +50,7 @@ def main() -> int:
                  *commands],
                 env=env, capture_output=True, check=True,
             )  # fmt: skip
-            results = json.load(open(out.name))["results"]
+            results = json.loads(Path(out.name).read_text())["results"]
     finally:
         for s in listeners:
             s.close()
