@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ephemeral": ("ephemeral", "the kernel's ephemeral port range and its use per destination"),
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
+    "completion": ("completion", "print a shell completion script: bash, zsh or fish"),
+    "man": ("man", "show the manual page portscope(1)"),
 }
 DEFAULT_COMMAND = "listen"
 
@@ -124,6 +126,10 @@ def _quick(args_in: list[str], env: Env | None) -> int | None:
     if first in ("-h", "--help", "help"):
         stdout.write(_top_help())
         return 0
+    if first == "completion" and args_in[1:2] == ["--values"]:
+        from portscope.cli._values import quick as values
+
+        return values(args_in[1:], stdout)
     if first == "--version":
         from portscope import __version__
 
