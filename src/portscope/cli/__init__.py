@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ephemeral": ("ephemeral", "the kernel's ephemeral port range and its use per destination"),
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
+    "explain": ("explain", "what a port, socket, state, error or term means, on this host"),
     "completion": ("completion", "print a shell completion script: bash, zsh or fish"),
     "man": ("man", "show the manual page portscope(1)"),
 }

@@ -101,6 +101,9 @@ def configure(parser: Parser) -> None:
         "--yes", action="store_true", help="allow over 65,536 addresses or 10M probes"
     )
     parser.add_argument("-oX", dest="xml", metavar="FILE", help="also write nmap XML to FILE")
+    from portscope.cli.explain import add_explain_option
+
+    add_explain_option(parser)
 
 
 def _prepare(args: argparse.Namespace) -> Scan:
@@ -182,6 +185,8 @@ class _Output:
         self.env = env
         self.xml = xml
         self.pending: dict[str, list[ProbeResult]] = {}
+        self.seen_states: set[str] = set()  # for --explain
+        self.seen_reasons: set[str] = set()
         self.progress: Any = None
         self.task: Any = None
         if env.stderr_isatty and not args.json:
@@ -246,6 +251,9 @@ class _Output:
         from portscope.render.scan import render_host, scan_line
 
         results = self.pending.pop(summary.address, [])
+        self.seen_states.update(r.state.value for r in results)
+        self.seen_states.update(state for state, n in summary.counts.items() if n)
+        self.seen_reasons.update(r.reason for r in results if r.reason)
         if self.args.json:
             self.env.show(scan_line(summary))
         else:
@@ -266,4 +274,7 @@ class _Output:
             self.env.show(scan_line(report))
         else:
             self.env.show(*render_report(report), no_color=self.args.no_color)
+            from portscope.cli.explain import show_about
+
+            show_about(self.env, self.args, port_states=self.seen_states, reasons=self.seen_reasons)
         self.env.stdout.flush()

@@ -42,6 +42,9 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
     )
+    from portscope.cli.explain import add_explain_option
+
+    add_explain_option(parser)
 
 
 def _confirm(env: Env, question: str) -> bool | None:
@@ -56,10 +59,12 @@ def _confirm(env: Env, question: str) -> bool | None:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.cli.explain import show_about
     from portscope.diagnose import kill_holders, who
     from portscope.models import Proto
     from portscope.render import write_json
     from portscope.render.diagnose import render_kill, render_who, who_json
+    from portscope.sockets import bind_scope
 
     port, proto = args.port
     flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
@@ -81,6 +86,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
             write_json(who_json(result), env.stdout)
         else:
             env.show(*render_who(result), no_color=args.no_color)
+            socks = [s for h in result.holders for s in h.sockets] + list(result.unowned)
+            show_about(
+                env,
+                args,
+                states=(s.state.value for s in socks),
+                scopes=(bind_scope(s) for s in socks if s.remote is None),
+            )
         return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
     if not result.holders:
         if args.json:
