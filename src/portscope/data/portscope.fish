@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --dport --exclude --exclude-file --fail-on --from --hint --limit --max-concurrency --pid --port --ports --process --proto --range --rate --retries --sort --sport --state --timeout --top --top-ports --url --user --values --warn -P -c -iL -n -oX -p
+set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan explain completion man
+set -g _shtab_portscope_opts_with_value --addr --backend --count --dport --exclude --exclude-file --fail-on --from --hint --kind --limit --max-concurrency --pid --port --ports --process --proto --range --rate --retries --seed --sort --sport --state --timeout --top --top-ports --url --user --values --warn -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -64,6 +64,7 @@ complete -c portscope -n _shtab_portscope_using -s 6 -l ipv6 -d 'IPv6 only'
 complete -c portscope -n _shtab_portscope_using -s n -l numeric -d 'no service names, only port numbers'
 complete -c portscope -n _shtab_portscope_using -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n _shtab_portscope_using -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
+complete -c portscope -n _shtab_portscope_using -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n _shtab_portscope_using -l json -d 'machine-readable JSON output'
 complete -c portscope -n _shtab_portscope_using -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n _shtab_portscope_using -l version -d 'show program'"'"'s version number and exit'
@@ -76,6 +77,7 @@ complete -c portscope -n '_shtab_portscope_using listen' -s 6 -l ipv6 -d 'IPv6 o
 complete -c portscope -n '_shtab_portscope_using listen' -s n -l numeric -d 'no service names, only port numbers'
 complete -c portscope -n '_shtab_portscope_using listen' -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n '_shtab_portscope_using listen' -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
+complete -c portscope -n '_shtab_portscope_using listen' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using listen' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using listen' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a ls -d 'the socket table, filtered like ss (-t -u -l -a --state --port ...)'
@@ -100,6 +102,7 @@ complete -c portscope -n '_shtab_portscope_using ls' -l sort -xka "(printf '%s\n
 complete -c portscope -n '_shtab_portscope_using ls' -l summary -d 'counts per transport and state (like ss -s)'
 complete -c portscope -n '_shtab_portscope_using ls' -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n '_shtab_portscope_using ls' -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
+complete -c portscope -n '_shtab_portscope_using ls' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using ls' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using ls' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a lookup -d 'what a port or service name means (the registry)'
@@ -131,6 +134,7 @@ complete -c portscope -n '_shtab_portscope_using who' -l kill -d 'send SIGTERM t
 complete -c portscope -n '_shtab_portscope_using who' -l force -d 'with --kill: SIGKILL holders still alive after --timeout'
 complete -c portscope -n '_shtab_portscope_using who' -l timeout -x -d 'with --kill: seconds to wait for holders to exit (default 5)'
 complete -c portscope -n '_shtab_portscope_using who' -s y -l yes -d 'with --kill: do not ask for confirmation'
+complete -c portscope -n '_shtab_portscope_using who' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using who' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using who' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using who; and test $_shtab_portscope_npos -eq 0' -ka "(portscope completion --values ports 2>/dev/null)" -d 'port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp (default: both)'
@@ -198,8 +202,19 @@ complete -c portscope -n '_shtab_portscope_using scan' -l timeout -x -d 'fixed t
 complete -c portscope -n '_shtab_portscope_using scan' -l retries -x -d 'tries again before calling a silent port filtered (default 3)'
 complete -c portscope -n '_shtab_portscope_using scan' -l yes -d 'allow over 65,536 addresses or 10M probes'
 complete -c portscope -n '_shtab_portscope_using scan' -o oX -x -d 'also write nmap XML to FILE'
+complete -c portscope -n '_shtab_portscope_using scan' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using scan' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using scan' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a explain -d 'what a port, socket, state, error, scan reason or term means, on this host'"'"'s data'
+complete -c portscope -n '_shtab_portscope_using explain' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using explain' -l kind -xka "state port-state error reason term verdict finding" -d 'take THING as this kind when it names several (open: port-state or verdict)'
+complete -c portscope -n '_shtab_portscope_using explain' -l no-live -d 'the words and kernel settings only: do not read this host'"'"'s sockets'
+complete -c portscope -n '_shtab_portscope_using explain' -l quiz -d 'test your knowledge: questions drawn from this host'"'"'s sockets and the registry'
+complete -c portscope -n '_shtab_portscope_using explain' -l count -x -d 'with --quiz: how many questions, 1-50 (default 5)'
+complete -c portscope -n '_shtab_portscope_using explain' -l seed -x -d 'with --quiz: the same seed gives the same quiz'
+complete -c portscope -n '_shtab_portscope_using explain' -l answers -d 'with --quiz: print questions with answers instead of asking (the default when stdin is not a terminal)'
+complete -c portscope -n '_shtab_portscope_using explain' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using explain' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a completion -d 'print a shell completion script (bash, zsh, fish); see --help to install'
 complete -c portscope -n '_shtab_portscope_using completion' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using completion' -l values -xka "ports netns services commands" -d 'print the values the scripts complete at Tab time, one per line: ports, netns, services, commands'
