@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
     "explain": ("explain", "what a port, socket, state, error or term means, on this host"),
+    "exporter": ("exporter", "serve Prometheus metrics of this host's sockets ([exporter] extra)"),
     "completion": ("completion", "print a shell completion script: bash, zsh or fish"),
     "man": ("man", "show the manual page portscope(1)"),
 }
