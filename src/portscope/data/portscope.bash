@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/portscope
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan explain completion man)
+_shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan explain exporter completion man)
 
 _shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric --wide --backend --explain --json --no-color)
 _shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary --wide --backend --explain --json --no-color)
@@ -19,6 +19,7 @@ _shtab_portscope_ephemeral_option_strings=(-h --help --top --warn --json --no-co
 _shtab_portscope_probe_option_strings=(-h --help -u --udp -4 -6 --timeout --banner --json --no-color)
 _shtab_portscope_scan_option_strings=(-h --help -p --ports --top-ports -iL --exclude --exclude-file -4 -6 --rate --max-concurrency --timeout --retries --yes -oX --explain --json --no-color)
 _shtab_portscope_explain_option_strings=(-h --help --kind --no-live --quiz --count --seed --answers --json --no-color)
+_shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist --once --json --no-color)
 _shtab_portscope_completion_option_strings=(-h --help --values --json --no-color)
 _shtab_portscope_man_option_strings=(-h --help --roff --json --no-color)
 _shtab_portscope_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric --wide --backend --explain --json --no-color --version)
@@ -37,7 +38,7 @@ _shtab_portscope_why_pos_0_choices=(bind connect)
 _shtab_portscope_explain___kind_choices=(state port-state error reason term verdict finding)
 _shtab_portscope_completion_pos_0_choices=(bash zsh fish)
 _shtab_portscope_completion___values_choices=(ports netns services commands)
-_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit free ephemeral probe scan explain completion man)
+_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit free ephemeral probe scan explain exporter completion man)
 _shtab_portscope___backend_choices=(netlink procfs psutil)
 
 _shtab_portscope_listen__h_nargs=0
@@ -174,6 +175,11 @@ _shtab_portscope_explain___quiz_nargs=0
 _shtab_portscope_explain___answers_nargs=0
 _shtab_portscope_explain___json_nargs=0
 _shtab_portscope_explain___no_color_nargs=0
+_shtab_portscope_exporter__h_nargs=0
+_shtab_portscope_exporter___help_nargs=0
+_shtab_portscope_exporter___once_nargs=0
+_shtab_portscope_exporter___json_nargs=0
+_shtab_portscope_exporter___no_color_nargs=0
 _shtab_portscope_completion__h_nargs=0
 _shtab_portscope_completion___help_nargs=0
 _shtab_portscope_completion___json_nargs=0

@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan explain completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --dport --exclude --exclude-file --fail-on --from --hint --kind --limit --max-concurrency --pid --port --ports --process --proto --range --rate --retries --seed --sort --sport --state --timeout --top --top-ports --url --user --values --warn -P -c -iL -n -oX -p
+set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan explain exporter completion man
+set -g _shtab_portscope_opts_with_value --addr --backend --count --dport --exclude --exclude-file --fail-on --from --hint --kind --limit --listen --max-concurrency --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --warn -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -215,6 +215,14 @@ complete -c portscope -n '_shtab_portscope_using explain' -l seed -x -d 'with --
 complete -c portscope -n '_shtab_portscope_using explain' -l answers -d 'with --quiz: print questions with answers instead of asking (the default when stdin is not a terminal)'
 complete -c portscope -n '_shtab_portscope_using explain' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using explain' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a exporter -d 'serve Prometheus metrics of listeners, sockets and ephemeral ports (extra [exporter])'
+complete -c portscope -n '_shtab_portscope_using exporter' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using exporter' -l listen -x -d 'where to serve (default 127.0.0.1:9105; port 0 picks a free one)'
+complete -c portscope -n '_shtab_portscope_using exporter' -l top-destinations -x -d 'destinations with their own ephemeral-port series, busiest first (0-1000, default 10)'
+complete -c portscope -n '_shtab_portscope_using exporter' -l port-allowlist -x -d 'listener series only for these ports (22,80,8000-8100): fewer series per host'
+complete -c portscope -n '_shtab_portscope_using exporter' -l once -d 'print one scrape in the text exposition format and exit (for promtool, cron)'
+complete -c portscope -n '_shtab_portscope_using exporter' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using exporter' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a completion -d 'print a shell completion script (bash, zsh, fish); see --help to install'
 complete -c portscope -n '_shtab_portscope_using completion' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using completion' -l values -xka "ports netns services commands" -d 'print the values the scripts complete at Tab time, one per line: ports, netns, services, commands'
