@@ -16,6 +16,7 @@ from portscope.identify._engine import (
     identify_many,
     probe_order,
 )
+from portscope.identify._local import listener_endpoints
 from portscope.identify._probes import PROBES
 from portscope.identify._types import Confidence, Evidence, Identity, TlsInfo
 
@@ -30,5 +31,6 @@ __all__ = [
     "identify",
     "identify_async",
     "identify_many",
+    "listener_endpoints",
     "probe_order",
 ]

@@ -530,7 +530,7 @@ def _probe(
 # plaintext server may wait silently for the rest of a ClientHello while a TLS server
 # answers any plaintext probe at once (an alert, or nginx's 400) and is sent to it.
 PROBES: tuple[Probe, ...] = (
-    _probe("banner", (21, 22, 25, 110, 143, 465, 587, 2222, 3306, 5900, 5901),
+    _probe("banner", (21, 22, 25, 110, 143, 587, 2222, 3306, 5900, 5901),
            ("ftp", "ssh", "smtp", "submission", "pop3", "imap", "mysql", "vnc", "rfb"),
            probe_banner),
     _probe("http", (80, 591, 3000, 5000, 8000, 8008, 8080, 8081, 8888, 9090, 9100, 9200),
