@@ -116,8 +116,12 @@ def _spawn(
 ) -> Running:
     log = os.path.join(tmp, "server.log")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **kw  # type: ignore[call-overload]
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **kw,  # type: ignore[call-overload]
         )
     try:
         _wait_port(proc, port, name, log)
@@ -137,7 +141,7 @@ def _version(argv: list[str], pattern: str) -> str | None:
     import re
 
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)  # noqa: S603
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except OSError:
         return None
     m = re.search(pattern, out.stdout + out.stderr)
@@ -148,7 +152,7 @@ def make_cert(tmp: str, cn: str = "portscope.test") -> tuple[str, str]:
     """A self-signed certificate and key made with openssl (SAN: the name and 127.0.0.1)."""
     openssl = _which("openssl")
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj",
          f"/CN={cn}/O=portscope tests", "-addext", f"subjectAltName=DNS:{cn},IP:127.0.0.1"],
@@ -221,7 +225,7 @@ def start_postgresql(port: int) -> Running:
             raise Missing("no 'postgres' user to run PostgreSQL as (install postgresql)") from None
         os.chown(tmp, user.pw_uid, user.pw_gid)
         kw = {"user": user.pw_uid, "group": user.pw_gid}
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
         check=True, capture_output=True, timeout=120, cwd=tmp, **kw,  # type: ignore[call-overload]
     )  # fmt: skip
@@ -237,7 +241,7 @@ def start_mariadb(port: int) -> Running:
     tmp = _tmp("mariadb")
     data = os.path.join(tmp, "data")
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [install, "--no-defaults", f"--datadir={data}", f"--user={user}",
          "--auth-root-authentication-method=normal", "--skip-test-db"],
         check=True, capture_output=True, timeout=120, cwd=tmp,
@@ -246,7 +250,8 @@ def start_mariadb(port: int) -> Running:
     argv = [mariadbd, "--no-defaults", f"--datadir={data}", f"--user={user}",
             "--skip-networking=0", f"--port={port}", "--bind-address=127.0.0.1",
             f"--socket={tmp}/mysqld.sock", f"--pid-file={tmp}/mysqld.pid",
-            "--innodb-buffer-pool-size=8M", "--skip-log-bin", f"--log-error={tmp}/error.log"]  # fmt: skip
+            "--innodb-buffer-pool-size=8M", "--skip-log-bin",
+            f"--log-error={tmp}/error.log"]  # fmt: skip
     expect = {"service": "mysql", "product": "MariaDB", "version": version}
     return _spawn("mariadb", argv, port, tmp, expect, cwd=tmp)
 
@@ -256,7 +261,7 @@ def start_sshd(port: int, *, name: str = "sshd") -> Running:
     keygen = _which("ssh-keygen")
     tmp = _tmp(name)
     key = os.path.join(tmp, "host_ed25519")
-    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", key], check=True, timeout=30)  # noqa: S603
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", key], check=True, timeout=30)
     os.makedirs("/run/sshd", exist_ok=True) if os.geteuid() == 0 else None
     conf = os.path.join(tmp, "sshd_config")
     with open(conf, "w") as f:
@@ -276,8 +281,7 @@ def start_mosquitto(port: int) -> Running:
     conf = os.path.join(tmp, "mosquitto.conf")
     with open(conf, "w") as f:
         f.write(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\n"
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
         )
     version = _version([mosquitto, "-h"], r"mosquitto version (\S+)")
     expect = {"service": "mqtt", "product": "mosquitto", "version": version}

@@ -26,9 +26,9 @@ from portscope.identify._types import Confidence, Evidence, Identity
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_TIMEOUT_S",
-    "identify",
     "identify_async",
     "identify_many",
+    "identify_port",
     "probe_order",
 ]
 
@@ -259,7 +259,7 @@ async def identify_many(
     return [r for r in results if r is not None]
 
 
-def identify(
+def identify_port(
     address: str,
     port: int,
     *,

@@ -588,7 +588,7 @@ def match_amqp(data: bytes) -> Match | None:
     payload = data[7 : 7 + size]
     if payload[:4] != b"\x00\x0a\x00\x0a" or len(data) < 8 + size or data[7 + size] != 0xCE:
         return None
-    facts = {"protocol": f"0-{payload[4]}-{payload[5]}"}
+    facts = {"protocol": f"{payload[4]}-{payload[5]}"}  # 0-9 for AMQP 0-9-1
     tsize = int.from_bytes(payload[6:10], "big")
     try:
         props = _amqp_table(payload[10 : 10 + tsize])
