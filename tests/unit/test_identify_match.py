@@ -306,3 +306,28 @@ def test_nmap_xml_service_element() -> None:
         '<service name="http" product="nginx" version="1.22.1" extrainfo="title: a\\x01b" '
         'tunnel="ssl" method="probed" conf="10"/>'
     )
+
+
+def test_udp_answers_dns_ntp_snmp() -> None:
+    from portscope.identify import identify_udp_answer
+    from portscope.scanner._udp import dns_query, ntp_request
+
+    query = dns_query()
+    dns = identify_udp_answer("127.0.0.1", 53, query[:2] + b"\x81\x05" + query[4:])
+    assert dns is not None and dns.service == "domain" and dns.proto == "udp"
+    assert dns.facts["rcode"] == "REFUSED"
+    assert ntp_request()[0] & 7 == 3
+    reply = bytes([(0 << 6) | (4 << 3) | 4, 1, 6, 0xEC]) + bytes(8) + b"GPS\0" + bytes(32)
+    ntp = identify_udp_answer("127.0.0.1", 123, reply)
+    assert ntp is not None and ntp.facts == {"ntp_version": "4", "stratum": "1",
+                                             "reference": "GPS"}  # fmt: skip
+    from portscope.scanner._udp import _ber, _ber_int, _ber_oid
+
+    descr = b"Linux router 6.1"
+
+    varbind = _ber(0x30, _ber_oid("1.3.6.1.2.1.1.1.0") + _ber(0x04, descr))
+    pdu = _ber(0xA2, _ber_int(0x7073) + _ber_int(0) + _ber_int(0) + _ber(0x30, varbind))
+    message = _ber(0x30, _ber_int(1) + _ber(0x04, b"public") + pdu)
+    snmp = identify_udp_answer("127.0.0.1", 161, message)
+    assert snmp is not None and snmp.facts == {"snmp_version": "2c", "sysDescr": "Linux router 6.1"}
+    assert identify_udp_answer("127.0.0.1", 9, b"hello") is None

@@ -86,10 +86,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if args.identify:
             from portscope.render.identify import identity_dict
 
-            by_port = {(i.address, i.port): identity_dict(i) for i in identities}
+            by_port = {(i.address, i.port, i.proto): identity_dict(i) for i in identities}
             for item in doc["results"]:
-                if item["proto"] == "tcp":
-                    item["identity"] = by_port.get((item["address"], item["port"]))
+                key = (item["address"], item["port"], item["proto"])
+                item["identity"] = by_port.get(key)
         write_json(doc, env.stdout)
     else:
         env.show(*render_probe(results), no_color=args.no_color)
@@ -105,7 +105,7 @@ def _identify(args: argparse.Namespace, results: list[ProbeResult]) -> list[Iden
     """Identities of the open TCP ports in ``results`` (portscope.identify)."""
     import asyncio
 
-    from portscope.identify import DEFAULT_TIMEOUT_S, identify_many
+    from portscope.identify import DEFAULT_TIMEOUT_S, identify_many, identify_udp_answer
     from portscope.models import PortState, Proto
     from portscope.render.scan import is_name
 
@@ -113,4 +113,10 @@ def _identify(args: argparse.Namespace, results: list[ProbeResult]) -> list[Iden
                 if r.proto is Proto.TCP and r.state is PortState.OPEN]  # fmt: skip
     hosts = {r.address: r.host for r in results if is_name(r.host)}
     timeout_s = args.version_timeout or DEFAULT_TIMEOUT_S
-    return asyncio.run(identify_many(open_tcp, timeout_s=timeout_s, hosts=hosts))
+    found = asyncio.run(identify_many(open_tcp, timeout_s=timeout_s, hosts=hosts))
+    for r in results:  # UDP: what the answer already says (nothing more is sent)
+        if r.proto is Proto.UDP and r.banner:
+            udp = identify_udp_answer(r.address, r.port, r.banner)
+            if udp is not None:
+                found.append(udp)
+    return found

@@ -276,6 +276,8 @@ class _Output:
                     wanted = event.state is PortState.OPEN and event.proto is Proto.TCP
                     if versions is not None and wanted:
                         versions.start(event, self._port_identified)
+                    elif versions is not None and event.proto is Proto.UDP and event.banner:
+                        versions.from_answer(event, self._port_identified)
                     elif as_json:
                         self.env.show(scan_line(event))
                     if for_tables:
@@ -289,7 +291,7 @@ class _Output:
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, completed=self.job.decided)
 
-    def _port_identified(self, result: ProbeResult, identity: Identity) -> None:
+    def _port_identified(self, result: ProbeResult, identity: Identity | None) -> None:
         from portscope.render.scan import scan_line
 
         if self.args.json:
@@ -340,16 +342,18 @@ class _Versions:
         self.timeout_s = float(args.version_timeout or DEFAULT_TIMEOUT_S)
         self.gate = asyncio.Semaphore(int(args.version_concurrency or DEFAULT_CONCURRENCY))
         self.tg: asyncio.TaskGroup | None = None
-        self.found: dict[tuple[str, int], Identity] = {}
+        self.found: dict[tuple[str, int, str], Identity] = {}
         self.tasks: dict[str, list[asyncio.Task[None]]] = {}
 
-    def start(self, result: ProbeResult, done: Callable[[ProbeResult, Identity], None]) -> None:
+    def start(
+        self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
+    ) -> None:
         assert self.tg is not None
         task = self.tg.create_task(self._one(result, done))
         self.tasks.setdefault(result.address, []).append(task)
 
     async def _one(
-        self, result: ProbeResult, done: Callable[[ProbeResult, Identity], None]
+        self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
     ) -> None:
         from portscope.identify import identify_async
         from portscope.render.scan import is_name
@@ -361,7 +365,18 @@ class _Versions:
                 host=result.host if is_name(result.host) else None,
                 timeout_s=self.timeout_s,
             )
-        self.found[(result.address, result.port)] = identity
+        self.found[(result.address, result.port, result.proto.value)] = identity
+        done(result, identity)
+
+    def from_answer(
+        self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
+    ) -> None:
+        """A UDP answer the scan already holds: matched here, nothing sent."""
+        from portscope.identify import identify_udp_answer
+
+        identity = identify_udp_answer(result.address, result.port, result.banner or b"")
+        if identity is not None:
+            self.found[(result.address, result.port, result.proto.value)] = identity
         done(result, identity)
 
     def busy(self, address: str) -> bool:

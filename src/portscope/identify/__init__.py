@@ -19,6 +19,7 @@ from portscope.identify._engine import (
 from portscope.identify._local import listener_endpoints
 from portscope.identify._probes import PROBES
 from portscope.identify._types import Confidence, Evidence, Identity, TlsInfo
+from portscope.identify._udp import identify_udp_answer
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -31,6 +32,7 @@ __all__ = [
     "identify_async",
     "identify_many",
     "identify_port",
+    "identify_udp_answer",
     "listener_endpoints",
     "probe_order",
 ]

@@ -79,7 +79,7 @@ class TlsInfo:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """What answers on one TCP port.
+    """What answers on one port (TCP; UDP when read from a UDP answer).
 
     Attributes:
         address: the address probed.
@@ -96,6 +96,7 @@ class Identity:
         evidence: the answers the identification rests on, first the deciding one.
         probes: the probes sent, in order.
         elapsed_s: seconds spent on the port.
+        proto: ``tcp``, or ``udp`` for an identified UDP answer.
     """
 
     address: str
@@ -109,6 +110,7 @@ class Identity:
     evidence: tuple[Evidence, ...] = ()
     probes: tuple[str, ...] = ()
     elapsed_s: float = 0.0
+    proto: str = "tcp"
 
     @property
     def identified(self) -> bool:

@@ -1,6 +1,6 @@
 """Output of service identification (``scan -sV``, ``probe --identify``, ``who --identify``).
 
-JSON (``identity_dict``; stable, keys may be added): ``{"address", "port", "service",
+JSON (``identity_dict``; stable, keys may be added): ``{"address", "port", "proto", "service",
 "label", "confidence", "identified", "product", "version", "facts": {name: text},
 "tls": null | {"version", "cipher", "alpn", "subject", "issuer", "sans", "not_before",
 "not_after", "self_signed"}, "evidence": [{"probe", "data", "data_base64"}], "probes",
@@ -66,6 +66,7 @@ def identity_dict(identity: Identity) -> dict[str, Any]:
     return {
         "address": identity.address,
         "port": identity.port,
+        "proto": identity.proto,
         "service": identity.service,
         "label": identity.label,
         "confidence": identity.confidence.value,
@@ -134,15 +135,15 @@ def render_identities(identities: Sequence[Identity]) -> list[RenderableType | T
 
     table = Table(_COLUMNS)
     for i in identities:
-        where = f"{i.port}/tcp" if len({x.address for x in identities}) == 1 else (
-            f"{i.address} {i.port}/tcp"
+        where = f"{i.port}/{i.proto}" if len({x.address for x in identities}) == 1 else (
+            f"{i.address} {i.port}/{i.proto}"
         )  # fmt: skip
         table.rows.append([where, i.label, i.confidence.value, i.product_version or "-"])
     out: list[RenderableType | Table] = [table]
     for i in identities:
         details = identity_details(i)
         if details:
-            out.append(Text(f"{i.port}/tcp {i.label}:", style="bold"))
+            out.append(Text(f"{i.port}/{i.proto} {i.label}:", style="bold"))
             out += [Text(f"  {line}") for line in details]
     return out
 

@@ -228,11 +228,11 @@ def scan_line(
 def render_host(
     summary: HostSummary,
     results: Sequence[ProbeResult],
-    identities: Mapping[tuple[str, int], Identity] | None = None,
+    identities: Mapping[tuple[str, int, str], Identity] | None = None,
 ) -> list[RenderableType | Table]:
     """One host of the human ``scan`` output: its non-closed ports and a summary line.
 
-    With ``identities`` (``scan -sV``: (address, port) -> identity), SERVICE is what
+    With ``identities`` (``scan -sV``: (address, port, transport) -> identity), SERVICE is what
     answered (``ssl/http``; a registry guess ends in ``?``), VERSION the product and
     version, and each identified port's facts and evidence follow the table.
     """
@@ -272,7 +272,7 @@ def render_host(
 def _render_host_versions(
     summary: HostSummary,
     results: Sequence[ProbeResult],
-    identities: Mapping[tuple[str, int], Identity],
+    identities: Mapping[tuple[str, int, str], Identity],
 ) -> list[RenderableType | Table]:
     from rich.text import Text
 
@@ -288,7 +288,7 @@ def _render_host_versions(
     table = Table(_VERSION_COLUMNS)
     notes: list[RenderableType | Table] = []
     for r in shown:
-        ident = identities.get((r.address, r.port)) if r.proto is Proto.TCP else None
+        ident = identities.get((r.address, r.port, r.proto.value))
         service = ident.label if ident else (_service(r.port, r.proto) or "-")
         conf = ident.confidence.value if ident else "-"
         version = (ident.product_version if ident else None) or "-"
@@ -403,7 +403,7 @@ class NmapXmlWriter:
         self,
         summary: HostSummary,
         results: Iterable[ProbeResult],
-        identities: Mapping[tuple[str, int], Identity] | None = None,
+        identities: Mapping[tuple[str, int, str], Identity] | None = None,
     ) -> None:
         """Write one host element; with ``identities`` (``-sV``) a port's ``service``
         element is ``method="probed"`` with ``conf``, ``product``, ``version``,
@@ -466,7 +466,7 @@ class NmapXmlWriter:
                 f'<port protocol="{r.proto.value}" portid="{r.port}">'
                 f'<state state="{r.state.value}" reason={quoteattr(r.reason)} reason_ttl="0"/>'
             )
-            ident = (identities or {}).get((r.address, r.port)) if r.proto is Proto.TCP else None
+            ident = (identities or {}).get((r.address, r.port, r.proto.value))
             if ident is not None and (ident.identified or ident.tls is not None):
                 w(_probed_service(ident))
             elif name:
