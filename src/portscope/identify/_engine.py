@@ -4,9 +4,10 @@ Order (nmap's idea of trying the likely probe first, our own table): the probes 
 protocol is usual on the port (``Probe.ports``) or named by the registry for it
 (``Probe.services``) go first, then the ``banner`` wait when not already tried, then the
 rest in ``PROBES`` order. A match that points elsewhere (``Match.refine``: nginx's "plain
-HTTP request was sent to HTTPS port", a TLS alert, a RESP error) moves that probe to the
-front. The first ``confirmed`` match without a pending refinement ends the port; otherwise
-the most certain match wins, and with none the registry's name is a ``guess``.
+HTTP request was sent to HTTPS port", a TLS alert, a RESP error; an HTTP answer to another
+protocol's probe) moves that probe to the front. The first ``confirmed`` match without a
+pending refinement ends the port; otherwise the most certain match wins (at a tie, the
+later probe: the one sent on purpose), and with none the registry's name is a ``guess``.
 
 Time: the whole port gets ``timeout_s`` (``--version-timeout``), each answer ``wait_s``,
 the greeting ``banner_wait_s`` (longer on ports where a greeting is usual, as SMTP
@@ -162,8 +163,11 @@ async def _run(
         if match is None:
             continue
         found.append((name, match))
-        if match.refine and match.refine not in ran:
-            queue.insert(0, match.refine)
+        refine = match.refine
+        if refine is None and match.service == "http" and name not in ("http", "tls"):
+            refine = "http"  # HTTP answered another probe: ask it properly (title, /metrics)
+        if refine and refine not in ran:
+            queue.insert(0, refine)
             continue
         if match.confidence is Confidence.CONFIRMED and match.service is not None:
             return None
@@ -193,7 +197,7 @@ def _decide(
     best: tuple[str, Match] | None = None
     for name, match in found:
         rank = (match.confidence.rank, match.tls is not None, match.service is not None)
-        if best is None or rank > (
+        if best is None or rank >= (  # at a tie the later, more specific probe wins
             best[1].confidence.rank,
             best[1].tls is not None,
             best[1].service is not None,
