@@ -1,9 +1,10 @@
 """Identification against real servers started here (tests/lab/real_servers.py): each one
 must be named ``confirmed`` with the right product, from its protocol, not its port.
 
-The servers start once per session, in parallel, on 127.0.0.1 free ports in temporary
-directories, and are stopped by PID at the end. A server whose program is missing is
-skipped with the reason (scripts/install-test-deps installs them).
+The servers start once for this module, in parallel, on 127.0.0.1 free ports in temporary
+directories, and are stopped by PID when the module ends (so no other test meets them on a
+port it expects closed). A server whose program is missing is skipped with the reason
+(scripts/install-test-deps installs them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from portscope.identify import Confidence, Identity, identify_many
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Debian server packages")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Running | str]]:
     """name -> the running server, or the reason it could not start."""
     out: dict[str, Running | str] = {}
@@ -49,7 +50,7 @@ def servers() -> Iterator[dict[str, Running | str]]:
                 run.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def identities(servers: dict[str, Running | str]) -> dict[str, Identity]:
     """Every running server identified in one go (as ``scan -sV`` would)."""
     running = {n: r for n, r in servers.items() if isinstance(r, Running)}
