@@ -233,3 +233,24 @@ def test_bad_input_is_one_line_exit_2(argv: list[str], needle: str) -> None:
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_interrupted_sv_scan_still_shows_the_scanned_host() -> None:
+    import signal
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "portscope", "scan", "127.0.0.1", "-p", str(port), "-sV",
+             "--version-timeout", "30"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert f"{port}/tcp" in out and "open" in out
+    assert "interrupted" in err

@@ -312,6 +312,9 @@ class _Output:
 
     def flush_unfinished(self) -> None:
         self.progress_stop()
+        if self.versions is not None:  # scanned, still being identified: show what is known
+            for summary in list(self.versions.deferred.values()):
+                self._host_done(summary)
         for summary in self.job.unfinished():
             self._host_done(summary)
 
@@ -344,6 +347,7 @@ class _Versions:
         self.tg: asyncio.TaskGroup | None = None
         self.found: dict[tuple[str, int, str], Identity] = {}
         self.tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self.deferred: dict[str, HostSummary] = {}  # hosts scanned, waiting for their ports
 
     def start(
         self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
@@ -387,9 +391,11 @@ class _Versions:
 
         assert self.tg is not None
         pending = self.tasks.pop(summary.address, [])
+        self.deferred[summary.address] = summary
 
         async def wait_then_show() -> None:
             await asyncio.gather(*pending, return_exceptions=True)
+            del self.deferred[summary.address]
             show(summary)
 
         self.tg.create_task(wait_then_show())
