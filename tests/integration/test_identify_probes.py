@@ -254,3 +254,10 @@ def test_interrupted_sv_scan_still_shows_the_scanned_host() -> None:
     assert proc.returncode == 130, err
     assert f"{port}/tcp" in out and "open" in out
     assert "interrupted" in err
+
+
+def test_names_are_refused_not_resolved() -> None:
+    from portscope.errors import InvalidTarget
+
+    with pytest.raises(InvalidTarget, match="not an IP address"):
+        asyncio.run(identify_async("example.test", 80))

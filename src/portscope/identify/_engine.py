@@ -105,11 +105,20 @@ async def identify_async(
 
     Raises:
         InvalidInput: a bad budget or an unknown probe name.
+        InvalidTarget: ``address`` is not an IP address (names are not resolved here).
 
     Needs no privilege. Sends only to ``address``.
     """
+    import ipaddress
+
     from portscope._ports import check_port
 
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        from portscope.errors import InvalidTarget
+
+        raise InvalidTarget(f"{address!r} is not an IP address; resolve names first") from None
     check_port(port)
     _check(timeout_s, wait_s)
     if registry_name is None:
