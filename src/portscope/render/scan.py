@@ -10,7 +10,8 @@ where RESULT is ``{"host", "address", "port", "proto", "state", "reason", "errno
 "errno_name", "rtt_s", "banner", "advice"}``.
 
 ``portscope scan --json``: JSON lines, each with a ``"type"``:
-``"port"`` (a non-closed port: the RESULT keys above plus ``"service"``),
+``"port"`` (a non-closed port: the RESULT keys above plus ``"service"``, and with ``-sV``
+``"identity"``, see ``render.identify``; an open port's line then comes once identified),
 ``"host"`` (an address is done: ``host, address, status, ports, counts, not_scanned,
 retried, timed_out, srtt_s, rttvar_s, timeout_s, elapsed_s``), and last ``"summary"``
 (``hosts, hosts_up, ports, counts, coverage{answered, retried, timed_out, not_scanned},
