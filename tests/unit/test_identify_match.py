@@ -300,10 +300,11 @@ def test_nmap_xml_service_element() -> None:
     from portscope.render.scan import _probed_service
 
     ident = Identity("127.0.0.1", 443, "http", CONFIRMED, "nginx", "1.22.1",
-                     facts={"title": "a\x01b"}, tls=TlsInfo("TLSv1.3"))  # fmt: skip
+                     facts={"title": "t", "server": "nginx/1.22.1 (Debian\x01)"},
+                     tls=TlsInfo("TLSv1.3"))  # fmt: skip
     xml = _probed_service(ident)
     assert xml == (
-        '<service name="http" product="nginx" version="1.22.1" extrainfo="title: a\\x01b" '
+        '<service name="http" product="nginx" version="1.22.1" extrainfo="(Debian\\x01)" '
         'tunnel="ssl" method="probed" conf="10"/>'
     )
 

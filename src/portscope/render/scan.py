@@ -341,7 +341,14 @@ def _probed_service(ident: Identity) -> str:
         attrs.append(f"product={quoteattr(_xml_text(ident.product))}")
     if ident.version:
         attrs.append(f"version={quoteattr(_xml_text(ident.version))}")
-    extra = [f"{k}: {v}" for k, v in ident.facts.items() if k in ("title", "comment", "auth")]
+    # extrainfo as nmap fills it: the rest of an HTTP Server field ("Python/3.11.7"), the
+    # SSH comment; and Redis' authentication state (titles are nmap script output, not here)
+    extra = [v for k, v in ident.facts.items() if k == "comment"]
+    server_rest = ident.facts.get("server", "").partition(" ")[2]
+    if server_rest:
+        extra.append(server_rest)
+    if "auth" in ident.facts:
+        extra.append(f"auth: {ident.facts['auth']}")
     if extra:
         attrs.append(f"extrainfo={quoteattr(_xml_text('; '.join(extra)))}")
     if ident.tls is not None:
