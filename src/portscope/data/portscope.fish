@@ -51,7 +51,7 @@ function _shtab_portscope_using
 end
 
 set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan explain exporter completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --dport --exclude --exclude-file --fail-on --from --hint --kind --limit --listen --max-concurrency --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --warn -P -c -iL -n -oX -p
+set -g _shtab_portscope_opts_with_value --addr --backend --count --dport --exclude --exclude-file --fail-on --from --hint --kind --limit --listen --max-concurrency --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -135,6 +135,7 @@ complete -c portscope -n '_shtab_portscope_using who' -l force -d 'with --kill: 
 complete -c portscope -n '_shtab_portscope_using who' -l timeout -x -d 'with --kill: seconds to wait for holders to exit (default 5)'
 complete -c portscope -n '_shtab_portscope_using who' -s y -l yes -d 'with --kill: do not ask for confirmation'
 complete -c portscope -n '_shtab_portscope_using who' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
+complete -c portscope -n '_shtab_portscope_using who' -l identify -d 'also connect to the TCP listener on loopback (or its address) and say what protocol it speaks: service, product, version, evidence'
 complete -c portscope -n '_shtab_portscope_using who' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using who' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using who; and test $_shtab_portscope_npos -eq 0' -ka "(portscope completion --values ports 2>/dev/null)" -d 'port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp (default: both)'
@@ -157,6 +158,7 @@ complete -c portscope -n '_shtab_portscope_using audit' -s h -l help -d 'show th
 complete -c portscope -n '_shtab_portscope_using audit' -l fail-on -x -d 'exit 1 when a finding is at or above SEVERITY (info, low, medium, high, critical): for CI pipelines'
 complete -c portscope -n '_shtab_portscope_using audit' -l hint -x -d 'treat PORT as a service kind (redis, mysql, postgresql, mongodb, elasticsearch, memcached, docker, etcd, kubelet ...); repeatable'
 complete -c portscope -n '_shtab_portscope_using audit' -l no-info -d 'hide the info-level list of exposed listeners'
+complete -c portscope -n '_shtab_portscope_using audit' -l identify -d 'connect to each TCP listener (loopback for wildcard ones) and confirm what it speaks: '"'"'Redis answered PING without authentication'"'"'; 6379 speaking HTTP is not Redis'
 complete -c portscope -n '_shtab_portscope_using audit' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using audit' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a free -d 'Ports a bind would accept now, each confirmed by a real bind (without SO_REUSEADDR, on 0.0.0.0 and [::]). By default it avoids the kernel'"'"'s ephemeral range (net.ipv4.ip_local_port_range, which outgoing connections draw from), ports the registry names a service for, and ports below net.ipv4.ip_unprivileged_port_start.'
@@ -178,16 +180,18 @@ complete -c portscope -n '_shtab_portscope_using ephemeral' -l top -x -d 'destin
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l warn -x -d 'warn when a destination uses this share of the range (default 80)'
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
-complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a probe -d 'is HOST:PORT open, closed or filtered, and why (like nc -zv); exit 0 only if all open'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a probe -d 'is HOST:PORT open, closed or filtered, and why (like nc -zv); exit 0 only if all open; --identify says what answers'
 complete -c portscope -n '_shtab_portscope_using probe' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using probe' -s u -l udp -d 'probe UDP instead of TCP'
 complete -c portscope -n '_shtab_portscope_using probe' -s 4 -d 'IPv4 only'
 complete -c portscope -n '_shtab_portscope_using probe' -s 6 -d 'IPv6 only'
 complete -c portscope -n '_shtab_portscope_using probe' -l timeout -x -d 'wait this long for an answer per port (default 3; the kernel resends a SYN after 1 s and 3 s)'
 complete -c portscope -n '_shtab_portscope_using probe' -l banner -d 'read what an open TCP service sends first'
+complete -c portscope -n '_shtab_portscope_using probe' -l identify -d 'identify what answers on each open TCP port by speaking its protocol (service, product, version, TLS certificate, evidence)'
+complete -c portscope -n '_shtab_portscope_using probe' -l version-timeout -x -d 'with --identify: at most this long per open port (default 8)'
 complete -c portscope -n '_shtab_portscope_using probe' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using probe' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
-complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a scan -d 'scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a scan -d 'scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed); -sV identifies what answers'
 complete -c portscope -n '_shtab_portscope_using scan' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using scan' -s p -l ports -x -d 'ports in nmap syntax: 22,80,1000-2000 | - (all) | T:80,U:53 (default: the 1000 most often open TCP ports, as nmap)'
 complete -c portscope -n '_shtab_portscope_using scan' -l top-ports -x -d 'the N most often open TCP ports (nmap'"'"'s frequency data)'
@@ -202,6 +206,9 @@ complete -c portscope -n '_shtab_portscope_using scan' -l timeout -x -d 'fixed t
 complete -c portscope -n '_shtab_portscope_using scan' -l retries -x -d 'tries again before calling a silent port filtered (default 3)'
 complete -c portscope -n '_shtab_portscope_using scan' -l yes -d 'allow over 65,536 addresses or 10M probes'
 complete -c portscope -n '_shtab_portscope_using scan' -o oX -x -d 'also write nmap XML to FILE'
+complete -c portscope -n '_shtab_portscope_using scan' -o sV -d 'identify what answers on each open TCP port by speaking its protocol (service, product, version, TLS certificate, evidence; like nmap -sV)'
+complete -c portscope -n '_shtab_portscope_using scan' -l version-timeout -x -d 'with -sV: at most this long per open port (default 8)'
+complete -c portscope -n '_shtab_portscope_using scan' -l version-concurrency -x -d 'with -sV: ports identified at once (default 32)'
 complete -c portscope -n '_shtab_portscope_using scan' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using scan' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using scan' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
