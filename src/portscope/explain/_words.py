@@ -736,6 +736,28 @@ TERMS: Final = {
         "SYN, SYN-ACK, ACK: how a TCP connection opens.",
         "RFC 9293 3.5",
     ),
+    "confirmed": Words(
+        "confirmed (-sV): the protocol itself answered",
+        "portscope sent the protocol's own request and the answer was that protocol's, "
+        "parsed without error: the service is what it says, whatever the port's registry "
+        "name.",
+        "The service answered its own protocol correctly.",
+        "docs/identify.md",
+    ),
+    "likely": Words(
+        "likely (-sV): a partial match",
+        "Something in the answer fits the protocol (a banner's shape, some fields) but not "
+        "all of it was checked.",
+        "The answer partly matched the protocol.",
+        "docs/identify.md",
+    ),
+    "guess": Words(
+        "guess (-sV): the registry's name only",
+        "Nothing identified the service; the name is what the port is registered to, shown "
+        "with a question mark, never as identified.",
+        "Only the registry's name for the port: not identified.",
+        "docs/identify.md",
+    ),
     "system": Words(
         "system ports (well-known): 0-1023",
         "Assigned by IANA with review (RFC 6335); on Linux, binding below "
@@ -965,6 +987,23 @@ FINDINGS: Final = {
         "with CAP_NET_BIND_SERVICE where it needs a low port.",
         "A reachable process runs as root.",
         "capabilities(7)",
+    ),
+    "no-auth": Words(
+        "no-auth (audit --identify): a service answered without authentication",
+        "portscope spoke the service's own protocol (a Redis PING, a memcached version "
+        "request ...) and it answered without asking for credentials: anyone who can reach "
+        "it can read or change its data. Severity is high when other hosts can reach it, "
+        "low on loopback.",
+        "The service answered its protocol without asking for credentials.",
+        "docs/identify.md; the service's security guide",
+    ),
+    "service-mismatch": Words(
+        "service-mismatch (audit --identify): the port speaks another protocol",
+        "The registry names a service on this port, but what answers speaks something else "
+        "(6379 answering HTTP is not Redis): findings based on the port's name are dropped "
+        "and the real service is judged instead.",
+        "What answers is not the service the port is registered to.",
+        "docs/identify.md",
     ),
     "unknown-system-port": Words(
         "unknown-system-port (audit): a system port no registry knows",
