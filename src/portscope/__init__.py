@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "SocketFilter": "portscope.sockets",
     "SocketTable": "portscope.models",
     "SourceInfo": "portscope.registry",
+    "StoreError": "portscope.errors",
     "TcpState": "portscope.models",
     "WhoResult": "portscope.diagnose",
     "audit": "portscope.diagnose",
@@ -135,6 +136,7 @@ if TYPE_CHECKING:
         PermissionDenied as PermissionDenied,
         PortscopeError as PortscopeError,
         RegistryError as RegistryError,
+        StoreError as StoreError,
     )
     from portscope.models import (
         Endpoint as Endpoint,

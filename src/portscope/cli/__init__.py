@@ -46,6 +46,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ephemeral": ("ephemeral", "the kernel's ephemeral port range and its use per destination"),
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
+    "snapshot": ("snapshot", "save this host's listeners in the history store"),
+    "diff": ("diff", "what changed between two snapshots or scans, or since the last one"),
+    "watch": ("watch", "print listeners as they appear and go (Ctrl-C stops)"),
+    "history": ("history", "the timeline of a port from the history store; the snapshots"),
+    "prune": ("prune", "delete old snapshots and events from the history store"),
+    "import": ("import_xml", "import an nmap XML report into the history store"),
 }
 DEFAULT_COMMAND = "listen"
 

@@ -1,0 +1,247 @@
+"""``portscope watch``: listeners as they appear and go, one line (or JSON) per event."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
+from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli.ls import add_backend_option
+from portscope.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from portscope.history import Event, Store
+
+HELP = "print listeners as they appear and go (added, removed, scope, owner changes)"
+
+
+def _number(kind: str, *, low: float, high: float, integer: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            unit = "a whole number" if integer else "a number"
+            raise InvalidInput(f"{kind} {text!r}: expected {unit} from {low:g} to {high:g}")
+        return value
+
+    parse.__name__ = kind
+    return checked(parse)
+
+
+def _ports(text: str) -> frozenset[int]:
+    from portscope._ports import parse_port
+
+    return frozenset(parse_port(p, allow_zero=False) for p in text.split(",") if p.strip())
+
+
+def configure(parser: Parser) -> None:
+    parser.epilog = (
+        "Polls the listening sockets (a kernel-filtered dump: connections cost nothing) "
+        "every --interval. A new listener is reported when it is still there one interval "
+        "later; one that is gone by then is reported once as 'transient'. Ctrl-C stops "
+        "(exit 130). --exec runs CMD per event with the event as JSON on its stdin."
+    )
+    add_transport_options(parser, exclusive=False, tcp="TCP listeners only", udp="UDP only")
+    parser.add_argument(
+        "-p", "--port", type=checked(_ports), metavar="PORTS", help="only these ports (22,80)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=_number("--interval", low=0.05, high=3600),
+        default=None,
+        metavar="S",
+        help="seconds between two looks (default 0.25)",
+    )
+    parser.add_argument(
+        "--count",
+        type=_number("--count", low=1, high=1e9, integer=True),
+        metavar="N",
+        help="stop after N events",
+    )
+    parser.add_argument(
+        "--for",
+        dest="for_s",
+        type=_number("--for", low=0.05, high=1e9),
+        metavar="S",
+        help="stop after S seconds",
+    )
+    parser.add_argument(
+        "--no-transient", action="store_true", help="hide listeners that lived one interval"
+    )
+    parser.add_argument("--save", action="store_true", help="record the events in the store")
+    parser.add_argument(
+        "--exec", dest="exec_cmd", metavar="CMD", help="run CMD per event (no shell; JSON on stdin)"
+    )
+    parser.add_argument(
+        "--exec-jobs",
+        type=_number("--exec-jobs", low=1, high=64, integer=True),
+        default=4,
+        metavar="N",
+        help="commands running at once (default 4); more events wait, beyond 1000 dropped",
+    )
+    parser.add_argument(
+        "--exec-timeout",
+        type=_number("--exec-timeout", low=0.1, high=86400),
+        default=60.0,
+        metavar="S",
+        help="kill a command running longer (default 60)",
+    )
+    add_db_option(parser)
+    add_backend_option(parser)
+
+
+@store_errors
+def run(args: argparse.Namespace, env: Env) -> int:
+    import shlex
+    import time
+
+    from portscope.history._exec import EventCommand
+    from portscope.history._watch import DEFAULT_INTERVAL_S, LiveListeners, Watcher
+    from portscope.models import Proto
+    from portscope.render import count
+    from portscope.sockets import SocketFilter
+
+    argv = None
+    if args.exec_cmd is not None:
+        try:
+            argv = shlex.split(args.exec_cmd)
+        except ValueError as err:
+            raise InvalidInput(f"--exec {args.exec_cmd!r}: {err}") from None
+        if not argv:
+            raise InvalidInput("--exec: empty command")
+    store = open_db(args, create=True) if args.save else None
+    protos = None
+    if args.tcp or args.udp:
+        protos = frozenset(p for p, on in ((Proto.TCP, args.tcp), (Proto.UDP, args.udp)) if on)
+    families = None if args.ipv4 == args.ipv6 else frozenset({4 if args.ipv4 else 6})
+    where = SocketFilter(protos=protos, families=families, sports=args.port)
+    source = LiveListeners(where, backend=args.backend)
+    watcher = Watcher(source, transient=not args.no_transient)
+    interval = args.interval or DEFAULT_INTERVAL_S
+    command = (
+        None
+        if argv is None
+        else EventCommand(argv, jobs=args.exec_jobs, timeout_s=args.exec_timeout)
+    )
+    out = _Output(env, args.json, store, command)
+    status = ExitStatus.OK
+    try:
+        start = time.monotonic()
+        first = watcher.prime()
+        env.stderr.write(
+            f"watching {count(len(first), 'listener')} every {interval:g} s; Ctrl-C stops\n"
+        )
+        env.stderr.flush()
+        for note in source.notes:
+            env.note(note)
+        seen_notes = len(source.notes)
+        deadline = None if args.for_s is None else start + args.for_s
+        tick = time.monotonic()
+        while True:
+            tick += interval
+            pause = tick - time.monotonic()
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                tick = time.monotonic()  # a slow poll: no burst to catch up
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            events = watcher.poll()
+            if events:
+                out.emit(events)
+            out.round()
+            for note in source.notes[seen_notes:]:
+                env.note(note)
+            seen_notes = len(source.notes)
+            if args.count is not None and out.emitted >= args.count:
+                break
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+    finally:
+        out.close(interrupted=status is ExitStatus.INTERRUPTED)
+    if status is ExitStatus.INTERRUPTED:
+        env.error("interrupted")
+    return status
+
+
+class _Output:
+    """Writes events, saves them (retried until the store takes them) and runs --exec."""
+
+    def __init__(
+        self, env: Env, as_json: bool, store: Store | None, command: object | None
+    ) -> None:
+        from portscope.history._exec import EventCommand
+
+        self.env = env
+        self.as_json = as_json
+        self.store = store
+        self.command: EventCommand | None = command if isinstance(command, EventCommand) else None
+        self.outbox: list[Event] = []
+        self.emitted = 0
+        self.save_error: str | None = None
+
+    def emit(self, events: list[Event]) -> None:
+        import json
+
+        from portscope.render.history import event_json, event_line
+
+        stream = self.env.stdout
+        for e in events:
+            doc = event_json(e, stamp=True)
+            if self.as_json:
+                stream.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+            else:
+                stream.write(event_line(e, stamp=True) + "\n")
+            if self.command is not None:
+                payload = json.dumps(doc, ensure_ascii=False).encode() + b"\n"
+                self.command.submit(payload, event_line(e))
+        stream.flush()
+        self.emitted += len(events)
+        if self.store is not None:
+            self.outbox += events
+            self._save()
+
+    def _save(self) -> None:
+        from portscope.errors import StoreError
+
+        if self.store is None or not self.outbox:
+            return
+        try:
+            self.store.save_events(self.outbox)
+        except StoreError as err:
+            # kept for the next round: a busy store (a long snapshot) loses nothing
+            if str(err) != self.save_error:
+                self.save_error = str(err)
+                self.env.note(f"events not saved yet ({len(self.outbox)} waiting): {err}")
+            return
+        self.outbox = []
+        self.save_error = None
+
+    def round(self) -> None:
+        self._save()
+        if self.command is not None:
+            for failure in self.command.failures():
+                self.env.note(failure)
+
+    def close(self, *, interrupted: bool) -> None:
+        import time
+
+        if self.command is not None:
+            self.command.close(wait=not interrupted)
+            for failure in self.command.failures():
+                self.env.note(failure)
+        if self.store is not None:
+            for _ in range(10):
+                self._save()
+                if not self.outbox:
+                    break
+                time.sleep(0.5)
+            if self.outbox:
+                self.env.error(f"{len(self.outbox)} events could not be saved: {self.save_error}")
+            self.store.close()
