@@ -13,6 +13,7 @@ from portscope.errors import InvalidInput
 
 if TYPE_CHECKING:
     from portscope.history import Event, Store
+    from portscope.history._exec import EventCommand
 
 HELP = "print listeners as they appear and go (added, removed, scope, owner changes)"
 
@@ -171,20 +172,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 
 class _Output:
-    """Writes events, saves them (retried until the store takes them) and runs --exec."""
+    """Writes events, hands them to the store's saving thread, and runs --exec."""
 
     def __init__(
-        self, env: Env, as_json: bool, store: Store | None, command: object | None
+        self, env: Env, as_json: bool, store: Store | None, command: EventCommand | None
     ) -> None:
-        from portscope.history._exec import EventCommand
+        from portscope.history._watch import EventLog
 
         self.env = env
         self.as_json = as_json
-        self.store = store
-        self.command: EventCommand | None = command if isinstance(command, EventCommand) else None
-        self.outbox: list[Event] = []
+        self.log = None if store is None else EventLog(store)
+        self.command = command
         self.emitted = 0
-        self.save_error: str | None = None
 
     def emit(self, events: list[Event]) -> None:
         import json
@@ -203,45 +202,25 @@ class _Output:
                 self.command.submit(payload, event_line(e))
         stream.flush()
         self.emitted += len(events)
-        if self.store is not None:
-            self.outbox += events
-            self._save()
-
-    def _save(self) -> None:
-        from portscope.errors import StoreError
-
-        if self.store is None or not self.outbox:
-            return
-        try:
-            self.store.save_events(self.outbox)
-        except StoreError as err:
-            # kept for the next round: a busy store (a long snapshot) loses nothing
-            if str(err) != self.save_error:
-                self.save_error = str(err)
-                self.env.note(f"events not saved yet ({len(self.outbox)} waiting): {err}")
-            return
-        self.outbox = []
-        self.save_error = None
+        if self.log is not None:
+            self.log.put(events)
 
     def round(self) -> None:
-        self._save()
+        if self.log is not None:
+            for problem in self.log.problems():
+                self.env.note(problem)
         if self.command is not None:
             for failure in self.command.failures():
                 self.env.note(failure)
 
     def close(self, *, interrupted: bool) -> None:
-        import time
-
         if self.command is not None:
             self.command.close(wait=not interrupted)
             for failure in self.command.failures():
                 self.env.note(failure)
-        if self.store is not None:
-            for _ in range(10):
-                self._save()
-                if not self.outbox:
-                    break
-                time.sleep(0.5)
-            if self.outbox:
-                self.env.error(f"{len(self.outbox)} events could not be saved: {self.save_error}")
-            self.store.close()
+        if self.log is not None:
+            unsaved = self.log.close()
+            for problem in self.log.problems():
+                self.env.note(problem)
+            if unsaved:
+                self.env.error(f"{unsaved} events could not be saved in the store")

@@ -127,7 +127,7 @@ class SqliteBackend:
         code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
         if code == _READONLY or _read_only_fs(path):
             text = f"the history store {path} is read-only; give --db PATH on a writable disk"
-        elif code == _FULL or "disk is full" in str(err):
+        elif code == _FULL or (code == _IOERR and _no_space(path)):
             text = f"the disk holding the history store {path} is full; nothing was written"
         elif code in (_BUSY, _LOCKED):
             text = (
@@ -163,6 +163,15 @@ def _read_only_fs(path: str) -> bool:
     except OSError:
         return False
     return bool(flags & os.ST_RDONLY)
+
+
+def _no_space(path: str) -> bool:
+    """An I/O error on a full disk (a WAL or shared-memory write that hit ENOSPC)."""
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 def _why_not(path: str) -> str:

@@ -6,7 +6,8 @@ alone, never the established one (``inet_diag_dump_icsk`` in ``net/ipv4/inet_dia
 skips ``ehash`` when the state mask is ``TCPF_LISTEN``), so 10,000 connections cost a poll
 nothing. The poll's identities and inodes are compared as one frozenset with the last
 one's; only when they differ is anything else done, and only sockets with a new inode
-have their processes looked up (one ``/proc/*/fd`` scan restricted to those inodes).
+have their processes looked up (``_holders.find_owners``: newest processes first, until
+each is found).
 
 Debounce, one interval (the poll period):
 
@@ -25,9 +26,10 @@ time; at the default 0.25 s, within 0.5 s.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from portscope.history._capture import LISTEN_STATES, _row_netns, current_netns, stored_sockets
 from portscope.history._events import owners_differ, pair_scopes
@@ -36,9 +38,13 @@ from portscope.history._store import fold_listeners
 from portscope.models import Owner
 from portscope.sockets import Row, SocketFilter
 
-__all__ = ["DEFAULT_INTERVAL_S", "ListenerSource", "LiveListeners", "Watcher"]
+if TYPE_CHECKING:
+    from portscope.history._store import Store
+
+__all__ = ["DEFAULT_INTERVAL_S", "EventLog", "ListenerSource", "LiveListeners", "Watcher"]
 
 DEFAULT_INTERVAL_S = 0.25
+_NOT_ROOT = "some owners are unknown: other users' processes need root (or CAP_SYS_PTRACE)"
 
 
 class ListenerSource(Protocol):
@@ -79,16 +85,13 @@ class LiveListeners:
         return rows
 
     def owners(self, rows: Sequence[Row]) -> dict[int, tuple[Owner, ...]]:
-        from portscope.sockets._owners import OwnerMap
+        from portscope.history._holders import find_owners
 
         wanted = {r.inode for r in rows if r.inode is not None}
-        if not wanted:
-            return {}
-        omap = OwnerMap.scan(wanted)
-        note = omap.note()
-        if note is not None and note not in self.notes:
-            self.notes.append(note)
-        return {r.inode: omap.owners(r) for r in rows if r.inode is not None}
+        found = find_owners(wanted)
+        if len(found) < len(wanted) and os.geteuid() != 0 and _NOT_ROOT not in self.notes:
+            self.notes.append(_NOT_ROOT)
+        return found
 
 
 class _Owners:
@@ -209,3 +212,95 @@ class Watcher:
     def watching(self) -> Collection[Listener]:
         """The listeners known now (confirmed)."""
         return self.known.values()
+
+
+class EventLog:
+    """Saves watch events in the store from a thread of its own, so that a writer holding
+    the store (a long snapshot) never stalls the polls; events the store refuses (busy
+    beyond its timeout) are kept and tried again, in order: none is lost while the
+    process lives.
+
+    Args:
+        store: the store (used from the saving thread only, once given here).
+        retry_s: the pause before trying a refused batch again. Default 0.5 s.
+    """
+
+    def __init__(self, store: Store, *, retry_s: float = 0.5) -> None:
+        import queue
+        import threading
+
+        self.store = store
+        self.retry_s = retry_s
+        self.saved = 0
+        self._queue: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
+        self._problems: list[str] = []
+        self._pending: list[Event] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="watch-save", daemon=True)
+        self._thread.start()
+
+    def put(self, events: list[Event]) -> None:
+        """Queue events to save (returns at once)."""
+        self._queue.put(list(events))
+
+    def _run(self) -> None:
+        import queue
+
+        from portscope.errors import StoreError
+
+        closing = False
+        last_problem = None
+        while True:
+            timeout = self.retry_s if self._pending else None
+            try:
+                batch = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                batch = []
+            if batch is None:
+                closing = True
+            else:
+                self._pending += batch
+            while True:  # take whatever else is queued: one transaction for all
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                else:
+                    self._pending += more
+            if self._pending:
+                try:
+                    self.saved += self.store.save_events(self._pending)
+                    self._pending = []
+                    last_problem = None
+                except StoreError as err:
+                    if str(err) != last_problem:
+                        last_problem = str(err)
+                        with self._lock:
+                            self._problems.append(
+                                f"{len(self._pending)} events wait to be saved: {err}"
+                            )
+            if closing and (not self._pending or self._give_up):
+                return
+
+    _give_up = False
+
+    def problems(self) -> list[str]:
+        """What went wrong since the last call (and empties the list)."""
+        with self._lock:
+            out, self._problems = self._problems, []
+        return out
+
+    def close(self, timeout_s: float = 15.0) -> int:
+        """Save what is left (trying for up to ``timeout_s``), close the store, and
+        return how many events could not be saved."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._give_up = True  # the try under way ends within the busy timeout
+            self._thread.join(30)
+        unsaved = len(self._pending)
+        if not self._thread.is_alive():
+            self.store.close()
+        return unsaved
