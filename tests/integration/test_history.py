@@ -288,8 +288,8 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path, netns: Netns) -> None:
     db = tmp_path / "h.db"
     open_store(str(db)).close()
     watch = netns.spawn(
-        *PORTSCOPE, "watch", "--save", "--json", "--interval", "0.1", "--count", "20", "--for", "30",
-        "--db", str(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        *PORTSCOPE, "watch", "--save", "--json", "--interval", "0.1", "--count", "20",
+        "--for", "30", "--db", str(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert watch.stderr is not None and watch.stderr.readline().startswith("watching")
     # listeners come and go (each lives 0.5 s: added, then removed)
