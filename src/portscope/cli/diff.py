@@ -9,7 +9,7 @@ from portscope.cli._base import Env, ExitStatus, Parser
 from portscope.cli._history import add_db_option, open_db, store_errors
 
 if TYPE_CHECKING:
-    from portscope.history import Listener
+    from portscope.history._store import ListenerTable
 
 HELP = "what changed between two snapshots or scans (default: the last snapshot and now)"
 
@@ -35,7 +35,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
         SnapshotInfo,
         diff_listeners,
         diff_scans,
-        index_listeners,
     )
     from portscope.render import count, write_json
     from portscope.render.history import diff_document, event_line, when
@@ -57,9 +56,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
             listings = []
             for side in (side_a, side_b):
                 if side is None:
-                    listings.append(index_listeners(_now()))
+                    listings.append(_now())
                 else:
-                    listings.append(index_listeners(store.listeners(side.id)))
+                    listings.append(store.listener_table(side.id))
             events = diff_listeners(listings[0], listings[1])
 
     def name(side: SnapshotInfo | None) -> str:
@@ -71,15 +70,15 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(diff_document(side_a, side_b, events), env.stdout)
     else:
-        if events:
-            env.show("\n".join(event_line(e) for e in events))
+        if events:  # plain lines: no table machinery to load
+            env.stdout.write("".join(event_line(e) + "\n" for e in events))
         summary = count(len(events), "change") if events else "no change"
         env.stderr.write(f"{summary} from {name(side_a)} to {name(side_b)}\n")
     return ExitStatus.NEGATIVE if events else ExitStatus.OK
 
 
-def _now() -> list[Listener]:
-    from portscope.history import fold_listeners
+def _now() -> ListenerTable:
     from portscope.history._capture import capture
+    from portscope.history._store import ListenerTable
 
-    return list(fold_listeners(capture().sockets))
+    return ListenerTable.from_sockets(capture().sockets)

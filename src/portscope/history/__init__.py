@@ -5,7 +5,7 @@
 ``Store.save_sockets``; ``diff_listeners``/``diff_scans`` turn two listings or scans into
 events; ``Watcher`` turns repeated kernel-filtered dumps into debounced events. The read
 API a face needs (the web page, the TUI): ``Store.snapshots``, ``Store.resolve``,
-``Store.listeners``, ``Store.sockets``, ``Store.scan``, ``Store.events``,
+``Store.listeners``, ``Store.listener_table``, ``Store.sockets``, ``Store.scan``, ``Store.events``,
 ``Store.timeline``; every one returns frozen records (``Listener``, ``ScanPort``,
 ``SnapshotInfo``, ``Event``, ``TimelineEntry``).
 
@@ -31,6 +31,7 @@ from portscope.history._model import (
 )
 from portscope.history._store import (
     SCHEMA_VERSION,
+    ListenerTable,
     PruneResult,
     Store,
     StoredSocket,
@@ -46,6 +47,7 @@ __all__ = [
     "Event",
     "Listener",
     "ListenerKey",
+    "ListenerTable",
     "PruneResult",
     "ScanHost",
     "ScanKey",

@@ -50,19 +50,24 @@ def diff_listeners(
     """The events that turn listing ``before`` into listing ``after``.
 
     Args:
-        before: listeners by identity (``index_listeners``).
+        before: listeners by identity (``index_listeners``, or a store's
+            ``ListenerTable``, whose unchanged listeners are never built).
         after: likewise.
         at: the time to stamp on the events (``None`` in a diff).
 
     Returns:
         Events sorted by port, transport and address.
     """
-    gone = [item for key, item in before.items() if key not in after]
-    came = [item for key, item in after.items() if key not in before]
+    gone = [before[key] for key in before.keys() - after.keys()]
+    came = [after[key] for key in after.keys() - before.keys()]
     events = pair_scopes(gone, came, at=at)
-    for key, new in after.items():
-        old = before.get(key)
-        if old is not None and owners_differ(old, new):
+    tokens_a = getattr(before, "owner_tokens", None)
+    tokens_b = getattr(after, "owner_tokens", None)
+    for key in after.keys() & before.keys():
+        if tokens_a is not None and tokens_b is not None and tokens_a[key] == tokens_b[key]:
+            continue  # the same owners, as stored: nothing to build
+        old, new = before[key], after[key]
+        if owners_differ(old, new):
             events.append(Event(Action.OWNER_CHANGED, old, new, at))
     events.sort(key=_event_order)
     return events

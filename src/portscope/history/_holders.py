@@ -1,13 +1,13 @@
-"""Which processes hold a few new sockets, found fast: newest processes first, stopping
-as soon as every socket has a holder.
+"""Which processes hold a few new sockets, found fast: the most recently started
+processes first, stopping as soon as every socket has a holder.
 
 ``watch`` needs the owner of a listener that just appeared, within its latency budget,
 on a host where other processes hold tens of thousands of descriptors: the full scan of
 ``/proc/*/fd`` (``sockets._owners.OwnerMap``) reads every one of them (seconds under
-load). A new listener is most often in a new process, and PIDs grow (``man 5 proc``,
-``/proc/sys/kernel/pid_max``: they wrap, which only makes the order less lucky), so the
-processes are read from the highest PID down and the walk ends when each wanted inode has
-been seen. The price: a socket shared by several processes (a forked server's workers)
+load). A new listener is most often in a new process, so the processes are read from the
+most recently started down (``/proc/PID/stat`` field 22, ``man 5 proc``; not by PID:
+PIDs wrap at ``kernel.pid_max``, often 32768), and the walk ends when each wanted inode
+has been seen. The price: a socket shared by several processes (a forked server's workers)
 gets the first holder found (the newest), not all of them; a snapshot's full scan lists
 them all.
 """
@@ -39,10 +39,14 @@ def find_owners(inodes: Collection[int], proc: str = "/proc") -> dict[int, tuple
     found: dict[int, tuple[Owner, ...]] = {}
     if not wanted:
         return found
+    from portscope._proc import start_ticks
+
     try:
-        pids = sorted((int(e) for e in os.listdir(proc) if e.isdigit()), reverse=True)
+        pids = [int(e) for e in os.listdir(proc) if e.isdigit()]
     except OSError:
         return found
+    # newest first, by start time: PIDs wrap (pid_max is often 32768)
+    pids.sort(key=lambda pid: (start_ticks(pid, proc) or 0, pid), reverse=True)
     for pid in pids:
         try:
             dfd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)

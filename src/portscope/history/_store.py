@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -35,6 +35,7 @@ from portscope.history._model import (
     Action,
     Event,
     Listener,
+    ListenerKey,
     ScanHost,
     ScanPort,
     SnapshotInfo,
@@ -44,6 +45,7 @@ from portscope.models import Owner, PortState, Proto, TcpState
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ListenerTable",
     "PruneResult",
     "Store",
     "StoredSocket",
@@ -569,7 +571,20 @@ class Store:
 
     def listeners(self, snapshot_id: int, *, port: int | None = None) -> list[Listener]:
         """The listeners of a listing snapshot, folded by identity (``fold_listeners``)."""
-        return fold_listeners(self.sockets(snapshot_id, port=port))
+        return list(self.listener_table(snapshot_id, port=port).values())
+
+    def listener_table(self, snapshot_id: int, *, port: int | None = None) -> ListenerTable:
+        """The listeners of a listing snapshot by identity, each built on first use (what
+        ``diff_listeners`` reads fast: it builds only the listeners that changed)."""
+        sql = (
+            f"SELECT {LISTENER_COLUMNS} FROM sockets WHERE snapshot_id = ?"
+            " AND state IN ('LISTEN', 'UNCONN')"
+        )
+        params: list[Any] = [snapshot_id]
+        if port is not None:
+            sql += " AND local_port = ?"
+            params.append(port)
+        return ListenerTable(self.backend.read(sql, params))
 
     def scan(self, snapshot_id: int) -> tuple[list[ScanHost], list[ScanPort]]:
         """The hosts and the listed ports of a scan snapshot."""
@@ -724,6 +739,75 @@ def _stored_socket(row: Sequence[Any]) -> StoredSocket:
     )  # fmt: skip
 
 
+class ListenerTable(Mapping[ListenerKey, Listener]):
+    """Listeners by identity over stored rows (``LISTENER_COLUMNS``, owners as JSON text),
+    each ``Listener`` built when first read.
+
+    ``owner_tokens[key]`` is the owners' stored text: equal tokens mean equal owners, so a
+    diff of two 10,000-listener snapshots builds only the listeners that changed.
+    """
+
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        # the key is the row's first four columns; most keys have one socket
+        single: dict[Any, Sequence[Any]] = {tuple(r[:4]): r for r in rows}
+        multi: dict[Any, list[Sequence[Any]]] = {}
+        tokens: dict[Any, Any] = {k: r[8] for k, r in single.items()}
+        if len(single) != len(rows):
+            for r in rows:
+                multi.setdefault(tuple(r[:4]), []).append(r)
+            for k, members in list(multi.items()):
+                if len(members) == 1:
+                    del multi[k]
+                else:
+                    tokens[k] = tuple(m[8] for m in members)
+        self._single = single
+        self._multi = multi
+        self.owner_tokens: Mapping[ListenerKey, Any] = tokens
+        self._built: dict[ListenerKey, Listener] = {}
+
+    @classmethod
+    def from_sockets(cls, sockets: Iterable[StoredSocket]) -> ListenerTable:
+        """A table over sockets in memory (a live listing); only the listening ones."""
+        return cls(
+            [
+                (
+                    s.netns, s.proto.value, s.local_address, s.local_port, s.family,
+                    s.state.value, s.interface, None if s.v6only is None else int(s.v6only),
+                    _owners_json(s.owners),
+                )
+                for s in sockets
+                if s.state.value in _LISTENING
+            ]
+        )  # fmt: skip
+
+    def __getitem__(self, key: ListenerKey) -> Listener:
+        built = self._built.get(key)
+        if built is None:
+            members = self._multi.get(key) or [self._single[key]]
+            owners = _join_owners(_owners_from_json(m[8]) for m in members)
+            netns, proto, address, port, family, state, interface, v6only, _ = members[0]
+            built = self._built[key] = Listener(
+                netns, _PROTOS[proto], family, address, port, _STATES[state],
+                None if v6only is None else bool(v6only), interface, len(members), owners,
+            )  # fmt: skip
+        return built
+
+    def __iter__(self) -> Iterator[ListenerKey]:
+        return iter(self._single)
+
+    def __len__(self) -> int:
+        return len(self._single)
+
+    def keys(self) -> KeysView[ListenerKey]:
+        return self._single.keys()
+
+
+#: the columns of a ``ListenerTable`` row, identity first
+LISTENER_COLUMNS: Final = (
+    "netns, proto, local_address, local_port, family, state, interface, v6only, owners"
+)
+
+
 def fold_listeners(sockets: Iterable[StoredSocket]) -> list[Listener]:
     """The listening sockets (TCP LISTEN, UDP UNCONN) folded by identity: one
     ``Listener`` per (netns, transport, address, port) with the sockets counted and
@@ -746,6 +830,9 @@ def fold_listeners(sockets: Iterable[StoredSocket]) -> list[Listener]:
 
 
 def _join_owners(parts: Iterable[tuple[Owner, ...] | None]) -> tuple[Owner, ...] | None:
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
     seen: dict[int, Owner] = {}
     known = False
     for owners in parts:
