@@ -468,6 +468,24 @@ def test_watch_interrupted_exits_130(netns: Netns) -> None:
     assert watch.wait(timeout=10) == 130
 
 
+@pytest.mark.root
+@needs_ip
+def test_watch_terminated_saves_its_events_first(tmp_path: Path, netns: Netns) -> None:
+    db = str(tmp_path / "h.db")
+    watch = netns.spawn(
+        *PORTSCOPE, "watch", "--save", "--interval", "0.1", "--db", db,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert watch.stdout is not None and watch.stderr is not None
+    assert watch.stderr.readline().startswith("watching")
+    listen(netns, "127.0.0.1", 7003)
+    assert "added tcp 127.0.0.1:7003" in watch.stdout.readline()
+    os.kill(watch.pid, signal.SIGTERM)  # as systemd stops a service
+    assert watch.wait(timeout=20) == 143
+    with open_store(db) as store:
+        assert [(e.action, e.subject.port) for e in store.events()] == [(Action.ADDED, 7003)]
+
+
 # -- scans: nmap XML and scan --save, compared with ndiff ---------------------------------
 
 

@@ -98,6 +98,7 @@ def configure(parser: Parser) -> None:
 @store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     import shlex
+    import signal
     import time
 
     from portscope.history._exec import EventCommand
@@ -129,7 +130,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
         else EventCommand(argv, jobs=args.exec_jobs, timeout_s=args.exec_timeout)
     )
     out = _Output(env, args.json, store, command)
-    status = ExitStatus.OK
+    status: int = ExitStatus.OK
+    # SIGTERM ends the watch cleanly too: events waiting for the store are saved first
+    previous = signal.signal(signal.SIGTERM, _on_term)
     try:
         start = time.monotonic()
         first = watcher.prime()
@@ -164,11 +167,26 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 break
     except KeyboardInterrupt:
         status = ExitStatus.INTERRUPTED
+    except _Terminated:
+        status = _TERMINATED
     finally:
-        out.close(interrupted=status is ExitStatus.INTERRUPTED)
+        out.close(interrupted=status != ExitStatus.OK)
+        signal.signal(signal.SIGTERM, previous)
     if status is ExitStatus.INTERRUPTED:
         env.error("interrupted")
     return status
+
+
+class _Terminated(Exception):
+    """SIGTERM (a service manager stopping the watch): stop as after Ctrl-C."""
+
+
+#: the exit status after SIGTERM (128 + 15, as a shell reports it)
+_TERMINATED = 143
+
+
+def _on_term(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 class _Output:
