@@ -205,12 +205,16 @@ def test_watcher_debounces_added_removed_and_transient() -> None:
     assert actions(w.poll()) == [("added", "0.0.0.0", 9999)]
     assert w.poll() == []
     lookups = src.owner_lookups
-    src.now.append(row("127.0.0.1", 5353, 3, Proto.UDP))
+    src.now.append(row("127.0.0.1", 5353, 3))
     assert w.poll() == []
     src.now.pop()
     (event,) = w.poll()
     assert event.action is Action.TRANSIENT and event.before.owners[0].name == "p3"  # type: ignore[union-attr]
     assert src.owner_lookups == lookups + 1  # only the new inode was looked up
+    src.now.append(row("0.0.0.0", 41234, 5, Proto.UDP))  # a resolver's query socket
+    assert w.poll() == []
+    src.now.pop()
+    assert w.poll() == []  # a UDP socket seen once is no listener
     src.now = [row("0.0.0.0", 22, 1)]
     assert w.poll() == []
     assert actions(w.poll()) == [("removed", "0.0.0.0", 9999)]

@@ -12,8 +12,9 @@ each is found).
 Debounce, one interval (the poll period):
 
 * a new identity is ``added`` when it is still there at the next poll; one gone by then
-  is reported once as ``transient`` (a listener that lives less than one interval may
-  also fall between two polls and not be seen at all: polling cannot see it);
+  is reported once as ``transient`` (TCP only: a UDP socket seen once is a client's
+  unconnected exchange, a DNS query, not a listener); a listener that lives less than
+  one interval may also fall between two polls and not be seen at all;
 * an identity that is missing is ``removed`` when still missing at the next poll, so a
   server restarting within one interval is no event (or ``owner-changed`` if another
   program took the port);
@@ -35,7 +36,7 @@ from portscope.history._capture import LISTEN_STATES, _row_netns, current_netns,
 from portscope.history._events import owners_differ, pair_scopes
 from portscope.history._model import Action, Event, Listener, ListenerKey
 from portscope.history._store import fold_listeners
-from portscope.models import Owner
+from portscope.models import Owner, Proto
 from portscope.sockets import Row, SocketFilter
 
 if TYPE_CHECKING:
@@ -186,7 +187,9 @@ class Watcher:
         for key in list(self._pending_new):
             if key not in current:
                 item = self._pending_new.pop(key)
-                if self.transient:
+                # a UDP socket seen once is a client's exchange (a DNS query sent from an
+                # unconnected socket), not a listener
+                if self.transient and item.proto is not Proto.UDP:
                     events.append(Event(Action.TRANSIENT, item, None, now))
         gone: list[Listener] = []
         for key in known.keys() - current.keys():
