@@ -10,7 +10,7 @@ is the highest)::
     scan_hosts   snapshot_id, target, address, status, extra_state
     scan_ports   snapshot_id, target, address, proto, port, state, reason, service
     events       id, host, at, source, action, netns, proto, address, port,
-                 before_json, after_json (the listener, ``render.history.listener_json``)
+                 before_json, after_json (the listener, ``_data.listener_json``)
 
 A snapshot is written in one transaction: its ``snapshots`` row and all its rows, or
 nothing; ``items`` is the number of rows written, so a reader can tell a whole snapshot.
@@ -438,7 +438,7 @@ class Store:
         Raises:
             StoreError: the store cannot be written (the caller keeps the events to retry).
         """
-        from portscope.render.history import listener_json
+        from portscope.history._data import listener_json
 
         rows = []
         for e in events:
@@ -631,7 +631,7 @@ class Store:
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        from portscope.render.history import listener_from_json
+        from portscope.history._data import listener_from_json
 
         out = []
         for at, action, before, after in reversed(self.backend.read(sql, params)):

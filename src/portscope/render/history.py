@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from portscope.history._data import listener_from_json, listener_json
 from portscope.render import safe
 
 if TYPE_CHECKING:
@@ -56,65 +57,6 @@ def iso(at: float) -> str:
     """A time for JSON: RFC 3339 in UTC with milliseconds (``2026-11-29T06:01:02.125Z``)."""
     whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
     return f"{whole}.{int((at % 1) * 1000):03d}Z"
-
-
-def listener_json(item: Listener) -> dict[str, Any]:
-    """A listener as JSON data (exact strings)."""
-    return {
-        "netns": item.netns,
-        "proto": item.proto.value,
-        "family": item.family,
-        "state": item.state.value,
-        "local": {"address": item.address, "port": item.port},
-        "v6only": item.v6only,
-        "interface": item.interface,
-        "sockets": item.sockets,
-        "owners": None
-        if item.owners is None
-        else [
-            {
-                "pid": o.pid,
-                "name": o.name,
-                "user": o.user,
-                "cmdline": None if o.cmdline is None else list(o.cmdline),
-                "start_time": o.start_time,
-                "fd": o.fd,
-            }
-            for o in item.owners
-        ],
-    }
-
-
-def listener_from_json(data: dict[str, Any]) -> Listener:
-    """The listener written by ``listener_json``."""
-    from portscope.history import Listener
-    from portscope.models import Owner, Proto, TcpState
-
-    owners = data.get("owners")
-    return Listener(
-        data.get("netns"),
-        Proto(data["proto"]),
-        int(data["family"]),
-        data["local"]["address"],
-        int(data["local"]["port"]),
-        TcpState(data["state"]),
-        data.get("v6only"),
-        data.get("interface"),
-        int(data.get("sockets", 1)),
-        None
-        if owners is None
-        else tuple(
-            Owner(
-                o["pid"],
-                o["name"],
-                o.get("user"),
-                None if o.get("cmdline") is None else tuple(o["cmdline"]),
-                o.get("start_time"),
-                o.get("fd", 0),
-            )
-            for o in owners
-        ),
-    )
 
 
 def _record_json(item: Listener | ScanPort | None) -> dict[str, Any] | None:
