@@ -282,3 +282,19 @@ def test_bad_input_is_one_line_exit_2(argv: list[str], needle: str, tmp_path: ob
     assert main([*argv, "--db", f"{tmp_path}/h.db"], env) == 2
     lines = err.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("portscope: error:") and needle in lines[0]
+
+
+@pytest.mark.parametrize("command", ["snapshot", "diff", "watch", "history", "prune", "import"])
+def test_help_loads_no_store_or_socket_code(command: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "portscope", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert not {"sqlite3", "asyncio", "rich", "portscope.history"} & imported
+    assert "--db PATH" in out.stdout
