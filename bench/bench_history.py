@@ -232,107 +232,177 @@ def timed(argv: list[str], runs: int, *, shell: bool = False) -> tuple[float, fl
 
 def inside(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(REPO / "bench"))
-    from loadgen import Load
-
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     tmp = Path(tempfile.mkdtemp(prefix="ps11-bench-"))
     rows: list[tuple[str, str, str, str, str]] = []
     interval = args.interval
     try:
-        # 1. latency over 100 listeners
-        ours = latency_watch(100, interval)
-        theirs = latency_ss(100, interval)
-        within = sum(1 for x in ours if x <= 1.0)
-
-        def dist(xs: list[float]) -> str:
-            return (
-                f"p50 {pct(xs, 0.5) * 1000:.0f} ms, p90 {pct(xs, 0.9) * 1000:.0f} ms, "
-                f"p99 {pct(xs, 0.99) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
-            )
-
-        rows.append(
-            (
-                "watch latency, 100 listeners",
-                dist(ours),
-                f"ss -tlnpH loop: {dist(theirs)}",
-                f"{within}/100 within 1 s",
-                "debounced: reported at the 2nd sighting",
-            )
-        )
-        # 2. CPU at 10,000 connections
-        with Load(10_000):
-            ours_cpu = cpu_watch(args.cpu_s, interval)
-            ss_cpu = cpu_ss_loop(args.cpu_s, interval)
-        share = ours_cpu / args.cpu_s * 100
-        rows.append(
-            (
-                f"watch CPU, {args.cpu_s:g} s at 10,000 connections",
-                f"{ours_cpu:.3f} s ({share:.2f} % of a core)",
-                f"ss -tlnpH loop: {ss_cpu:.3f} s ({ss_cpu / args.cpu_s * 100:.2f} %)",
-                f"{ss_cpu / max(ours_cpu, 1e-9):.1f}x less CPU",
-                "goal: <= 1 %",
-            )
-        )
-        # 3. snapshot of 10,000 listeners; 4. diff of two
-        resource.setrlimit(
-            resource.RLIMIT_NOFILE,
-            (20000, max(20000, resource.getrlimit(resource.RLIMIT_NOFILE)[1])),
-        )
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, "40000", "10000", "600"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline() == "ready\n"
-        db = tmp / "h.db"
-        snap = timed([*PORTSCOPE, "snapshot", "--db", str(db)], args.runs)
-        ss_file = tmp / "a.txt"
-        ss_time = timed([f"ss -tlnp > {ss_file}"], args.runs, shell=True)
-        rows.append(
-            (
-                "snapshot, 10,000 listeners",
-                f"{snap[0]:.3f} s wall, {snap[1]:.3f} s CPU",
-                f"ss -tlnp > file: {ss_time[0]:.3f} s wall, {ss_time[1]:.3f} s CPU",
-                f"{snap[0] / ss_time[0]:.2f}x the wall time of ss, {snap[1] / ss_time[1]:.2f}x CPU",
-                "goal: < 0.5 s",
-            )
-        )
-        subprocess.run(
-            [*PORTSCOPE, "snapshot", "--db", str(db), "--label", "a"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        holder.stdin.write("swap 100\n")
-        holder.stdin.flush()
-        assert holder.stdout.readline() == "swapped\n"
-        subprocess.run(
-            [*PORTSCOPE, "snapshot", "--db", str(db), "--label", "b"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        subprocess.run(f"ss -tlnp > {tmp / 'b.txt'}", shell=True, check=True)
-        subprocess.run(f"ss -tlnp > {tmp / 'a.txt'}.0", shell=True, check=True)
-        events = subprocess.run(
-            [*PORTSCOPE, "diff", "a", "b", "--db", str(db)], capture_output=True, text=True
-        ).stdout.count("\n")
-        dtime = timed([f"{' '.join(PORTSCOPE)} diff a b --db {db} || true"], args.runs, shell=True)
-        plain = timed([f"diff {ss_file} {tmp / 'b.txt'} || true"], args.runs, shell=True)
-        rows.append(
-            (
-                "diff, two 10,000-listener snapshots",
-                f"{dtime[0]:.3f} s wall, {dtime[1]:.3f} s CPU ({events} events)",
-                f"diff of two ss -tlnp files: {plain[0]:.3f} s wall, {plain[1]:.3f} s CPU",
-                f"{dtime[0] / plain[0]:.1f}x the wall time of diff",
-                "goal: < 0.2 s",
-            )
-        )
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        holder.stdout.close()
+        if "latency" in args.parts:
+            rows.append(latency_row(interval))
+        if "cpu" in args.parts:
+            rows.append(cpu_row(args, interval))
+        if "store" in args.parts:
+            rows += store_rows(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    report(rows)
+    return 0
+
+
+def latency_row(interval: float) -> tuple[str, str, str, str, str]:
+    ours = latency_watch(100, interval)
+    theirs = latency_ss(100, interval)
+    within = sum(1 for x in ours if x <= 1.0)
+
+    def dist(xs: list[float]) -> str:
+        return (
+            f"p50 {pct(xs, 0.5) * 1000:.0f} ms, p90 {pct(xs, 0.9) * 1000:.0f} ms, "
+            f"p99 {pct(xs, 0.99) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
+        )
+
+    return (
+        "watch latency, 100 listeners",
+        dist(ours),
+        f"ss -tlnpH loop: {dist(theirs)}",
+        f"{within}/100 within 1 s",
+        "debounced: reported at the 2nd sighting",
+    )
+
+
+def cpu_row(args: argparse.Namespace, interval: float) -> tuple[str, str, str, str, str]:
+    from loadgen import Load
+
+    with Load(10_000):
+        ours_cpu = cpu_watch(args.cpu_s, interval)
+        ss_cpu = cpu_ss_loop(args.cpu_s, interval)
+    share = ours_cpu / args.cpu_s * 100
+    return (
+        f"watch CPU, {args.cpu_s:g} s at 10,000 connections",
+        f"{ours_cpu:.3f} s ({share:.2f} % of a core)",
+        f"ss -tlnpH loop: {ss_cpu:.3f} s ({ss_cpu / args.cpu_s * 100:.2f} %)",
+        f"{ss_cpu / max(ours_cpu, 1e-9):.1f}x less CPU",
+        "goal: <= 1 %",
+    )
+
+
+def store_rows(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE,
+        (20000, max(20000, resource.getrlimit(resource.RLIMIT_NOFILE)[1])),
+    )
+    script = tmp / "holder.py"  # a short command line, as a real server's
+    script.write_text(HOLDER)
+    holder = subprocess.Popen(
+        [sys.executable, str(script), "40000", "10000", "600"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline() == "ready\n"
+    db = tmp / "h.db"
+    snap = timed([*PORTSCOPE, "snapshot", "--db", str(db)], args.runs)
+    ss_file = tmp / "a.txt"
+    ss_time = timed([f"ss -tlnp > {ss_file}"], args.runs, shell=True)
+    rows.append(
+        (
+            "snapshot, 10,000 listeners",
+            f"{snap[0]:.3f} s wall, {snap[1]:.3f} s CPU",
+            f"ss -tlnp > file: {ss_time[0]:.3f} s wall, {ss_time[1]:.3f} s CPU",
+            f"{snap[0] / ss_time[0]:.2f}x the wall time of ss, {snap[1] / ss_time[1]:.2f}x CPU",
+            "goal: < 0.5 s",
+        )
+    )
+    subprocess.run(
+        [*PORTSCOPE, "snapshot", "--db", str(db), "--label", "a"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    holder.stdin.write("swap 100\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline() == "swapped\n"
+    subprocess.run(
+        [*PORTSCOPE, "snapshot", "--db", str(db), "--label", "b"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    subprocess.run(f"ss -tlnp > {tmp / 'b.txt'}", shell=True, check=True)
+    subprocess.run(f"ss -tlnp > {tmp / 'a.txt'}.0", shell=True, check=True)
+    events = subprocess.run(
+        [*PORTSCOPE, "diff", "a", "b", "--db", str(db)], capture_output=True, text=True
+    ).stdout.count("\n")
+    dtime = timed([f"{' '.join(PORTSCOPE)} diff a b --db {db} || true"], args.runs, shell=True)
+    plain = timed([f"diff {ss_file} {tmp / 'b.txt'} || true"], args.runs, shell=True)
+    rows.append(
+        (
+            "diff, two 10,000-listener snapshots",
+            f"{dtime[0]:.3f} s wall, {dtime[1]:.3f} s CPU ({events} events)",
+            f"diff of two ss -tlnp files: {plain[0]:.3f} s wall, {plain[1]:.3f} s CPU",
+            f"{dtime[0] / plain[0]:.1f}x the wall time of diff",
+            "goal: < 0.2 s",
+        )
+    )
+    rows.append(breakdown(db))
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    holder.stdout.close()
+    return rows
+
+
+BREAKDOWN = """
+import json, os, sys, time
+from portscope.history import open_store, diff_listeners
+from portscope.history._capture import capture
+from portscope.sockets import SocketFilter, dump
+from portscope.history._capture import LISTEN_STATES
+t0 = time.perf_counter()
+d = dump(SocketFilter(states=LISTEN_STATES), owners=False)
+rows = [r for b in d.batches for r in b]
+t1 = time.perf_counter()
+listing = capture()
+t2 = time.perf_counter()
+with open_store(sys.argv[1]) as store:
+    store.save_sockets(listing.sockets)
+    t3 = time.perf_counter()
+    a = store.listener_table(store.resolve("a").id)
+    b = store.listener_table(store.resolve("b").id)
+    events = diff_listeners(a, b)
+    t4 = time.perf_counter()
+fds = 0
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+print(json.dumps({"dump": t1 - t0, "capture": t2 - t1, "save": t3 - t2, "diff": t4 - t3,
+                  "rows": len(rows), "events": len(events), "fds": fds}))
+"""
+
+
+def breakdown(db: Path) -> tuple[str, str, str, str, str]:
+    """In one process: the kernel dump, the listing with owners, the store's write, the diff."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", BREAKDOWN, str(db)], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    return (
+        "in-process, 10,000 listeners",
+        f"dump {got['dump'] * 1000:.0f} ms; listing with owners {got['capture'] * 1000:.0f} ms; "
+        f"store write {got['save'] * 1000:.0f} ms; diff {got['diff'] * 1000:.0f} ms "
+        f"({got['events']} events)",
+        "-",
+        "-",
+        f"the owner scan reads every fd of every process: {got['fds']:,} on the host now",
+    )
+
+
+def report(rows: list[tuple[str, str, str, str, str]]) -> None:
     lines = ["| measure | portscope | real tool | ratio / result | note |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     text = "\n".join(lines)
@@ -343,7 +413,6 @@ def inside(args: argparse.Namespace) -> int:
         f"# bench_history {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
         f"{cpu}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n\n{text}\n"
     )
-    return 0
 
 
 def main() -> int:
@@ -352,6 +421,11 @@ def main() -> int:
     parser.add_argument("--cpu-s", type=float, default=60.0, help="CPU measure window (60)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per command (7)")
     parser.add_argument("--interval", type=float, default=0.25, help="watch interval (0.25)")
+    parser.add_argument(
+        "--parts",
+        default="latency,cpu,store",
+        help="what to measure, comma-separated: latency, cpu, store (default: all)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.cpu_s, args.runs = 10.0, 3
