@@ -417,13 +417,17 @@ def test_watch_sees_http_server_within_a_second(tmp_path: Path, netns: Netns) ->
     )  # fmt: skip
     assert watch.stdout is not None and watch.stderr is not None
     assert watch.stderr.readline().startswith("watching 0 listeners")
-    started = time.monotonic()
     server = netns.spawn(
         "python3", "-m", "http.server", "9999", "--bind", "127.0.0.1", cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    assert server.stdout is not None
+    # it prints "Serving HTTP on ..." right after listen()
+    assert server.stdout.readline().startswith("Serving HTTP on 127.0.0.1 port 9999")
+    listening = time.monotonic()
     line = watch.stdout.readline()
-    latency = time.monotonic() - started  # includes the server's own start-up
+    latency = time.monotonic() - listening
     event = json.loads(line)
     assert event["action"] == "added"
     assert event["socket"]["local"] == {"address": "127.0.0.1", "port": 9999}
