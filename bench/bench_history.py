@@ -230,6 +230,23 @@ def timed(argv: list[str], runs: int, *, shell: bool = False) -> tuple[float, fl
     return statistics.median(walls), statistics.median(cpus)
 
 
+def timed_pair(
+    ours: str, theirs: str, runs: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``timed`` of two shell commands, interleaved (ours, theirs, ours, ...): on a machine
+    whose load changes, both see the same moments."""
+    a: list[tuple[float, float]] = []
+    b: list[tuple[float, float]] = []
+    for _ in range(runs):
+        a.append(timed([ours], 1, shell=True))
+        b.append(timed([theirs], 1, shell=True))
+
+    def median(xs: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)
+
+    return median(a), median(b)
+
+
 def inside(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(REPO / "bench"))
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -302,9 +319,10 @@ def store_rows(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str, str,
     assert holder.stdout is not None and holder.stdin is not None
     assert holder.stdout.readline() == "ready\n"
     db = tmp / "h.db"
-    snap = timed([*PORTSCOPE, "snapshot", "--db", str(db)], args.runs)
     ss_file = tmp / "a.txt"
-    ss_time = timed([f"ss -tlnp > {ss_file}"], args.runs, shell=True)
+    snap, ss_time = timed_pair(
+        f"{' '.join(PORTSCOPE)} snapshot --db {db}", f"ss -tlnp > {ss_file}", args.runs
+    )
     rows.append(
         (
             "snapshot, 10,000 listeners",
@@ -334,8 +352,11 @@ def store_rows(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str, str,
     events = subprocess.run(
         [*PORTSCOPE, "diff", "a", "b", "--db", str(db)], capture_output=True, text=True
     ).stdout.count("\n")
-    dtime = timed([f"{' '.join(PORTSCOPE)} diff a b --db {db} || true"], args.runs, shell=True)
-    plain = timed([f"diff {ss_file} {tmp / 'b.txt'} || true"], args.runs, shell=True)
+    dtime, plain = timed_pair(
+        f"{' '.join(PORTSCOPE)} diff a b --db {db} || true",
+        f"diff {ss_file} {tmp / 'b.txt'} || true",
+        args.runs,
+    )
     rows.append(
         (
             "diff, two 10,000-listener snapshots",

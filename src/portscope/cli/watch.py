@@ -186,6 +186,9 @@ _TERMINATED = 143
 
 
 def _on_term(signum: int, frame: object) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the saving that follows is bounded
     raise _Terminated
 
 
@@ -208,6 +211,8 @@ class _Output:
 
         from portscope.render.history import event_json, event_line
 
+        if self.log is not None:
+            self.log.put(events)  # before printing: whatever was printed is queued
         stream = self.env.stdout
         for e in events:
             doc = event_json(e, stamp=True)
@@ -220,8 +225,6 @@ class _Output:
                 self.command.submit(payload, event_line(e))
         stream.flush()
         self.emitted += len(events)
-        if self.log is not None:
-            self.log.put(events)
 
     def round(self) -> None:
         if self.log is not None:

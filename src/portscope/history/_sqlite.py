@@ -125,7 +125,7 @@ class SqliteBackend:
         """One line for the user, naming the file and what to do."""
         path = self.location
         code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
-        if code == _READONLY or _read_only_fs(path):
+        if code == _READONLY or (code in (_CANTOPEN, _IOERR, _PERM) and _read_only_fs(path)):
             text = f"the history store {path} is read-only; give --db PATH on a writable disk"
         elif code == _FULL or (code == _IOERR and _no_space(path)):
             text = f"the disk holding the history store {path} is full; nothing was written"
