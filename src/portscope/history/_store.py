@@ -345,9 +345,10 @@ class Store:
         """
         taken = time.time() if taken_at is None else taken_at
         encode = _OwnersEncoder().encode
+        names: dict[Any, str] = {**{p: p.value for p in Proto}, **{t: t.value for t in TcpState}}
         rows = [
             (
-                s.netns, s.proto.value, s.family, s.state.value, s.local_address,
+                s.netns, names[s.proto], s.family, names[s.state], s.local_address,
                 s.local_port, s.remote_address, s.remote_port, s.recv_q, s.send_q, s.uid,
                 s.inode, s.interface, None if s.v6only is None else int(s.v6only),
                 encode(s.owners),
@@ -712,7 +713,9 @@ class _OwnersEncoder:
     listeners has one command line, not 10,000)."""
 
     def __init__(self) -> None:
-        self._heads: dict[Owner, str] = {}
+        # (pid, start time) is one process; its name, user and command line were read
+        # once for the whole listing
+        self._heads: dict[tuple[int, float | None], str] = {}
 
     def encode(self, owners: tuple[Owner, ...] | None) -> str | None:
         if owners is None:
@@ -720,10 +723,11 @@ class _OwnersEncoder:
         parts = []
         heads = self._heads
         for o in owners:
-            key = Owner(o.pid, o.name, o.user, o.cmdline, o.start_time, 0)
+            key = (o.pid, o.start_time)
             head = heads.get(key)
             if head is None:
-                head = heads[key] = str(_owners_json((key,)))[1:-3]  # no "[", "0]]"
+                one = Owner(o.pid, o.name, o.user, o.cmdline, o.start_time, 0)
+                head = heads[key] = str(_owners_json((one,)))[1:-3]  # no "[", "0]]"
             parts.append(f"{head}{o.fd}]")
         return "[" + ",".join(parts) + "]"
 
