@@ -156,7 +156,8 @@ def test_store_round_trip_and_references(tmp_path: Path) -> None:
     with open_store(str(db)) as store:
         assert store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+        applied = conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0]
+        assert applied == SCHEMA_VERSION  # one row per migration, none twice
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -188,7 +189,10 @@ def test_newer_schema_is_a_clear_error(tmp_path: Path) -> None:
             [*PORTSCOPE, *argv, "--db", str(db)], capture_output=True, text=True, timeout=30
         )
         assert out.returncode == 2, (argv, out.stderr)
-        assert out.stderr.count("\n") == 1 and "schema version 2, newer" in out.stderr
+        assert (
+            out.stderr.count("\n") == 1
+            and f"schema version {SCHEMA_VERSION + 1}, newer" in out.stderr
+        )
         assert "Traceback" not in out.stderr
 
 

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "the timeline of a port from the history store; the snapshots"),
     "prune": ("prune", "delete old snapshots and events from the history store"),
     "import": ("import_xml", "import an nmap XML report into the history store"),
+    "fleet": ("fleet", "which hosts listen where, what changed where (a shared store)"),
     "explain": ("explain", "what a port, socket, state, error or term means, on this host"),
     "exporter": ("exporter", "serve Prometheus metrics of this host's sockets ([exporter] extra)"),
     "completion": ("completion", "print a shell completion script: bash, zsh or fish"),

@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/portscope
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import explain exporter completion man)
+_shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man)
 
 _shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric --wide --backend --explain --json --no-color)
 _shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary --wide --backend --explain --json --no-color)
@@ -24,6 +24,7 @@ _shtab_portscope_watch_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 
 _shtab_portscope_history_option_strings=(-h --help -t --tcp -u --udp --list --db --json --no-color)
 _shtab_portscope_prune_option_strings=(-h --help --older-than --db --json --no-color)
 _shtab_portscope_import_option_strings=(-h --help --label --db --json --no-color)
+_shtab_portscope_fleet_option_strings=(-h --help --port --process --since --db --json --no-color)
 _shtab_portscope_explain_option_strings=(-h --help --kind --no-live --quiz --count --seed --answers --json --no-color)
 _shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist --once --json --no-color)
 _shtab_portscope_completion_option_strings=(-h --help --values --json --no-color)
@@ -38,6 +39,7 @@ _shtab_portscope_who_pos_0_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_why_pos_1_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_watch__p_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_watch___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
+_shtab_portscope_fleet___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 
 _shtab_portscope_listen___backend_choices=(netlink procfs psutil)
 _shtab_portscope_ls___backend_choices=(netlink procfs psutil)
@@ -45,10 +47,11 @@ _shtab_portscope_registry_pos_0_choices=(update sources)
 _shtab_portscope_why_pos_0_choices=(bind connect)
 _shtab_portscope_snapshot___backend_choices=(netlink procfs psutil)
 _shtab_portscope_watch___backend_choices=(netlink procfs psutil)
+_shtab_portscope_fleet_pos_0_choices=(ls diff)
 _shtab_portscope_explain___kind_choices=(state port-state error reason term verdict finding)
 _shtab_portscope_completion_pos_0_choices=(bash zsh fish)
 _shtab_portscope_completion___values_choices=(ports netns services commands)
-_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import explain exporter completion man)
+_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man)
 _shtab_portscope___backend_choices=(netlink procfs psutil)
 
 _shtab_portscope_listen__h_nargs=0
@@ -222,6 +225,10 @@ _shtab_portscope_import__h_nargs=0
 _shtab_portscope_import___help_nargs=0
 _shtab_portscope_import___json_nargs=0
 _shtab_portscope_import___no_color_nargs=0
+_shtab_portscope_fleet__h_nargs=0
+_shtab_portscope_fleet___help_nargs=0
+_shtab_portscope_fleet___json_nargs=0
+_shtab_portscope_fleet___no_color_nargs=0
 _shtab_portscope_explain_pos_0_nargs='*'
 _shtab_portscope_explain__h_nargs=0
 _shtab_portscope_explain___help_nargs=0

@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import explain exporter completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --interval --keep --kind --label --limit --listen --max-concurrency --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -P -c -iL -n -oX -p
+set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man
+set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --interval --keep --kind --label --limit --listen --max-concurrency --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -268,6 +268,15 @@ complete -c portscope -n '_shtab_portscope_using import' -l label -x -d 'a name 
 complete -c portscope -n '_shtab_portscope_using import' -l db -x -d 'the history store (default: $PORTSCOPE_DB, else $XDG_DATA_HOME/portscope/history.db, i.e. ~/.local/share/portscope/history.db)'
 complete -c portscope -n '_shtab_portscope_using import' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using import' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a fleet -d 'which hosts listen where, what changed where (a shared store: --db postgresql://...)'
+complete -c portscope -n '_shtab_portscope_using fleet' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using fleet' -l port -xka "(portscope completion --values ports 2>/dev/null)" -d 'ls: only this port (or name)'
+complete -c portscope -n '_shtab_portscope_using fleet' -l process -x -d 'ls: only this process name'
+complete -c portscope -n '_shtab_portscope_using fleet' -l since -x -d 'diff: the window (24h, 7d, 90m; default 24h)'
+complete -c portscope -n '_shtab_portscope_using fleet' -l db -x -d 'the history store (default: $PORTSCOPE_DB, else $XDG_DATA_HOME/portscope/history.db, i.e. ~/.local/share/portscope/history.db)'
+complete -c portscope -n '_shtab_portscope_using fleet' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using fleet' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using fleet; and test $_shtab_portscope_npos -eq 0' -ka "ls diff" -d 'ls: who listens; diff: changes'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a explain -d 'what a port, socket, state, error, scan reason or term means, on this host'"'"'s data'
 complete -c portscope -n '_shtab_portscope_using explain' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using explain' -l kind -xka "state port-state error reason term verdict finding" -d 'take THING as this kind when it names several (open: port-state or verdict)'

@@ -55,7 +55,7 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: (version, DDL statements with {identity}/{bigint}/{real} for ``Dialect`` names)
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
@@ -127,6 +127,14 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             )""",
             "CREATE INDEX events_port ON events (port, at)",
             "CREATE INDEX events_when ON events (host, at)",
+        ),
+    ),
+    (
+        # issue 14: a shared (fleet) database tells two machines with one host name apart
+        2,
+        (
+            "ALTER TABLE snapshots ADD COLUMN machine_id TEXT",
+            "ALTER TABLE events ADD COLUMN machine_id TEXT",
         ),
     ),
 )
@@ -212,10 +220,12 @@ def default_path() -> str:
 def open_store(
     path: str | None = None, *, create: bool = True, busy_timeout_s: float = 5.0
 ) -> Store:
-    """Open (and with ``create``, create or migrate) the SQLite store at ``path``.
+    """Open (and with ``create``, create or migrate) the store at ``path``.
 
     Args:
-        path: the database file (``None``: ``default_path()``).
+        path: the SQLite file (``None``: ``default_path()``), or a PostgreSQL database
+            (``postgresql://user@host/db``: needs the ``postgresql`` extra; the schema is
+            created there on first use, whatever ``create`` says).
         create: create a missing store; without it a missing store is an error (readers).
         busy_timeout_s: how long a writer waits for another one. Default 5 s.
 
@@ -226,9 +236,16 @@ def open_store(
         StoreError: the store cannot be opened, is read-only or full, or has a newer
             schema than this portscope knows.
     """
-    from portscope.history._sqlite import SqliteBackend
+    from portscope.history._postgres import PostgresBackend, is_dsn
 
-    backend = SqliteBackend(path or default_path(), create=create, busy_timeout_s=busy_timeout_s)
+    where = path or default_path()
+    backend: StoreBackend
+    if is_dsn(where):
+        backend = PostgresBackend(where, busy_timeout_s=busy_timeout_s)
+    else:
+        from portscope.history._sqlite import SqliteBackend
+
+        backend = SqliteBackend(where, create=create, busy_timeout_s=busy_timeout_s)
     try:
         return Store(backend)
     except BaseException:
@@ -237,8 +254,20 @@ def open_store(
 
 
 def this_host() -> str:
-    """The host name rows are tagged with (``uname -n``; no DNS)."""
-    return os.uname().nodename
+    """The host name rows are tagged with: ``$PORTSCOPE_HOST`` when set (a fleet that
+    names its hosts itself), else ``uname -n`` (no DNS)."""
+    return os.environ.get("PORTSCOPE_HOST") or os.uname().nodename
+
+
+def machine_id(path: str = "/etc/machine-id") -> str | None:
+    """This machine's id (machine-id(5)), stored beside the host name so that a shared
+    database tells apart two machines that share a name; ``None`` when unreadable."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) == 32 and all(c in "0123456789abcdef" for c in text) else None
 
 
 class Store:
@@ -258,6 +287,7 @@ class Store:
     def __init__(self, backend: StoreBackend, *, host: str | None = None) -> None:
         self.backend = backend
         self.host = host or this_host()
+        self.machine_id = machine_id()
         self._migrate()
 
     @property
@@ -423,9 +453,19 @@ class Store:
         complete: bool,
     ) -> int:
         rows = w.execute(
-            "INSERT INTO snapshots (host, kind, label, taken_at, source, netns, items, complete)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (self.host, kind.value, label, taken, source, netns, items, int(complete)),
+            "INSERT INTO snapshots (host, machine_id, kind, label, taken_at, source, netns,"
+            " items, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                self.host,
+                self.machine_id,
+                kind.value,
+                label,
+                taken,
+                source,
+                netns,
+                items,
+                int(complete),
+            ),
         )
         return int(rows[0][0])
 
@@ -449,15 +489,16 @@ class Store:
             after = json.dumps(listener_json(e.after)) if isinstance(e.after, Listener) else None
             at = time.time() if e.at is None else e.at
             rows.append(
-                (self.host, at, source, e.action.value, subject.netns, subject.proto.value,
-                 subject.address, subject.port, before, after)
+                (self.host, self.machine_id, at, source, e.action.value, subject.netns,
+                 subject.proto.value, subject.address, subject.port, before, after)
             )  # fmt: skip
         if not rows:
             return 0
         with self.backend.write() as w:
             w.executemany(
-                "INSERT INTO events (host, at, source, action, netns, proto, address, port,"
-                " before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (host, machine_id, at, source, action, netns, proto,"
+                " address, port, before_json, after_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
