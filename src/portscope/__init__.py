@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "SocketFilter": "portscope.sockets",
     "SocketTable": "portscope.models",
     "SourceInfo": "portscope.registry",
+    "StoreError": "portscope.errors",
     "TcpState": "portscope.models",
     "TlsInfo": "portscope.identify",
     "WhoResult": "portscope.diagnose",
@@ -142,6 +143,7 @@ if TYPE_CHECKING:
         PermissionDenied as PermissionDenied,
         PortscopeError as PortscopeError,
         RegistryError as RegistryError,
+        StoreError as StoreError,
     )
     from portscope.identify import (
         Confidence as Confidence,

@@ -11,6 +11,7 @@ Every error portscope raises on purpose derives from ``PortscopeError``::
     ├── PermissionDenied           the call needs a privilege this process lacks
     ├── BackendUnavailable         no socket backend works on this platform / process
     ├── RegistryError              a registry source could not be read or fetched
+    ├── StoreError                 the history store cannot be opened, read or written
     └── NetworkSafetyError         a probe or scan would send traffic to a refused target
 
 OS errors are translated at the backend boundary with ``raise ... from err``; the
@@ -66,3 +67,8 @@ class RegistryError(PortscopeError):
 
 class NetworkSafetyError(InvalidInput):
     """A target is refused: broadcast, multicast, or a target set over the allowed size."""
+
+
+class StoreError(PortscopeError):
+    """The history store cannot be opened, read or written: read-only or full disk, a
+    newer schema, busy beyond the timeout, not a store (CLI: one line, exit 2)."""

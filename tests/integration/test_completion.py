@@ -124,7 +124,9 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
 
 
 def test_bash_registers_the_completion_and_completes_commands() -> None:
-    assert _bash_complete("portscope", "w") == sorted(c for c in COMMANDS if c.startswith("w"))
+    assert sorted(_bash_complete("portscope", "w")) == sorted(
+        c for c in COMMANDS if c.startswith("w")
+    )
     assert "who" in _bash_complete("portscope", "w")
     assert set(_bash_complete("portscope", "")) >= set(COMMANDS)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._history import add_db_option
 from portscope.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -105,6 +106,11 @@ def configure(parser: Parser) -> None:
         "--yes", action="store_true", help="allow over 65,536 addresses or 10M probes"
     )
     parser.add_argument("-oX", dest="xml", metavar="FILE", help="also write nmap XML to FILE")
+    parser.add_argument(
+        "--save", action="store_true", help="also save the results in the history store (diff)"
+    )
+    parser.add_argument("--label", metavar="TEXT", help="with --save: a name for this scan")
+    add_db_option(parser)
     _configure_versions(parser)
     from portscope.cli.explain import add_explain_option
 
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.versions and (args.version_timeout or args.version_concurrency):
         raise InvalidInput("--version-timeout and --version-concurrency only apply with -sV")
     job = _prepare(args)
+    saving = _open_save(args)  # before sending anything: a bad --db fails first (exit 2)
     xml_file: TextIO | None = None
     xml: NmapXmlWriter | None = None
     if args.xml:
@@ -187,6 +194,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         argv = ["portscope", *sys.argv[1:]] if own else ["portscope", "scan", *args.targets]
         xml = NmapXmlWriter(xml_file, job.ports, shlex.join(argv))
     out = _Output(job, args, env, xml)
+    out.recorder = None if saving is None else saving[1]
     status = ExitStatus.OK
     try:
         asyncio.run(out.consume())
@@ -199,8 +207,49 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if xml is not None and xml_file is not None:
         xml.close(job.report)
         xml_file.close()
+    if saving is not None:
+        status = _save(saving, args, env, status)
     if status is ExitStatus.INTERRUPTED:
         env.error("interrupted; results so far are shown above")
+    return status
+
+
+def _open_save(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    """With --save: the store (opened, so a bad --db fails before the scan) and a recorder."""
+    if not args.save:
+        return None
+    import time
+
+    from portscope.cli._history import open_db
+    from portscope.errors import StoreError
+    from portscope.history._nmap import ScanRecorder
+
+    try:
+        return open_db(args, create=True), ScanRecorder(time.time())
+    except StoreError as err:  # one line, exit 2, as the other history commands
+        raise InvalidInput(str(err)) from None
+
+
+def _save(
+    saving: tuple[Any, Any], args: argparse.Namespace, env: Env, status: ExitStatus
+) -> ExitStatus:
+    """Write the scan into the store (after the output: a failure costs no result)."""
+    from portscope.errors import StoreError
+
+    store, recorder = saving
+    try:
+        with store:
+            info = store.save_scan(
+                recorder.hosts,
+                recorder.ports,
+                label=args.label,
+                taken_at=recorder.started_at,
+                source="scan " + " ".join(args.targets),
+            )
+    except StoreError as err:
+        env.error(str(err))
+        return ExitStatus.USAGE
+    env.stderr.write(f"saved as snapshot {info.id} in {store.location}\n")
     return status
 
 
@@ -218,6 +267,7 @@ class _Output:
         self.seen_states: set[str] = set()  # for --explain
         self.seen_reasons: set[str] = set()
         self.versions = _Versions(args) if args.versions else None
+        self.recorder: Any = None  # scan --save: a history.ScanRecorder
         self.progress: Any = None
         self.task: Any = None
         if env.stderr_isatty and not args.json:
@@ -274,7 +324,7 @@ class _Output:
 
         as_json = self.args.json
         versions = self.versions
-        for_tables = not as_json or self.xml is not None
+        for_tables = not as_json or self.xml is not None or self.recorder is not None
         async for batch in self.job.batches():
             for event in batch:
                 if isinstance(event, ProbeResult):
@@ -317,6 +367,8 @@ class _Output:
             self._show(*render_host(summary, results, found))
         if self.xml is not None:
             self.xml.host(summary, results, found)
+        if self.recorder is not None:
+            self.recorder.host(summary, results)
 
     def flush_unfinished(self) -> None:
         self.progress_stop()
