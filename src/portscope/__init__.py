@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "ConnectDiagnosis": "portscope.diagnose",
     "ConnectStep": "portscope.diagnose",
     "ConnectVerdict": "portscope.diagnose",
+    "Container": "portscope.models",
     "Coverage": "portscope.scanner",
     "DestinationUsage": "portscope.diagnose",
     "Endpoint": "portscope.models",
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "KillOutcome": "portscope.diagnose",
     "KillReport": "portscope.diagnose",
     "KillResult": "portscope.diagnose",
+    "Netns": "portscope.models",
     "NetworkSafetyError": "portscope.errors",
     "Owner": "portscope.models",
     "PermissionDenied": "portscope.errors",
@@ -66,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "free_ports": "portscope.diagnose",
     "kernel_ports": "portscope.registry._ranges",
     "kill_holders": "portscope.diagnose",
+    "list_netns": "portscope.sockets",
     "list_sockets": "portscope.sockets",
     "lookup": "portscope.registry",
     "port_facts": "portscope.registry",
@@ -137,7 +140,9 @@ if TYPE_CHECKING:
         RegistryError as RegistryError,
     )
     from portscope.models import (
+        Container as Container,
         Endpoint as Endpoint,
+        Netns as Netns,
         Owner as Owner,
         PortRange as PortRange,
         PortState as PortState,
@@ -182,6 +187,7 @@ if TYPE_CHECKING:
     )
     from portscope.sockets import (
         bind_scope as bind_scope,
+        list_netns as list_netns,
         list_sockets as list_sockets,
     )
     from portscope.sockets._filters import (

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from portscope.models import Proto, TcpState
 
 if TYPE_CHECKING:
-    from portscope.models import Owner, Socket
+    from portscope.models import Netns, Owner, Socket
 
 #: The schema of every socket JSON document (docs/sockets.md).
 SCHEMA: Final = "portscope.sockets/2"
@@ -58,6 +58,9 @@ class Row(NamedTuple):
         interface: the device it is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY of IPv6 listeners and unconnected sockets, ``None`` when
             not reported.
+        netns: the network namespace the socket lives in, or ``None`` when namespaces
+            were not asked for (the caller's own). Its JSON is ``{"inode": N, "name":
+            ... | null, "containers": [...] | null}`` (``models.Netns``).
     """
 
     proto: Proto
@@ -73,6 +76,7 @@ class Row(NamedTuple):
     inode: int | None
     interface: str | None
     v6only: bool | None
+    netns: Netns | None = None
 
 
 ROW_FIELDS: Final = Row._fields
@@ -94,7 +98,14 @@ class JsonKey(NamedTuple):
     nullable: bool
 
 
-_KINDS: Final = {"Proto": "enum", "TcpState": "enum", "int": "int", "bool": "bool", "str": "str"}
+_KINDS: Final = {
+    "Proto": "enum",
+    "TcpState": "enum",
+    "int": "int",
+    "bool": "bool",
+    "str": "str",
+    "Netns": "object",
+}
 
 
 def json_keys() -> tuple[JsonKey, ...]:
@@ -131,6 +142,38 @@ def cached_string(text: str, cache: dict[str, str]) -> str:
     except KeyError:
         value = cache[text] = json_string(text)
         return value
+
+
+#: id -> (object, its JSON): the objects are kept alive, so an id is never reused while
+#: cached; emptied when full. A namespace's record is one object shared by its rows.
+_OBJECTS: dict[int, tuple[object, str]] = {}
+OBJECTS_MAX: Final = 4096
+
+
+def object_json(obj: object) -> str:
+    """The compact JSON of a frozen dataclass field value (``models.to_dict``), cached
+    by identity: every row of a namespace shares one ``Netns``."""
+    try:
+        return _OBJECTS[id(obj)][1]
+    except KeyError:
+        pass
+    from portscope.models import to_dict
+
+    text = json_string_of(to_dict(obj))
+    if len(_OBJECTS) >= OBJECTS_MAX:
+        _OBJECTS.clear()
+    _OBJECTS[id(obj)] = (obj, text)
+    return text
+
+
+def json_string_of(data: Any) -> str:
+    """Compact JSON of plain data, exact (UTF-8; a lone surrogate escaped)."""
+    out = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        out = json.dumps(data, separators=(",", ":"))
+    return out
 
 
 def _address_json(address: str, cache: dict[str, str]) -> str:
@@ -181,6 +224,8 @@ def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> 
         value = f"(_J_TRUE if {name} else _J_FALSE)"
     elif key.kind == "enum":
         value = f"_J_QUOTE + {name}.value + _J_QUOTE"
+    elif key.kind == "object":
+        value = f"_object_json({name})"
     else:
         value = name
     return f"{{_J_NULL if {name} is None else {value}}}" if nullable else f"{{{value}}}"
@@ -230,6 +275,7 @@ def generated_globals() -> dict[str, Any]:
     """The names the generated JSON statements use."""
     return {
         "_address_json": _address_json,
+        "_object_json": object_json,
         "_cached_string": cached_string,
         "_J_NULL": "null",
         "_J_TRUE": "true",
