@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "WhoResult": "portscope.diagnose",
     "audit": "portscope.diagnose",
     "bind_scope": "portscope.sockets",
+    "ephemeral_by_netns": "portscope.diagnose",
     "ephemeral_usage": "portscope.diagnose",
     "free_ports": "portscope.diagnose",
     "kernel_ports": "portscope.registry._ranges",
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
     from portscope.diagnose.ephemeral import (
         DestinationUsage as DestinationUsage,
         EphemeralUsage as EphemeralUsage,
+        ephemeral_by_netns as ephemeral_by_netns,
         ephemeral_usage as ephemeral_usage,
     )
     from portscope.diagnose.free import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option, checked
 from portscope.errors import InvalidInput
 
 HELP = "review this machine's listeners for exposure"
@@ -45,6 +45,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--no-info", action="store_true", help="hide the info-level list of exposed listeners"
     )
+    add_netns_option(parser, what="listeners")
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
-    findings = audit(service_hints=dict(args.hint))
+    findings = audit(service_hints=dict(args.hint), netns=args.netns)
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
+from portscope.cli._base import (
+    Env,
+    ExitStatus,
+    Parser,
+    add_netns_option,
+    add_transport_options,
+    checked,
+)
 from portscope.diagnose._common import owner_text, parse_port_proto
 
 HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
@@ -20,6 +27,7 @@ def configure(parser: Parser) -> None:
         "(default: both)",
     )
     add_transport_options(parser, exclusive=True, tcp="TCP sockets only", udp="UDP sockets only")
+    add_netns_option(parser, what="holders")
     parser.add_argument(
         "--kill",
         action="store_true",
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error("--force and --yes only apply with --kill")
         return ExitStatus.USAGE
     # --kill shows every socket of each holder before asking: the other ports close too.
-    result = who(port, proto, families=families, others=args.kill)
+    result = who(port, proto, families=families, others=args.kill, netns=args.netns)
     if not args.kill:
         if args.json:
             write_json(who_json(result), env.stdout)

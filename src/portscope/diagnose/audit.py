@@ -359,11 +359,11 @@ def audit_sockets(
         return wanted is None or rule in wanted
 
     findings: list[Finding] = []
-    seen: set[tuple[Proto, int, str, int]] = set()
+    seen: set[tuple[Proto, int, str, int, int]] = set()
     for sock in sockets:
         if not is_listener(sock):
             continue
-        key = (sock.proto, sock.family, sock.local.address, sock.local.port)
+        key = (sock.proto, sock.family, sock.local.address, sock.local.port, _netns_key(sock))
         if key in seen:  # SO_REUSEPORT groups: one finding per address
             continue
         seen.add(key)
@@ -375,7 +375,7 @@ def audit_sockets(
         name = kind or registered
         process = owners_text(sock) if sock.owners else None
         who = holder_text(sock)
-        where = f"{sock.proto.value} {sock.local} ({scope})"
+        where = f"{sock.proto.value} {sock.local} ({scope}){_in_netns(sock)}"
         reg = _registered(registered)
         finding = _Maker(sock, scope, process, registered, exposed)
 
@@ -450,10 +450,23 @@ def audit_sockets(
     return findings
 
 
+def _netns_key(sock: Socket) -> int:
+    return 0 if sock.netns is None else sock.netns.inode
+
+
+def _in_netns(sock: Socket) -> str:
+    if sock.netns is None:
+        return ""
+    from portscope.sockets._netns import netns_label
+
+    return f" in netns {netns_label(sock.netns)}"
+
+
 def audit(
     *,
     service_hints: Mapping[int, str] | None = None,
     rules: Sequence[str] | None = None,
+    netns: str | int | None = None,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -461,6 +474,9 @@ def audit(
         service_hints: port -> service kind for services on non-default ports
             (``{16379: "redis"}``); kinds are the keys of ``DATASTORES``.
         rules: the rule ids to run (default: all).
+        netns: review the listeners of these network namespaces (``list_sockets``:
+            ``all``, a name, a pid, an nsfs path); ``None``: this one. A finding's text
+            names the namespace.
 
     Returns:
         Findings, most severe first.
@@ -472,5 +488,5 @@ def audit(
     Privilege: as non-root, other users' processes are not named (no ``root-exposed``
     finding for them unless the socket's uid is 0).
     """
-    table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True)
+    table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True, netns=netns)
     return audit_sockets(table.sockets, service_hints=service_hints, rules=rules)

@@ -32,7 +32,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from portscope.errors import InvalidFilter, PermissionDenied
 from portscope.models import Container, Netns
@@ -45,10 +45,12 @@ __all__ = [
     "label",
     "parse_netns",
     "resolve",
+    "run_in",
     "setns",
     "worker",
 ]
 
+T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 _NS_GET_NSTYPE = 0xB703  # linux/nsfs.h: _IO(0xb7, 0x3)
 _SIOCGIFNAME = 0x8910
@@ -689,33 +691,46 @@ def dump_namespaces(
                     rest.ns_socket.sock.close()
 
 
+def run_in(ref: NetnsRef, fn: Callable[[], T]) -> T:
+    """Call ``fn`` on the worker thread inside the namespace of ``ref`` and return its
+    result: reads of ``/proc/sys/net`` (sysctls are per namespace) and of
+    ``/proc/thread-self/net`` answer for that namespace there.
+
+    Raises:
+        OSError: cannot enter it (EPERM without CAP_SYS_ADMIN, ENOENT when gone), or
+            what ``fn`` raised.
+    """
+    import queue
+
+    result: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+    w = worker()
+
+    def job() -> None:
+        try:
+            result.put((True, w.open_in(ref.path, fn)))
+        except BaseException as err:  # handed to the caller, raised there
+            result.put((False, err))
+
+    w.submit(job)
+    ok, value = result.get()
+    if not ok:
+        raise value
+    got: T = value
+    return got
+
+
 def read_in(ref: NetnsRef, path: str) -> bytes:
-    """Read a file inside a namespace: ``/proc/thread-self/...`` as the worker sees it
-    there (sysctls under ``/proc/sys/net``, ``/proc/thread-self/net/tcp``).
+    """Read a file inside a namespace (``run_in``): ``/proc/thread-self/net/tcp`` ...
 
     Raises:
         OSError: cannot enter, or cannot read.
     """
-    import queue
-
-    result: queue.SimpleQueue[bytes | OSError] = queue.SimpleQueue()
-    w = worker()
 
     def read() -> bytes:
         with open(path, "rb") as f:
             return f.read()
 
-    def job() -> None:
-        try:
-            result.put(w.open_in(ref.path, read))
-        except OSError as err:
-            result.put(err)
-
-    w.submit(job)
-    got = result.get()
-    if isinstance(got, OSError):
-        raise got
-    return got
+    return run_in(ref, read)
 
 
 # ---------------------------------------------------------------------------------------
