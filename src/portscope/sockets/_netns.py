@@ -570,16 +570,23 @@ class _Worker:
         """Run ``job`` on the worker thread (after the jobs before it)."""
         self._jobs.put(job)
 
-    def open_in(self, path: str, opener: Callable[[], Any]) -> Any:
-        """Call ``opener`` inside the namespace at ``path``; on the worker thread only.
+    def open_in(self, ref: NetnsRef, opener: Callable[[], Any]) -> Any:
+        """Call ``opener`` inside the namespace of ``ref``; on the worker thread only.
+
+        The handle is checked: ``/proc/PID/ns/net`` follows the process, which may have
+        exited (its pid reused) or moved to another namespace (``ip netns exec`` does)
+        since discovery; a handle whose inode is not ``ref.inode`` is not used, the next
+        one is tried (mounts, then the other processes).
 
         Raises:
-            OSError: the namespace cannot be opened or entered (errno kept).
+            FileNotFoundError: no handle leads to the namespace any more (it is gone).
+            OSError: the namespace cannot be entered (errno kept: EPERM without
+                CAP_SYS_ADMIN over it).
         """
         assert threading.current_thread() is self._thread
         if self._home is None:
             raise OSError(errno.EIO, self.broken or "no home namespace")
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = _open_checked(ref)
         try:
             setns(fd)
         finally:
@@ -592,6 +599,29 @@ class _Worker:
             except OSError as err:  # cannot happen with the fd we entered from
                 self.broken = f"cannot return to its own namespace: {err.strerror}"
                 raise
+
+
+def _open_checked(ref: NetnsRef) -> int:
+    """An fd of the namespace ``ref`` names, its inode checked (see ``open_in``)."""
+    paths = [ref.path, *ref.mounts, *(f"/proc/{pid}/ns/net" for pid in ref.pids[:16])]
+    denied: OSError | None = None
+    for path in dict.fromkeys(paths):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError as err:
+            denied = denied or err
+            continue
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_ino == ref.inode:
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+    if denied is not None:
+        raise denied
+    raise FileNotFoundError(errno.ENOENT, f"network namespace net:[{ref.inode}] is gone")
 
 
 _worker: _Worker | None = None
@@ -651,7 +681,7 @@ def dump_namespaces(
                     break
                 item = NsDump(ref)
                 try:
-                    sock = w.open_in(ref.path, open_diag_socket)
+                    sock = w.open_in(ref, open_diag_socket)
                 except FileNotFoundError:
                     item.vanished = True
                     out.put(item)
@@ -707,7 +737,7 @@ def run_in(ref: NetnsRef, fn: Callable[[], T]) -> T:
 
     def job() -> None:
         try:
-            result.put((True, w.open_in(ref.path, fn)))
+            result.put((True, w.open_in(ref, fn)))
         except BaseException as err:  # handed to the caller, raised there
             result.put((False, err))
 
@@ -844,6 +874,10 @@ def _procfs_rows(
                 try:
                     with open(f"/proc/{pid}/net/{name}", "rb") as f:
                         data = f.read()
+                    # still in that namespace after the read (not moved, pid not reused)
+                    if os.stat(f"/proc/{pid}/ns/net").st_ino != ref.inode:
+                        data = None
+                        continue
                     break
                 except FileNotFoundError:
                     continue  # exited (or no IPv6)
