@@ -112,6 +112,11 @@ class SocketJson:
                 parts.append(f"{prefix}{fd}}}")
         return "[" + ",".join(parts) + "]"
 
+    def use_owners(self, owners: OwnerMap | None) -> None:
+        """Write the owners of ``owners`` from now on (one namespace's map at a time,
+        ``sockets._owners.NetnsOwners``); the process cache stays (pids are host-wide)."""
+        self._owners = owners
+
     def owners_json(self) -> _OwnersJson | None:
         """The owners' JSON for ``_diag_codec.decode_chunk_json``, or ``None``."""
         if self._owners is None or not self._owners.by_inode:

@@ -179,8 +179,8 @@ class Dump:
         if fused is None or self._query is None or not self._query[3]:
             return None
         if self._ns_lines is not None:
-            # owners by namespace are matched per row (``NetnsOwners``): not fused
-            return None if self._owners is not None else self._ns_lines(formatter)
+            # the formatter writes each namespace's owners from that namespace's map
+            return self._ns_lines(formatter)
         protos, families, where, _ = self._query
         lines: Iterator[list[str]]
         if self._started is not None:
@@ -323,7 +323,10 @@ def _dump_namespaces(
     notes = result.notes
 
     def lines(formatter: JsonRows) -> Iterator[list[str]]:
-        return _netns.namespace_batches(be, refs, protos, families, where, notes, formatter)
+        by_ns = result.owners if isinstance(result.owners, NetnsOwners) else None
+        if by_ns is not None and not hasattr(formatter, "use_owners"):
+            raise TypeError("owners by namespace need a formatter with use_owners")
+        return _netns.namespace_batches(be, refs, protos, families, where, notes, formatter, by_ns)
 
     result._ns_lines = lines
 

@@ -257,6 +257,7 @@ def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None, netns=Non
 # the owners' JSON of the socket (``inode``), as ``render.sockets.SocketJson`` writes it
 _OWNERS_SETUP = """\
     _prefixes = _JSON_PREFIX
+    _c_netns = _J_NULL if netns is None else _object_json(netns)
     own = "null"
     if owners is not None:
         single_get = owners.single.get
@@ -295,6 +296,7 @@ def _generated() -> dict[str, Any]:
             "        ",
             never_none=frozenset({"recv_q", "send_q"}),
             tail=',"owners":{own},"service":null}}',
+            constants=frozenset({"netns"}) & frozenset(ROW_FIELDS),
         )
         + "        append(_json)"
     )

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from portscope.errors import InvalidFilter, PermissionDenied
+from portscope.errors import InvalidFilter, PermissionDenied, PortscopeError
 from portscope.models import Container, Netns
 
 __all__ = [
@@ -639,38 +639,43 @@ def worker() -> _Worker:
 
 @dataclass
 class NsDump:
-    """One namespace's dump as the worker received it.
+    """One namespace's dump as the worker receives it.
 
     Attributes:
         ref: the namespace.
-        chunks: (request index, chunk) in order.
-        ns_socket: the socket it was dumped with (interface names), or ``None``.
-        error: why it was skipped (entering refused ...), or ``None``.
+        chunks: (request index, chunk) in order, streamed while the worker receives
+            them; iterate it to the end before asking for the next namespace.
+        ns_socket: the socket it is dumped with (interface names), or ``None``.
+        error: why it was skipped or cut short (entering refused, a dump error), or
+            ``None``; a dump error is known once ``chunks`` is exhausted.
         vanished: the namespace went away before it could be entered.
     """
 
     ref: NetnsRef
-    chunks: list[tuple[int, bytes]] = field(default_factory=list)
+    chunks: Iterator[tuple[int, bytes]] = field(default_factory=lambda: iter(()))
     ns_socket: NsSocket | None = None
-    error: OSError | Exception | None = None
+    error: BaseException | None = None
     vanished: bool = False
+
+
+_END = object()  # ends one namespace's chunks in the worker's queue
 
 
 def dump_namespaces(
     refs: list[NetnsRef], requests: list[tuple[int, int, int]], bytecode: bytes = b""
 ) -> Iterator[NsDump]:
-    """Dump each namespace on the worker thread; yield them in order as they complete.
+    """Dump each namespace on the worker thread; yield them in order.
 
     The worker enters each namespace once (open, setns, socket, setns back), runs every
-    request on that socket and hands the chunks over while it goes on to the next
-    namespace: the caller decodes one namespace while the kernel answers the next.
-    The caller closes each ``ns_socket`` when done with its names.
+    request on that socket and hands each chunk over as it arrives (``recv`` releases the
+    GIL): the caller decodes while the kernel answers, as the single-namespace prefetch
+    does. The caller closes each ``ns_socket`` when done with its names.
     """
     import queue
 
     from portscope.sockets._netlink import dump, ends_dump, open_diag_socket
 
-    out: queue.SimpleQueue[NsDump | None] = queue.SimpleQueue()
+    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
     stop = threading.Event()
     w = worker()
 
@@ -682,42 +687,50 @@ def dump_namespaces(
                 item = NsDump(ref)
                 try:
                     sock = w.open_in(ref, open_diag_socket)
-                except FileNotFoundError:
-                    item.vanished = True
-                    out.put(item)
-                    continue
                 except OSError as err:
-                    if err.errno in (errno.ENOENT, errno.ESRCH):
-                        item.vanished = True
+                    item.vanished = isinstance(err, FileNotFoundError) or err.errno == errno.ESRCH
                     item.error = err
-                    out.put(item)
-                    continue
                 except Exception as err:  # BackendUnavailable: no sock_diag in there
                     item.error = err
+                if item.error is not None:
                     out.put(item)
+                    out.put(_END)
                     continue
                 item.ns_socket = NsSocket(sock)
+                out.put(item)
                 try:
                     for i, (family, protocol, states) in enumerate(requests):
                         for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
-                            item.chunks.append((i, chunk))
+                            out.put((i, chunk))
                             if ends_dump(chunk):
                                 break
                 except Exception as err:
-                    item.error = err
-                out.put(item)
+                    out.put(err)
+                out.put(_END)
         finally:
             out.put(None)
 
+    def chunks(item: NsDump) -> Iterator[tuple[int, bytes]]:
+        while (got := out.get()) is not _END:
+            if isinstance(got, BaseException):
+                item.error = got
+            elif item.error is None:
+                yield got
+
     w.submit(job)
+    finished = False
     try:
-        while (got := out.get()) is not None:
-            yield got
+        while (head := out.get()) is not None:
+            head.chunks = chunks(head)
+            yield head
+            for _ in head.chunks:  # what the caller left of it
+                pass
+        finished = True
     finally:
-        if got is not None:
+        if not finished:
             stop.set()
             while (rest := out.get()) is not None:  # the worker stays in order
-                if rest.ns_socket is not None:
+                if isinstance(rest, NsDump) and rest.ns_socket is not None:
                     rest.ns_socket.sock.close()
 
 
@@ -783,6 +796,7 @@ def namespace_batches(
     where: Any,
     notes: list[str],
     json: Any = None,
+    owners: Any = None,
 ) -> Iterator[list[Any]]:
     """The sockets of each namespace of ``refs``, namespace after namespace.
 
@@ -800,6 +814,8 @@ def namespace_batches(
         protos, families, where: what to dump (as ``Backend.batches``).
         notes: where notes go (skipped namespaces, fallbacks).
         json: a ``JsonRows`` formatter: batches of JSON objects instead of rows.
+        owners: with ``json``, the ``NetnsOwners`` whose map of each namespace the
+            formatter writes from (``use_owners``) while that namespace is decoded.
 
     Yields:
         Batches of rows (or JSON objects), each of one namespace; every row's ``netns``
@@ -816,9 +832,9 @@ def namespace_batches(
         for item in dump_namespaces(refs, requests, bytecode):
             ref = item.ref
             proc = f"/proc/{ref.pids[0]}" if ref.pids else None
-            if item.error is not None or item.vanished:
-                if item.ns_socket is not None:
-                    item.ns_socket.sock.close()
+            if owners is not None and json is not None:
+                json.use_owners(owners.map_for(ref.inode))
+            if item.ns_socket is None:
                 if item.vanished:
                     continue
                 rows = _procfs_rows(ref, protos, families, states) if proc else None
@@ -828,9 +844,8 @@ def namespace_batches(
                 fell_back.append(netns_label(ref.netns))
                 yield from (rows if json is None else (json.lines(b) for b in rows))
                 continue
-            assert item.ns_socket is not None
             try:
-                started = Started(plan, iter(item.chunks), states)
+                started = Started(plan, item.chunks, states)
                 yield from be.decode(
                     started,
                     json,
@@ -838,12 +853,18 @@ def namespace_batches(
                     ifnames=IfNames(item.ns_socket.ifname),
                     proc=proc,
                 )
-            except OSError as err:  # PermissionDenied, BackendUnavailable from the kernel
-                skipped.append(f"{netns_label(ref.netns)} ({_skip_reason(err)})")
+            except (OSError, PortscopeError) as err:  # the kernel's answer to the dump
+                item.error = err
             finally:
+                for _ in item.chunks:
+                    pass
                 item.ns_socket.sock.close()
+            if item.error is not None:
+                skipped.append(f"{netns_label(ref.netns)} (dump cut short: {item.error})")
     else:
         for ref in refs:
+            if owners is not None and json is not None:
+                json.use_owners(owners.map_for(ref.inode))
             rows = _procfs_rows(ref, protos, families, states)
             if rows is None:
                 skipped.append(f"{netns_label(ref.netns)} (its /proc/PID/net cannot be read)")

@@ -489,6 +489,13 @@ class NetnsOwners(OwnerMap):
         maps = {inode: OwnerMap.scan(wanted, proc, pids=pids) for inode, pids in groups.items()}
         return cls(maps, denied, proc)
 
+    def map_for(self, netns_inode: int) -> OwnerMap:
+        """The owner map of one namespace (empty when it holds no visible process)."""
+        omap = self._maps.get(netns_inode)
+        if omap is None:
+            omap = self._maps[netns_inode] = OwnerMap.from_holders({}, {})
+        return omap
+
     def _map(self, row: Row) -> OwnerMap | None:
         ns = row.netns
         return None if ns is None else self._maps.get(ns.inode)

@@ -191,7 +191,12 @@ def _prefix_fields() -> tuple[str, ...]:
     return tuple(lead)
 
 
-def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> str:
+def _value_expr(
+    key: JsonKey,
+    before: list[str],
+    never_none: frozenset[str],
+    constants: frozenset[str] = frozenset(),
+) -> str:
     """The f-string field writing the value of ``key`` (its fields are local names);
     statements it needs first go to ``before``.
 
@@ -217,6 +222,8 @@ def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> 
         ]
         return f"{{_e_{key.name}}}"
     (name,) = key.fields
+    if name in constants:
+        return f"{{_c_{name}}}"
     nullable = key.nullable and name not in never_none
     if key.kind == "str":
         value = f"_cached_string({name}, _strings)"
@@ -231,7 +238,12 @@ def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> 
     return f"{{_J_NULL if {name} is None else {value}}}" if nullable else f"{{{value}}}"
 
 
-def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail: str = "") -> str:
+def json_statements(
+    indent: str,
+    never_none: frozenset[str] = frozenset(),
+    tail: str = "",
+    constants: frozenset[str] = frozenset(),
+) -> str:
     """Statements that set ``_json`` to a socket's JSON object without its closing ``}``
     (or with ``tail``, f-string text written after the fields, in the same string).
 
@@ -244,6 +256,8 @@ def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail:
         never_none: nullable fields that the caller always sets (the netlink decoder's
             queue sizes): their test for ``None`` is left out.
         tail: f-string source appended to the object (the fused decoder's owners).
+        constants: fields whose JSON text the caller computed once, in the local
+            ``_c_FIELD`` (the fused decoder's ``netns``: one per dump).
     """
     keys = json_keys()
     lead = _prefix_fields()
@@ -258,7 +272,7 @@ def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail:
         "if _p is None:",
         f"    _p = _prefixes[{key_tuple}] = f'{{{{{prefix_parts}'",
     ]
-    body = ",".join(f'"{k.name}":{_value_expr(k, lines, never_none)}' for k in rest)
+    body = ",".join(f'"{k.name}":{_value_expr(k, lines, never_none, constants)}' for k in rest)
     lines.append(f"_json = f'{{_p}}{body}{tail}'")
     return "".join(f"{indent}{line}\n" for line in lines)
 
