@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = _tcp_counts_portscope(pids), _tcp_counts_ss(pids)
         mismatched = [p for p in pids if ours[p] != theirs[p]]
         times: dict[str, list[float]] = {name: [] for name in tools}
-        for name, cmd in tools.items():  # warm-up
+        for cmd in tools.values():  # warm-up
             _time(cmd)
         for _ in range(args.runs):
             for name, cmd in tools.items():
