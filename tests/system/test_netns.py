@@ -138,6 +138,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("netns")
     mount_file = tmp / "held-by-mount"
     cgroup = None
+    made_slice = False
     procs: list[subprocess.Popen[str]] = []
     try:
         for i, name in enumerate(named):
@@ -169,6 +170,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.container_id = secrets.token_hex(32)
         base = Path("/sys/fs/cgroup/pids")
         if base.is_dir():
+            made_slice = not (base / "system.slice").exists()
             cgroup = base / "system.slice" / f"docker-{w.container_id}.scope"
             cgroup.mkdir(parents=True)
         proc = _start_holder(["unshare", "-n"], 8093)
@@ -194,6 +196,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         if cgroup is not None:
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
+                if made_slice:
+                    cgroup.parent.rmdir()
 
 
 @pytest.fixture
