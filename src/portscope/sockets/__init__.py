@@ -313,6 +313,17 @@ def _dump_namespaces(
             f"the namespaces of {denied} {'process' if denied == 1 else 'processes'} of "
             "other users could not be read (that needs root): some namespaces may be missing"
         )
+    unnamed = [
+        f"{c.runtime}:{c.id[:12]}"
+        for ns in result.netns
+        for c in ns.containers or ()
+        if c.name is None
+    ]
+    if unnamed:
+        result.notes.append(
+            "containers without a name (their runtime's state files are absent or not "
+            f"readable here): {', '.join(unnamed)}"
+        )
     groups = {r.inode: r.pids for r in refs}
     result._owner_scan = lambda wanted: NetnsOwners.scan_namespaces(groups, wanted, denied=denied)
     omap = None
