@@ -469,6 +469,8 @@ def name_container(c: Container, cache: dict[str, Any]) -> Container:
 
 def label(refs: Iterable[NetnsRef], proc: str = "/proc") -> None:
     """Fill ``ref.netns`` of each: ``host``, the ``ip netns`` name, the containers."""
+    from portscope._proc import cgroup_text
+
     refs = list(refs)
     host = host_inode(proc)
     cache: dict[str, Any] = {}
@@ -486,10 +488,8 @@ def label(refs: Iterable[NetnsRef], proc: str = "/proc") -> None:
         if name != "host":
             seen: set[tuple[str, str]] = set()
             for pid in ref.pids:
-                try:
-                    with open(f"{proc}/{pid}/cgroup", "rb") as f:
-                        text = f.read().decode("utf-8", "surrogateescape")
-                except OSError:
+                text = cgroup_text(pid, proc)
+                if text is None:
                     continue
                 c = container_of(text)
                 if c is not None and (c.runtime, c.id) not in seen:
