@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "ConnectDiagnosis": "portscope.diagnose",
     "ConnectStep": "portscope.diagnose",
     "ConnectVerdict": "portscope.diagnose",
+    "Container": "portscope.models",
     "Coverage": "portscope.scanner",
     "DestinationUsage": "portscope.diagnose",
     "Endpoint": "portscope.models",
@@ -41,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "KillOutcome": "portscope.diagnose",
     "KillReport": "portscope.diagnose",
     "KillResult": "portscope.diagnose",
+    "Netns": "portscope.models",
     "NetworkSafetyError": "portscope.errors",
     "Owner": "portscope.models",
     "PermissionDenied": "portscope.errors",
@@ -67,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "WhoResult": "portscope.diagnose",
     "audit": "portscope.diagnose",
     "bind_scope": "portscope.sockets",
+    "ephemeral_by_netns": "portscope.diagnose",
     "ephemeral_usage": "portscope.diagnose",
     "free_ports": "portscope.diagnose",
     "identify_async": "portscope.identify",
@@ -74,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "identify_port": "portscope.identify",
     "kernel_ports": "portscope.registry._ranges",
     "kill_holders": "portscope.diagnose",
+    "list_netns": "portscope.sockets",
     "list_sockets": "portscope.sockets",
     "lookup": "portscope.registry",
     "port_facts": "portscope.registry",
@@ -104,6 +108,7 @@ if TYPE_CHECKING:
     from portscope.diagnose.ephemeral import (
         DestinationUsage as DestinationUsage,
         EphemeralUsage as EphemeralUsage,
+        ephemeral_by_netns as ephemeral_by_netns,
         ephemeral_usage as ephemeral_usage,
     )
     from portscope.diagnose.free import (
@@ -155,7 +160,9 @@ if TYPE_CHECKING:
         identify_port as identify_port,
     )
     from portscope.models import (
+        Container as Container,
         Endpoint as Endpoint,
+        Netns as Netns,
         Owner as Owner,
         PortRange as PortRange,
         PortState as PortState,
@@ -200,6 +207,7 @@ if TYPE_CHECKING:
     )
     from portscope.sockets import (
         bind_scope as bind_scope,
+        list_netns as list_netns,
         list_sockets as list_sockets,
     )
     from portscope.sockets._filters import (

@@ -90,6 +90,15 @@ def process_name(pid: int, proc: StrPath = PROC) -> str | None:
         return None
 
 
+def cgroup_text(pid: int, proc: StrPath = PROC) -> str | None:
+    """The text of ``/proc/PID/cgroup`` (cgroups(7): ``ID:CONTROLLERS:PATH`` lines; undecodable
+    bytes as surrogates), or ``None`` when the process is gone or unreadable."""
+    try:
+        return _bytes(proc, str(pid), "cgroup").decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+
+
 def process_uid(pid: int, proc: StrPath = PROC) -> int | None:
     """The real uid of ``pid`` (the owner of ``/proc/PID``), or ``None`` when it is gone."""
     try:

@@ -141,6 +141,48 @@ class Owner:
 
 
 @dataclass(frozen=True, slots=True)
+class Container:
+    """A container whose processes live in a network namespace (from their cgroup path).
+
+    Attributes:
+        runtime: ``docker``, ``podman``, ``containerd``, ``cri-o``, ``lxc`` or
+            ``systemd-nspawn``: the runtime named by the cgroup path.
+        id: the container id as the path gives it (64 hex digits for OCI runtimes, the
+            machine name for LXC and nspawn).
+        name: the container's name from the runtime's state files, or ``None`` when they
+            could not be read.
+        pod: the Kubernetes pod name, or ``None`` (not a pod, or not readable).
+        pod_namespace: the Kubernetes namespace of the pod, or ``None``.
+        pod_uid: the Kubernetes pod UID (from the ``kubepods`` cgroup path), or ``None``.
+    """
+
+    runtime: str
+    id: str
+    name: str | None = None
+    pod: str | None = None
+    pod_namespace: str | None = None
+    pod_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Netns:
+    """A network namespace (``man 7 network_namespaces``).
+
+    Attributes:
+        inode: the namespace's inode on nsfs (``readlink /proc/PID/ns/net`` gives
+            ``net:[INODE]``): unique while the namespace exists.
+        name: ``host`` for the host's namespace (that of pid 1), the ``ip netns`` name
+            (``/run/netns/NAME``) where there is one, else ``None``.
+        containers: the containers whose processes are in it (a Kubernetes pod shares one
+            namespace between its containers), or ``None`` when none is known.
+    """
+
+    inode: int
+    name: str | None = None
+    containers: tuple[Container, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Socket:
     """One kernel socket of this machine (an ``inet_diag_msg``, ``linux/inet_diag.h``).
 
@@ -162,6 +204,8 @@ class Socket:
         inode: the socket inode (``socket:[N]``), or ``None``; 0 for TIME-WAIT is ``None``.
         interface: interface name the socket is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY for IPv6 sockets where the backend reports it, else ``None``.
+        netns: the network namespace the socket lives in; ``None`` when namespaces were
+            not asked for (``list_sockets(netns=None)``: the caller's own namespace).
         owners: processes holding it; ``None`` when owners were not looked up, ``()`` when
             looked up and none visible (kernel-owned, TIME-WAIT, or not permitted).
     """
@@ -177,6 +221,7 @@ class Socket:
     inode: int | None
     interface: str | None = None
     v6only: bool | None = None
+    netns: Netns | None = None
     owners: tuple[Owner, ...] | None = None
 
     @property
@@ -202,12 +247,15 @@ class SocketTable:
         owners_complete: ``None`` when owners were not looked up; ``False`` when some
             processes could not be inspected (not root), ``True`` otherwise.
         notes: plain-language notes for the user (partial privilege, fallbacks used).
+        netns: the network namespaces dumped (``list_sockets(netns=...)``), sockets or
+            not; ``None`` when namespaces were not asked for.
     """
 
     sockets: tuple[Socket, ...]
     backend: str
     owners_complete: bool | None = None
     notes: tuple[str, ...] = ()
+    netns: tuple[Netns, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

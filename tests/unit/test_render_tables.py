@@ -338,7 +338,7 @@ def test_who_keeps_local_endpoints_whole(width: int) -> None:
 
     owner = Owner(812, "nginx", "www-data", ("nginx",), 0.0, 3)
     sock = Socket(Proto.TCP, 6, TcpState.LISTEN, Endpoint("2001:db8::1234", 8443), None,
-                  0, 128, 33, 4242, None, False, (owner,))  # fmt: skip
+                  0, 128, 33, 4242, None, False, owners=(owner,))  # fmt: skip
     result = holders_from_table(SocketTable((sock,), "test", owners_complete=True), 8443)
     text = _show_items(list(render_who(result)), width)
     assert "[2001:db8::1234]:8443" in text, text

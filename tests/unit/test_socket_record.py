@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from portscope.models import Proto, Socket, TcpState, to_dict
+from portscope.models import Netns, Proto, Socket, TcpState, to_dict
 from portscope.render.sockets import SocketJson
 from portscope.sockets import ROW_FIELDS, SCHEMA, Row, _record, row_to_socket
 from portscope.sockets._diag_codec import IfNames, decode_chunk, decode_chunk_json
@@ -52,7 +52,8 @@ def test_to_dict_of_socket_equals_the_json_writer() -> None:
 
 
 def test_a_new_field_is_one_line_in_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the network-namespace field will do: add it to Row, and JSON follows."""
+    """What the network-namespace field did (and the next one will): add it to Row,
+    and JSON follows."""
 
     class Wider(NamedTuple):
         proto: Proto
@@ -68,7 +69,8 @@ def test_a_new_field_is_one_line_in_row(monkeypatch: pytest.MonkeyPatch) -> None
         inode: int | None
         interface: str | None
         v6only: bool | None
-        netns: str | None
+        netns: Netns | None
+        label: str | None
 
     monkeypatch.setattr(_record, "Row", Wider)
     monkeypatch.setattr(_record, "ROW_FIELDS", Wider._fields)
@@ -78,7 +80,7 @@ def test_a_new_field_is_one_line_in_row(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         _record.row_json.cache_clear()
     data = json.loads(text)
-    assert list(data)[-1] == "netns" and data["netns"] == 'ns "blue"'
+    assert list(data)[-1] == "label" and data["label"] == 'ns "blue"'
 
 
 # -- the fused decoder against the plain writer, on synthetic netlink bytes --------------

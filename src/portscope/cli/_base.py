@@ -192,6 +192,26 @@ def add_transport_options(
     fam.add_argument("-6", "--ipv6", action="store_true", help=ipv6)
 
 
+def _netns_value(text: str) -> str:
+    from portscope.sockets._netns import parse_netns
+
+    return parse_netns(text)
+
+
+def add_netns_option(parser: argparse.ArgumentParser, *, what: str = "sockets") -> None:
+    """``-N/--netns NAME|PID|PATH|all``: which network namespaces, the same in every
+    command that takes it (``sockets.list_sockets(netns=...)``)."""
+    parser.add_argument(
+        "-N",
+        "--netns",
+        metavar="NAME|PID|PATH|all",
+        type=checked(_netns_value),
+        help=f"{what} of another network namespace: an ip netns NAME, the namespace of "
+        "process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, "
+        "labelled with their container (default: this one)",
+    )
+
+
 def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
     """Wrap a library parser as an argparse ``type=``: InvalidInput becomes a usage error."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option, checked
 from portscope.errors import InvalidInput
 
 HELP = "review this machine's listeners for exposure"
@@ -51,6 +51,7 @@ def configure(parser: Parser) -> None:
         help="connect to each TCP listener (loopback for wildcard ones) and confirm what it "
         "speaks: 'Redis answered PING without authentication'; 6379 speaking HTTP is not Redis",
     )
+    add_netns_option(parser, what="listeners")
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
-    findings = audit(service_hints=dict(args.hint), identify=args.identify)
+    findings = audit(service_hints=dict(args.hint), identify=args.identify, netns=args.netns)
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option, checked
 
 HELP = "the kernel's ephemeral port range and its use per destination"
 
@@ -46,13 +46,23 @@ def configure(parser: Parser) -> None:
         metavar="PERCENT",
         help="warn when a destination uses this share of the range (default 80)",
     )
+    add_netns_option(parser, what="ephemeral port use")
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    from portscope.diagnose import ephemeral_usage
+    from portscope.diagnose import ephemeral_by_netns, ephemeral_usage
     from portscope.render import write_json
     from portscope.render.diagnose import render_ephemeral
 
+    if args.netns is not None:
+        # one section per namespace: each has its own range and its own 4-tuples
+        usages = ephemeral_by_netns(args.netns, warn_ratio=args.warn)
+        if args.json:
+            write_json({"namespaces": list(usages)}, env.stdout)
+        else:
+            items = [i for u in usages for i in (*render_ephemeral(u, top=args.top), "")]
+            env.show(*items[:-1], no_color=args.no_color)
+        return ExitStatus.NEGATIVE if any(u.warnings for u in usages) else ExitStatus.OK
     usage = ephemeral_usage(warn_ratio=args.warn)
     if args.json:
         write_json(usage, env.stdout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, UsageError, checked
+from portscope.cli._base import Env, ExitStatus, Parser, UsageError, add_netns_option, checked
 
 HELP = "serve Prometheus metrics of listeners, sockets and ephemeral ports (extra [exporter])"
 
@@ -63,6 +63,7 @@ def configure(parser: Parser) -> None:
         metavar="PORTS",
         help="listener series only for these ports (22,80,8000-8100): fewer series per host",
     )
+    add_netns_option(parser, what="listeners and sockets")
     parser.add_argument(
         "--once",
         action="store_true",
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.exporter import DEFAULT_LISTEN, SocketCollector
 
     collector = SocketCollector(
-        top_destinations=args.top_destinations, port_allowlist=args.port_allowlist
+        top_destinations=args.top_destinations,
+        port_allowlist=args.port_allowlist,
+        netns=args.netns,
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)

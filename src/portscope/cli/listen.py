@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options
-from portscope.cli.ls import add_backend_option, add_wide_option
+from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option, add_transport_options
+from portscope.cli.ls import _in, add_backend_option, add_wide_option
 
 HELP = "what is listening, with process, service and exposure (default)"
 
@@ -19,6 +19,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "-n", "--numeric", action="store_true", help="no service names, only port numbers"
     )
+    add_netns_option(parser, what="listeners")
     add_wide_option(parser)
     add_backend_option(parser)
     from portscope.cli.explain import add_explain_option
@@ -42,10 +43,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
     where = SocketFilter(
         protos=protos, families=families, states=frozenset({TcpState.LISTEN, TcpState.UNCONN})
     )
-    d = dump(where, owners=True, backend=args.backend, owners_first=False)
+    d = dump(where, owners=True, backend=args.backend, owners_first=False, netns=args.netns)
     rows = [r for batch in d.batches for r in batch]
     omap = d.scan_owners(rows)
-    sort_rows(rows, "port")
+    sort_rows(rows, "port")  # stable: namespace after namespace, by port in each
+    if d.netns is not None:
+        order = {ns.inode: i for i, ns in enumerate(d.netns)}
+        rows.sort(key=lambda r: order.get(r.netns.inode, -1) if r.netns is not None else -1)
 
     def scope(r: Row) -> str:
         return scope_words(r.family, r.local_address, r.v6only, r.interface)
@@ -61,9 +65,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
             owners_complete=lambda: d.owners_complete,
         )
     else:
-        table = render_listen(rows, owners=omap, service=service, scope=scope)
+        many = d.netns is not None and len(d.netns) > 1
+        table = render_listen(rows, owners=omap, service=service, scope=scope, netns=many)
         env.show(table, no_color=args.no_color, wide=args.wide)
-        env.stderr.write(f"{count(len(rows), 'listening socket')} (backend: {d.backend})\n")
+        env.stderr.write(
+            f"{count(len(rows), 'listening socket')} (backend: {d.backend}{_in(d.netns)})\n"
+        )
         show_about(
             env,
             args,

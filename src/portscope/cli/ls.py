@@ -6,8 +6,15 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
-from portscope.models import Proto
+from portscope.cli._base import (
+    Env,
+    ExitStatus,
+    Parser,
+    add_netns_option,
+    add_transport_options,
+    checked,
+)
+from portscope.models import Netns, Proto
 from portscope.sockets._filters import (
     ALL_STATES,
     DEFAULT_STATES,
@@ -116,8 +123,11 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument("--sort", type=checked(parse_sort), metavar="KEY", help="sort by KEY")
     parser.add_argument(
-        "--summary", action="store_true", help="counts per transport and state (like ss -s)"
+        "--summary",
+        action="store_true",
+        help="counts per transport and state (like ss -s); with -N, per namespace",
     )
+    add_netns_option(parser)
     add_wide_option(parser)
     add_backend_option(parser)
     from portscope.cli.explain import add_explain_option
@@ -172,12 +182,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
         service_for,
         write_sockets_json,
     )
-    from portscope.sockets import SCHEMA, dump, sort_rows, summarize
+    from portscope.sockets import SCHEMA, dump, sort_rows, summarize, summarize_by_netns
 
     where = build_filter(args)
     owners = bool(args.processes)
     stream = args.json and not args.sort and not args.summary
-    d = dump(where, owners=owners, backend=args.backend, owners_first=stream)
+    d = dump(where, owners=owners, backend=args.backend, owners_first=stream, netns=args.netns)
     if stream and args.numeric:
         # the fast path: decode straight to JSON (owners, if any, are known already)
         lines = d.json_lines(SocketJson(d.owners if owners else None, None))
@@ -207,9 +217,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
     rows = [r for batch in d.batches for r in batch]
     if args.summary:
         summary = summarize(rows)
+        if d.netns is not None:
+            summary["by_netns"] = summarize_by_netns(rows, d.netns)
         if args.json:
             write_json(
                 {"schema": SCHEMA, "backend": d.backend, "notes": d.notes, **summary}, env.stdout
+            )
+        elif d.netns is not None:
+            from portscope.render.sockets import render_netns_summary
+
+            env.show(
+                render_netns_summary(summary["by_netns"]), no_color=args.no_color, wide=args.wide
             )
         else:
             env.show(render_summary(summary), no_color=args.no_color, wide=args.wide)
@@ -229,9 +247,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
             owners_complete=lambda: d.owners_complete if owners else None,
         )
     else:
-        table = render_ls(rows, owners=omap, service=service)
+        many = d.netns is not None and len(d.netns) > 1
+        table = render_ls(rows, owners=omap, service=service, netns=many)
         env.show(table, no_color=args.no_color, wide=args.wide)
-        env.stderr.write(f"{count(len(rows), 'socket')} (backend: {d.backend})\n")
+        env.stderr.write(f"{count(len(rows), 'socket')} (backend: {d.backend}{_in(d.netns)})\n")
         show_about(
             env,
             args,
@@ -240,6 +259,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
         )
     _notes(env, d.notes)
     return ExitStatus.OK
+
+
+def _in(namespaces: tuple[Netns, ...] | None) -> str:
+    """``, N network namespaces`` for the count line, when namespaces were asked for."""
+    if namespaces is None:
+        return ""
+    from portscope.render import count
+    from portscope.sockets._netns import netns_label
+
+    if len(namespaces) == 1:
+        return f", netns {netns_label(namespaces[0])}"
+    return f", {count(len(namespaces), 'network namespace')}"
 
 
 def _notes(env: Env, notes: list[str]) -> None:

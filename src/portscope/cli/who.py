@@ -6,7 +6,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
+from portscope.cli._base import (
+    Env,
+    ExitStatus,
+    Parser,
+    add_netns_option,
+    add_transport_options,
+    checked,
+)
 from portscope.diagnose._common import owner_text, parse_port_proto
 
 if TYPE_CHECKING:
@@ -25,6 +32,7 @@ def configure(parser: Parser) -> None:
         "(default: both)",
     )
     add_transport_options(parser, exclusive=True, tcp="TCP sockets only", udp="UDP sockets only")
+    add_netns_option(parser, what="holders")
     parser.add_argument(
         "--kill",
         action="store_true",
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error("--identify and --kill do not go together: identify first, then kill")
         return ExitStatus.USAGE
     # --kill shows every socket of each holder before asking: the other ports close too.
-    result = who(port, proto, families=families, others=args.kill)
+    result = who(port, proto, families=families, others=args.kill, netns=args.netns)
     if not args.kill:
         identities = _identify(result) if args.identify else None
         if args.json:

@@ -7,15 +7,15 @@
 
 _shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man)
 
-_shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric --wide --backend --explain --json --no-color)
-_shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary --wide --backend --explain --json --no-color)
+_shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --explain --json --no-color)
+_shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary -N --netns --wide --backend --explain --json --no-color)
 _shtab_portscope_lookup_option_strings=(-h --help -t --tcp -u --udp --proto -P --limit --ipv4 --ipv6 --json --no-color)
 _shtab_portscope_registry_option_strings=(-h --help --from --url --timeout --json --no-color)
-_shtab_portscope_who_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 --kill --force --timeout -y --yes --explain --identify --json --no-color)
+_shtab_portscope_who_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -N --netns --kill --force --timeout -y --yes --explain --identify --json --no-color)
 _shtab_portscope_why_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 --addr --reuseaddr --reuseport --timeout --json --no-color)
-_shtab_portscope_audit_option_strings=(-h --help --fail-on --hint --no-info --identify --json --no-color)
+_shtab_portscope_audit_option_strings=(-h --help --fail-on --hint --no-info --identify -N --netns --json --no-color)
 _shtab_portscope_free_option_strings=(-h --help -c --count -n --range -t --tcp -u --udp -4 --ipv4 -6 --ipv6 --addr --allow-ephemeral --allow-registered --json --no-color)
-_shtab_portscope_ephemeral_option_strings=(-h --help --top --warn --json --no-color)
+_shtab_portscope_ephemeral_option_strings=(-h --help --top --warn -N --netns --json --no-color)
 _shtab_portscope_probe_option_strings=(-h --help -u --udp -4 -6 --timeout --banner --identify --version-timeout --json --no-color)
 _shtab_portscope_scan_option_strings=(-h --help -p --ports --top-ports -iL --exclude --exclude-file -4 -6 --rate --max-concurrency --timeout --retries --yes -oX --save --label --db -sV --version-timeout --version-concurrency --explain --json --no-color)
 _shtab_portscope_snapshot_option_strings=(-h --help --all --label --keep --db --backend --json --no-color)
@@ -26,20 +26,34 @@ _shtab_portscope_prune_option_strings=(-h --help --older-than --db --json --no-c
 _shtab_portscope_import_option_strings=(-h --help --label --db --json --no-color)
 _shtab_portscope_fleet_option_strings=(-h --help --port --process --since --db --json --no-color)
 _shtab_portscope_explain_option_strings=(-h --help --kind --no-live --quiz --count --seed --answers --json --no-color)
-_shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist --once --json --no-color)
+_shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist -N --netns --once --json --no-color)
 _shtab_portscope_completion_option_strings=(-h --help --values --json --no-color)
 _shtab_portscope_man_option_strings=(-h --help --roff --json --no-color)
-_shtab_portscope_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric --wide --backend --explain --json --no-color --version)
+_shtab_portscope_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --explain --json --no-color --version)
 
+_shtab_portscope_listen__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_listen___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_ls___state_COMPGEN=_shtab_cmd_compgen_98f356f8
 _shtab_portscope_ls___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_ls___sort_COMPGEN=_shtab_cmd_compgen_0cf2be0d
+_shtab_portscope_ls__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_ls___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_lookup_pos_0_COMPGEN=_shtab_cmd_compgen_7eb28a3e
 _shtab_portscope_who_pos_0_COMPGEN=_shtab_cmd_compgen_baeb78ee
+_shtab_portscope_who__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_who___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_why_pos_1_COMPGEN=_shtab_cmd_compgen_baeb78ee
+_shtab_portscope_audit__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_audit___netns_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_ephemeral__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_ephemeral___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_watch__p_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_watch___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_fleet___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
+_shtab_portscope_exporter__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_exporter___netns_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 
 _shtab_portscope_listen___backend_choices=(netlink procfs psutil)
 _shtab_portscope_ls___backend_choices=(netlink procfs psutil)
@@ -272,6 +286,11 @@ _shtab_portscope___version_nargs=0
 
 
 # Custom Preamble
+
+# $1=COMP_WORDS[1]
+_shtab_cmd_compgen_0018e378() {
+  compgen -W "$(portscope completion --values netns 2>/dev/null)" -- $1
+}
 
 # $1=COMP_WORDS[1]
 _shtab_cmd_compgen_98f356f8() {

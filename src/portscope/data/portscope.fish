@@ -51,7 +51,7 @@ function _shtab_portscope_using
 end
 
 set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --interval --keep --kind --label --limit --listen --max-concurrency --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -P -c -iL -n -oX -p
+set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -62,6 +62,7 @@ complete -c portscope -n _shtab_portscope_using -s u -l udp -d 'UDP sockets only
 complete -c portscope -n _shtab_portscope_using -s 4 -l ipv4 -d 'IPv4 only'
 complete -c portscope -n _shtab_portscope_using -s 6 -l ipv6 -d 'IPv6 only'
 complete -c portscope -n _shtab_portscope_using -s n -l numeric -d 'no service names, only port numbers'
+complete -c portscope -n _shtab_portscope_using -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n _shtab_portscope_using -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n _shtab_portscope_using -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
 complete -c portscope -n _shtab_portscope_using -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
@@ -75,6 +76,7 @@ complete -c portscope -n '_shtab_portscope_using listen' -s u -l udp -d 'UDP soc
 complete -c portscope -n '_shtab_portscope_using listen' -s 4 -l ipv4 -d 'IPv4 only'
 complete -c portscope -n '_shtab_portscope_using listen' -s 6 -l ipv6 -d 'IPv6 only'
 complete -c portscope -n '_shtab_portscope_using listen' -s n -l numeric -d 'no service names, only port numbers'
+complete -c portscope -n '_shtab_portscope_using listen' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using listen' -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n '_shtab_portscope_using listen' -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
 complete -c portscope -n '_shtab_portscope_using listen' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
@@ -99,7 +101,8 @@ complete -c portscope -n '_shtab_portscope_using ls' -l user -x -d 'the socket'"
 complete -c portscope -n '_shtab_portscope_using ls' -s p -l processes -d 'show owning processes (scans /proc)'
 complete -c portscope -n '_shtab_portscope_using ls' -s n -l numeric -d 'no service names, only port numbers'
 complete -c portscope -n '_shtab_portscope_using ls' -l sort -xka "(printf '%s\n' port local remote rport state proto recv-q send-q uid inode pid process)" -d 'sort by KEY'
-complete -c portscope -n '_shtab_portscope_using ls' -l summary -d 'counts per transport and state (like ss -s)'
+complete -c portscope -n '_shtab_portscope_using ls' -l summary -d 'counts per transport and state (like ss -s); with -N, per namespace'
+complete -c portscope -n '_shtab_portscope_using ls' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'sockets of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using ls' -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n '_shtab_portscope_using ls' -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
 complete -c portscope -n '_shtab_portscope_using ls' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
@@ -130,6 +133,7 @@ complete -c portscope -n '_shtab_portscope_using who' -s t -l tcp -d 'TCP socket
 complete -c portscope -n '_shtab_portscope_using who' -s u -l udp -d 'UDP sockets only'
 complete -c portscope -n '_shtab_portscope_using who' -s 4 -l ipv4 -d 'IPv4 only'
 complete -c portscope -n '_shtab_portscope_using who' -s 6 -l ipv6 -d 'IPv6 only'
+complete -c portscope -n '_shtab_portscope_using who' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'holders of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using who' -l kill -d 'send SIGTERM to every holder and report whether the port is free (first lists every socket each holder has, other ports too, and asks; never pid 1 or portscope; checks the start time against PID reuse)'
 complete -c portscope -n '_shtab_portscope_using who' -l force -d 'with --kill: SIGKILL holders still alive after --timeout'
 complete -c portscope -n '_shtab_portscope_using who' -l timeout -x -d 'with --kill: seconds to wait for holders to exit (default 5)'
@@ -159,6 +163,7 @@ complete -c portscope -n '_shtab_portscope_using audit' -l fail-on -x -d 'exit 1
 complete -c portscope -n '_shtab_portscope_using audit' -l hint -x -d 'treat PORT as a service kind (redis, mysql, postgresql, mongodb, elasticsearch, memcached, docker, etcd, kubelet ...); repeatable'
 complete -c portscope -n '_shtab_portscope_using audit' -l no-info -d 'hide the info-level list of exposed listeners'
 complete -c portscope -n '_shtab_portscope_using audit' -l identify -d 'connect to each TCP listener (loopback for wildcard ones) and confirm what it speaks: '"'"'Redis answered PING without authentication'"'"'; 6379 speaking HTTP is not Redis'
+complete -c portscope -n '_shtab_portscope_using audit' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using audit' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using audit' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a free -d 'Ports a bind would accept now, each confirmed by a real bind (without SO_REUSEADDR, on 0.0.0.0 and [::]). By default it avoids the kernel'"'"'s ephemeral range (net.ipv4.ip_local_port_range, which outgoing connections draw from), ports the registry names a service for, and ports below net.ipv4.ip_unprivileged_port_start.'
@@ -178,6 +183,7 @@ complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npo
 complete -c portscope -n '_shtab_portscope_using ephemeral' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l top -x -d 'destinations to show (default 20)'
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l warn -x -d 'warn when a destination uses this share of the range (default 80)'
+complete -c portscope -n '_shtab_portscope_using ephemeral' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'ephemeral port use of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using ephemeral' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a probe -d 'is HOST:PORT open, closed or filtered, and why (like nc -zv); exit 0 only if all open; --identify says what answers'
@@ -292,6 +298,7 @@ complete -c portscope -n '_shtab_portscope_using exporter' -s h -l help -d 'show
 complete -c portscope -n '_shtab_portscope_using exporter' -l listen -x -d 'where to serve (default 127.0.0.1:9105; port 0 picks a free one)'
 complete -c portscope -n '_shtab_portscope_using exporter' -l top-destinations -x -d 'destinations with their own ephemeral-port series, busiest first (0-1000, default 10)'
 complete -c portscope -n '_shtab_portscope_using exporter' -l port-allowlist -x -d 'listener series only for these ports (22,80,8000-8100): fewer series per host'
+complete -c portscope -n '_shtab_portscope_using exporter' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners and sockets of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using exporter' -l once -d 'print one scrape in the text exposition format and exit (for promtool, cron)'
 complete -c portscope -n '_shtab_portscope_using exporter' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using exporter' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'

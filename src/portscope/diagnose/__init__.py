@@ -11,6 +11,7 @@ from portscope.diagnose.audit import RULES, Finding, Severity, audit, audit_sock
 from portscope.diagnose.ephemeral import (
     DestinationUsage,
     EphemeralUsage,
+    ephemeral_by_netns,
     ephemeral_from_sockets,
     ephemeral_usage,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "audit",
     "audit_sockets",
     "diagnose_bind",
+    "ephemeral_by_netns",
     "ephemeral_from_sockets",
     "ephemeral_usage",
     "free_ports",

@@ -2,8 +2,7 @@
 
 The file (cgroups(7)) has lines ``ID:CONTROLLERS:PATH``; cgroup v2 has one line ``0::PATH``.
 systemd names the leaf ``NAME.service`` or ``NAME.scope``; container runtimes put the
-container id in it (``docker-ID.scope``, ``/docker/ID``, ``libpod-ID.scope``,
-``cri-containerd-ID.scope``, ``/lxc/NAME``, ``lxc.payload.NAME``).
+container id in it: the formats are read by ``sockets._netns.container_of``.
 """
 
 from __future__ import annotations
@@ -12,15 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_CONTAINER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("docker", re.compile(r"docker-([0-9a-f]{12,64})\.scope")),
-    ("docker", re.compile(r"/docker/([0-9a-f]{12,64})")),
-    ("podman", re.compile(r"libpod-(?:conmon-)?([0-9a-f]{12,64})\.scope")),
-    ("containerd", re.compile(r"cri-containerd-([0-9a-f]{12,64})\.scope")),
-    ("cri-o", re.compile(r"crio-([0-9a-f]{12,64})\.scope")),
-    ("kubepods", re.compile(r"/kubepods[^ ]*/([0-9a-f]{64})(?:/|$)")),
-    ("lxc", re.compile(r"/lxc(?:\.payload)?[./]([^/]+)")),
-)
+from portscope.sockets._netns import container_of
+
 _UNIT = re.compile(r"([^/]+\.(?:service|scope|socket|mount|swap|timer))(?:/|$)")
 
 
@@ -50,17 +42,10 @@ def parse_cgroup(text: str) -> CgroupInfo:
     path = paths.get("")
     if path in (None, "/"):
         path = paths.get("name=systemd", path)
-    container = None
-    for candidate in (path, *paths.values()):
-        if not candidate:
-            continue
-        for runtime, pattern in _CONTAINER_PATTERNS:
-            match = pattern.search(candidate)
-            if match:
-                container = f"{runtime}:{match.group(1)[:12]}"
-                break
-        if container:
-            break
+    # the one reader of container paths (``sockets._netns.container_of``, which labels
+    # network namespaces too): runtime and id, monitors (conmon) excluded
+    found = container_of(text)
+    container = None if found is None else f"{found.runtime}:{found.id[:12]}"
     unit = None
     if path and container is None:
         units = _UNIT.findall(path)

@@ -202,6 +202,7 @@ def read_sockets(
     listening: bool = False,
     port: int | None = None,
     families: Iterable[int] | None = None,
+    netns: str | int | None = None,
 ) -> SocketTable:
     """This machine's socket table from the sockets package (the one reader).
 
@@ -212,6 +213,7 @@ def read_sockets(
         listening: only TCP LISTEN and UDP UNCONN sockets.
         port: only sockets with this local port (filtered before sockets are built, so
             a host with 200,000 connections costs little).
+        netns: the network namespaces (``list_sockets``); ``None``: this one.
     """
     from portscope.sockets import SocketFilter, list_sockets
 
@@ -223,6 +225,7 @@ def read_sockets(
         states=states,
         owners=owners,
         where=where,
+        netns=netns,
     )
 
 

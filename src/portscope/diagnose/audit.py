@@ -433,11 +433,11 @@ def audit_sockets(
         return wanted is None or rule in wanted
 
     findings: list[Finding] = []
-    seen: set[tuple[Proto, int, str, int]] = set()
+    seen: set[tuple[Proto, int, str, int, int]] = set()
     for sock in sockets:
         if not is_listener(sock):
             continue
-        key = (sock.proto, sock.family, sock.local.address, sock.local.port)
+        key = (sock.proto, sock.family, sock.local.address, sock.local.port, _netns_key(sock))
         if key in seen:  # SO_REUSEPORT groups: one finding per address
             continue
         seen.add(key)
@@ -449,7 +449,7 @@ def audit_sockets(
         name = kind or registered
         process = owners_text(sock) if sock.owners else None
         who = holder_text(sock)
-        where = f"{sock.proto.value} {sock.local} ({scope})"
+        where = f"{sock.proto.value} {sock.local} ({scope}){_in_netns(sock)}"
         reg = _registered(registered)
         ident = (identities or {}).get(port) if sock.proto is Proto.TCP else None
         if ident is not None and ident.confidence.value != "confirmed":
@@ -558,12 +558,25 @@ def audit_sockets(
     return findings
 
 
+def _netns_key(sock: Socket) -> int:
+    return 0 if sock.netns is None else sock.netns.inode
+
+
+def _in_netns(sock: Socket) -> str:
+    if sock.netns is None:
+        return ""
+    from portscope.sockets._netns import netns_label
+
+    return f" in netns {netns_label(sock.netns)}"
+
+
 def audit(
     *,
     service_hints: Mapping[int, str] | None = None,
     rules: Sequence[str] | None = None,
     identify: bool = False,
     identify_timeout_s: float = 5.0,
+    netns: str | int | None = None,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -575,6 +588,9 @@ def audit(
             identify what answers (``portscope.identify``), for the ``no-auth`` and
             ``service-mismatch`` rules and confirmed datastore kinds.
         identify_timeout_s: budget per listener for ``identify``. Default 5 s.
+        netns: review the listeners of these network namespaces (``list_sockets``:
+            ``all``, a name, a pid, an nsfs path); ``None``: this one. A finding's text
+            names the namespace.
 
     Returns:
         Findings, most severe first.
@@ -586,7 +602,13 @@ def audit(
     Privilege: as non-root, other users' processes are not named (no ``root-exposed``
     finding for them unless the socket's uid is 0).
     """
-    table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True)
+    if identify and netns is not None:
+        from portscope.errors import InvalidInput
+
+        raise InvalidInput(
+            "--identify connects from this network namespace only: leave out -N/--netns"
+        )
+    table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True, netns=netns)
     identities: dict[int, Identity] | None = None
     if identify:
         import asyncio

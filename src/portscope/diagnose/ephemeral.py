@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from portscope._proc import sysctl_int
-from portscope.models import Proto, Socket, TcpState
+from portscope.models import Netns, Proto, Socket, TcpState
 from portscope.registry._ranges import KernelPorts, kernel_ports
 
 
@@ -74,6 +74,7 @@ class EphemeralUsage:
         destinations: per destination, busiest first.
         warn_ratio: the share of ``capacity`` at which a destination is warned about.
         warnings: plain-language warnings.
+        netns: the network namespace counted (``ephemeral_by_netns``), else ``None``.
     """
 
     ephemeral: tuple[int, int]
@@ -87,6 +88,7 @@ class EphemeralUsage:
     destinations: tuple[DestinationUsage, ...]
     warn_ratio: float
     warnings: tuple[str, ...]
+    netns: Netns | None = None
 
 
 def ephemeral_from_sockets(
@@ -259,3 +261,59 @@ def ephemeral_usage(*, warn_ratio: float = 0.8) -> EphemeralUsage:
         warn_ratio=warn_ratio,
         tcp_tw_reuse=None if reuse < 0 else reuse,
     )
+
+
+def ephemeral_by_netns(
+    netns: str | int = "all", *, warn_ratio: float = 0.8
+) -> tuple[EphemeralUsage, ...]:
+    """``ephemeral_usage`` per network namespace: each has its own port sysctls and its
+    own 4-tuples (``man 7 network_namespaces``).
+
+    One socket dump over the namespaces (``list_sockets(netns=...)``); the sysctls are
+    read inside each namespace by the worker thread that dumps them (those of this
+    namespace when it cannot be entered).
+
+    Args:
+        netns: ``all``, an ``ip netns`` name, a pid or an nsfs path.
+        warn_ratio: as ``ephemeral_usage``.
+
+    Returns:
+        One usage per namespace (``usage.netns`` set), in ``list_netns`` order.
+
+    Raises:
+        InvalidInput: ``warn_ratio`` outside (0, 1], a bad or unknown namespace.
+        BackendUnavailable: no socket-table backend works here.
+        PermissionDenied: the namespace of another user's process.
+    """
+    from dataclasses import replace
+
+    from portscope.sockets import _netns, dump
+
+    refs, _ = _netns.resolve(_netns.parse_netns(netns))
+    d = dump(netns=netns)
+    groups: dict[int, list[_Conn]] = {r.inode: [] for r in refs}
+    for batch in d.batches:
+        for r in batch:
+            if r.netns is not None and r.netns.inode in groups:
+                groups[r.netns.inode].append(
+                    (r.proto, r.state, r.local_address, r.local_port, r.remote_address,
+                     r.remote_port)
+                )  # fmt: skip
+    out = []
+    for ref in refs:
+
+        def read() -> tuple[KernelPorts, int]:
+            return kernel_ports(), sysctl_int("net/ipv4/tcp_tw_reuse", -1)
+
+        try:
+            kernel, reuse = _netns.run_in(ref, read)
+        except OSError:
+            kernel, reuse = read()
+        usage = _count(
+            groups[ref.inode],
+            kernel,
+            warn_ratio=warn_ratio,
+            tcp_tw_reuse=None if reuse < 0 else reuse,
+        )
+        out.append(replace(usage, netns=ref.netns))
+    return tuple(out)

@@ -222,7 +222,9 @@ def hidden_master(
     return None
 
 
-def sockets_of(pids: Iterable[int]) -> dict[int, tuple[Socket, ...]]:
+def sockets_of(
+    pids: Iterable[int], netns: str | int | None = None
+) -> dict[int, tuple[Socket, ...]]:
     """Every TCP and UDP socket each of ``pids`` holds (listeners first), any port.
 
     Reads the whole socket table with owners (like ``ss -tuanp``), so it costs a full
@@ -233,7 +235,7 @@ def sockets_of(pids: Iterable[int]) -> dict[int, tuple[Socket, ...]]:
     wanted = frozenset(pids)
     if not wanted:
         return {}
-    table = list_sockets(owners=True, where=SocketFilter(pids=wanted))
+    table = list_sockets(owners=True, where=SocketFilter(pids=wanted), netns=netns)
     found: dict[int, list[Socket]] = {pid: [] for pid in wanted}
     for sock in table.sockets:
         for owner in sock.owners or ():
@@ -248,6 +250,7 @@ def who(
     *,
     families: Iterable[int] | None = None,
     others: bool = False,
+    netns: str | int | None = None,
 ) -> WhoResult:
     """Every process holding ``port`` on this machine, on any address, IPv4 and IPv6.
 
@@ -262,6 +265,8 @@ def who(
         families: 4 and/or 6 (default both).
         others: also list each holder's sockets on other ports (``other_sockets``; a full
             socket-table dump).
+        netns: look in these network namespaces (``list_sockets``: ``all``, a name, a
+            pid, an nsfs path); ``None``: this one. Each socket carries its namespace.
 
     Returns:
         The holders; ``result.held`` is False when nobody holds the port.
@@ -274,11 +279,11 @@ def who(
     """
     check_port(port)
     protos = None if proto is None else [proto]
-    table = read_sockets(protos, owners=True, port=port, families=families)
+    table = read_sockets(protos, owners=True, port=port, families=families, netns=netns)
     result = holders_from_table(table, port, proto)
     if not others or not result.holders:
         return result
-    held = sockets_of(h.pid for h in result.holders)
+    held = sockets_of((h.pid for h in result.holders), netns)
     holders = tuple(
         replace(
             h,

@@ -60,6 +60,15 @@ def read_tcpext(path: str = "/proc/net/netstat") -> dict[str, int]:
     return {}
 
 
+def _label(row: Row, own: str) -> str:
+    """A socket's namespace as a label value: its name (``host``, an ``ip netns`` name),
+    else ``net:[INODE]``; this process's own when the dump was of one namespace."""
+    ns = row.netns
+    if ns is None:
+        return own
+    return ns.name or f"net:[{ns.inode}]"
+
+
 def _netns_label() -> str:
     """This process's network namespace as a label value: ``net:[INODE]``."""
     try:
@@ -91,6 +100,8 @@ class SocketCollector:
         port_allowlist: only listeners on these ports get listener series (``None``:
             all); connection counts and host totals are not affected.
         backend: socket-table backend (``None``: the best available).
+        netns: the network namespaces to report (``list_sockets``: ``all``, a name, a
+            pid, an nsfs path; ``None``: this process's). Entering others needs root.
 
     Raises:
         InvalidInput: ``top_destinations`` out of range.
@@ -102,6 +113,7 @@ class SocketCollector:
         top_destinations: int = DEFAULT_TOP_DESTINATIONS,
         port_allowlist: Collection[int] | None = None,
         backend: str | None = None,
+        netns: str | int | None = None,
     ) -> None:
         from portscope.errors import InvalidInput
 
@@ -112,6 +124,7 @@ class SocketCollector:
         self.top_destinations = top_destinations
         self.port_allowlist = None if port_allowlist is None else frozenset(port_allowlist)
         self.backend = backend
+        self.netns = netns
         self.errors = 0
         self.scrapes = 0
 
@@ -170,9 +183,15 @@ class SocketCollector:
         from portscope.registry import kernel_ports
         from portscope.sockets import SocketFilter, dump, scope_words
 
-        d = dump(SocketFilter(), owners=True, backend=self.backend, owners_first=False)
+        d = dump(
+            SocketFilter(),
+            owners=True,
+            backend=self.backend,
+            owners_first=False,
+            netns=self.netns,
+        )
         rows: list[Row] = [r for batch in d.batches for r in batch]
-        netns = _netns_label()
+        own = _netns_label()
         listening = (TcpState.LISTEN, TcpState.UNCONN)
         listeners = [
             r
@@ -205,7 +224,7 @@ class SocketCollector:
         )
         seen: set[tuple[str, ...]] = set()
         for r in listeners:
-            key = (r.proto.value, r.local_address, str(r.local_port), netns)
+            key = (r.proto.value, r.local_address, str(r.local_port), _label(r, own))
             if key in seen:  # SO_REUSEPORT groups: one series per address and port
                 continue
             seen.add(key)

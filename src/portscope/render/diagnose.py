@@ -77,7 +77,16 @@ def _cmd(cmdline: tuple[str, ...] | None, limit: int = 100) -> str:
 
 def _sock(s: Socket) -> str:
     remote = f" -> {s.remote}" if s.remote is not None else ""
-    return f"{s.proto.value} {s.local}{remote} {s.state.value}"
+    return f"{s.proto.value} {s.local}{remote} {s.state.value}{_in_netns(s)}"
+
+
+def _in_netns(s: Socket) -> str:
+    """`` in netns LABEL`` for a socket of a namespace asked for (``-N``), else empty."""
+    if s.netns is None:
+        return ""
+    from portscope.sockets._netns import netns_label
+
+    return f" in netns {netns_label(s.netns)}"
 
 
 # --- who ----------------------------------------------------------------------------------
@@ -138,12 +147,17 @@ _SOCKET_COLUMNS = (
 
 def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Table:
     from portscope.sockets import bind_scope
+    from portscope.sockets._netns import netns_label
 
+    netns = any(s.netns is not None for s in socks)
     columns = _SOCKET_COLUMNS + ((Column("UID", "right", drop=3),) if uid else ())
+    if netns:
+        columns = (Column("NETNS", min_width=8), *columns)
     table = Table(columns)
     shown = list(socks[:20])
     for s in shown:
         row = [
+            *([netns_label(s.netns)] if netns else []),
             s.proto.value,
             s.state.value,
             str(s.local),
@@ -155,7 +169,7 @@ def _socket_table(socks: Sequence[Socket], *, uid: bool = False) -> Table:
         table.rows.append(row)
     if len(socks) > len(shown):
         more = ["...", f"{len(socks) - len(shown)} more", "", "", ""]
-        table.rows.append(more + ([""] if uid else []))
+        table.rows.append(([""] if netns else []) + more + ([""] if uid else []))
     return table
 
 
@@ -306,7 +320,12 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
         )
         for f in info:
             table.rows.append(
-                [f.socket.proto.value, str(f.socket.local), f.service or "-", owners_text(f.socket)]
+                [
+                    f.socket.proto.value,
+                    str(f.socket.local) + _in_netns(f.socket),
+                    f.service or "-",
+                    owners_text(f.socket),
+                ]
             )
         items.append(table)
     counts: dict[str, int] = {}
@@ -353,7 +372,10 @@ def render_free(ports: Sequence[FreePort]) -> list[Item]:
 def render_ephemeral(usage: EphemeralUsage, *, top: int = 20) -> list[Item]:
     """The range, totals, the busiest destinations and the warnings."""
     items: list[Item] = []
+    if usage.netns is not None:
+        from portscope.sockets._netns import netns_label
 
+        out(items, f"netns {netns_label(usage.netns)} (net:[{usage.netns.inode}])")
     lo, hi = usage.ephemeral
     reuse = "-" if usage.tcp_tw_reuse is None else str(usage.tcp_tw_reuse)
     out(

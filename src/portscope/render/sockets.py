@@ -18,6 +18,7 @@ from portscope.render._table import (
     Column,
     Table,
 )
+from portscope.sockets._netns import netns_label
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
 
@@ -110,6 +111,11 @@ class SocketJson:
             if prefix is not None:
                 parts.append(f"{prefix}{fd}}}")
         return "[" + ",".join(parts) + "]"
+
+    def use_owners(self, owners: OwnerMap | None) -> None:
+        """Write the owners of ``owners`` from now on (one namespace's map at a time,
+        ``sockets._owners.NetnsOwners``); the process cache stays (pids are host-wide)."""
+        self._owners = owners
 
     def owners_json(self) -> _OwnersJson | None:
         """The owners' JSON for ``_diag_codec.decode_chunk_json``, or ``None``."""
@@ -322,6 +328,7 @@ _LS_SERVICE = Column("Service", drop=2, min_width=8)
 _LS_PROCESS = Column("Process", drop=5, min_width=12)
 _LS_USER = Column("User", drop=1, min_width=8)
 
+_NETNS = Column("Netns", min_width=8)
 _PORT = Column("Port", "right")
 _ADDRESS = Column("Address")
 _SCOPE = Column("Scope", drop=4, min_width=14)
@@ -336,13 +343,16 @@ def render_ls(
     *,
     owners: OwnerMap | None,
     service: ServiceFn | None,
+    netns: bool = False,
 ) -> Table:
     """The socket table like ``ss``: one row per socket.
 
-    Columns: Proto, State, Recv-Q, Send-Q, Local, Peer, then Service (with ``service``),
-    Process and User (with ``owners``). Cells are exact text; the writers escape them.
+    Columns: Netns (with ``netns``: the namespace's name, container or inode), Proto,
+    State, Recv-Q, Send-Q, Local, Peer, then Service (with ``service``), Process and User
+    (with ``owners``). Cells are exact text; the writers escape them.
     """
-    columns = [_PROTO, _STATE, _RECV_Q, _SEND_Q, _LOCAL, _PEER]
+    columns = [_NETNS] if netns else []
+    columns += [_PROTO, _STATE, _RECV_Q, _SEND_Q, _LOCAL, _PEER]
     if service is not None:
         columns.append(_LS_SERVICE)
     if owners is not None:
@@ -366,6 +376,8 @@ def render_ls(
             if ":" in ra
             else f"{ra}:{r.remote_port}",
         ]
+        if netns:
+            cells.insert(0, netns_label(r.netns))
         if service is not None:
             cells.append(service(r) or "-")
         if owners is not None:
@@ -386,15 +398,17 @@ def render_listen(
     owners: OwnerMap | None,
     service: ServiceFn | None,
     scope: Callable[[Row], str] | None = None,
+    netns: bool = False,
 ) -> Table:
     """What is listening: one row per listener with scope, service, process and queue.
 
-    Columns: Proto, Port, Address, Scope, Service (with ``service``), Process, User, Queue
-    (``waiting/backlog`` for TCP listeners, Recv-Q for UDP). ``scope`` defaults to
-    ``sockets.scope_words`` of the row.
+    Columns: Netns (with ``netns``), Proto, Port, Address, Scope, Service (with
+    ``service``), Process, User, Queue (``waiting/backlog`` for TCP listeners, Recv-Q for
+    UDP). ``scope`` defaults to ``sockets.scope_words`` of the row.
     """
     scope = scope or _scope
-    columns = [_PROTO, _PORT, _ADDRESS, _SCOPE]
+    columns = [_NETNS] if netns else []
+    columns += [_PROTO, _PORT, _ADDRESS, _SCOPE]
     if service is not None:
         columns.append(_SERVICE)
     columns += [_PROCESS, _USER, _QUEUE]
@@ -407,6 +421,8 @@ def render_listen(
             address,
             scope(r),
         ]
+        if netns:
+            cells.insert(0, netns_label(r.netns))
         if service is not None:
             cells.append(service(r) or "-")
         queue = queue_text(r.recv_q)
@@ -431,6 +447,49 @@ def render_summary(summary: dict[str, Any]) -> Table:
         states = ", ".join(f"{k.lower()} {v}" for k, v in c["states"].items()) or "-"
         body.append([proto, str(c["total"]), str(c["ipv4"]), str(c["ipv6"]), states])
     body.append(["all", str(summary["total"]), "", "", ""])
+    return Table(columns, body)
+
+
+def render_netns_summary(summaries: Sequence[dict[str, Any]]) -> Table:
+    """Counts per network namespace, from ``sockets.summarize_by_netns``.
+
+    Columns: Netns (name, container or inode), Inode, TCP, UDP, Total, States.
+    """
+    from portscope.models import Container, Netns
+
+    columns = (
+        _NETNS,
+        Column("Inode", "right", drop=2),
+        Column("TCP", "right"),
+        Column("UDP", "right"),
+        Column("Total", "right"),
+        Column("States", drop=1, min_width=20),
+    )
+    body = []
+    for item in summaries:
+        data = item["netns"]
+        ns = Netns(
+            data["inode"],
+            data["name"],
+            None
+            if data["containers"] is None
+            else tuple(Container(**c) for c in data["containers"]),
+        )
+        states: dict[str, int] = {}
+        for c in item["by_proto"].values():
+            for k, v in c["states"].items():
+                states[k] = states.get(k, 0) + v
+        text = ", ".join(f"{k.lower()} {v}" for k, v in sorted(states.items())) or "-"
+        body.append(
+            [
+                netns_label(ns),
+                str(ns.inode),
+                str(item["by_proto"]["tcp"]["total"]),
+                str(item["by_proto"]["udp"]["total"]),
+                str(item["total"]),
+                text,
+            ]
+        )
     return Table(columns, body)
 
 
@@ -472,6 +531,7 @@ def rows_from_sockets(sockets: Iterable[Socket]) -> tuple[list[Row], OwnerMap | 
                 inode,
                 s.interface,
                 s.v6only,
+                s.netns,
             )
         )
     return rows, OwnerMap.from_holders(holders, processes) if looked_up else None

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from portscope.errors import BackendUnavailable, InvalidFilter
-from portscope.models import Proto, Socket, SocketTable, TcpState
+from portscope.models import Netns, Proto, Socket, SocketTable, TcpState
 from portscope.sockets._backend import Backend
 from portscope.sockets._diag_codec import JsonRows
 from portscope.sockets._filters import (
@@ -51,6 +51,7 @@ __all__ = [
     "SocketFilter",
     "bind_scope",
     "dump",
+    "list_netns",
     "list_sockets",
     "parse_network",
     "parse_pid",
@@ -63,6 +64,7 @@ __all__ = [
     "scope_words",
     "sort_rows",
     "summarize",
+    "summarize_by_netns",
 ]
 
 BACKENDS = ("netlink", "procfs", "psutil")
@@ -158,6 +160,10 @@ class Dump:
         self._impl = impl
         self._owners: OwnerMap | None = None
         self._started: Any = None  # a netlink dump already under way
+        #: the namespaces dumped (``dump(netns=...)``), else ``None``
+        self.netns: tuple[Netns, ...] | None = None
+        self._owner_scan: Callable[[Collection[int] | None], OwnerMap] = impl.owner_map
+        self._ns_lines: Callable[[JsonRows], Iterator[list[str]]] | None = None
 
     def json_lines(self, formatter: JsonRows) -> Iterator[list[str]] | None:
         """The dump as batches of socket JSON objects, decoded and formatted in one pass.
@@ -172,6 +178,9 @@ class Dump:
         fused = getattr(self._impl, "json_batches", None)
         if fused is None or self._query is None or not self._query[3]:
             return None
+        if self._ns_lines is not None:
+            # the formatter writes each namespace's owners from that namespace's map
+            return self._ns_lines(formatter)
         protos, families, where, _ = self._query
         lines: Iterator[list[str]]
         if self._started is not None:
@@ -207,7 +216,7 @@ class Dump:
         owners = self.owners
         if owners is None:
             wanted = None if rows is None else {r.inode for r in rows if r.inode is not None}
-            owners = self._owners = self._impl.owner_map(wanted)
+            owners = self._owners = self._owner_scan(wanted)
             self._add_owner_note()
         return owners
 
@@ -218,6 +227,7 @@ def dump(
     owners: bool = False,
     backend: str | None = None,
     owners_first: bool = True,
+    netns: str | int | None = None,
 ) -> Dump:
     """Start a dump of the socket table as rows (the streaming form of ``list_sockets``).
 
@@ -228,19 +238,24 @@ def dump(
         owners_first: scan owners now, over every socket, so that rows can stream out
             with them. With False the caller calls ``Dump.scan_owners(rows)`` after the
             dump, which keeps only those sockets.
+        netns: which network namespaces (``list_sockets``); ``None``: the caller's own,
+            and rows carry ``netns=None``.
 
     Returns:
         The dump; iterate ``batches`` once.
 
     Raises:
         BackendUnavailable: the backend asked for cannot run here.
-        InvalidFilter: an unknown backend name.
+        InvalidFilter: an unknown backend name, a bad or unknown namespace.
+        PermissionDenied: the namespace of another user's process (not root).
     """
     where = where or SocketFilter()
     be, choice_notes = _select_backend(backend)
     protos = tuple(p for p in (Proto.TCP, Proto.UDP) if where.protos is None or p in where.protos)
     families = tuple(f for f in (4, 6) if where.families is None or f in where.families)
     result = Dump(be, list(choice_notes))
+    if netns is not None:
+        return _dump_namespaces(result, be, where, protos, families, owners, owners_first, netns)
     omap = None
     start = getattr(be, "start", None)
     started = None
@@ -274,6 +289,89 @@ def dump(
     return result
 
 
+def _dump_namespaces(
+    result: Dump,
+    be: Backend,
+    where: SocketFilter,
+    protos: tuple[Proto, ...],
+    families: tuple[int, ...],
+    owners: bool,
+    owners_first: bool,
+    netns: str | int,
+) -> Dump:
+    """``dump`` over the namespaces ``netns`` names (``_netns.namespace_batches``)."""
+    if be.name not in ("netlink", "procfs"):
+        raise BackendUnavailable(f"network namespaces need Linux (backend {be.name})")
+    from portscope.sockets import _netns
+    from portscope.sockets._owners import NetnsOwners
+
+    spec = _netns.parse_netns(netns)
+    refs, denied = _netns.resolve(spec)
+    result.netns = tuple(r.netns for r in refs if r.netns is not None)
+    if denied and spec == "all":
+        result.notes.append(
+            f"the namespaces of {denied} {'process' if denied == 1 else 'processes'} of "
+            "other users could not be read (that needs root): some namespaces may be missing"
+        )
+    unnamed = [
+        f"{c.runtime}:{c.id[:12]}"
+        for ns in result.netns
+        for c in ns.containers or ()
+        if c.name is None
+    ]
+    if unnamed:
+        result.notes.append(
+            "containers without a name (their runtime's state files are absent or not "
+            f"readable here): {', '.join(unnamed)}"
+        )
+    groups = {r.inode: r.pids for r in refs}
+    result._owner_scan = lambda wanted: NetnsOwners.scan_namespaces(groups, wanted, denied=denied)
+    omap = None
+    if where.needs_owners or (owners and owners_first):
+        omap = result.scan_owners()
+    keep = _row_predicate(where, omap)
+    result._query = (protos, families, where, keep is None)
+    notes = result.notes
+
+    def lines(formatter: JsonRows) -> Iterator[list[str]]:
+        by_ns = result.owners if isinstance(result.owners, NetnsOwners) else None
+        if by_ns is not None and not hasattr(formatter, "use_owners"):
+            raise TypeError("owners by namespace need a formatter with use_owners")
+        return _netns.namespace_batches(be, refs, protos, families, where, notes, formatter, by_ns)
+
+    result._ns_lines = lines
+
+    def batches() -> Iterator[list[Row]]:
+        for rows in _netns.namespace_batches(be, refs, protos, families, where, notes):
+            if keep is not None:
+                rows = [r for r in rows if keep(r)]
+            if rows:
+                yield rows
+
+    result.batches = batches()
+    return result
+
+
+def list_netns() -> tuple[Netns, ...]:
+    """Every network namespace on this host that this process can see.
+
+    From ``/proc/*/ns/net`` and the nsfs bind mounts in ``/proc/self/mountinfo`` (a
+    namespace may hold no process: ``ip netns add``), deduplicated by inode; the host's
+    (pid 1's) first, named ``host``; then ``ip netns`` names; containers labelled from
+    their processes' cgroup paths and, where readable, the runtime's state files.
+
+    Returns:
+        The namespaces.
+
+    Privilege: without root only the namespaces of this user's processes and the
+    mounted ones are found.
+    """
+    from portscope.sockets import _netns
+
+    refs, _ = _netns.discover()
+    return tuple(r.netns for r in refs if r.netns is not None)
+
+
 def _row_predicate(where: SocketFilter, omap: OwnerMap | None) -> Callable[[Row], bool] | None:
     if not where.row_level:
         return None
@@ -299,6 +397,7 @@ def list_sockets(
     owners: bool = False,
     backend: str | None = None,
     where: SocketFilter | None = None,
+    netns: str | int | None = None,
 ) -> SocketTable:
     """This machine's TCP and UDP sockets, like ``ss -tuanp``.
 
@@ -317,17 +416,27 @@ def list_sockets(
             are visible: ``owners_complete`` is then False and ``notes`` says so.
         backend: ``netlink``, ``procfs`` or ``psutil``; ``None`` picks the best one.
         where: further conditions (ports, addresses, uids, pids, process names).
+        netns: the network namespaces to dump: ``"all"`` (every one: ``list_netns``),
+            an ``ip netns`` name, a pid (int or digits: that process's namespace), or
+            an nsfs path (``/run/netns/x``, ``/run/docker/netns/ID``,
+            ``/proc/PID/ns/net``). ``None`` (default): the caller's own namespace, and
+            ``Socket.netns`` is ``None``. Each namespace is entered with ``setns(2)`` by
+            one worker thread (root, or CAP_SYS_ADMIN over it); one that cannot be
+            entered is read from ``/proc/PID/net`` if possible, else skipped with a note.
+            Owners are matched within each namespace's processes.
 
     Returns:
-        The table: sockets in the backend's order, the backend's name, notes.
+        The table: sockets in the backend's order (namespace after namespace), the
+        backend's name, notes; ``netns`` lists the namespaces dumped.
 
     Raises:
-        InvalidFilter: a bad state, transport, family or backend name.
+        InvalidFilter: a bad state, transport, family, backend name or namespace.
         BackendUnavailable: the backend asked for (or every backend) cannot run here.
-        PermissionDenied: the kernel refused the dump.
+        PermissionDenied: the kernel refused the dump; the namespace of another user's
+            process.
     """
     query = _as_filter(where, protos, families, states)
-    d = dump(query, owners=owners, backend=backend, owners_first=False)
+    d = dump(query, owners=owners, backend=backend, owners_first=False, netns=netns)
     rows = [r for batch in d.batches for r in batch]
     omap = d.scan_owners(rows) if owners else None
     sockets = tuple([row_to_socket(r, omap) for r in rows])
@@ -336,6 +445,7 @@ def list_sockets(
         backend=d.backend,
         owners_complete=d.owners_complete if owners else None,
         notes=tuple(d.notes),
+        netns=d.netns,
     )
 
 
@@ -413,6 +523,33 @@ def summarize(rows: Iterable[Row]) -> dict[str, Any]:
             "states": dict(sorted(states.items())),
         }
     return {"total": sum(counts.values()), "by_proto": by_proto}
+
+
+def summarize_by_netns(
+    rows: Iterable[Row], namespaces: Iterable[Netns] = ()
+) -> list[dict[str, Any]]:
+    """``summarize`` per network namespace, in the order met (``namespaces`` first, so
+    a namespace without sockets is counted too).
+
+    Returns:
+        ``[{"netns": {"inode", "name", "containers"}, "total": N, "by_proto": ...}]``.
+    """
+    from portscope.models import to_dict
+
+    groups: dict[int, tuple[Netns | None, list[Row]]] = {}
+    for each in namespaces:
+        groups.setdefault(each.inode, (each, []))
+    for r in rows:
+        ns = r.netns
+        key = 0 if ns is None else ns.inode
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = (ns, [])
+        group[1].append(r)
+    return [
+        {"netns": None if ns is None else to_dict(ns), **summarize(members)}
+        for ns, members in groups.values()
+    ]
 
 
 def scope_words(family: int, address: str, v6only: bool | None, interface: str | None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from portscope.errors import BackendUnavailable
-from portscope.models import Proto, TcpState
+from portscope.models import Netns, Proto, TcpState
 from portscope.sockets._diag_codec import (
     IfNames,
     JsonRows,
@@ -115,7 +115,27 @@ class NetlinkBackend:
     ) -> Started:
         """Send the requests; with prefetch the kernel starts answering right away (so
         the caller can do other work, such as the owner scan, meanwhile)."""
-        from portscope.sockets._netlink import dump_many, port_filter
+        from portscope.sockets._netlink import dump_many
+
+        plan, requests, bytecode = self.plan(protos, families, states, where)
+        prefetch = self.prefetch
+        if prefetch is None:
+            # receiving is kernel work with the GIL released: it overlaps the decoding
+            # whenever a second CPU exists (measured: a quarter off the wall time)
+            prefetch = usable_cpus() >= 2
+        chunks = dump_many(requests, prefetch=prefetch, bytecode=bytecode)
+        return Started(plan, chunks, states)
+
+    @staticmethod
+    def plan(
+        protos: tuple[Proto, ...],
+        families: tuple[int, ...],
+        states: frozenset[TcpState] | None,
+        where: SocketFilter | None = None,
+    ) -> tuple[list[tuple[Proto, int, int]], list[tuple[int, int, int]], bytes]:
+        """The dumps to run: (transport, family, kernel state mask) each, the requests
+        for ``_netlink.dump`` (address family, protocol, mask) and the port filter."""
+        from portscope.sockets._netlink import port_filter
 
         plan = [
             (proto, family, mask)
@@ -124,22 +144,30 @@ class NetlinkBackend:
             for family in families
         ]
         requests = [(_AF[family], _IPPROTO[proto], mask) for proto, family, mask in plan]
-        prefetch = self.prefetch
-        if prefetch is None:
-            # receiving is kernel work with the GIL released: it overlaps the decoding
-            # whenever a second CPU exists (measured: a quarter off the wall time)
-            prefetch = usable_cpus() >= 2
         bytecode = port_filter(_port_clauses(where)) if where is not None else b""
-        chunks = dump_many(requests, prefetch=prefetch, bytecode=bytecode)
-        return Started(plan, chunks, states)
+        return plan, requests, bytecode
 
-    def decode(self, started: Started, json: JsonRows | None) -> Iterator[list[Any]]:
-        """Decode a started dump: rows, or with ``json`` the sockets' JSON objects."""
+    def decode(
+        self,
+        started: Started,
+        json: JsonRows | None,
+        *,
+        netns: Netns | None = None,
+        ifnames: IfNames | None = None,
+        proc: str | None = None,
+    ) -> Iterator[list[Any]]:
+        """Decode a started dump: rows, or with ``json`` the sockets' JSON objects.
+
+        ``netns``, ``ifnames`` and ``proc`` describe another namespace's dump: its
+        record (set in every row), its interface names, and the ``/proc/PID`` of a
+        process in it for a transport that has no sock_diag (``None``: none known).
+        """
         seen: set[int] = set()
         current = -1
         failed: set[int] = set()
         owners = None if json is None else json.owners_json()
-        ifnames = IfNames()  # names are valid for this dump only (renames, index reuse)
+        if ifnames is None:
+            ifnames = IfNames()  # names are valid for this dump only (renames, index reuse)
         plan, states = started.plan, started.states
         for i, chunk in started.chunks:
             if i in failed:
@@ -151,29 +179,40 @@ class NetlinkBackend:
             out: list[Any] = []
             try:
                 if json is not None:
-                    decode_chunk_json(chunk, family, proto, out, seen, owners, ifnames)
+                    decode_chunk_json(chunk, family, proto, out, seen, owners, ifnames, netns)
                 else:
-                    decode_chunk(chunk, family, proto, out, seen, ifnames)
+                    decode_chunk(chunk, family, proto, out, seen, ifnames, netns)
             except BackendUnavailable as err:
                 if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
                     raise
                 # e.g. udp_diag not loaded: read this one from /proc/net instead
                 failed.add(i)
-                for rows in self._fallback(proto, family, states):
+                for rows in self._fallback(proto, family, states, netns, proc):
                     yield rows if json is None else json.lines(rows)
                 continue
             if out:
                 yield out
 
     def _fallback(
-        self, proto: Proto, family: int, states: frozenset[TcpState] | None
+        self,
+        proto: Proto,
+        family: int,
+        states: frozenset[TcpState] | None,
+        netns: Netns | None = None,
+        proc: str | None = None,
     ) -> Iterator[list[Row]]:
         from portscope.sockets._procfs import ProcfsBackend
 
         note = f"the kernel has no sock_diag for {proto.value}/IPv{family}; read /proc/net instead"
         if note not in self.notes:
             self.notes.append(note)
-        yield from ProcfsBackend(self._proc).batches((proto,), (family,), states)
+        if netns is None:
+            yield from ProcfsBackend(self._proc).batches((proto,), (family,), states)
+            return
+        if proc is None:
+            return  # a namespace with no process: no /proc/PID/net to read
+        for rows in ProcfsBackend(proc).batches((proto,), (family,), states):
+            yield [r._replace(netns=netns) for r in rows]
 
     def owner_map(self, wanted: Collection[int] | None = None) -> OwnerMap:
         return OwnerMap.scan(wanted, self._proc)

@@ -30,12 +30,12 @@ import errno as _errno
 import os
 import socket
 import struct
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from functools import cache
 from typing import Any, Final, Protocol
 
 from portscope.errors import BackendUnavailable, PermissionDenied
-from portscope.models import Proto, TcpState
+from portscope.models import Netns, Proto, TcpState
 from portscope.sockets._record import ROW_FIELDS, Row
 
 __all__ = ["ROW_FIELDS", "IfNames", "Row", "decode_chunk", "decode_chunk_json"]
@@ -87,15 +87,21 @@ class IfNames(dict[int, str]):
     index). ``json`` caches JSON texts of names and scoped addresses for the same dump.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lookup: Callable[[int], str] | None = None) -> None:
         super().__init__()
         self.json: dict[str, str] = {}
+        # another namespace's names: ``_netns.NsSocket.ifname`` (SIOCGIFNAME over a
+        # socket that lives there)
+        self._lookup = lookup
 
     def __missing__(self, index: int) -> str:
-        try:
-            name = socket.if_indextoname(index)
-        except OSError:
-            name = str(index)  # gone since the kernel wrote the message
+        if self._lookup is not None:
+            name = self._lookup(index)
+        else:
+            try:
+                name = socket.if_indextoname(index)
+            except OSError:
+                name = str(index)  # gone since the kernel wrote the message
         self[index] = name
         return name
 
@@ -176,7 +182,7 @@ class JsonRows(Protocol):
 # statements of ``_record.json_statements``). One pass per socket, no intermediate row
 # for the JSON (at 200,000 sockets it saves a fifth of ``ls -a -n --json``).
 _LOOP = """
-def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None):
+def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None, netns=None):
     unpack = (_V4 if family == 4 else _V6).unpack_from
     zero = _ZERO4 if family == 4 else _ZERO16
     states = _STATES[proto]
@@ -251,6 +257,7 @@ def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None):
 # the owners' JSON of the socket (``inode``), as ``render.sockets.SocketJson`` writes it
 _OWNERS_SETUP = """\
     _prefixes = _JSON_PREFIX
+    _c_netns = _J_NULL if netns is None else _object_json(netns)
     own = "null"
     if owners is not None:
         single_get = owners.single.get
@@ -289,6 +296,7 @@ def _generated() -> dict[str, Any]:
             "        ",
             never_none=frozenset({"recv_q", "send_q"}),
             tail=',"owners":{own},"service":null}}',
+            constants=frozenset({"netns"}) & frozenset(ROW_FIELDS),
         )
         + "        append(_json)"
     )
@@ -322,6 +330,7 @@ def decode_chunk(
     rows: list[Row],
     seen: set[int],
     ifnames: IfNames | None = None,
+    netns: Netns | None = None,
 ) -> bool:
     """Decode the inet_diag messages in one received chunk, appending rows.
 
@@ -334,6 +343,8 @@ def decode_chunk(
             re-walks a hash bucket that changed during the dump) is kept once.
         ifnames: the interface names of this dump (one per dump and namespace);
             ``None``: looked up for this chunk only.
+        netns: the namespace the dump comes from, set in every row (``None``: not
+            asked for).
 
     Returns:
         True when the chunk ends the dump (``NLMSG_DONE``).
@@ -342,7 +353,9 @@ def decode_chunk(
         PermissionDenied: the kernel answered EPERM/EACCES.
         BackendUnavailable: the kernel answered another error.
     """
-    done: bool = _generated()["decode_chunk"](chunk, family, proto, rows, seen, ifnames)
+    done: bool = _generated()["decode_chunk"](
+        chunk, family, proto, rows, seen, ifnames, None, netns
+    )
     return done
 
 
@@ -354,6 +367,7 @@ def decode_chunk_json(
     seen: set[int],
     owners: OwnersJson | None = None,
     ifnames: IfNames | None = None,
+    netns: Netns | None = None,
 ) -> bool:
     """``decode_chunk`` fused with the socket JSON of ``render.sockets.SocketJson`` (no
     service names): one JSON object per socket, straight from the bytes.
@@ -371,6 +385,7 @@ def decode_chunk_json(
         owners: the owners' JSON (``SocketJson.owners_json()``), or ``None`` for
             ``"owners": null``.
         ifnames: as for ``decode_chunk``.
+        netns: as for ``decode_chunk``.
 
     Returns:
         True when the chunk ends the dump.
@@ -379,5 +394,7 @@ def decode_chunk_json(
         PermissionDenied: the kernel answered EPERM/EACCES.
         BackendUnavailable: the kernel answered another error.
     """
-    done: bool = _generated()["decode_chunk_json"](chunk, family, proto, out, seen, ifnames, owners)
+    done: bool = _generated()["decode_chunk_json"](
+        chunk, family, proto, out, seen, ifnames, owners, netns
+    )
     return done

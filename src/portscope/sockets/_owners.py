@@ -184,7 +184,11 @@ class OwnerMap:
 
     @classmethod
     def scan(
-        cls, wanted: Collection[int] | None = None, proc: str = "/proc", threads: int = 1
+        cls,
+        wanted: Collection[int] | None = None,
+        proc: str = "/proc",
+        threads: int = 1,
+        pids: Collection[int] | None = None,
     ) -> OwnerMap:
         """Scan every process's fds for sockets.
 
@@ -197,17 +201,22 @@ class OwnerMap:
             wanted: keep only these inodes (``None``: every socket).
             proc: the procfs mount point.
             threads: worker threads.
+            pids: scan only these processes (``None``: every one): the processes of
+                one network namespace (``NetnsOwners``).
 
         Returns:
             The map; ``complete`` is False when some processes could not be read.
         """
         self = cls(proc)
-        try:
-            entries = os.listdir(proc)
-        except OSError:
-            self.complete = False
-            return self
-        tasks = [int(e) for e in entries if e.isdigit()]
+        if pids is not None:
+            tasks = list(pids)
+        else:
+            try:
+                entries = os.listdir(proc)
+            except OSError:
+                self.complete = False
+                return self
+            tasks = [int(e) for e in entries if e.isdigit()]
         links = None if wanted is None else {f"socket:[{i}]".encode() for i in wanted}
         parts: list[_Part] = []
         shared: list[tuple[int, tuple[int, int]]] = []
@@ -421,6 +430,89 @@ class OwnerMap:
 
     def note(self) -> str | None:
         """A note for the user when the map is partial, else ``None``."""
+        if self.complete:
+            return None
+        return (
+            f"process owners are partial: {self.denied} "
+            f"{'process' if self.denied == 1 else 'processes'} of other users could not be "
+            "inspected (that needs root or CAP_SYS_PTRACE)"
+        )
+
+
+class NetnsOwners(OwnerMap):
+    """Owners grouped by network namespace: one ``OwnerMap`` per namespace, built from
+    the processes in that namespace only, and a row is matched in its own namespace's.
+
+    Socket inodes are unique on the host (``sock_alloc`` takes them from the one global
+    ``get_next_ino`` counter, net/socket.c), so grouping changes no correct answer; it
+    keeps each lookup to the processes that can hold the socket, and a wrapped 32-bit
+    counter from pairing a socket with a process of another namespace. A socket passed
+    to a process in another namespace (SCM_RIGHTS, or a process that called ``setns``
+    after opening it) shows no owner.
+
+    Attributes:
+        complete: False when some processes' fds or namespaces could not be read.
+        denied: how many processes could not be inspected.
+    """
+
+    by_inode = False
+
+    def __init__(self, maps: dict[int, OwnerMap], denied: int = 0, proc: str = "/proc") -> None:
+        super().__init__(proc)
+        self._maps = maps
+        self._by_pid: dict[int, OwnerMap] = {}
+        for omap in maps.values():
+            for pid, _ in omap._single.values():
+                self._by_pid[pid] = omap
+            for holders in omap._multi.values():
+                for pid, _ in holders:
+                    self._by_pid[pid] = omap
+        self.denied = denied + sum(m.denied for m in maps.values())
+        self.complete = self.denied == 0 and all(m.complete for m in maps.values())
+
+    @classmethod
+    def scan_namespaces(
+        cls,
+        groups: dict[int, list[int]],
+        wanted: Collection[int] | None = None,
+        proc: str = "/proc",
+        denied: int = 0,
+    ) -> NetnsOwners:
+        """Scan the processes of each namespace (netns inode -> pids) into its own map.
+
+        Args:
+            groups: netns inode -> the pids in it (``_netns.discover``).
+            wanted: keep only these socket inodes (``None``: every socket).
+            proc: the procfs mount point.
+            denied: processes whose namespace could not be read (counted as denied).
+        """
+        maps = {inode: OwnerMap.scan(wanted, proc, pids=pids) for inode, pids in groups.items()}
+        return cls(maps, denied, proc)
+
+    def map_for(self, netns_inode: int) -> OwnerMap:
+        """The owner map of one namespace (empty when it holds no visible process)."""
+        omap = self._maps.get(netns_inode)
+        if omap is None:
+            omap = self._maps[netns_inode] = OwnerMap.from_holders({}, {})
+        return omap
+
+    def _map(self, row: Row) -> OwnerMap | None:
+        ns = row.netns
+        return None if ns is None else self._maps.get(ns.inode)
+
+    def pids(self, row: Row) -> list[int]:
+        omap = self._map(row)
+        return [] if omap is None else omap.pids(row)
+
+    def owners(self, row: Row) -> tuple[Owner, ...]:
+        omap = self._map(row)
+        return () if omap is None else omap.owners(row)
+
+    def process(self, pid: int) -> ProcessInfo | None:
+        omap = self._by_pid.get(pid)
+        return None if omap is None else omap.process(pid)
+
+    def note(self) -> str | None:
         if self.complete:
             return None
         return (

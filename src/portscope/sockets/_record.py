@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from portscope.models import Proto, TcpState
 
 if TYPE_CHECKING:
-    from portscope.models import Owner, Socket
+    from portscope.models import Netns, Owner, Socket
 
 #: The schema of every socket JSON document (docs/sockets.md).
 SCHEMA: Final = "portscope.sockets/2"
@@ -58,6 +58,9 @@ class Row(NamedTuple):
         interface: the device it is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY of IPv6 listeners and unconnected sockets, ``None`` when
             not reported.
+        netns: the network namespace the socket lives in, or ``None`` when namespaces
+            were not asked for (the caller's own). Its JSON is ``{"inode": N, "name":
+            ... | null, "containers": [...] | null}`` (``models.Netns``).
     """
 
     proto: Proto
@@ -73,6 +76,7 @@ class Row(NamedTuple):
     inode: int | None
     interface: str | None
     v6only: bool | None
+    netns: Netns | None = None
 
 
 ROW_FIELDS: Final = Row._fields
@@ -94,7 +98,14 @@ class JsonKey(NamedTuple):
     nullable: bool
 
 
-_KINDS: Final = {"Proto": "enum", "TcpState": "enum", "int": "int", "bool": "bool", "str": "str"}
+_KINDS: Final = {
+    "Proto": "enum",
+    "TcpState": "enum",
+    "int": "int",
+    "bool": "bool",
+    "str": "str",
+    "Netns": "object",
+}
 
 
 def json_keys() -> tuple[JsonKey, ...]:
@@ -133,6 +144,38 @@ def cached_string(text: str, cache: dict[str, str]) -> str:
         return value
 
 
+#: id -> (object, its JSON): the objects are kept alive, so an id is never reused while
+#: cached; emptied when full. A namespace's record is one object shared by its rows.
+_OBJECTS: dict[int, tuple[object, str]] = {}
+OBJECTS_MAX: Final = 4096
+
+
+def object_json(obj: object) -> str:
+    """The compact JSON of a frozen dataclass field value (``models.to_dict``), cached
+    by identity: every row of a namespace shares one ``Netns``."""
+    try:
+        return _OBJECTS[id(obj)][1]
+    except KeyError:
+        pass
+    from portscope.models import to_dict
+
+    text = json_string_of(to_dict(obj))
+    if len(_OBJECTS) >= OBJECTS_MAX:
+        _OBJECTS.clear()
+    _OBJECTS[id(obj)] = (obj, text)
+    return text
+
+
+def json_string_of(data: Any) -> str:
+    """Compact JSON of plain data, exact (UTF-8; a lone surrogate escaped)."""
+    out = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        out = json.dumps(data, separators=(",", ":"))
+    return out
+
+
 def _address_json(address: str, cache: dict[str, str]) -> str:
     """A scoped address as JSON (the quotes are the caller's): escaped like any string."""
     return cached_string(address, cache)[1:-1]
@@ -148,7 +191,12 @@ def _prefix_fields() -> tuple[str, ...]:
     return tuple(lead)
 
 
-def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> str:
+def _value_expr(
+    key: JsonKey,
+    before: list[str],
+    never_none: frozenset[str],
+    constants: frozenset[str] = frozenset(),
+) -> str:
     """The f-string field writing the value of ``key`` (its fields are local names);
     statements it needs first go to ``before``.
 
@@ -174,6 +222,8 @@ def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> 
         ]
         return f"{{_e_{key.name}}}"
     (name,) = key.fields
+    if name in constants:
+        return f"{{_c_{name}}}"
     nullable = key.nullable and name not in never_none
     if key.kind == "str":
         value = f"_cached_string({name}, _strings)"
@@ -181,12 +231,19 @@ def _value_expr(key: JsonKey, before: list[str], never_none: frozenset[str]) -> 
         value = f"(_J_TRUE if {name} else _J_FALSE)"
     elif key.kind == "enum":
         value = f"_J_QUOTE + {name}.value + _J_QUOTE"
+    elif key.kind == "object":
+        value = f"_object_json({name})"
     else:
         value = name
     return f"{{_J_NULL if {name} is None else {value}}}" if nullable else f"{{{value}}}"
 
 
-def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail: str = "") -> str:
+def json_statements(
+    indent: str,
+    never_none: frozenset[str] = frozenset(),
+    tail: str = "",
+    constants: frozenset[str] = frozenset(),
+) -> str:
     """Statements that set ``_json`` to a socket's JSON object without its closing ``}``
     (or with ``tail``, f-string text written after the fields, in the same string).
 
@@ -199,6 +256,8 @@ def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail:
         never_none: nullable fields that the caller always sets (the netlink decoder's
             queue sizes): their test for ``None`` is left out.
         tail: f-string source appended to the object (the fused decoder's owners).
+        constants: fields whose JSON text the caller computed once, in the local
+            ``_c_FIELD`` (the fused decoder's ``netns``: one per dump).
     """
     keys = json_keys()
     lead = _prefix_fields()
@@ -213,7 +272,7 @@ def json_statements(indent: str, never_none: frozenset[str] = frozenset(), tail:
         "if _p is None:",
         f"    _p = _prefixes[{key_tuple}] = f'{{{{{prefix_parts}'",
     ]
-    body = ",".join(f'"{k.name}":{_value_expr(k, lines, never_none)}' for k in rest)
+    body = ",".join(f'"{k.name}":{_value_expr(k, lines, never_none, constants)}' for k in rest)
     lines.append(f"_json = f'{{_p}}{body}{tail}'")
     return "".join(f"{indent}{line}\n" for line in lines)
 
@@ -230,6 +289,7 @@ def generated_globals() -> dict[str, Any]:
     """The names the generated JSON statements use."""
     return {
         "_address_json": _address_json,
+        "_object_json": object_json,
         "_cached_string": cached_string,
         "_J_NULL": "null",
         "_J_TRUE": "true",
