@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ephemeral": ("ephemeral", "the kernel's ephemeral port range and its use per destination"),
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
+    "top": ("top", "live view of listeners and connections in the terminal (portscope[tui])"),
+    "serve": ("serve", "local web dashboard of this host's ports (portscope[web])"),
 }
 DEFAULT_COMMAND = "listen"
 
