@@ -23,6 +23,10 @@ from typing import Any, Literal
 
 from portscope.models import Proto, Socket, SocketTable, TcpState, to_dict
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from portscope.registry._ranges import KernelPorts
+
 View = Literal["listen", "connections"]
 
 #: Above this many sockets a snapshot aggregates instead of listing rows.
@@ -408,12 +412,12 @@ def group_by_process(rows: Iterable[LiveRow], view: View) -> list[ProcessGroup]:
     return out
 
 
-def _range_words(port: int) -> str:
+def _range_words(port: int, kernel: KernelPorts | None = None) -> str:
     from portscope.registry import port_facts
 
     if port == 0:
         return "0: no port (the kernel picks one at bind)"
-    facts = port_facts(port)
+    facts = port_facts(port, kernel)
     bounds = {"system": "0-1023", "user": "1024-49151", "dynamic": "49152-65535"}
     words = f"{facts.range.value} ({bounds[facts.range.value]}, RFC 6335)"
     lo, hi = facts.kernel.ephemeral
@@ -444,8 +448,16 @@ def registry_words(port: int, proto: Proto) -> str:
     return f"{text} ({svc.source})"
 
 
-def five_tuple_words(sock: Socket, listening_ports: Iterable[int] = ()) -> str:
-    """The 5-tuple of a connection explained in one sentence."""
+def five_tuple_words(
+    sock: Socket, listening_ports: Iterable[int] = (), kernel: KernelPorts | None = None
+) -> str:
+    """The 5-tuple of a connection explained in one sentence.
+
+    Args:
+        sock: the socket.
+        listening_ports: this host's listening ports (a local port among them: inbound).
+        kernel: port settings (read from ``/proc`` when ``None``).
+    """
     proto, la, lp, ra, rp = sock.five_tuple
     if ra is None or rp is None:
         return f"{proto} {sock.local}: no peer (a listener or an unconnected socket)"
@@ -459,18 +471,21 @@ def five_tuple_words(sock: Socket, listening_ports: Iterable[int] = ()) -> str:
             f"{head}; inbound: accepted on this host's listener on port {lp}, "
             f"from the peer's source port {rp}"
         )
-    if kernel_ports().is_ephemeral(lp):
+    if (kernel or kernel_ports()).is_ephemeral(lp):
         return (
             f"{head}; outbound: this host connected from ephemeral port {lp} to port {rp} of {ra}"
         )
     return f"{head}; local port {lp}, remote port {rp}"
 
 
-def describe(row: LiveRow, listening_ports: Iterable[int] = ()) -> list[tuple[str, str]]:
+def describe(
+    row: LiveRow, listening_ports: Iterable[int] = (), kernel: KernelPorts | None = None
+) -> list[tuple[str, str]]:
     """The detail of one row as (label, exact text) pairs: owner, unit or container,
     registry entry, the port's range, the bind scope and, for connections, the 5-tuple.
 
-    Reads ``/proc/PID/cgroup`` of the owners and the kernel's port settings.
+    Reads ``/proc/PID/cgroup`` of the owners, and the kernel's port settings unless
+    ``kernel`` is given.
     """
     from portscope.diagnose._cgroup import read_cgroup
 
@@ -489,10 +504,10 @@ def describe(row: LiveRow, listening_ports: Iterable[int] = ()) -> list[tuple[st
     if not s.owners:
         out.append(("Owner", "no visible process (kernel-owned, or another user's)"))
     out.append(("Registry", registry_words(s.local.port, s.proto)))
-    out.append(("Range", _range_words(s.local.port)))
+    out.append(("Range", _range_words(s.local.port, kernel)))
     out.append(("Scope", row.scope))
     if s.remote is not None:
-        out.append(("5-tuple", five_tuple_words(s, listening_ports)))
+        out.append(("5-tuple", five_tuple_words(s, listening_ports, kernel)))
     ns = netns_text(s)
     if ns:
         out.append(("Netns", ns))
@@ -571,7 +586,10 @@ def shown(
     """What a face shows for ``snap`` under the filter ``query``: rows, or counts when
     even the filtered table is larger than ``aggregate_above``."""
     if snap.aggregates is None:
-        return filter_rows(snap.rows, query), None
+        rows = filter_rows(snap.rows, query)
+        if len(rows) > aggregate_above:
+            return [], aggregate([r.sock for r in rows])
+        return rows, None
     if not query.strip():
         return [], snap.aggregates
     picked = filter_sockets(snap.sockets, query)

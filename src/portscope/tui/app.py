@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static
 
+from portscope.registry._ranges import KernelPorts
 from portscope.render import safe
 from portscope.render.live import (
     AGGREGATE_ABOVE,
@@ -50,7 +51,10 @@ _STATE_STYLE = {
     "SYN-SENT": "yellow",
 }
 _SCOPE_STYLE = {"all": "bold red", "loopback": "green", "one": "yellow"}
-# Columns hidden first when the terminal is narrow (80 columns over SSH): the rest stay.
+# On a narrow terminal (80 columns over SSH) wide columns are first cut to these widths
+# (an ellipsis; the detail pane shows all), then columns are hidden in this order.
+_NARROW = {"Scope": 16, "Process": 20, "Service": 10, "Address": 15, "User": 8,
+           "Local": 21, "Peer": 21}  # fmt: skip
 _DROP_ORDER = {
     "listen": ("Netns", "User", "Queue", "Service", "Scope"),
     "connections": ("Netns", "User", "Send-Q", "Recv-Q", "Service", "State"),
@@ -114,9 +118,11 @@ class TopApp(App[None]):
         killer: what the kill action calls (``render.live.kill_row_holders``).
         view: the view at start, ``listen`` or ``connections``.
         aggregate_above: rows above which the view shows counts.
+        kernel: port settings for the detail pane (read from ``/proc`` when ``None``).
     """
 
     TITLE = "portscope top"
+    ENABLE_COMMAND_PALETTE = False
     CSS = """
     Screen { layout: vertical; }
     #filter { height: 1; border: none; padding: 0 1; background: $boost; }
@@ -129,13 +135,13 @@ class TopApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("slash", "focus_filter", "Filter"),
-        Binding("c", "toggle_view", "Conns/Listen"),
+        Binding("c", "toggle_view", "Conns"),
         Binding("s", "next_sort", "Sort"),
-        Binding("r", "reverse_sort", "Reverse"),
+        Binding("r", "reverse_sort", "Rev"),
         Binding("g", "toggle_group", "Group"),
         Binding("d", "toggle_detail", "Detail"),
         Binding("k", "kill", "Kill"),
-        Binding("y", "copy_json", "Copy JSON"),
+        Binding("y", "copy_json", "JSON"),
         Binding("escape", "leave_filter", "Table", show=False),
     ]
 
@@ -147,8 +153,10 @@ class TopApp(App[None]):
         killer: Killer = kill_row_holders,
         view: View = "listen",
         aggregate_above: int = AGGREGATE_ABOVE,
+        kernel: KernelPorts | None = None,
     ) -> None:
         super().__init__()
+        self._kernel = kernel
         self._source = source
         self._refresh_s = refresh_s
         self._killer = killer
@@ -261,6 +269,8 @@ class TopApp(App[None]):
         hidden = {i for i, w in enumerate(full) if columns[i] == "Netns" and not any(
             r.cells[i] for r in rows)}  # fmt: skip
         room = max(table.size.width, 40) - 1
+        if sum(w + 1 for i, w in enumerate(full) if i not in hidden) > room:
+            full = [min(w, _NARROW.get(c, w)) for w, c in zip(full, columns, strict=True)]
         for name in _DROP_ORDER[self.view]:
             if sum(w + 1 for i, w in enumerate(full) if i not in hidden) <= room:
                 break
@@ -338,7 +348,7 @@ class TopApp(App[None]):
             pane.update(Text("no socket selected", style="dim"))
             return
         text = Text()
-        for label, value in describe(row, self._listening_ports):
+        for label, value in describe(row, self._listening_ports, self._kernel):
             text.append(f"{label:>9} ", style="bold")
             text.append(safe(value))
             text.append("\n")
