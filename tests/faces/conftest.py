@@ -32,7 +32,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
     "--no-default-browser-check",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
 
 # Names a process can give itself: Rich markup, a closing tag, an HTML script.
@@ -63,12 +63,21 @@ class Listener:
         return self.name[:15]
 
 
-def _read_line(proc: subprocess.Popen[str], timeout_s: float = 10.0) -> str:
+def _read_lines(proc: subprocess.Popen[str], count: int = 1, timeout_s: float = 10.0) -> list[str]:
+    """The first ``count`` lines the process prints (unbuffered reads, bounded in time)."""
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    if not ready:
-        raise AssertionError(f"pid {proc.pid} printed nothing in {timeout_s} s")
-    return proc.stdout.readline().strip()
+    fd = proc.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout_s
+    while data.count(b"\n") < count:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(0.0, left))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            stop(proc)
+            raise AssertionError(f"pid {proc.pid} printed {data!r} in {timeout_s} s")
+        data += chunk
+    return data.decode().splitlines()[:count]
 
 
 def start_listener(name: str = "ps12-listener", lifetime_s: float = 120.0) -> Listener:
@@ -80,7 +89,7 @@ def start_listener(name: str = "ps12-listener", lifetime_s: float = 120.0) -> Li
         stdout=subprocess.PIPE,
         text=True,
     )
-    return Listener(name, proc.pid, int(_read_line(proc)), proc)
+    return Listener(name, proc.pid, int(_read_lines(proc)[0]), proc)
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:
@@ -130,10 +139,12 @@ def start_serve(*args: str) -> Served:
         stderr=subprocess.PIPE,
         text=True,
     )
-    first = _read_line(proc, 20.0)
-    lines = [first, _read_line(proc), _read_line(proc)]
+    lines = _read_lines(proc, 3, 20.0)
+    first = lines[0]
     m = re.match(r"portscope serve: (http://127\.0\.0\.1:(\d+))/\?token=(\S+)$", first)
-    assert m, lines
+    if not m:
+        stop(proc)
+        raise AssertionError(lines)
     served = Served(proc, m.group(1), int(m.group(2)), m.group(3), lines)
     deadline = time.monotonic() + 10
     import socket

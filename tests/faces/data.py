@@ -15,18 +15,35 @@ def owner(pid: int, name: str, user: str = "root", *argv: str) -> tuple[Owner, .
     return (Owner(pid, name, user, argv or (f"/usr/sbin/{name}",), None, 3),)
 
 
-def listener(port: int, address: str = "0.0.0.0", *, own: tuple[Owner, ...] = (),
-             proto: Proto = Proto.TCP) -> Socket:  # fmt: skip
+def listener(
+    port: int, address: str = "0.0.0.0", *, own: tuple[Owner, ...] = (), proto: Proto = Proto.TCP
+) -> Socket:
     family = 6 if ":" in address else 4
     state = TcpState.LISTEN if proto is Proto.TCP else TcpState.UNCONN
-    return Socket(proto, family, state, Endpoint(address, port), None, 0, 128, 0,
-                  1000 + port, owners=own)  # fmt: skip
+    return Socket(
+        proto, family, state, Endpoint(address, port), None, 0, 128, 0, 1000 + port, owners=own
+    )
 
 
-def conn(lport: int, raddr: str, rport: int, state: TcpState = TcpState.ESTABLISHED,
-         own: tuple[Owner, ...] = ()) -> Socket:  # fmt: skip
-    return Socket(Proto.TCP, 4, state, Endpoint("127.0.0.1", lport), Endpoint(raddr, rport),
-                  0, 0, 0, 50_000 + lport, owners=own)  # fmt: skip
+def conn(
+    lport: int,
+    raddr: str,
+    rport: int,
+    state: TcpState = TcpState.ESTABLISHED,
+    own: tuple[Owner, ...] = (),
+) -> Socket:
+    return Socket(
+        Proto.TCP,
+        4,
+        state,
+        Endpoint("127.0.0.1", lport),
+        Endpoint(raddr, rport),
+        0,
+        0,
+        0,
+        50_000 + lport,
+        owners=own,
+    )
 
 
 LISTENERS = (
@@ -38,7 +55,7 @@ LISTENERS = (
         9000,
         "127.0.0.1",
         own=owner(HOSTILE, "[link=http://x]", "root", "<script>alert(1)</script>", "[/]"),
-    ),  # fmt: skip
+    ),
     listener(53, "127.0.0.53", proto=Proto.UDP),
 )
 CONNECTIONS = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from faces.data import KERNEL, LISTENERS, PG, conn, owner, source, table
-
 from portscope.models import SocketTable, TcpState
 from portscope.render.live import (
     describe,
@@ -58,7 +57,7 @@ def test_a_number_filters_ports_exactly_and_words_must_all_match() -> None:
 def test_sort_by_any_column_numbers_as_numbers() -> None:
     rows = source("listen").rows
     assert [r.sock.local.port for r in sort_rows(rows, "Port", reverse=True)][:2] == [9000, 8080]
-    assert [r.cells[5] for r in sort_rows(rows, "Process")][0] == "-"
+    assert sort_rows(rows, "Process")[0].cells[5] == "-"
     by_address = [r.sock.local.address for r in sort_rows(rows, "Address")]
     assert by_address[0] == "0.0.0.0" and by_address[-1] == "::"
 

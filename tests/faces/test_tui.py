@@ -14,7 +14,6 @@ pytest.importorskip("textual")
 
 from faces.conftest import HOSTILE_NAMES, Listener
 from faces.data import KERNEL, PG, source
-
 from portscope.models import SocketTable
 from portscope.render.live import LiveRow, Snapshot, View, snapshot_of
 from portscope.tui._table import RowTable

@@ -15,7 +15,6 @@ pytest.importorskip("textual")
 pytest.importorskip("pytest_textual_snapshot")
 
 from faces.data import KERNEL, source
-
 from portscope.tui.app import TopApp
 
 SIZE = (80, 24)

@@ -237,13 +237,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         return HTMLResponse(html, status_code=status)
 
-    async def fragment(view_name: str) -> str:
+    async def fragment(view_name: str, query: str = "") -> str:
         if view_name == "connections":
             snap = await cache.get("connections")
-            rows, counts = shown(snap, "")
+            rows, counts = shown(snap, query)
             return templates.get_template("_connections.html").render(
                 token=settings.token, snap=snap, groups=by_remote(rows), counts=counts,
-                rows=rows[:500],
+                rows=rows[:500], query=query, matched=len(rows),
             )  # fmt: skip
         snap = await cache.get("listen")
         rows = list(snap.rows)
@@ -264,11 +264,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return page("ports.html", request, live=await fragment("ports"), live_name="ports")
 
     async def connections(request: Request) -> Response:
-        live = await fragment("connections")
-        return page("connections.html", request, live=live, live_name="connections")
+        query = request.query_params.get("q", "")[:200]
+        live = await fragment("connections", query)
+        return page("connections.html", request, live=live, live_name="connections", query=query)
 
     async def events(request: Request) -> Response:
         name = request.path_params["name"]
+        query = request.query_params.get("q", "")[:200]
         if name not in ("host", "ports", "connections"):
             return PlainTextResponse("no such stream", status_code=404)
 
@@ -279,7 +281,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             while time.monotonic() < deadline:
                 if await request.is_disconnected():
                     return
-                html = await fragment(name)
+                html = await fragment(name, query)
                 if html != last:
                     last = html
                     data = "".join(f"data: {line}\n" for line in html.splitlines())
