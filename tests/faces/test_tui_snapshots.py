@@ -24,13 +24,25 @@ def app() -> TopApp:
     return TopApp(source=source, refresh_s=0, kernel=KERNEL)
 
 
+async def loaded(pilot: Any) -> None:
+    """Wait for the first snapshot (read in a worker thread; bounded: 10 s)."""
+    for _ in range(200):
+        if pilot.app.snapshot is not None:
+            return
+        await pilot.pause(0.05)
+
+
 def test_listeners(snap_compare: Any) -> None:
-    assert snap_compare(app(), terminal_size=SIZE, press=["down", "down", "down"])
+    assert snap_compare(
+        app(), terminal_size=SIZE, run_before=loaded, press=["down", "down", "down"]
+    )
 
 
 def test_connections_filtered(snap_compare: Any) -> None:
-    assert snap_compare(app(), terminal_size=SIZE, press=["c", "slash", *"5432", "enter"])
+    assert snap_compare(
+        app(), terminal_size=SIZE, run_before=loaded, press=["c", "slash", *"5432", "enter"]
+    )
 
 
 def test_hostile_names_and_kill_dialog(snap_compare: Any) -> None:
-    assert snap_compare(app(), terminal_size=SIZE, press=["end", "k"])
+    assert snap_compare(app(), terminal_size=SIZE, run_before=loaded, press=["end", "k"])
