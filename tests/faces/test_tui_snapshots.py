@@ -32,17 +32,17 @@ async def loaded(pilot: Any) -> None:
         await pilot.pause(0.05)
 
 
+def compare(snap_compare: Any, keys: list[str]) -> bool:
+    return bool(snap_compare(app(), terminal_size=SIZE, run_before=loaded, press=keys))
+
+
 def test_listeners(snap_compare: Any) -> None:
-    assert snap_compare(
-        app(), terminal_size=SIZE, run_before=loaded, press=["down", "down", "down"]
-    )
+    assert compare(snap_compare, ["down", "down", "down"])
 
 
 def test_connections_filtered(snap_compare: Any) -> None:
-    assert snap_compare(
-        app(), terminal_size=SIZE, run_before=loaded, press=["c", "slash", *"5432", "enter"]
-    )
+    assert compare(snap_compare, ["c", "slash", *"5432", "enter"])
 
 
 def test_hostile_names_and_kill_dialog(snap_compare: Any) -> None:
-    assert snap_compare(app(), terminal_size=SIZE, run_before=loaded, press=["end", "k"])
+    assert compare(snap_compare, ["end", "k"])
