@@ -8,7 +8,10 @@ nothing to sort), and the wall time, which includes the pilot's own idle waits (
 4 x 20 ms sleeps per press). Rows are synthetic sockets (no kernel read in the loop);
 the app, the table and the drawing are the real ones, in a headless 120x40 terminal.
 
-    python bench/bench_tui.py [--rows 10000] [--presses 15]
+Then one refresh of each view on this host (the read ``top`` does each second, with
+owners) beside ``ss -tlnup`` / ``ss -tanup`` (what ``watch ss`` runs).
+
+    python bench/bench_tui.py [--rows 10000] [--presses 15] [--runs 5]
 """
 
 from __future__ import annotations
@@ -71,10 +74,37 @@ async def measure(rows: int, presses: int) -> dict[str, list[float]]:
     return times
 
 
+def refresh_cost(runs: int) -> None:
+    """One refresh of each view (a read with owners, shaped into rows) beside what
+    ``watch ss`` runs each time: ``ss -tlnup`` and ``ss -tanup`` (a process each)."""
+    import shutil
+    import subprocess
+
+    from portscope.render.live import read_snapshot
+
+    print(f"\none refresh on this host, median of {runs} (ms)")
+    print(f"{'view':<12} {'portscope':>10} {'ss':>8} {'ratio':>7} {'sockets':>8}")
+    for view, flags in (("listen", "-tlnup"), ("connections", "-tanup")):
+        ours, theirs = [], []
+        total = 0
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            total = read_snapshot(view).total  # type: ignore[arg-type]
+            ours.append(time.perf_counter() - t0)
+            if shutil.which("ss"):
+                t0 = time.perf_counter()
+                subprocess.run(["ss", flags], capture_output=True, check=True)
+                theirs.append(time.perf_counter() - t0)
+        a = statistics.median(ours) * 1000
+        b = statistics.median(theirs) * 1000 if theirs else float("nan")
+        print(f"{view:<12} {a:>10.1f} {b:>8.1f} {a / b:>6.2f}x {total:>8,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--presses", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=5, help="refreshes to time (0: none)")
     args = parser.parse_args()
     big = asyncio.run(measure(args.rows, args.presses))
     small = asyncio.run(measure(10, args.presses))
@@ -85,6 +115,8 @@ def main() -> None:
         med, worst = statistics.median(big[name]) * 1000, max(big[name]) * 1000
         base = statistics.median(small[name]) * 1000
         print(f"{name:<18} {med:>18.1f} {worst:>7.1f} {base:>15.1f}")
+    if args.runs:
+        refresh_cost(args.runs)
 
 
 if __name__ == "__main__":
