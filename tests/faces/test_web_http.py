@@ -78,14 +78,16 @@ def test_a_foreign_host_header_is_refused(served: Served, host: str) -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}",
                                   "127.1.2.3", "LOCALHOST"])  # fmt: skip
 def test_loopback_host_headers_are_accepted(served: Served, host: str) -> None:
-    status, body, headers = request(served, tok(served, "/"), host=host.format(port=served.port))
+    status, body, headers = request(
+        served, tok(served, "/scans"), host=host.format(port=served.port)
+    )
     assert status == 200, body
     assert "default-src 'none'" in headers["content-security-policy"]
     assert headers["referrer-policy"] == "no-referrer"
 
 
 def test_answers_on_ipv6_loopback_too(served: Served) -> None:
-    status, _, _ = request(served, tok(served, "/ports"), address="::1",
+    status, _, _ = request(served, tok(served, "/scans"), address="::1",
                            host=f"[::1]:{served.port}")  # fmt: skip
     assert status == 200
 
