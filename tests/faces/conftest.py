@@ -1,8 +1,8 @@
 """Fixtures of the faces' tests: hostile processes, running dashboards, the browser.
 
 Every process started here listens on 127.0.0.1 only and is killed by pid in the
-fixture's finalizer. The browser is Debian's chromium, driven by Playwright through
-``executable_path`` (``playwright install`` cannot download here), with every
+fixture's finalizer. The browser (test_web_browser.py) is Debian's chromium, driven by Playwright
+through ``executable_path`` (``playwright install`` cannot download here), with every
 background-networking feature off and every host name but 127.0.0.1 unresolvable.
 """
 
@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,10 +171,3 @@ def served_kill() -> Iterator[Served]:
     one = start_serve("--allow-kill")
     yield one
     stop(one.proc)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-test-deps)")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_FLAGS}

@@ -1,10 +1,16 @@
-"""``portscope serve`` in a real browser: Playwright drives Debian's chromium (one browser
-per session, ``browser_type_launch_args`` in conftest). Each page is loaded, checked in
-the DOM and photographed into the test's tmp dir."""
+"""``portscope serve`` in a real browser: Playwright drives Debian's chromium. Each page is
+loaded, checked in the DOM and photographed into the test's tmp dir.
+
+One browser for all of them, launched by a module-scoped fixture rather than
+pytest-playwright's session-scoped ``browser``: Playwright's sync API keeps its event loop
+set as running in the main thread until it stops, and every later test of the suite that
+calls ``asyncio.run`` would fail ("cannot be called from a running event loop").
+"""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +19,32 @@ import pytest
 pytest.importorskip("playwright")
 pytest.importorskip("starlette")
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from faces.conftest import Listener, Served
+from faces.conftest import CHROMIUM, CHROMIUM_FLAGS, Listener, Served
+
+# Pages read the socket table with owners (/proc/*/fd of every process): seconds on a
+# machine busy with other work. Generous waits; the live check has its own bound.
+expect.set_options(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install-test-deps)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1100, "height": 800})
+    one = context.new_page()
+    one.set_default_timeout(60_000)
+    yield one
+    context.close()
 
 
 def shot(page: Page, tmp_path: Path, name: str) -> Path:

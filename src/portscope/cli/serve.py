@@ -61,7 +61,6 @@ def _bind(hosts: list[str], port: int) -> list[object]:
             sock.bind((host, port))
             port = sock.getsockname()[1]
             sock.listen(128)
-            sock.set_inheritable(True)
     except OSError:
         for sock in sockets:
             sock.close()
@@ -111,6 +110,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 def _serve(sockets: list[object], hosts: list[str], args: argparse.Namespace, env: Env) -> int:
     import socket
+    from types import FrameType
 
     import uvicorn
 
@@ -136,7 +136,13 @@ def _serve(sockets: list[object], hosts: list[str], args: argparse.Namespace, en
         proxy_headers=False,
         timeout_graceful_shutdown=2,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            settings.stopping = True  # live streams end at their next tick
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     try:
         server.run(sockets=socks)
     finally:

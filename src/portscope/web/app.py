@@ -72,6 +72,7 @@ class Settings:
         source: view -> snapshot (a seam for tests).
         min_interval_s: reads of the socket table are at most this often.
         interval_s: seconds between live updates.
+        stopping: set when the server shuts down: live streams end.
     """
 
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -80,6 +81,7 @@ class Settings:
     source: Source = read_snapshot
     min_interval_s: float = 0.5
     interval_s: float = 1.0
+    stopping: bool = False
 
 
 class _Cache:
@@ -252,8 +254,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             token=settings.token,
             snap=snap,
             rows=rows,
-            building=building(rows),
-            line=port_line(rows),
+            building=building(rows) if view_name == "host" else None,
+            line=port_line(rows) if view_name == "ports" else None,
             firewall_note=NOT_YET_FIREWALL,
         )
 
@@ -278,7 +280,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             deadline = time.monotonic() + STREAM_S
             last = None
             yield "retry: 2000\n\n"
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not settings.stopping:
                 if await request.is_disconnected():
                     return
                 html = await fragment(name, query)
