@@ -134,7 +134,7 @@ def _serve(sockets: list[object], hosts: list[str], args: argparse.Namespace, en
         lifespan="off",
         server_header=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=5,
     )
 
     class Server(uvicorn.Server):

@@ -290,7 +290,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     yield f"event: update\n{data}\n"
                 else:
                     yield ": idle\n\n"
-                await asyncio.sleep(settings.interval_s)
+                wake = time.monotonic() + settings.interval_s
+                while time.monotonic() < wake and not settings.stopping:
+                    await asyncio.sleep(0.1)  # a shutdown ends the stream within 0.1 s
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
