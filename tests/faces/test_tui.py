@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("textual")
 
 from faces.conftest import HOSTILE_NAMES, Listener
-from faces.data import KERNEL, PG, source
+from faces.data import KERNEL, PG, SSHD, source
 from portscope.models import SocketTable
 from portscope.render.live import LiveRow, Snapshot, View, snapshot_of
 from portscope.tui._table import RowTable
@@ -138,6 +138,10 @@ def test_connections_toggle_group_and_aggregate() -> None:
         table = app.query_one(RowTable)
         assert table.columns == ("Process", "User", "Sockets", "Ports")
         assert table.row_count == 2  # postgres and psql, one socket each
+        await pilot.press("enter")  # a group's sockets, ungrouped
+        await pilot.pause()
+        assert not app.grouped and app.query_text in (f"postgres[{PG}]", f"psql[{SSHD}]")
+        assert len(app.rows) == 1
 
     run(app, script)
 

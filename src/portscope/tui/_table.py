@@ -56,6 +56,7 @@ class RowTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "select", "Select", show=False),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "rowtable--header",
@@ -74,6 +75,13 @@ class RowTable(ScrollView, can_focus=True):
         """The cursor moved to the row ``key`` (``None``: the table is empty)."""
 
         def __init__(self, key: str | None) -> None:
+            super().__init__()
+            self.key = key
+
+    class Selected(Message):
+        """Enter was pressed on the row ``key``."""
+
+        def __init__(self, key: str) -> None:
             super().__init__()
             self.key = key
 
@@ -213,6 +221,11 @@ class RowTable(ScrollView, can_focus=True):
 
     def action_cursor(self, step: int) -> None:
         self.move_cursor(self.cursor + step)
+
+    def action_select(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.Selected(key))
 
     def action_page(self, step: int) -> None:
         self.move_cursor(self.cursor + step * self._visible_rows())

@@ -362,6 +362,16 @@ class TopApp(App[None]):
         self._cursor_key = event.key
         self._show_detail()
 
+    @on(RowTable.Selected)
+    def _selected(self, event: RowTable.Selected) -> None:
+        """Enter on a process group (or a count by process): its sockets, ungrouped."""
+        kind, _, value = event.key.partition("|")
+        if kind in ("group", "process") and value != "-":
+            self.grouped = False
+            self.query_one("#filter", Input).value = value  # Input.Changed redraws
+            self.query_text = value
+            self.redraw()
+
     @on(RowTable.HeaderClicked)
     def _header(self, event: RowTable.HeaderClicked) -> None:
         name = event.column
