@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("exporter", "serve Prometheus metrics of this host's sockets ([exporter] extra)"),
     "completion": ("completion", "print a shell completion script: bash, zsh or fish"),
     "man": ("man", "show the manual page portscope(1)"),
+    "top": ("top", "live view of listeners and connections in the terminal (portscope[tui])"),
+    "serve": ("serve", "local web dashboard of this host's ports (portscope[web])"),
 }
 DEFAULT_COMMAND = "listen"
 

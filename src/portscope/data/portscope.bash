@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/portscope
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man)
+_shtab_portscope_subparsers=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve)
 
 _shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --explain --json --no-color)
 _shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary -N --netns --wide --backend --explain --json --no-color)
@@ -29,6 +29,8 @@ _shtab_portscope_explain_option_strings=(-h --help --kind --no-live --quiz --cou
 _shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist -N --netns --once --json --no-color)
 _shtab_portscope_completion_option_strings=(-h --help --values --json --no-color)
 _shtab_portscope_man_option_strings=(-h --help --roff --json --no-color)
+_shtab_portscope_top_option_strings=(-h --help -c --connections --interval --json --no-color)
+_shtab_portscope_serve_option_strings=(-h --help --host --port --allow-kill --json --no-color)
 _shtab_portscope_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --explain --json --no-color --version)
 
 _shtab_portscope_listen__N_COMPGEN=_shtab_cmd_compgen_0018e378
@@ -52,6 +54,7 @@ _shtab_portscope_watch___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_fleet___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_exporter__N_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_exporter___netns_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_serve___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope__N_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 
@@ -65,7 +68,7 @@ _shtab_portscope_fleet_pos_0_choices=(ls diff)
 _shtab_portscope_explain___kind_choices=(state port-state error reason term verdict finding)
 _shtab_portscope_completion_pos_0_choices=(bash zsh fish)
 _shtab_portscope_completion___values_choices=(ports netns services commands)
-_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man)
+_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve)
 _shtab_portscope___backend_choices=(netlink procfs psutil)
 
 _shtab_portscope_listen__h_nargs=0
@@ -265,6 +268,17 @@ _shtab_portscope_man___help_nargs=0
 _shtab_portscope_man___roff_nargs=0
 _shtab_portscope_man___json_nargs=0
 _shtab_portscope_man___no_color_nargs=0
+_shtab_portscope_top__h_nargs=0
+_shtab_portscope_top___help_nargs=0
+_shtab_portscope_top__c_nargs=0
+_shtab_portscope_top___connections_nargs=0
+_shtab_portscope_top___json_nargs=0
+_shtab_portscope_top___no_color_nargs=0
+_shtab_portscope_serve__h_nargs=0
+_shtab_portscope_serve___help_nargs=0
+_shtab_portscope_serve___allow_kill_nargs=0
+_shtab_portscope_serve___json_nargs=0
+_shtab_portscope_serve___no_color_nargs=0
 _shtab_portscope_pos_0_nargs=A...
 _shtab_portscope__h_nargs=0
 _shtab_portscope___help_nargs=0

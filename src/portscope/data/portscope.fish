@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
+set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve
+set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -313,3 +313,16 @@ complete -c portscope -n '_shtab_portscope_using man' -s h -l help -d 'show this
 complete -c portscope -n '_shtab_portscope_using man' -l roff -d 'print the page'"'"'s roff source (what '"'"'man -l'"'"' reads) instead of showing it'
 complete -c portscope -n '_shtab_portscope_using man' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using man' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a top -d 'live view of listeners and connections in the terminal (needs portscope[tui])'
+complete -c portscope -n '_shtab_portscope_using top' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using top' -s c -l connections -d 'start on connections, not listeners'
+complete -c portscope -n '_shtab_portscope_using top' -l interval -x -d 'seconds between refreshes, 0.2-60 (default 1)'
+complete -c portscope -n '_shtab_portscope_using top' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using top' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a serve -d 'local web dashboard of this host'"'"'s ports, on loopback (needs portscope[web])'
+complete -c portscope -n '_shtab_portscope_using serve' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using serve' -l host -x -d 'loopback address to bind (127.0.0.1, ::1, any of 127.0.0.0/8); repeatable; default 127.0.0.1 and ::1. Other addresses are refused: use an SSH tunnel'
+complete -c portscope -n '_shtab_portscope_using serve' -l port -xka "(portscope completion --values ports 2>/dev/null)" -d 'port to listen on, 1-65535 (default: a random one)'
+complete -c portscope -n '_shtab_portscope_using serve' -l allow-kill -d 'show kill buttons on port pages (POST with a CSRF token; SIGTERM through the same start-time check as '"'"'who --kill'"'"')'
+complete -c portscope -n '_shtab_portscope_using serve' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using serve' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'

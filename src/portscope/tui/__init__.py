@@ -1,0 +1,16 @@
+"""``portscope top``: a live terminal view of this host's sockets (Textual; the ``tui`` extra).
+
+Imported only by ``portscope top``; ``run`` starts the app. The data comes from
+``render.live`` (shared with ``portscope serve``).
+"""
+
+from __future__ import annotations
+
+from portscope.render.live import View
+
+
+def run(*, view: View = "listen", refresh_s: float = 1.0) -> None:
+    """Run the app in this terminal until the user quits (``q``)."""
+    from portscope.tui.app import TopApp
+
+    TopApp(view=view, refresh_s=refresh_s).run()
