@@ -30,7 +30,7 @@ def netlink_rows(proto: Proto, family: int) -> list[Row]:
 
 
 def comparable(row: Row) -> tuple[object, ...]:
-    proto, fam, state, la, lp, ra, rp, rq, wq, uid, inode, _iface, _v6only = row
+    proto, fam, state, la, lp, ra, rp, rq, wq, uid, inode, _iface, _v6only, _cookie = row
     # /proc/net has no backlog for listeners, no interface and no v6only
     return (proto, fam, state, la, lp, ra, rp, rq, wq if state is not TcpState.LISTEN else 0,
             uid, inode)  # fmt: skip

@@ -118,6 +118,19 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--summary", action="store_true", help="counts per transport and state (like ss -s)"
     )
+    parser.add_argument(
+        "-i",
+        "--info",
+        action="store_true",
+        help="TCP internals (like ss -i): RTT, cwnd, MSS, retransmits, bytes, rates",
+    )
+    parser.add_argument(
+        "-o", "--timers", action="store_true", help="TCP timers and when they fire (like ss -o)"
+    )
+    parser.add_argument(
+        "-e", "--extended", action="store_true", help="uid, inode and socket cookie (like ss -e)"
+    )
+    parser.add_argument("-m", "--memory", action="store_true", help="socket memory (like ss -m)")
     add_wide_option(parser)
     add_backend_option(parser)
 
@@ -168,13 +181,21 @@ def run(args: argparse.Namespace, env: Env) -> int:
         service_for,
         write_sockets_json,
     )
-    from portscope.sockets import SCHEMA, dump, sort_rows, summarize
+    from portscope.sockets import SCHEMA, Extras, dump, sort_rows, summarize
 
     where = build_filter(args)
     owners = bool(args.processes)
     stream = args.json and not args.sort and not args.summary
-    d = dump(where, owners=owners, backend=args.backend, owners_first=stream)
-    if stream and args.numeric:
+    want = Extras(timers=args.timers, info=args.info, memory=args.memory)
+    if args.summary:
+        want = Extras()
+    d = dump(where, owners=owners, backend=args.backend, owners_first=stream, extras=want or None)
+    tail = None
+    if want:
+        from portscope.render.socket_details import json_tail
+
+        tail = json_tail(want, d.extras if d.extras is not None else {})
+    if stream and args.numeric and not want:
         # the fast path: decode straight to JSON (owners, if any, are known already)
         lines = d.json_lines(SocketJson(d.owners if owners else None, None))
         if lines is not None:
@@ -189,7 +210,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             _notes(env, d.notes)
             return ExitStatus.OK
     if stream:
-        formatter = SocketJson(d.owners, service_for(args.numeric))
+        formatter = SocketJson(d.owners, service_for(args.numeric), tail=tail)
         write_sockets_json(
             d.batches,
             env.stdout,
@@ -221,11 +242,14 @@ def run(args: argparse.Namespace, env: Env) -> int:
             env.stdout,
             backend=d.backend,
             notes=d.notes,
-            formatter=SocketJson(omap, service),
+            formatter=SocketJson(omap, service, tail=tail),
             owners_complete=lambda: d.owners_complete if owners else None,
         )
     else:
-        table = render_ls(rows, owners=omap, service=service)
+        from portscope.render.socket_details import columns
+
+        more = columns(want, args.extended, d.extras)
+        table = render_ls(rows, owners=omap, service=service, more=more)
         env.show(table, no_color=args.no_color, wide=args.wide)
         env.stderr.write(f"{count(len(rows), 'socket')} (backend: {d.backend})\n")
     _notes(env, d.notes)

@@ -66,10 +66,15 @@ class SocketJson:
         owners: OwnerMap | None,
         service: ServiceFn | None,
         extra: Callable[[Row], dict[str, Any]] | None = None,
+        tail: Callable[[Row], str] | None = None,
     ) -> None:
+        """``extra`` adds keys to each object from a dict (any JSON value); ``tail``
+        adds ready JSON text (``,"key":value...``, for keys written at every socket of
+        big tables, such as ``tcp_info``)."""
         self._owners = owners
         self._service = service
         self._extra = extra
+        self._tail = tail
         self._prefix: dict[tuple[Any, ...], str] = {}
         self._owner_prefix: dict[int, str | None] = {}
         self._strings: dict[str, str] = {}
@@ -126,6 +131,7 @@ class SocketJson:
         strings = self._strings
         service = self._service
         extra = self._extra
+        tail = self._tail
         omap = self._owners
         by_inode = omap is not None and omap.by_inode
         if omap is not None:
@@ -159,6 +165,8 @@ class SocketJson:
             if extra is not None:
                 for k, v in extra(row).items():
                     line += f",{json_string(k)}:{_compact(v)}"
+            if tail is not None:
+                line += tail(row)
             append(line + "}")
         return out
 
@@ -336,11 +344,13 @@ def render_ls(
     *,
     owners: OwnerMap | None,
     service: ServiceFn | None,
+    more: Sequence[tuple[Column, Callable[[Row], str]]] = (),
 ) -> Table:
     """The socket table like ``ss``: one row per socket.
 
     Columns: Proto, State, Recv-Q, Send-Q, Local, Peer, then Service (with ``service``),
-    Process and User (with ``owners``). Cells are exact text; the writers escape them.
+    Process and User (with ``owners``), then ``more`` (a column and its cell of a row:
+    ``render.socket_details``). Cells are exact text; the writers escape them.
     """
     columns = [_PROTO, _STATE, _RECV_Q, _SEND_Q, _LOCAL, _PEER]
     if service is not None:
@@ -370,7 +380,10 @@ def render_ls(
             cells.append(service(r) or "-")
         if owners is not None:
             cells += [owners_text(owners, r), _owner_users(owners, r)]
+        for _, cell in more:
+            cells.append(cell(r))
         append(cells)
+    columns += [column for column, _ in more]
     return Table(tuple(columns), body)
 
 
@@ -472,6 +485,7 @@ def rows_from_sockets(sockets: Iterable[Socket]) -> tuple[list[Row], OwnerMap | 
                 inode,
                 s.interface,
                 s.v6only,
+                s.cookie,
             )
         )
     return rows, OwnerMap.from_holders(holders, processes) if looked_up else None

@@ -58,6 +58,10 @@ class Row(NamedTuple):
         interface: the device it is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY of IPv6 listeners and unconnected sockets, ``None`` when
             not reported.
+        cookie: the kernel's socket cookie (``idiag_cookie``, 64 bits; ``ss -e`` prints
+            it as ``sk:HEX``), which names one socket for its lifetime (``SOCK_DESTROY``
+            is matched by it); ``None`` when the backend cannot tell (procfs, psutil).
+            Defaults to ``None`` so that backends without it need not name it.
     """
 
     proto: Proto
@@ -73,6 +77,7 @@ class Row(NamedTuple):
     inode: int | None
     interface: str | None
     v6only: bool | None
+    cookie: int | None = None
 
 
 ROW_FIELDS: Final = Row._fields
