@@ -24,6 +24,7 @@ from portscope.sockets._filters import (
 )
 
 HELP = "the socket table, filtered like ss (-t -u -l -a --state --port ...)"
+FAMILIES = ("inet", "inet6", "unix")
 T = TypeVar("T")
 
 
@@ -131,8 +132,34 @@ def configure(parser: Parser) -> None:
         "-e", "--extended", action="store_true", help="uid, inode and socket cookie (like ss -e)"
     )
     parser.add_argument("-m", "--memory", action="store_true", help="socket memory (like ss -m)")
+    parser.add_argument(
+        "-x",
+        "--unix",
+        action="store_true",
+        help="Unix domain sockets (like ss -x): path, @abstract name, peer; -p adds the "
+        "process at each end",
+    )
+    parser.add_argument(
+        "--family",
+        action="append",
+        type=checked(_list_of(parse_family)),
+        metavar="FAMILY[,FAMILY]",
+        help="inet (IPv4), inet6 (IPv6) or unix (the same as -4, -6, -x)",
+    )
     add_wide_option(parser)
     add_backend_option(parser)
+
+
+def parse_family(text: str) -> str:
+    """``inet``, ``inet6`` or ``unix`` (any case; ``4``/``6`` too)."""
+    from portscope.errors import InvalidFilter
+
+    name = {"4": "inet", "ipv4": "inet", "6": "inet6", "ipv6": "inet6"}.get(
+        text.strip().lower(), text.strip().lower()
+    )
+    if name not in FAMILIES:
+        raise InvalidFilter(f"unknown family {text!r}; accepted: {', '.join(FAMILIES)}")
+    return name
 
 
 def _flat(values: list[list[T]] | None) -> frozenset[T] | None:
@@ -172,7 +199,89 @@ def build_filter(args: argparse.Namespace) -> SocketFilter:
     )
 
 
+def _apply_family(args: argparse.Namespace) -> bool:
+    """Fold ``--family`` into -4/-6/-x; True when it asks for Unix sockets only.
+
+    Raises:
+        InvalidFilter: Unix and inet families together.
+    """
+    from portscope.errors import InvalidFilter
+
+    names = {n for group in args.family or () for n in group}
+    if "inet" in names:
+        args.ipv4 = True
+    if "inet6" in names:
+        args.ipv6 = True
+    unix = args.unix or "unix" in names
+    if unix and (names - {"unix"} or args.ipv4 or args.ipv6):
+        raise InvalidFilter(
+            "Unix sockets are listed on their own: give -x (--family unix) without inet families"
+        )
+    return unix
+
+
+#: options that mean nothing for Unix sockets
+_INET_ONLY = (
+    ("tcp", "-t"),
+    ("udp", "-u"),
+    ("port", "--port"),
+    ("sport", "--sport"),
+    ("dport", "--dport"),
+    ("addr", "--addr"),
+    ("info", "-i"),
+    ("timers", "-o"),
+    ("memory", "-m"),
+    ("summary", "--summary"),
+    ("sort", "--sort"),
+)
+
+
+def run_unix(args: argparse.Namespace, env: Env) -> int:
+    """``ls -x``: the Unix domain sockets."""
+    from typing import cast
+
+    from portscope.render import count
+    from portscope.render.unix import render_unix, write_unix_json
+    from portscope.sockets._record import Row
+    from portscope.sockets.unix import UNIX_STATES, list_unix_sockets
+
+    for name, flag in _INET_ONLY:
+        if getattr(args, name, None):
+            env.error(
+                f"{flag} does not apply to Unix sockets (-x); accepted with -x: "
+                "-l -a --state --pid --process --user -p -e --json"
+            )
+            return ExitStatus.USAGE
+    where = build_filter(args)
+    states = (where.states or UNIX_STATES) & UNIX_STATES
+    if not args.state and not args.all and not args.listening:
+        states = frozenset({s for s in UNIX_STATES if s.value in ("ESTABLISHED", "SYN-SENT")})
+    owners = bool(args.processes) or where.needs_owners
+    table = list_unix_sockets(states=states, owners=owners, backend=args.backend)
+    rows = table.sockets
+    if where.needs_owners or where.uids is not None:
+        from dataclasses import replace
+
+        keep = replace(where, states=None).predicate(table.owners)
+        rows = [r for r in rows if keep(cast(Row, r))]
+    if not args.processes:
+        table.owners = None
+    if args.json:
+        write_unix_json(table, env.stdout, rows)
+    else:
+        env.show(render_unix(table, rows), no_color=args.no_color, wide=args.wide)
+        env.stderr.write(f"{count(len(rows), 'Unix socket')} (backend: {table.backend})\n")
+    _notes(env, table.notes)
+    return ExitStatus.OK
+
+
 def run(args: argparse.Namespace, env: Env) -> int:
+    if _apply_family(args):
+        return run_unix(args, env)
+    return run_inet(args, env)
+
+
+def run_inet(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import count, write_json
     from portscope.render.sockets import (
         SocketJson,

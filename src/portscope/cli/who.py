@@ -1,4 +1,5 @@
-"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``."""
+"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``;
+``portscope who /path.sock`` and ``who @abstract`` for Unix domain sockets."""
 
 from __future__ import annotations
 
@@ -8,16 +9,33 @@ import sys
 from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
 from portscope.diagnose._common import owner_text, parse_port_proto
 
-HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
+HELP = (
+    "which processes hold a port (any address, IPv4 and IPv6) or a Unix socket; --kill to free it"
+)
+
+
+class UnixName(str):
+    """A Unix socket name given to ``who``: a path, or ``@name`` (abstract)."""
+
+
+def parse_target(text: str) -> tuple[int, object] | UnixName:
+    """``PORT[/proto]``, or a Unix socket: a path (``/run/x.sock``, ``./x.sock``) or
+    ``@abstract``."""
+    if text.startswith(("/", "@", "./", "../")):
+        from portscope.sockets.unix import parse_unix_name
+
+        parse_unix_name(text)  # empty names are refused
+        return UnixName(text)
+    return parse_port_proto(text)
 
 
 def configure(parser: Parser) -> None:
     parser.add_argument(
         "port",
-        metavar="PORT[/tcp|/udp]",
-        type=checked(parse_port_proto),
+        metavar="PORT[/tcp|/udp] | /PATH | @NAME",
+        type=checked(parse_target),
         help="port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp "
-        "(default: both)",
+        "(default: both); or a Unix socket: its path, or @NAME for an abstract one",
     )
     add_transport_options(parser, exclusive=True, tcp="TCP sockets only", udp="UDP sockets only")
     parser.add_argument(
@@ -55,7 +73,42 @@ def _confirm(env: Env, question: str) -> bool | None:
     return answer in ("y", "yes")
 
 
+def run_unix(args: argparse.Namespace, env: Env, name: str) -> int:
+    """``who /path.sock`` / ``who @name``: the sockets bound to that name, their
+    processes, and the processes connected to them (from the peer inodes)."""
+    from portscope.render.unix import render_unix, write_unix_json
+    from portscope.sockets.unix import holding, list_unix_sockets, parse_unix_name
+
+    for flag, given in (("--kill", args.kill), ("-t", args.tcp), ("-u", args.udp),
+                        ("-4", args.ipv4), ("-6", args.ipv6), ("--force", args.force),
+                        ("--yes", args.yes)):  # fmt: skip
+        if given:
+            env.error(f"{flag} does not apply to a Unix socket ({name!r})")
+            return ExitStatus.USAGE
+    path, abstract = parse_unix_name(name)
+    table = list_unix_sockets(owners=True)
+    rows = holding(table, path, abstract)
+    held = bool(rows)
+    if args.json:
+        write_unix_json(table, env.stdout, rows, name=name, held=held)
+    elif held:
+        env.show(render_unix(table, rows), no_color=args.no_color)
+    else:
+        from portscope.render import safe
+
+        env.stdout.write(f"no socket is bound to {safe(name)}\n")
+    for note in table.notes:
+        env.note(note)
+    return ExitStatus.OK if held else ExitStatus.NEGATIVE
+
+
 def run(args: argparse.Namespace, env: Env) -> int:
+    if isinstance(args.port, UnixName):
+        return run_unix(args, env, str(args.port))
+    return run_port(args, env)
+
+
+def run_port(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import kill_holders, who
     from portscope.models import Proto
     from portscope.render import write_json
