@@ -8,6 +8,8 @@ live table. Rules, each with a stable id used in JSON output:
 - ``datastore-exposed``: a database, cache, queue or admin API on an exposed address.
 - ``root-exposed``: an exposed listener whose process runs as root (medium).
 - ``unknown-system-port``: a listener in the System range (0-1023) no registry knows.
+- ``accept-queue-full``: a TCP listener whose accept queue is full (Recv-Q above the
+  backlog, ``sockets.overflow``): its new connections are dropped (medium).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from portscope.diagnose._common import (
     scope_text,
 )
 from portscope.models import Proto, Socket
+from portscope.sockets.overflow import accept_queue_full
 
 RULES: tuple[str, ...] = (
     "exposed",
@@ -32,6 +35,7 @@ RULES: tuple[str, ...] = (
     "datastore-exposed",
     "root-exposed",
     "unknown-system-port",
+    "accept-queue-full",
 )
 
 
@@ -444,6 +448,22 @@ def audit_sockets(
                     "System ports (0-1023, RFC 6335) are assigned to known services; an "
                     "unknown one there is unusual and may be unwanted",
                     f"identify it: portscope who {port}; stop it if nobody needs it",
+                )
+            )
+        if on("accept-queue-full") and accept_queue_full(sock):
+            findings.append(
+                finding(
+                    "accept-queue-full",
+                    Severity.MEDIUM,
+                    f"{who} on {where}: the accept queue is full ({sock.recv_q} connections "
+                    f"wait for accept(), backlog {sock.send_q})",
+                    name,
+                    "the application is not calling accept() fast enough: the kernel drops "
+                    "new connections, which clients see as timeouts, like a firewall drop "
+                    "(TcpExt ListenOverflows grows)",
+                    "find why the process does not accept (busy, blocked or hung: "
+                    "py-spy dump / gdb / strace -p PID); raise the backlog (listen() "
+                    "argument, net.core.somaxconn) only for bursts",
                 )
             )
     findings.sort(key=lambda f: (-f.severity.rank, f.socket.local.port, f.rule))

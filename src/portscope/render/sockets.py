@@ -20,6 +20,7 @@ from portscope.render._table import (
 )
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
+from portscope.sockets.overflow import accept_queue_full
 
 ServiceFn = Callable[["Row"], "str | None"]
 
@@ -208,12 +209,14 @@ def write_sockets_json(
     formatter: SocketJson | None = None,
     owners_complete: Callable[[], bool | None] = lambda: None,
     lines: Iterable[list[str]] | None = None,
+    more: Callable[[], dict[str, Any]] | None = None,
 ) -> int:
     """Stream ``{"backend": ..., "sockets": [...], "notes": [...], "owners_complete": ...}``.
 
     One socket per line, from ``batches`` of rows through ``formatter``, or from
     ``lines`` already formatted (``Dump.json_batches``). ``notes`` is read after the
-    sockets are written (a fallback found during the dump adds one).
+    sockets are written (a fallback found during the dump adds one); ``more`` gives
+    top-level keys written last (the listening view's ``listen_counters``).
 
     Returns:
         The number of sockets written.
@@ -232,7 +235,10 @@ def write_sockets_json(
             sep = ",\n"
             count += len(chunk)
     write(f'\n],"notes":{_compact(list(notes))},')
-    write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
+    write(f'"owners_complete":{json.dumps(owners_complete())}')
+    for key, value in (more() if more is not None else {}).items():
+        write(f",{json_string(key)}:{_compact(to_dict(value))}")
+    write("}\n")
     return count
 
 
@@ -403,7 +409,8 @@ def render_listen(
     """What is listening: one row per listener with scope, service, process and queue.
 
     Columns: Proto, Port, Address, Scope, Service (with ``service``), Process, User, Queue
-    (``waiting/backlog`` for TCP listeners, Recv-Q for UDP). ``scope`` defaults to
+    (``waiting/backlog`` for TCP listeners, ``FULL`` added when the accept queue is full:
+    ``sockets.overflow``; Recv-Q for UDP). ``scope`` defaults to
     ``sockets.scope_words`` of the row.
     """
     scope = scope or _scope
@@ -425,6 +432,8 @@ def render_listen(
         queue = queue_text(r.recv_q)
         if r.state is TcpState.LISTEN:
             queue += f"/{queue_text(r.send_q)}"
+            if accept_queue_full(r):
+                queue += " FULL"
         cells += [owners_text(owners, r), _owner_users(owners, r), queue]
         body.append(cells)
     return Table(tuple(columns), body)
