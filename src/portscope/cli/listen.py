@@ -77,10 +77,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render.sockets import endpoint_text, owners_text
 
     for r in full:
-        where = endpoint_text(r.local_address, r.local_port)
+        at = endpoint_text(r.local_address, r.local_port)
         env.note(
             safe(
-                f"the accept queue of {r.proto.value} {where}"
+                f"the accept queue of {r.proto.value} {at}"
                 f" ({owners_text(omap, r)}) is full: {r.recv_q} connections wait for accept() "
                 f"with a backlog of {r.send_q}; new connections are dropped (the application "
                 "is not calling accept() fast enough)"

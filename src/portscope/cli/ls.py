@@ -22,6 +22,8 @@ from portscope.sockets._filters import (
     parse_states,
     parse_user,
 )
+from portscope.sockets._owners import OwnerMap
+from portscope.sockets._record import Row
 
 HELP = "the socket table, filtered like ss (-t -u -l -a --state --port ...)"
 FAMILIES = ("inet", "inet6", "unix")
@@ -146,8 +148,24 @@ def configure(parser: Parser) -> None:
         metavar="FAMILY[,FAMILY]",
         help="inet (IPv4), inet6 (IPv6) or unix (the same as -4, -6, -x)",
     )
+    add_close_options(parser, "a filter: --port/--sport/--dport/--addr/--pid/--process/--user")
     add_wide_option(parser)
     add_backend_option(parser)
+
+
+def add_close_options(parser: Parser, needs: str) -> None:
+    """``--close`` and ``-y/--yes`` (shared with ``who``)."""
+    parser.add_argument(
+        "--close",
+        action="store_true",
+        help="close the matching TCP/UDP sockets without killing their processes (like "
+        f"ss -K: SOCK_DESTROY, matched by socket cookie; needs CAP_NET_ADMIN and {needs}); "
+        "shows them and asks first",
+    )
+    if "--yes" not in parser._option_string_actions:
+        parser.add_argument(
+            "-y", "--yes", action="store_true", help="with --close: do not ask for confirmation"
+        )
 
 
 def parse_family(text: str) -> str:
@@ -233,6 +251,7 @@ _INET_ONLY = (
     ("memory", "-m"),
     ("summary", "--summary"),
     ("sort", "--sort"),
+    ("close", "--close (SOCK_DESTROY has no Unix sockets)"),
 )
 
 
@@ -281,6 +300,72 @@ def run(args: argparse.Namespace, env: Env) -> int:
     return run_inet(args, env)
 
 
+def _confirm(env: Env, question: str) -> bool | None:
+    """Ask on the terminal; ``None`` when there is no terminal to ask on."""
+    import sys
+
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        return None
+    env.stderr.write(f"{question} [y/N] ")
+    env.stderr.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def close_rows(rows: list[Row], omap: OwnerMap | None, args: argparse.Namespace, env: Env) -> int:
+    """``--close``: show ``rows``, ask (unless ``--yes``), close each by cookie, report.
+
+    Returns:
+        The exit status: 0 when every socket was closed, 1 otherwise or when declined,
+        2 when there is no terminal to ask on and no ``--yes``.
+    """
+    from portscope.render import count, safe, write_json
+    from portscope.render.sockets import owners_text, render_close, render_ls
+    from portscope.sockets.destroy import CLOSED, close_sockets
+
+    if not rows:
+        env.note("no socket matches: nothing to close")
+        return ExitStatus.NEGATIVE
+    if not args.yes:
+        if not args.json:
+            env.show(render_ls(rows, owners=omap, service=None), no_color=args.no_color)
+        holders = sorted({owners_text(omap, r) for r in rows} - {"-"})
+        held = f" held by {', '.join(holders)}" if holders else ""
+        answer = _confirm(env, safe(f"close {count(len(rows), 'socket')}{held}?"))
+        if answer is None:
+            env.error("--close asks for confirmation on a terminal; stdin is not one: add --yes")
+            return ExitStatus.USAGE
+        if not answer:
+            env.note("nothing closed")
+            return ExitStatus.NEGATIVE
+    results = close_sockets(rows)
+    if args.json:
+        from portscope.sockets import row_to_socket
+
+        write_json(
+            {
+                "closed": [
+                    {"socket": row_to_socket(r.row, omap), "result": r.result, "error": r.error}
+                    for r in results
+                ]
+            },
+            env.stdout,
+        )
+    else:
+        env.show(render_close(results, omap), no_color=args.no_color)
+    ok = all(r.result == CLOSED for r in results)
+    return ExitStatus.OK if ok else ExitStatus.NEGATIVE
+
+
+def _has_target(where: SocketFilter) -> bool:
+    """Whether a filter names particular sockets (``--close`` refuses to close all)."""
+    return any(
+        v is not None
+        for v in (where.ports, where.sports, where.dports, where.networks, where.pids,
+                  where.processes, where.uids)
+    )  # fmt: skip
+
+
 def run_inet(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import count, write_json
     from portscope.render.sockets import (
@@ -294,6 +379,24 @@ def run_inet(args: argparse.Namespace, env: Env) -> int:
 
     where = build_filter(args)
     owners = bool(args.processes)
+    if args.close:
+        if not _has_target(where):
+            env.error(
+                "--close needs a filter naming the sockets (--port, --sport, --dport, "
+                "--addr, --pid, --process or --user): it refuses to close every socket"
+            )
+            return ExitStatus.USAGE
+        if args.summary:
+            env.error("--close and --summary do not go together")
+            return ExitStatus.USAGE
+        d = dump(where, owners=True, backend="netlink", owners_first=False)
+        found = [r for batch in d.batches for r in batch]
+        held = d.scan_owners(found)
+        _notes(env, d.notes)
+        return close_rows(found, held, args, env)
+    if args.yes:
+        env.error("--yes only applies with --close")
+        return ExitStatus.USAGE
     stream = args.json and not args.sort and not args.summary
     want = Extras(timers=args.timers, info=args.info, memory=args.memory)
     if args.summary:

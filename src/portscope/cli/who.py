@@ -60,6 +60,9 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
     )
+    from portscope.cli.ls import add_close_options
+
+    add_close_options(parser, "root")
 
 
 def _confirm(env: Env, question: str) -> bool | None:
@@ -105,7 +108,38 @@ def run_unix(args: argparse.Namespace, env: Env, name: str) -> int:
 def run(args: argparse.Namespace, env: Env) -> int:
     if isinstance(args.port, UnixName):
         return run_unix(args, env, str(args.port))
+    if args.close:
+        return run_close(args, env)
     return run_port(args, env)
+
+
+def run_close(args: argparse.Namespace, env: Env) -> int:
+    """``who PORT --close``: close the sockets whose local port is PORT (listeners and
+    their connections, as ``ss -K 'sport = :PORT'``), without killing the processes."""
+    from portscope.cli.ls import close_rows
+    from portscope.models import Proto
+    from portscope.sockets import SocketFilter, dump
+
+    port, proto = args.port
+    if args.kill or args.force:
+        env.error("--close and --kill/--force do not go together: --close leaves the processes")
+        return ExitStatus.USAGE
+    flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
+    if flag is not None and proto is not None and flag is not proto:
+        env.error(f"{port}/{proto.value} contradicts -{flag.value[0]}: give one transport")
+        return ExitStatus.USAGE
+    proto = proto or flag
+    where = SocketFilter(
+        protos=None if proto is None else frozenset({proto}),
+        families=frozenset({4}) if args.ipv4 else frozenset({6}) if args.ipv6 else None,
+        sports=frozenset({port}),
+    )
+    d = dump(where, owners=True, backend="netlink", owners_first=False)
+    rows = [r for batch in d.batches for r in batch]
+    omap = d.scan_owners(rows)
+    for note in d.notes:
+        env.note(note)
+    return close_rows(rows, omap, args, env)
 
 
 def run_port(args: argparse.Namespace, env: Env) -> int:
@@ -125,7 +159,7 @@ def run_port(args: argparse.Namespace, env: Env) -> int:
         env.error(f"--timeout {args.timeout:g} is negative: give seconds >= 0")
         return ExitStatus.USAGE
     if (args.force or args.yes) and not args.kill:
-        env.error("--force and --yes only apply with --kill")
+        env.error("--force and --yes only apply with --kill or --close")
         return ExitStatus.USAGE
     # --kill shows every socket of each holder before asking: the other ports close too.
     result = who(port, proto, families=families, others=args.kill)

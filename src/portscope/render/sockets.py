@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Container, Iterable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.models import Owner, Proto, Socket, SocketTable, TcpState, to_dict
 from portscope.render._table import (
@@ -21,6 +21,9 @@ from portscope.render._table import (
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
 from portscope.sockets.overflow import accept_queue_full
+
+if TYPE_CHECKING:
+    from portscope.sockets.destroy import CloseResult
 
 ServiceFn = Callable[["Row"], "str | None"]
 
@@ -498,3 +501,13 @@ def rows_from_sockets(sockets: Iterable[Socket]) -> tuple[list[Row], OwnerMap | 
             )
         )
     return rows, OwnerMap.from_holders(holders, processes) if looked_up else None
+
+
+def render_close(results: Sequence[CloseResult], owners: OwnerMap | None) -> Table:
+    """What ``--close`` did: each socket (as ``render_ls`` shows it) and its result
+    (``closed``, ``gone``, ``changed``, ``failed: ERROR``)."""
+    table = render_ls([r.row for r in results], owners=owners, service=None)
+    for cells, r in zip(table.rows, results, strict=True):
+        cells.append(r.result if r.error is None or r.result != "failed" else f"failed: {r.error}")
+    table.columns = (*table.columns, Column("Result"))
+    return table
