@@ -31,11 +31,16 @@ def timer_text(timer: Timer | None) -> str:
 
 
 def _duration(ms: int) -> str:
-    if abs(ms) >= 60_000:
-        return f"{ms // 60_000}min{(ms % 60_000) / 1000:g}sec"
-    if abs(ms) >= 1000:
-        return f"{ms / 1000:g}sec"
-    return f"{ms}ms"
+    """``9min59sec``, ``1.5sec``, ``200ms``: the words of ``ss -o`` (``print_ms_timer``)."""
+    sign, ms = ("-", -ms) if ms < 0 else ("", ms)
+    mins, rest = divmod(ms, 60_000)
+    secs, msecs = divmod(rest, 1000)
+    out = f"{mins}min" if mins else ""
+    if secs:
+        out += f"{secs}.{msecs:03d}sec" if msecs else f"{secs}sec"
+    elif msecs or not out:
+        out += f"{msecs}ms"
+    return sign + out
 
 
 def memory_text(memory: Memory | None) -> str:

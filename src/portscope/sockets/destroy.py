@@ -44,9 +44,10 @@ class CloseResult:
 
     Attributes:
         row: the socket as it was listed.
-        result: ``closed``; ``gone`` (no socket there any more, ``ENOENT``); ``changed``
-            (another socket now has that address: its cookie differs, ``ESTALE``; not
-            touched); ``failed`` (any other error, in ``error``).
+        result: ``closed``; ``gone`` (``ENOENT``: no socket with that cookie at that
+            address any more: it closed, or another socket took the address since the
+            listing and was not touched); ``changed`` (``ESTALE``: the same, as older
+            kernels answer a cookie mismatch); ``failed`` (any other error, in ``error``).
         error: the kernel's error text, or ``None``.
     """
 

@@ -237,7 +237,9 @@ def decode_unix_chunk(chunk: bytes, out: list[UnixRow], seen: set[int]) -> bool:
                     path = os.fsdecode(raw.split(b"\0", 1)[0])
             elif akind == UNIX_DIAG_VFS and len(body) >= 8:
                 vino, vdev = _U32X2.unpack_from(body)
-                vfs = (vdev, vino)
+                # the kernel's dev_t (MAJOR << 20 | MINOR, include/linux/kdev_t.h) as
+                # userspace's st_dev
+                vfs = (os.makedev(vdev >> 20, vdev & 0xFFFFF), vino)
             elif akind == UNIX_DIAG_PEER and len(body) >= 4:
                 peer = _U32.unpack_from(body)[0] or None
             elif akind == UNIX_DIAG_RQLEN and len(body) >= 8:
