@@ -142,7 +142,7 @@ def test_cli_info_json_keeps_units_in_key_names_and_text_reads_like_ss() -> None
         assert client["cookie"] > 0
         status, out, _ = run("ls", "--port", str(port), "-i", "-o", "-e", "-m", "--wide")
         assert status == 0
-        assert "rtt:" in out and "cwnd:" in out and "keepalive," in out and ",rb" in out
+        assert "rtt:" in out and "cwnd:" in out and "keepalive," in out and " rb" in out
         assert f"sk:{client['cookie']:x}" in out
         del held
 

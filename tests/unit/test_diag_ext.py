@@ -92,3 +92,21 @@ def test_timers_info_and_memory_from_a_message_keyed_by_cookie() -> None:
     assert data["memory"]["rcvbuf_bytes"] == 2
     empty = json.loads("{" + extra_json(None, timers=True, info=True, memory=False)[1:] + "}")
     assert empty == {"timer": None, "tcp_info": None}
+
+
+def test_the_json_made_from_bytes_equals_the_json_of_the_records() -> None:
+    full = bytes(tcp_info_bytes(cwnd=7, rtt_ms=1500, ssthresh=0x7FFFFFFF, options=5, ca_state=2))
+    short = full[:160]
+    mem = struct.pack("=9I", 1, 2, 3, 4, 5, 6, 7, 8, 9)
+    for info in (full, short):
+        chunk = message(cookie=7, timer=4, retrans=2, expires=300,
+                        attrs=attr(2, info) + attr(4, b"cubic\0") + attr(7, mem))  # fmt: skip
+        chunk += message(cookie=8, timer=0, retrans=0, expires=0, attrs=b"")
+        records: dict[int, SocketExtra] = {}
+        texts: dict[int, str] = {}
+        decode_extras(chunk, records, timers=True, info=True, memory=True)
+        decode_extras(chunk, texts, timers=True, info=True, memory=True, as_json=True)
+        for cookie in (7, 8):
+            want = extra_json(records[cookie], timers=True, info=True, memory=True)
+            assert texts[cookie] == want
+            json.loads("{" + want[1:] + "}")

@@ -398,7 +398,7 @@ def run_inet(args: argparse.Namespace, env: Env) -> int:
         env.error("--yes only applies with --close")
         return ExitStatus.USAGE
     stream = args.json and not args.sort and not args.summary
-    want = Extras(timers=args.timers, info=args.info, memory=args.memory)
+    want = Extras(timers=args.timers, info=args.info, memory=args.memory, as_json=args.json)
     if args.summary:
         want = Extras()
     d = dump(where, owners=owners, backend=args.backend, owners_first=stream, extras=want or None)

@@ -44,14 +44,15 @@ def _duration(ms: int) -> str:
 
 
 def memory_text(memory: Memory | None) -> str:
-    """``r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d0`` as ``ss -m``'s ``skmem``; ``-`` if none."""
+    """``r0 rb131072 t0 tb16384 f0 w0 o0 bl0 d0``: the words of ``ss -m``'s ``skmem:(...)``
+    (space separated, so a narrow table wraps between them); ``-`` if none."""
     if memory is None:
         return "-"
     m = memory
     return (
-        f"r{m.rmem_alloc_bytes},rb{m.rcvbuf_bytes},t{m.wmem_alloc_bytes},tb{m.sndbuf_bytes},"
-        f"f{m.fwd_alloc_bytes},w{m.wmem_queued_bytes},o{m.optmem_bytes},bl{m.backlog_bytes}"
-        + ("" if m.drops is None else f",d{m.drops}")
+        f"r{m.rmem_alloc_bytes} rb{m.rcvbuf_bytes} t{m.wmem_alloc_bytes} tb{m.sndbuf_bytes} "
+        f"f{m.fwd_alloc_bytes} w{m.wmem_queued_bytes} o{m.optmem_bytes} bl{m.backlog_bytes}"
+        + ("" if m.drops is None else f" d{m.drops}")
     )
 
 
@@ -158,13 +159,19 @@ def json_tail(want: Extras, extras: dict[int, Any]) -> Callable[[Row], str]:
     """The JSON keys each socket gets for ``want`` (``timer``, ``tcp_info``, ``memory``).
 
     Each socket's extras are taken out of ``extras`` as they are written (a streamed
-    dump does not keep 200,000 of them).
+    dump does not keep 200,000 of them); with ``Extras.as_json`` they are that JSON
+    already.
     """
     pop = extras.pop
     timers, info, memory = want.timers, want.info, want.memory
+    missing = extra_json(None, timers=timers, info=info, memory=memory)
 
     def tail(row: Row) -> str:
         extra = None if row.cookie is None else pop(row.cookie, None)
+        if extra is None:
+            return missing
+        if isinstance(extra, str):
+            return extra
         return extra_json(extra, timers=timers, info=info, memory=memory)
 
     return tail

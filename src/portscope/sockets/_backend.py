@@ -70,11 +70,15 @@ class Extras:
         timers: the pending timer of each TCP socket (in every message: no request bit).
         info: ``tcp_info`` and the congestion control algorithm.
         memory: socket memory (``INET_DIAG_SKMEMINFO``).
+        as_json: keep each socket's extras as the JSON keys the CLI writes
+            (``_diag_ext.extra_json``, made straight from the bytes), not as a
+            ``SocketExtra``.
     """
 
     timers: bool = False
     info: bool = False
     memory: bool = False
+    as_json: bool = False
 
     @property
     def ext(self) -> int:
@@ -193,7 +197,12 @@ class NetlinkBackend:
                     from portscope.sockets._diag_ext import decode_extras
 
                     decode_extras(
-                        chunk, extras, timers=want.timers, info=want.info, memory=want.memory
+                        chunk,
+                        extras,
+                        timers=want.timers,
+                        info=want.info,
+                        memory=want.memory,
+                        as_json=want.as_json,
                     )
             except BackendUnavailable as err:
                 if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
