@@ -249,6 +249,7 @@ _INET_ONLY = (
     ("info", "-i"),
     ("timers", "-o"),
     ("memory", "-m"),
+    ("extended", "-e (the JSON of -x has uid and cookie)"),
     ("summary", "--summary"),
     ("sort", "--sort"),
     ("close", "--close (SOCK_DESTROY has no Unix sockets)"),
@@ -268,7 +269,7 @@ def run_unix(args: argparse.Namespace, env: Env) -> int:
         if getattr(args, name, None):
             env.error(
                 f"{flag} does not apply to Unix sockets (-x); accepted with -x: "
-                "-l -a --state --pid --process --user -p -e --json"
+                "-l -a --state --pid --process --user -p --json"
             )
             return ExitStatus.USAGE
     where = build_filter(args)

@@ -16,6 +16,7 @@ fields a kernel does not know are ``None``), ``struct inet_diag_msg`` and the
 
 from __future__ import annotations
 
+import json
 import struct
 from functools import cache
 from typing import Any, Final, NamedTuple
@@ -357,14 +358,15 @@ def decode_extras(
             writes for it, made straight from the bytes (the CLI's ``--json`` at 200,000
             sockets: no tuple per socket, one f-string per attribute).
     """
+    if as_json:
+        _decode_json(chunk, out, timers, info, memory)
+        return
     view = memoryview(chunk)
     end = len(chunk)
     off = 0
     head = _HEAD.unpack_from
     rta = _RTA.unpack_from
     decode = _info_decoder()
-    info_json = _info_json_raw()
-    mem_json = _MEM_JSON.unpack_from
     while off + 16 <= end:
         try:
             length, kind, tmr, retrans, cookie, expires = head(view, off)
@@ -376,19 +378,14 @@ def decode_extras(
             off += (length + 3) & ~3
             continue
         timer = None
-        tail = ""
         if timers:
             name = TIMER_NAMES[tmr] if tmr < len(TIMER_NAMES) else str(tmr)
             # idiag_expires is unsigned; an overdue timer shows as a huge value
             ms = expires - (1 << 32) if expires >= 1 << 31 else expires
-            if as_json:
-                tail = f',"timer":{{"name":"{name}","expires_ms":{ms},"retrans":{retrans}}}'
-            else:
-                timer = Timer(name, ms, retrans)
+            timer = Timer(name, ms, retrans)
         raw_info = None
         cong = None
         mem = None
-        mem_at = -1
         if info or memory:
             a = off + _ATTRS_AT
             stop = off + length
@@ -403,30 +400,79 @@ def decode_extras(
                         bytes(view[a + 4 : a + alen]).split(b"\0", 1)[0].decode("ascii", "replace")
                     )
                 elif akind == INET_DIAG_SKMEMINFO and memory and alen >= 4 + 32:
-                    if alen >= 4 + 36:
-                        mem_at = a + 4
-                    else:
-                        r, rb, t, tb, f, w, o, bl = struct.unpack_from("=8I", view, a + 4)
-                        mem = Memory(r, rb, t, tb, f, w, o, bl, None)
+                    count = min(9, (alen - 4) // 4)
+                    values: list[int | None] = list(struct.unpack_from(f"={count}I", view, a + 4))
+                    values += [None] * (9 - count)
+                    r, rb, t, tb, f, w, o, bl, d = values
+                    assert r is not None and rb is not None and t is not None and tb is not None
+                    assert f is not None and w is not None and o is not None and bl is not None
+                    mem = Memory(r, rb, t, tb, f, w, o, bl, d)
                 a += (alen + 3) & ~3
-        if as_json:
-            if info:
-                tail += ',"tcp_info":null' if raw_info is None else info_json(raw_info, cong)
-            if memory:
-                if mem_at >= 0:
-                    tail += _MEM_TEMPLATE.format(*mem_json(view, mem_at))
-                elif mem is not None:
-                    tail += extra_json(
-                        SocketExtra(None, None, mem), timers=False, info=False, memory=True
-                    )
-                else:
-                    tail += ',"memory":null'
-            out[cookie] = tail
-        else:
-            if mem_at >= 0:
-                mem = Memory(*struct.unpack_from("=9I", view, mem_at))
-            tcp = None if raw_info is None else decode(raw_info, cong)
-            out[cookie] = SocketExtra(timer, tcp, mem)
+        tcp = None if raw_info is None else decode(raw_info, cong)
+        out[cookie] = SocketExtra(timer, tcp, mem)
+        off += (length + 3) & ~3
+
+
+def _decode_json(chunk: bytes, out: dict[int, Any], timers: bool, info: bool, memory: bool) -> None:
+    """``decode_extras(..., as_json=True)``: each socket's JSON keys, from the bytes."""
+    end = len(chunk)
+    off = 0
+    head = _HEAD.unpack_from
+    rta = _RTA.unpack_from
+    info_json = _info_json_raw()
+    mem_json = _MEM_JSON.unpack_from
+    cong_get = _CONG_JSON.get
+    names = TIMER_NAMES
+    while off + 16 <= end:
+        try:
+            length, kind, tmr, retrans, cookie, expires = head(chunk, off)
+        except struct.error:
+            break
+        if length < 16:
+            break
+        if kind != _SOCK_DIAG_BY_FAMILY:
+            off += (length + 3) & ~3
+            continue
+        tail = ""
+        if timers:
+            name = names[tmr] if tmr < 5 else str(tmr)
+            ms = expires - (1 << 32) if expires >= 1 << 31 else expires
+            tail = f',"timer":{{"name":"{name}","expires_ms":{ms},"retrans":{retrans}}}'
+        info_at = mem_at = -1
+        info_size = 0
+        cong = "null"
+        a = off + _ATTRS_AT
+        stop = off + length
+        while a + 4 <= stop:
+            alen, akind = rta(chunk, a)
+            if alen < 4:
+                break
+            if akind == INET_DIAG_INFO:
+                info_at = a + 4
+                info_size = alen - 4
+            elif akind == INET_DIAG_CONG:
+                raw = chunk[a + 4 : a + alen]
+                cong = cong_get(raw) or _congestion_json(raw)
+            elif akind == INET_DIAG_SKMEMINFO:
+                mem_at = a + 4 if alen >= 4 + 32 else -1
+                mem_size = alen - 4
+            a += (alen + 3) & ~3
+        if info:
+            tail += (
+                ',"tcp_info":null' if info_at < 0 else info_json(chunk, info_at, info_size, cong)
+            )
+        if memory:
+            if mem_at < 0:
+                tail += ',"memory":null'
+            elif mem_size >= 36:
+                tail += _MEM_TEMPLATE.format(*mem_json(chunk, mem_at))
+            else:
+                r, rb, t, tb, f, w, o, bl = struct.unpack_from("=8I", chunk, mem_at)
+                mem = Memory(r, rb, t, tb, f, w, o, bl, None)
+                tail += extra_json(
+                    SocketExtra(None, None, mem), timers=False, info=False, memory=True
+                )
+        out[cookie] = tail
         off += (length + 3) & ~3
 
 
@@ -435,6 +481,22 @@ _MEM_TEMPLATE = (
     ',"memory":{{' + ",".join(f'"{name}":{{{i}}}' for i, name in enumerate(Memory._fields)) + "}}"
 )
 _JSON_STRINGS: dict[str, str] = {}
+#: microseconds -> the JSON text of the milliseconds (float repr is most of the cost of
+#: a tcp_info object; RTTs and RTOs repeat): emptied at 65,536 entries
+_MS_TEXT: dict[int, str] = {}
+#: raw INET_DIAG_CONG bytes -> the JSON string of the name
+_CONG_JSON: dict[bytes, str] = {}
+
+
+def _congestion_json(raw: bytes) -> str:
+    try:
+        return _CONG_JSON[raw]
+    except KeyError:
+        if len(_CONG_JSON) > 256:
+            _CONG_JSON.clear()
+        name = raw.split(b"\0", 1)[0].decode("ascii", "replace")
+        text = _CONG_JSON[raw] = _json_text(name)
+        return text
 
 
 def _json_text(text: str | None) -> str:
@@ -461,12 +523,12 @@ def _info_json_raw() -> Any:
         at = off + _SIZES[code]
     raw = [f"_r{i}" for i in range(len(slots))]
     slot_of = {slot: name for slot, name in zip(slots, raw, strict=True)}
-    parts = ['"congestion":{_text(congestion)}']
+    parts = ['"congestion":{congestion}']
     for key, code, off, kind in TCP_INFO_FIELDS:
         r = slot_of[off, code]
         expr = {
             "": r,
-            "ms": f"{r} / 1000",
+            "ms": f"_MS.get({r}) or _ms({r})",
             "ca": f"_CA_JSON[{r}]",
             "options": f"_OPT_JSON[{r}]",
             "low4": f"{r} & 15",
@@ -477,16 +539,22 @@ def _info_json_raw() -> Any:
         }[kind]
         parts.append(f'"{key}":{{{expr}}}')
     source = (
-        "def info_json(data, congestion):\n"
-        f"    if len(data) < {TCP_INFO_SIZE}:\n"
-        "        return _slow(_decode(data, congestion))\n"
-        f"    ({', '.join(raw)},) = _unpack(data)\n"
+        "def info_json(data, offset, size, congestion):\n"
+        f"    if size < {TCP_INFO_SIZE}:\n"
+        "        return _slow(_decode(data[offset : offset + size], _name(congestion)))\n"
+        f"    ({', '.join(raw)},) = _unpack(data, offset)\n"
         f"    return f',\"tcp_info\":{{{{{','.join(parts)}}}}}'\n"
     )
     from portscope.sockets._record import compile_source
 
     def slow(info: TcpInfo) -> str:
         return extra_json(SocketExtra(None, info, None), timers=False, info=True, memory=False)
+
+    def ms(us: int) -> str:
+        if len(_MS_TEXT) >= 1 << 16:
+            _MS_TEXT.clear()
+        text = _MS_TEXT[us] = repr(us / 1000)
+        return text
 
     namespace = {
         "_unpack": struct.Struct(fmt).unpack_from,
@@ -501,6 +569,9 @@ def _info_json_raw() -> Any:
         "_NOLIM": _NO_LIMIT,
         "_slow": slow,
         "_decode": _info_decoder(),
+        "_MS": _MS_TEXT,
+        "_ms": ms,
+        "_name": lambda text: None if text == "null" else json.loads(text),
     }
     return compile_source(source, "tcp_info_json_raw", namespace)["info_json"]
 
