@@ -18,7 +18,7 @@ from portscope.sockets._record import Row
 _UID = Column("UID", "right", drop=7)
 _INODE = Column("Inode", "right", drop=8)
 _COOKIE = Column("Cookie", drop=9)
-_TIMER = Column("Timer", drop=10, min_width=8)
+_TIMER = Column("Timer")
 _MEMORY = Column("Memory", min_width=12)
 _INFO = Column("Info", min_width=20)
 
