@@ -97,7 +97,12 @@ def test_tcp_info_timers_memory_and_cookie_equal_ss() -> None:
             SocketFilter(ports=frozenset({port})),
             extras=Extras(timers=True, info=True, memory=True),
         )
-        rows = [r for b in d.batches for r in b if r.remote_port is not None]
+        rows = [
+            r
+            for b in d.batches
+            for r in b
+            if r.remote_port is not None and r.local_address == r.remote_address == "127.0.0.1"
+        ]
         theirs = ss_info(port)
         assert d.extras is not None and len(rows) == 6
         for r in rows:
