@@ -148,19 +148,22 @@ def configure(parser: Parser) -> None:
         metavar="FAMILY[,FAMILY]",
         help="inet (IPv4), inet6 (IPv6) or unix (the same as -4, -6, -x)",
     )
-    add_close_options(parser, "a filter: --port/--sport/--dport/--addr/--pid/--process/--user")
+    add_close_options(
+        parser,
+        "the matching TCP/UDP sockets (a filter is required: --port, --sport, --dport, "
+        "--addr, --pid, --process or --user)",
+    )
     add_wide_option(parser)
     add_backend_option(parser)
 
 
-def add_close_options(parser: Parser, needs: str) -> None:
-    """``--close`` and ``-y/--yes`` (shared with ``who``)."""
+def add_close_options(parser: Parser, what: str) -> None:
+    """``--close`` (closing ``what``) and ``-y/--yes`` (shared with ``who``)."""
     parser.add_argument(
         "--close",
         action="store_true",
-        help="close the matching TCP/UDP sockets without killing their processes (like "
-        f"ss -K: SOCK_DESTROY, matched by socket cookie; needs CAP_NET_ADMIN and {needs}); "
-        "shows them and asks first",
+        help=f"close {what} without killing their processes (like ss -K: SOCK_DESTROY, "
+        "matched by socket cookie; needs CAP_NET_ADMIN); shows them and asks first",
     )
     if "--yes" not in parser._option_string_actions:
         parser.add_argument(

@@ -58,11 +58,16 @@ def configure(parser: Parser) -> None:
         help="with --kill: seconds to wait for holders to exit (default 5)",
     )
     parser.add_argument(
-        "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --kill or --close: do not ask for confirmation",
     )
     from portscope.cli.ls import add_close_options
 
-    add_close_options(parser, "root")
+    add_close_options(
+        parser, "the TCP/UDP sockets whose local port is PORT (listeners, connections)"
+    )
 
 
 def _confirm(env: Env, question: str) -> bool | None:
