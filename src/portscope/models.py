@@ -204,6 +204,8 @@ class Socket:
         inode: the socket inode (``socket:[N]``), or ``None``; 0 for TIME-WAIT is ``None``.
         interface: interface name the socket is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY for IPv6 sockets where the backend reports it, else ``None``.
+        cookie: the kernel's socket cookie (64 bits, ``ss -e``'s ``sk:HEX``), or ``None``
+            when the backend cannot tell (procfs, psutil).
         netns: the network namespace the socket lives in; ``None`` when namespaces were
             not asked for (``list_sockets(netns=None)``: the caller's own namespace).
         owners: processes holding it; ``None`` when owners were not looked up, ``()`` when
@@ -221,6 +223,7 @@ class Socket:
     inode: int | None
     interface: str | None = None
     v6only: bool | None = None
+    cookie: int | None = None
     netns: Netns | None = None
     owners: tuple[Owner, ...] | None = None
 

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import count
     from portscope.render.sockets import SocketJson, render_listen, service_for, write_sockets_json
     from portscope.sockets import Row, SocketFilter, dump, scope_words, sort_rows
+    from portscope.sockets.overflow import CounterWatch, accept_queue_full
+
+    watch = CounterWatch()
 
     protos = None
     if args.tcp or args.udp:
@@ -50,6 +53,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if d.netns is not None:
         order = {ns.inode: i for i, ns in enumerate(d.netns)}
         rows.sort(key=lambda r: order.get(r.netns.inode, -1) if r.netns is not None else -1)
+    full = [r for r in rows if accept_queue_full(r)]
+    # a full queue: read the counters a quarter second apart to see whether it drops now
+    counters = watch.finish(min_interval_s=0.25 if full else 0.0)
 
     def scope(r: Row) -> str:
         return scope_words(r.family, r.local_address, r.v6only, r.interface)
@@ -61,8 +67,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
             env.stdout,
             backend=d.backend,
             notes=d.notes,
-            formatter=SocketJson(omap, service, extra=lambda r: {"scope": scope(r)}),
+            formatter=SocketJson(
+                omap,
+                service,
+                extra=lambda r: {"scope": scope(r), "accept_queue_full": accept_queue_full(r)},
+            ),
             owners_complete=lambda: d.owners_complete,
+            more=lambda: {"listen_counters": counters},
         )
     else:
         many = d.netns is not None and len(d.netns) > 1
@@ -80,4 +91,19 @@ def run(args: argparse.Namespace, env: Env) -> int:
         )
     for note in d.notes:
         env.note(note)
+    from portscope.render import safe
+    from portscope.render.sockets import endpoint_text, owners_text
+
+    for r in full:
+        at = endpoint_text(r.local_address, r.local_port)
+        env.note(
+            safe(
+                f"the accept queue of {r.proto.value} {at}"
+                f" ({owners_text(omap, r)}) is full: {r.recv_q} connections wait for accept() "
+                f"with a backlog of {r.send_q}; new connections are dropped (the application "
+                "is not calling accept() fast enough)"
+            )
+        )
+    if counters is not None and counters.grew:
+        env.note(counters.note())
     return ExitStatus.OK

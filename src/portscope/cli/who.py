@@ -1,4 +1,5 @@
-"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``."""
+"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``;
+``portscope who /path.sock`` and ``who @abstract`` for Unix domain sockets."""
 
 from __future__ import annotations
 
@@ -20,16 +21,33 @@ if TYPE_CHECKING:
     from portscope.diagnose.who import WhoResult
     from portscope.identify import Identity
 
-HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
+HELP = (
+    "which processes hold a port (any address, IPv4 and IPv6) or a Unix socket; --kill to free it"
+)
+
+
+class UnixName(str):
+    """A Unix socket name given to ``who``: a path, or ``@name`` (abstract)."""
+
+
+def parse_target(text: str) -> tuple[int, object] | UnixName:
+    """``PORT[/proto]``, or a Unix socket: a path (``/run/x.sock``, ``./x.sock``) or
+    ``@abstract``."""
+    if text.startswith(("/", "@", "./", "../")):
+        from portscope.sockets.unix import parse_unix_name
+
+        parse_unix_name(text)  # empty names are refused
+        return UnixName(text)
+    return parse_port_proto(text)
 
 
 def configure(parser: Parser) -> None:
     parser.add_argument(
         "port",
-        metavar="PORT[/tcp|/udp]",
-        type=checked(parse_port_proto),
+        metavar="PORT[/tcp|/udp] | /PATH | @NAME",
+        type=checked(parse_target),
         help="port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp "
-        "(default: both)",
+        "(default: both); or a Unix socket: its path, or @NAME for an abstract one",
     )
     add_transport_options(parser, exclusive=True, tcp="TCP sockets only", udp="UDP sockets only")
     add_netns_option(parser, what="holders")
@@ -53,7 +71,15 @@ def configure(parser: Parser) -> None:
         help="with --kill: seconds to wait for holders to exit (default 5)",
     )
     parser.add_argument(
-        "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --kill or --close: do not ask for confirmation",
+    )
+    from portscope.cli.ls import add_close_options
+
+    add_close_options(
+        parser, "the TCP/UDP sockets whose local port is PORT (listeners, connections)"
     )
     from portscope.cli.explain import add_explain_option
 
@@ -77,7 +103,73 @@ def _confirm(env: Env, question: str) -> bool | None:
     return answer in ("y", "yes")
 
 
+def run_unix(args: argparse.Namespace, env: Env, name: str) -> int:
+    """``who /path.sock`` / ``who @name``: the sockets bound to that name, their
+    processes, and the processes connected to them (from the peer inodes)."""
+    from portscope.render.unix import render_unix, write_unix_json
+    from portscope.sockets.unix import holding, list_unix_sockets, parse_unix_name
+
+    for flag, given in (("--kill", args.kill), ("-t", args.tcp), ("-u", args.udp),
+                        ("-4", args.ipv4), ("-6", args.ipv6), ("--force", args.force),
+                        ("--yes", args.yes)):  # fmt: skip
+        if given:
+            env.error(f"{flag} does not apply to a Unix socket ({name!r})")
+            return ExitStatus.USAGE
+    path, abstract = parse_unix_name(name)
+    table = list_unix_sockets(owners=True)
+    rows = holding(table, path, abstract)
+    held = bool(rows)
+    if args.json:
+        write_unix_json(table, env.stdout, rows, name=name, held=held)
+    elif held:
+        env.show(render_unix(table, rows), no_color=args.no_color)
+    else:
+        from portscope.render import safe
+
+        env.stdout.write(f"no socket is bound to {safe(name)}\n")
+    for note in table.notes:
+        env.note(note)
+    return ExitStatus.OK if held else ExitStatus.NEGATIVE
+
+
 def run(args: argparse.Namespace, env: Env) -> int:
+    if isinstance(args.port, UnixName):
+        return run_unix(args, env, str(args.port))
+    if args.close:
+        return run_close(args, env)
+    return run_port(args, env)
+
+
+def run_close(args: argparse.Namespace, env: Env) -> int:
+    """``who PORT --close``: close the sockets whose local port is PORT (listeners and
+    their connections, as ``ss -K 'sport = :PORT'``), without killing the processes."""
+    from portscope.cli.ls import close_rows
+    from portscope.models import Proto
+    from portscope.sockets import SocketFilter, dump
+
+    port, proto = args.port
+    if args.kill or args.force:
+        env.error("--close and --kill/--force do not go together: --close leaves the processes")
+        return ExitStatus.USAGE
+    flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
+    if flag is not None and proto is not None and flag is not proto:
+        env.error(f"{port}/{proto.value} contradicts -{flag.value[0]}: give one transport")
+        return ExitStatus.USAGE
+    proto = proto or flag
+    where = SocketFilter(
+        protos=None if proto is None else frozenset({proto}),
+        families=frozenset({4}) if args.ipv4 else frozenset({6}) if args.ipv6 else None,
+        sports=frozenset({port}),
+    )
+    d = dump(where, owners=True, backend="netlink", owners_first=False)
+    rows = [r for batch in d.batches for r in batch]
+    omap = d.scan_owners(rows)
+    for note in d.notes:
+        env.note(note)
+    return close_rows(rows, omap, args, env)
+
+
+def run_port(args: argparse.Namespace, env: Env) -> int:
     from portscope.cli.explain import show_about
     from portscope.diagnose import kill_holders, who
     from portscope.models import Proto
@@ -96,7 +188,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error(f"--timeout {args.timeout:g} is negative: give seconds >= 0")
         return ExitStatus.USAGE
     if (args.force or args.yes) and not args.kill:
-        env.error("--force and --yes only apply with --kill")
+        env.error("--force and --yes only apply with --kill or --close")
         return ExitStatus.USAGE
     if args.identify and args.kill:
         env.error("--identify and --kill do not go together: identify first, then kill")

@@ -51,7 +51,7 @@ function _shtab_portscope_using
 end
 
 set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
+set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -103,6 +103,14 @@ complete -c portscope -n '_shtab_portscope_using ls' -s n -l numeric -d 'no serv
 complete -c portscope -n '_shtab_portscope_using ls' -l sort -xka "(printf '%s\n' port local remote rport state proto recv-q send-q uid inode pid process)" -d 'sort by KEY'
 complete -c portscope -n '_shtab_portscope_using ls' -l summary -d 'counts per transport and state (like ss -s); with -N, per namespace'
 complete -c portscope -n '_shtab_portscope_using ls' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'sockets of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
+complete -c portscope -n '_shtab_portscope_using ls' -s i -l info -d 'TCP internals (like ss -i): RTT, cwnd, MSS, retransmits, bytes, rates'
+complete -c portscope -n '_shtab_portscope_using ls' -s o -l timers -d 'TCP timers and when they fire (like ss -o)'
+complete -c portscope -n '_shtab_portscope_using ls' -s e -l extended -d 'uid, inode and socket cookie (like ss -e)'
+complete -c portscope -n '_shtab_portscope_using ls' -s m -l memory -d 'socket memory (like ss -m)'
+complete -c portscope -n '_shtab_portscope_using ls' -s x -l unix -d 'Unix domain sockets (like ss -x): path, @abstract name, peer; -p adds the process at each end'
+complete -c portscope -n '_shtab_portscope_using ls' -l family -x -d 'inet (IPv4), inet6 (IPv6) or unix (the same as -4, -6, -x)'
+complete -c portscope -n '_shtab_portscope_using ls' -l close -d 'close the matching TCP/UDP sockets (a filter is required: --port, --sport, --dport, --addr, --pid, --process or --user) without killing their processes (like ss -K: SOCK_DESTROY, matched by socket cookie; needs CAP_NET_ADMIN); shows them and asks first'
+complete -c portscope -n '_shtab_portscope_using ls' -s y -l yes -d 'with --close: do not ask for confirmation'
 complete -c portscope -n '_shtab_portscope_using ls' -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n '_shtab_portscope_using ls' -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
 complete -c portscope -n '_shtab_portscope_using ls' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
@@ -127,7 +135,7 @@ complete -c portscope -n '_shtab_portscope_using registry' -l timeout -x -d 'upd
 complete -c portscope -n '_shtab_portscope_using registry' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using registry' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using registry; and test $_shtab_portscope_npos -eq 0' -ka "update sources" -d 'update: download IANA'"'"'s CSV (or import --from FILE) into the cache; sources: what was loaded, from where, how many entries, how old'
-complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a who -d 'which processes hold a port (any address, IPv4 and IPv6); --kill to free it'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a who -d 'which processes hold a port (any address, IPv4 and IPv6) or a Unix socket; --kill to free it'
 complete -c portscope -n '_shtab_portscope_using who' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using who' -s t -l tcp -d 'TCP sockets only'
 complete -c portscope -n '_shtab_portscope_using who' -s u -l udp -d 'UDP sockets only'
@@ -137,12 +145,13 @@ complete -c portscope -n '_shtab_portscope_using who' -s N -l netns -xka "(ports
 complete -c portscope -n '_shtab_portscope_using who' -l kill -d 'send SIGTERM to every holder and report whether the port is free (first lists every socket each holder has, other ports too, and asks; never pid 1 or portscope; checks the start time against PID reuse)'
 complete -c portscope -n '_shtab_portscope_using who' -l force -d 'with --kill: SIGKILL holders still alive after --timeout'
 complete -c portscope -n '_shtab_portscope_using who' -l timeout -x -d 'with --kill: seconds to wait for holders to exit (default 5)'
-complete -c portscope -n '_shtab_portscope_using who' -s y -l yes -d 'with --kill: do not ask for confirmation'
+complete -c portscope -n '_shtab_portscope_using who' -s y -l yes -d 'with --kill or --close: do not ask for confirmation'
+complete -c portscope -n '_shtab_portscope_using who' -l close -d 'close the TCP/UDP sockets whose local port is PORT (listeners, connections) without killing their processes (like ss -K: SOCK_DESTROY, matched by socket cookie; needs CAP_NET_ADMIN); shows them and asks first'
 complete -c portscope -n '_shtab_portscope_using who' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using who' -l identify -d 'also connect to the TCP listener on loopback (or its address) and say what protocol it speaks: service, product, version, evidence'
 complete -c portscope -n '_shtab_portscope_using who' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using who' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
-complete -c portscope -n '_shtab_portscope_using who; and test $_shtab_portscope_npos -eq 0' -ka "(portscope completion --values ports 2>/dev/null)" -d 'port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp (default: both)'
+complete -c portscope -n '_shtab_portscope_using who; and test $_shtab_portscope_npos -eq 0' -ka "(portscope completion --values ports 2>/dev/null)" -d 'port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp (default: both); or a Unix socket: its path, or @NAME for an abstract one'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a why -d 'why a bind or connect fails: '"'"'why bind PORT'"'"', '"'"'why connect HOST:PORT'"'"''
 complete -c portscope -n '_shtab_portscope_using why' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using why' -s t -l tcp -d 'TCP (the default)'

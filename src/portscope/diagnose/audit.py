@@ -18,6 +18,8 @@ live table. Rules, each with a stable id used in JSON output:
 With identification (``audit(identify=True)``, ``portscope audit --identify``), a TCP
 listener's kind comes from the protocol that answered (``portscope.identify``, confirmed
 matches only) before the process name and the default port.
+- ``accept-queue-full``: a TCP listener whose accept queue is full (Recv-Q above the
+  backlog, ``sockets.overflow``): its new connections are dropped (medium).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from portscope.diagnose._common import (
     scope_text,
 )
 from portscope.models import Proto, Socket
+from portscope.sockets.overflow import accept_queue_full
 
 if TYPE_CHECKING:
     from portscope.identify import Identity
@@ -48,6 +51,7 @@ RULES: tuple[str, ...] = (
     "unknown-system-port",
     "no-auth",
     "service-mismatch",
+    "accept-queue-full",
 )
 
 
@@ -552,6 +556,22 @@ def audit_sockets(
                     "System ports (0-1023, RFC 6335) are assigned to known services; an "
                     "unknown one there is unusual and may be unwanted",
                     f"identify it: portscope who {port}; stop it if nobody needs it",
+                )
+            )
+        if on("accept-queue-full") and accept_queue_full(sock):
+            findings.append(
+                finding(
+                    "accept-queue-full",
+                    Severity.MEDIUM,
+                    f"{who} on {where}: the accept queue is full ({sock.recv_q} connections "
+                    f"wait for accept(), backlog {sock.send_q})",
+                    name,
+                    "the application is not calling accept() fast enough: the kernel drops "
+                    "new connections, which clients see as timeouts, like a firewall drop "
+                    "(TcpExt ListenOverflows grows)",
+                    "find why the process does not accept (busy, blocked or hung: "
+                    "py-spy dump / gdb / strace -p PID); raise the backlog (listen() "
+                    "argument, net.core.somaxconn) only for bursts",
                 )
             )
     findings.sort(key=lambda f: (-f.severity.rank, f.socket.local.port, f.rule))

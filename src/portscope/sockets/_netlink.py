@@ -176,12 +176,12 @@ def dump(
 
 
 def _sequential(
-    requests: list[tuple[int, int, int]], bytecode: bytes
+    requests: list[tuple[int, int, int]], bytecode: bytes, ext: int = 0
 ) -> Iterator[tuple[int, bytes]]:
     sock = open_diag_socket()
     try:
         for i, (family, protocol, states) in enumerate(requests):
-            for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
+            for chunk in dump(sock, family, protocol, states, ext, bytecode=bytecode):
                 yield i, chunk
                 if ends_dump(chunk):
                     break
@@ -210,7 +210,11 @@ def ends_dump(chunk: bytes) -> bool:
 
 
 def dump_many(
-    requests: list[tuple[int, int, int]], *, prefetch: bool = True, bytecode: bytes = b""
+    requests: list[tuple[int, int, int]],
+    *,
+    prefetch: bool = True,
+    bytecode: bytes = b"",
+    ext: int = 0,
 ) -> Iterator[tuple[int, bytes]]:
     """Run dump requests one after another on one socket, yielding (request index, chunk).
 
@@ -222,6 +226,7 @@ def dump_many(
         requests: (family, protocol, states) of each dump.
         prefetch: receive in a background thread.
         bytecode: a ``port_filter`` program applied to every request.
+        ext: ``INET_DIAG_*`` extensions to ask for (``_diag_ext.EXT_*``); 0 for none.
 
     Returns:
         An iterator of each request's chunks, in order; the last chunk of each request
@@ -231,13 +236,13 @@ def dump_many(
         PermissionDenied, BackendUnavailable: as ``dump``.
     """
     if not prefetch:
-        return _sequential(requests, bytecode)
+        return _sequential(requests, bytecode, ext)
 
-    return _prefetched(requests, bytecode)
+    return _prefetched(requests, bytecode, ext)
 
 
 def _prefetched(
-    requests: list[tuple[int, int, int]], bytecode: bytes
+    requests: list[tuple[int, int, int]], bytecode: bytes, ext: int = 0
 ) -> Iterator[tuple[int, bytes]]:
     """Start receiving in a thread now; the returned iterator hands the chunks over."""
     import queue
@@ -248,7 +253,7 @@ def _prefetched(
 
     def reader() -> None:
         try:
-            for item in dump_many(requests, prefetch=False, bytecode=bytecode):
+            for item in dump_many(requests, prefetch=False, bytecode=bytecode, ext=ext):
                 items.put(item)
                 if stop.is_set():
                     break
