@@ -131,7 +131,7 @@ def test_names_come_from_the_runtime_state_files(
 
 
 NS = Netns(4026532999, 'ns "x"\\', (Container("docker", ID, "w\x1b[31m", None, None, None),))
-ROW = Row(Proto.TCP, 4, S.LISTEN, "0.0.0.0", 80, None, None, 0, 128, 0, 77, None, None, NS)
+ROW = Row(Proto.TCP, 4, S.LISTEN, "0.0.0.0", 80, None, None, 0, 128, 0, 77, None, None, 1, NS)
 
 
 def test_netns_json_is_to_dict_of_the_model_in_both_writers() -> None:
