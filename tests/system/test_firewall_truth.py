@@ -58,20 +58,49 @@ SOURCES = [
     ("plain6", 6, C0_6, T0_6, "t0"),
     ("admin6", 6, ADMIN_6, T0_6, "t0"),
 ]
-TGT_TCP = [1001, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
-           2001, 2002, 2003, 2004, 2005, 6379]  # fmt: skip
+TGT_TCP = [
+    1001,
+    1003,
+    1004,
+    1005,
+    1006,
+    1007,
+    1008,
+    1009,
+    1010,
+    1011,
+    1012,
+    1013,
+    1014,
+    2001,
+    2002,
+    2003,
+    2004,
+    2005,
+    6379,
+]
 TGT_UDP = [3001, 3002, 3003]
 CTR_TCP = [80, 8443]
 CTR_UDP = [5300]
 TIMEOUT_S = 2.5  # > the 1 s SYN retransmission: an ICMP error dropped once still arrives
 
-ERRNO_V4 = {"admin-prohibited": "EHOSTUNREACH", "host-unreachable": "EHOSTUNREACH",
-            "host-prohibited": "EHOSTUNREACH", "net-unreachable": "ENETUNREACH",
-            "net-prohibited": "ENETUNREACH", "no-route": "ENETUNREACH",
-            "prot-unreachable": "ENOPROTOOPT"}  # fmt: skip
-ERRNO_V6 = {"admin-prohibited": "EACCES", "no-route": "ENETUNREACH",
-            "addr-unreachable": "EHOSTUNREACH", "host-unreachable": "EHOSTUNREACH",
-            "policy-fail": "EACCES", "reject-route": "EACCES"}  # fmt: skip
+ERRNO_V4 = {
+    "admin-prohibited": "EHOSTUNREACH",
+    "host-unreachable": "EHOSTUNREACH",
+    "host-prohibited": "EHOSTUNREACH",
+    "net-unreachable": "ENETUNREACH",
+    "net-prohibited": "ENETUNREACH",
+    "no-route": "ENETUNREACH",
+    "prot-unreachable": "ENOPROTOOPT",
+}
+ERRNO_V6 = {
+    "admin-prohibited": "EACCES",
+    "no-route": "ENETUNREACH",
+    "addr-unreachable": "EHOSTUNREACH",
+    "host-unreachable": "EHOSTUNREACH",
+    "policy-fail": "EACCES",
+    "reject-route": "EACCES",
+}
 
 NFT_DENY = r"""
 table inet fw {
@@ -286,26 +315,96 @@ class Ruleset:
 
 
 RULESETS = [
-    Ruleset("nft-default-deny", nft=NFT_DENY,
-            tcp=[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012,
-                 1013, 2001, 2002, 2003, 2004, 2005, 6379, 7000],
-            udp=[3001, 3002, 3003, 3004], unknown_ok=frozenset({1011})),
-    Ruleset("nft-layers", nft=NFT_LAYERS,
-            tcp=[1001, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
-                 1014, 2001, 7000],
-            udp=[3001, 3002, 3004]),
-    Ruleset("nft-nat", nft=NFT_NAT,
-            tcp=[1001, 1003, 8080, 8081, 8082, 8083, 8084, 8085, 8086, 9999],
-            udp=[5353, 3001]),
-    Ruleset("iptables-nft-deny", ipt4=IPT_DENY_V4, ipt6=IPT_DENY_V6,
-            tcp=[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012,
-                 1013, 2001, 2003, 7000],
-            udp=[3001, 3002, 3003], readers=("auto", "iptables"),
-            unknown_ok=frozenset({1011})),
-    Ruleset("iptables-nft-docker", ipt4=IPT_DOCKER_V4,
-            tcp=[1001, 1003, 8080, 8081, 8443, 9999], udp=[5353, 3001],
-            readers=("auto", "iptables")),
-]  # fmt: skip
+    Ruleset(
+        "nft-default-deny",
+        nft=NFT_DENY,
+        tcp=[
+            1001,
+            1002,
+            1003,
+            1004,
+            1005,
+            1006,
+            1007,
+            1008,
+            1009,
+            1010,
+            1011,
+            1012,
+            1013,
+            2001,
+            2002,
+            2003,
+            2004,
+            2005,
+            6379,
+            7000,
+        ],
+        udp=[3001, 3002, 3003, 3004],
+        unknown_ok=frozenset({1011}),
+    ),
+    Ruleset(
+        "nft-layers",
+        nft=NFT_LAYERS,
+        tcp=[
+            1001,
+            1003,
+            1004,
+            1005,
+            1006,
+            1007,
+            1008,
+            1009,
+            1010,
+            1011,
+            1012,
+            1013,
+            1014,
+            2001,
+            7000,
+        ],
+        udp=[3001, 3002, 3004],
+    ),
+    Ruleset(
+        "nft-nat",
+        nft=NFT_NAT,
+        tcp=[1001, 1003, 8080, 8081, 8082, 8083, 8084, 8085, 8086, 9999],
+        udp=[5353, 3001],
+    ),
+    Ruleset(
+        "iptables-nft-deny",
+        ipt4=IPT_DENY_V4,
+        ipt6=IPT_DENY_V6,
+        tcp=[
+            1001,
+            1002,
+            1003,
+            1004,
+            1005,
+            1006,
+            1007,
+            1008,
+            1009,
+            1010,
+            1011,
+            1012,
+            1013,
+            2001,
+            2003,
+            7000,
+        ],
+        udp=[3001, 3002, 3003],
+        readers=("auto", "iptables"),
+        unknown_ok=frozenset({1011}),
+    ),
+    Ruleset(
+        "iptables-nft-docker",
+        ipt4=IPT_DOCKER_V4,
+        tcp=[1001, 1003, 8080, 8081, 8443, 9999],
+        udp=[5353, 3001],
+        readers=("auto", "iptables"),
+    ),
+]
 
 
 def _sh(*argv: str, input_text: str | None = None, check: bool = True) -> str:
@@ -334,8 +433,14 @@ def _build(procs: list[subprocess.Popen[str]]) -> None:
     for ns in (CLI, TGT, CTR):
         _sh("ip", "netns", "add", ns)
         _sh("ip", "-n", ns, "link", "set", "lo", "up")
-        _ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_ra=0",
-            "net.ipv6.conf.default.accept_ra=0")  # fmt: skip
+        _ns(
+            ns,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.accept_ra=0",
+            "net.ipv6.conf.default.accept_ra=0",
+        )
     _sh("ip", "-n", CLI, "link", "add", "c0", "type", "veth", "peer", "name", "t0", "netns", TGT)
     _sh("ip", "-n", CLI, "link", "add", "c1", "type", "veth", "peer", "name", "t1", "netns", TGT)
     _sh("ip", "-n", TGT, "link", "add", "t2", "type", "veth", "peer", "name", "k0", "netns", CTR)
@@ -357,9 +462,18 @@ def _build(procs: list[subprocess.Popen[str]]) -> None:
     _sh("ip", "-n", TGT, "-6", "route", "add", "2001:db8:211::/64", "via", C0_6)
     _sh("ip", "-n", CTR, "route", "add", "198.18.0.0/15", "via", T2)
     _sh("ip", "-n", CTR, "-6", "route", "add", "2001:db8::/32", "via", T2_6)
-    _ns(TGT, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-        "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=1000000",
-        "net.ipv4.icmp_msgs_burst=1000000", "net.ipv6.icmp.ratelimit=0")  # fmt: skip
+    _ns(
+        TGT,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ip_forward=1",
+        "net.ipv6.conf.all.forwarding=1",
+        "net.ipv4.icmp_ratelimit=0",
+        "net.ipv4.icmp_msgs_per_sec=1000000",
+        "net.ipv4.icmp_msgs_burst=1000000",
+        "net.ipv6.icmp.ratelimit=0",
+    )
     _ns(CTR, "sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
     for ns in (CLI, CTR):
         routes = _sh("ip", "-n", ns, "route", "show", "default")
@@ -458,8 +572,9 @@ def test_firewall_predictions_match_the_kernel(lab: None) -> None:
             for proto, ports in (("tcp", rs.tcp), ("udp", rs.udp)):
                 for port in ports:
                     cid = f"{rs.name}|{label}|{proto}/{port}"
-                    pkt = Packet(fam, proto, src, dst, port, iif=iif,
-                                 sport=(ephemeral[0], ephemeral[1]))  # fmt: skip
+                    pkt = Packet(
+                        fam, proto, src, dst, port, iif=iif, sport=(ephemeral[0], ephemeral[1])
+                    )
                     predictions[cid] = {r: ev.evaluate(pkt) for r, ev in evaluators.items()}
                     cases.append([cid, fam, proto, src, dst, port])
         spec = json.dumps({"timeout_s": TIMEOUT_S, "cases": cases})
@@ -499,8 +614,9 @@ def test_firewall_predictions_match_the_kernel(lab: None) -> None:
     assert total >= 200
     if report:
         Path(report).write_text(
-            json.dumps({**summary, "unknown_cases": unknowns, "mismatch_cases": mismatches},
-                       indent=1)
-        )  # fmt: skip
+            json.dumps(
+                {**summary, "unknown_cases": unknowns, "mismatch_cases": mismatches}, indent=1
+            )
+        )
     assert not mismatches, "\n".join(mismatches[:40])
     assert len(unknowns) <= total // 20

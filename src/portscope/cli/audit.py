@@ -45,6 +45,11 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--no-info", action="store_true", help="hide the info-level list of exposed listeners"
     )
+    parser.add_argument(
+        "--no-firewall",
+        action="store_true",
+        help="judge by bind addresses only (do not read the host firewall)",
+    )
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
-    findings = audit(service_hints=dict(args.hint))
+    findings = audit(service_hints=dict(args.hint), firewall=not args.no_firewall)
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:

@@ -8,6 +8,11 @@ live table. Rules, each with a stable id used in JSON output:
 - ``datastore-exposed``: a database, cache, queue or admin API on an exposed address.
 - ``root-exposed``: an exposed listener whose process runs as root (medium).
 - ``unknown-system-port``: a listener in the System range (0-1023) no registry knows.
+- ``dnat-published``: a port a DNAT rule forwards (a container's published port) that is
+  open from outside although no local socket listens (``audit`` with the firewall read).
+
+``audit`` also reads the host firewall (``diagnose.exposure.apply_firewall``): a finding
+the firewall blocks from outside drops to low, with the deciding rule as evidence.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ RULES: tuple[str, ...] = (
     "datastore-exposed",
     "root-exposed",
     "unknown-system-port",
+    "dnat-published",
 )
 
 
@@ -88,6 +94,10 @@ class Finding:
         registered: the registry's name for the port (``port registered to X``: what the
             port is assigned to, not what runs there), or ``None``.
         exposed: True when other hosts can reach the address (not loopback).
+        firewall: the host firewall's verdict for new connections from outside
+            (``filtered from outside``, ``open from outside``, ``not read (...)``), or
+            ``None`` when not evaluated.
+        firewall_rule: the deciding rule or policy (evidence), or ``None``.
     """
 
     rule: str
@@ -101,6 +111,8 @@ class Finding:
     process: str | None = None
     registered: str | None = None
     exposed: bool = True
+    firewall: str | None = None
+    firewall_rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +466,7 @@ def audit(
     *,
     service_hints: Mapping[int, str] | None = None,
     rules: Sequence[str] | None = None,
+    firewall: bool = True,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -461,6 +474,8 @@ def audit(
         service_hints: port -> service kind for services on non-default ports
             (``{16379: "redis"}``); kinds are the keys of ``DATASTORES``.
         rules: the rule ids to run (default: all).
+        firewall: read the host firewall and weigh findings by what it lets in from
+            outside (needs CAP_NET_ADMIN; unreadable: findings say so, unchanged).
 
     Returns:
         Findings, most severe first.
@@ -473,4 +488,10 @@ def audit(
     finding for them unless the socket's uid is 0).
     """
     table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True)
-    return audit_sockets(table.sockets, service_hints=service_hints, rules=rules)
+    findings = audit_sockets(table.sockets, service_hints=service_hints, rules=rules)
+    if not firewall:
+        return findings
+    from portscope.diagnose.exposure import apply_firewall
+
+    found = apply_firewall(findings, table.sockets)
+    return [f for f in found if rules is None or f.rule in rules]

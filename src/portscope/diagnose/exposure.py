@@ -21,8 +21,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from portscope.diagnose._common import covers, endpoint_text, is_listener, owners_text
+from portscope.errors import PortscopeError
 from portscope.firewall import (
     ActionKind,
     Decision,
@@ -34,6 +36,9 @@ from portscope.firewall import (
     Verdict,
 )
 from portscope.models import Proto, Socket
+
+if TYPE_CHECKING:
+    from portscope.diagnose.audit import Finding
 
 # Stand-ins for "any other host" when the ruleset names no source covering them
 # (RFC 5737 / RFC 3849 documentation ranges: never sent to, only evaluated).
@@ -224,8 +229,9 @@ class Listeners:
     foreign: Callable[[str], tuple[str, list[Socket]] | None] | None = None
     _cache: dict[str, tuple[str, list[Socket]] | None] = field(default_factory=dict)
 
-    def find(self, sockets: Iterable[Socket], address: str, port: int, proto: str,
-             iif: str | None) -> Socket | None:  # fmt: skip
+    def find(
+        self, sockets: Iterable[Socket], address: str, port: int, proto: str, iif: str | None
+    ) -> Socket | None:
         for s in sockets:
             if s.proto.value != proto or s.local.port != port or not is_listener(s):
                 continue
@@ -273,10 +279,22 @@ def _listen_json(netns_path: str) -> list[Socket]:
     from portscope.models import Endpoint, Owner, TcpState
 
     proc = subprocess.run(
-        ["nsenter", f"--net={netns_path}", "--", sys.executable, "-m", "portscope", "listen",
-         "--json", "-n"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            "nsenter",
+            f"--net={netns_path}",
+            "--",
+            sys.executable,
+            "-m",
+            "portscope",
+            "listen",
+            "--json",
+            "-n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if proc.returncode != 0:
         return []
     out = []
@@ -355,27 +373,60 @@ def _namespaces(exclude: str | None) -> list[tuple[str, str]]:
     return out[:256]
 
 
+def _proc_addresses(pid_dir: str) -> set[str] | None:
+    """The local addresses of a process's network namespace, from its own view of
+    /proc/net (``fib_trie`` LOCAL entries, ``if_inet6``): no subprocess, no setns."""
+    out: set[str] = set()
+    try:
+        with open(f"{pid_dir}/net/fib_trie") as f:
+            last = None
+            for line in f:
+                text = line.strip()
+                if text.startswith("|--"):
+                    last = text[3:].strip()
+                elif last and text.endswith("host LOCAL") and text.startswith("/32"):
+                    out.add(last)
+    except OSError:
+        return None
+    try:
+        with open(f"{pid_dir}/net/if_inet6") as f:
+            for line in f:
+                hexaddr = line.split()[0]
+                out.add(str(ipaddress.IPv6Address(bytes.fromhex(hexaddr))))
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def _named_addresses(path: str) -> set[str]:
+    try:
+        proc = subprocess.run(
+            ["nsenter", f"--net={path}", "--", "ip", "-j", "address", "show"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        links = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return set()
+    return {str(a["local"]) for link in links for a in link.get("addr_info", []) if "local" in a}
+
+
 def foreign_lookup(exclude: str | None) -> Callable[[str], tuple[str, list[Socket]] | None]:
-    """A lookup of the namespace that owns an address (a container behind a DNAT), with
-    its listeners. Needs root (nsenter)."""
+    """A lookup of the network namespace that owns an address (a container behind a
+    DNAT), with its listeners: named namespaces (``ip netns``) and those of processes
+    (containers), read from ``/proc/PID/net``. ``None`` when no namespace or more than one
+    owns it. Needs root (nsenter, other users' /proc)."""
 
     def lookup(address: str) -> tuple[str, list[Socket]] | None:
         owners = []
         for label, path in _namespaces(exclude):
-            try:
-                proc = subprocess.run(
-                    ["nsenter", f"--net={path}", "--", "ip", "-j", "address", "show"],
-                    capture_output=True, text=True, timeout=10, check=False,
-                )  # fmt: skip
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if proc.returncode != 0:
-                continue
-            try:
-                links = json.loads(proc.stdout or "[]")
-            except ValueError:
-                continue
-            if any(a.get("local") == address for link in links for a in link.get("addr_info", [])):
+            if path.startswith("/proc/"):
+                addrs = _proc_addresses(path.removesuffix("/ns/net"))
+            else:
+                addrs = _named_addresses(path)
+            if addrs and address in addrs:
                 owners.append((label, path))
         if len(owners) != 1:
             return None
@@ -388,16 +439,23 @@ def foreign_lookup(exclude: str | None) -> Callable[[str], tuple[str, list[Socke
 # -- the report ------------------------------------------------------------------------------
 
 
+def _usable(address: str, family: int) -> bool:
+    """An address other hosts may connect to: of ``family``, not link-local (fe80::/10
+    reaches only the link, and every IPv6 interface has one)."""
+    ip = ipaddress.ip_address(address)
+    return ip.version == family and not ip.is_link_local
+
+
 def _interfaces(host: HostFacts, family: int) -> list[str]:
     return [
         name
         for name, addrs in host.addresses.items()
-        if name != "lo" and any(ipaddress.ip_address(a).version == family for a in addrs)
+        if name != "lo" and any(_usable(a, family) for a in addrs)
     ]
 
 
 def _host_address(host: HostFacts, iface: str, family: int) -> str | None:
-    return host.primary_address(iface, family)
+    return next((a for a in host.addresses.get(iface, ()) if _usable(a, family)), None)
 
 
 def _interval(v: object) -> tuple[int, int] | None:
@@ -421,8 +479,11 @@ def dnat_ports(rs: Ruleset) -> set[tuple[str, int]]:
             protos = {"tcp", "udp"}
             for m in rule.matches:
                 if m.key == ("l4proto",) and m.values and not m.negate:
-                    protos = {p for p, n in (("tcp", 6), ("udp", 17))
-                              if any(_in_interval(n, v) for v in m.values)}  # fmt: skip
+                    protos = {
+                        p
+                        for p, n in (("tcp", 6), ("udp", 17))
+                        if any(_in_interval(n, v) for v in m.values)
+                    }
                 if m.key == ("dport",) and m.proto in ("tcp", "udp"):
                     protos &= {m.proto}
             for m in rule.matches:
@@ -491,13 +552,22 @@ def exposure_from(
         for cls in classes[fam]:
             for iface in _arrivals(host, fam, cls.address, source is not None):
                 daddr = addr
-                if addr in ("0.0.0.0", "::") or iface == "lo":
+                if addr in ("0.0.0.0", "::") or iface == "lo" or _loopback(addr):
+                    # a loopback-bound listener: outside traffic comes to the interface's
+                    # address, where nothing of it listens
                     daddr = _host_address(host, iface, fam) or ""
                 if not daddr:
                     continue
                 local = host.is_local(cls.address)
-                pkt = Packet(fam, proto, cls.address, daddr, port, None if local else iface,
-                             local_origin=local)  # fmt: skip
+                pkt = Packet(
+                    fam,
+                    proto,
+                    cls.address,
+                    daddr,
+                    port,
+                    None if local else iface,
+                    local_origin=local,
+                )
                 results.append(SourceVerdict(cls, iface, ev.evaluate(pkt)))
         if not results:
             continue
@@ -518,6 +588,13 @@ def exposure_from(
             )
         )
     return rows
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _arrivals(host: HostFacts, family: int, source: str, given: bool) -> list[str]:
@@ -548,8 +625,11 @@ def _fallback(sockets: Sequence[Socket], reason: str, netns: str | None) -> Expo
             else f"bound to {s.local.address}: reachable unless a firewall blocks it "
             f"(the firewall could not be read: {reason})"
         )
-        rows.append(Exposure(s.proto, s.family, s.local.port, s.local.address, s, verdict,
-                             Decision(verdict, why)))  # fmt: skip
+        rows.append(
+            Exposure(
+                s.proto, s.family, s.local.port, s.local.address, s, verdict, Decision(verdict, why)
+            )
+        )
     rows.sort(key=lambda r: (r.port, r.proto.value, r.family))
     return ExposureReport(tuple(rows), False, reason, None, 0, (), (), (), netns)
 
@@ -575,7 +655,7 @@ def exposure(
 
     Raises:
         InvalidTarget: ``source`` is not an address or prefix.
-        FirewallUnreadable: no such network namespace.
+        InvalidInput: no such network namespace.
 
     Privilege: CAP_NET_ADMIN to read the ruleset; root for ``netns`` and to look into
     container namespaces behind a DNAT.
@@ -596,8 +676,6 @@ def exposure(
         rs = read_ruleset(path, prefer=prefer)
         host = read_host(path)
     except FirewallUnreadable as err:
-        if path is not None and "not found" in err.reason:
-            raise
         return _fallback(sockets, err.reason, path)
     foreign = foreign_lookup(path) if os.geteuid() == 0 else None
     rows = exposure_from(
@@ -606,6 +684,239 @@ def exposure(
     classes = tuple(c for fam in (4, 6) for c in source_classes(rs, host, fam, source))
     ifaces = tuple(dict.fromkeys(i for fam in (4, 6) for i in _interfaces(host, fam)))
     return ExposureReport(
-        tuple(rows), True, None, rs.source, rs.rule_count(), classes, ifaces,
-        tuple(rs.notes), path,
-    )  # fmt: skip
+        tuple(rows),
+        True,
+        None,
+        rs.source,
+        rs.rule_count(),
+        classes,
+        ifaces,
+        tuple(rs.notes),
+        path,
+    )
+
+
+# -- for other commands: audit, the listening view, why connect -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallView:
+    """The firewall verdict from outside for a set of listeners (audit, listen).
+
+    Attributes:
+        read: False when the ruleset could not be read (``error`` says why).
+        error: why it could not be read, or ``None``.
+        rows: (proto, family, port, address) -> the exposure row.
+        report: the full report (DNAT'd ports included), or ``None`` when not read.
+    """
+
+    read: bool
+    error: str | None
+    rows: dict[tuple[str, int, int, str], Exposure]
+    report: ExposureReport | None = None
+
+    def rows_for(self, sock: Socket) -> list[Exposure]:
+        """The rows of a listening socket: one, or for a dual-stack ``[::]`` the IPv6 row
+        and the IPv4 one (either may be missing: no interface of that family)."""
+        keys = [(sock.proto.value, sock.family, sock.local.port, sock.local.address)]
+        if sock.local.address == "::" and sock.v6only is not True:
+            keys.append((sock.proto.value, 4, sock.local.port, "0.0.0.0"))
+        return [self.rows[k] for k in keys if k in self.rows]
+
+    def row_for(self, sock: Socket) -> Exposure | None:
+        """The row that matters most for a socket: of its rows (``rows_for``), one that some
+        source gets through, else the first; ``None`` when it has none."""
+        rows = self.rows_for(sock)
+        passing = [r for r in rows if not blocked_everywhere(r)]
+        chosen = passing or rows
+        return chosen[0] if chosen else None
+
+
+def firewall_view(sockets: Sequence[Socket], *, netns: str | None = None) -> FirewallView:
+    """Evaluate ``sockets`` (listeners) from outside against this host's firewall.
+
+    Never raises for an unreadable ruleset: ``read`` is False with the reason.
+    """
+    from portscope.firewall import netns_path, read_host, read_ruleset
+
+    try:
+        path = netns_path(netns)
+        rs = read_ruleset(path)
+        host = read_host(path)
+    except (FirewallUnreadable, PortscopeError) as err:
+        return FirewallView(False, str(err), {})
+    foreign = foreign_lookup(path) if os.geteuid() == 0 else None
+    rows = exposure_from(sockets, rs, host, deliver=Listeners(sockets, foreign))
+    report = ExposureReport(
+        tuple(rows),
+        True,
+        None,
+        rs.source,
+        rs.rule_count(),
+        tuple(c for fam in (4, 6) for c in source_classes(rs, host, fam)),
+        tuple(dict.fromkeys(i for fam in (4, 6) for i in _interfaces(host, fam))),
+        tuple(rs.notes),
+        path,
+    )
+    return FirewallView(
+        True, None, {(r.proto.value, r.family, r.port, r.address): r for r in rows}, report
+    )
+
+
+def blocked_everywhere(row: Exposure) -> bool:
+    """True when no source class on no interface gets through (nothing is ``open`` or
+    ``unknown``)."""
+    return all(
+        s.decision.verdict in (Verdict.FILTERED, Verdict.REJECTED, Verdict.CLOSED)
+        for s in row.by_source
+    )
+
+
+def scope_note(row: Exposure | None) -> str | None:
+    """What the listening view adds to a scope: ``firewall: filtered from outside``,
+    ``firewall: rejected from outside, open from 198.18.5.0/24`` ...; ``None`` when the
+    firewall lets everyone in (the bind scope already says it)."""
+    if row is None:
+        return None
+    verdict = row.verdict
+    if verdict is Verdict.OPEN and not row.exceptions():
+        return None
+    if verdict is Verdict.CLOSED and row.listener is not None and not row.exceptions():
+        return None  # e.g. bound to an address that outside traffic does not reach
+    label = row.by_source[0].source.label if row.by_source else "outside"
+    text = f"firewall: {verdict.value} from {label}"
+    opened = sorted(
+        {
+            s.source.label
+            for s in row.exceptions()
+            if s.decision.verdict is Verdict.OPEN and s.source.label != label
+        }
+    )
+    if opened:
+        text += f", open from {', '.join(opened)}"
+    return text
+
+
+def local_connect(
+    address: str, port: int, proto: str, source: str | None = None
+) -> Decision | None:
+    """The firewall's decision for a connection from this host to its own ``address``
+    (``why connect`` to a local address): output, postrouting, then prerouting and input
+    on ``lo``. ``None`` when the ruleset cannot be read."""
+    from portscope.diagnose._common import read_sockets
+    from portscope.firewall import read_host, read_ruleset
+
+    try:
+        rs = read_ruleset()
+        host = read_host()
+    except (FirewallUnreadable, PortscopeError):
+        return None
+    table = read_sockets([Proto(proto)], owners=True, listening=True, port=port)
+    fam = 6 if ":" in address else 4
+    pkt = Packet(fam, proto, source or address, address, port, None, local_origin=True)
+    return Evaluator(rs, host, Listeners(table.sockets)).evaluate(pkt)
+
+
+def apply_firewall(findings: Sequence[Finding], sockets: Sequence[Socket]) -> list[Finding]:
+    """Audit findings with the firewall's verdict from outside and its evidence.
+
+    A finding whose port no source gets through (filtered, rejected or closed from
+    everywhere evaluated) drops to ``low`` (info stays info): the risk is a firewall
+    change, and the deciding rule is the evidence. One that only some source prefixes
+    reach drops one rank. A port published by DNAT that is open from outside is a
+    ``dnat-published`` finding (medium; a datastore's default port: high), although no
+    local socket listens. An unreadable ruleset leaves severities as they are and says so.
+    """
+    import dataclasses as dc
+
+    from portscope.diagnose.audit import Severity
+    from portscope.render.exposure import decided_by
+
+    view = firewall_view(sockets)
+    out: list[Finding] = []
+    order = list(Severity)
+    for f in findings:
+        if not f.exposed:
+            out.append(f)
+            continue
+        if not view.read:
+            out.append(dc.replace(f, firewall=f"not read ({view.error})"))
+            continue
+        row = view.row_for(f.socket)
+        if row is None:
+            out.append(f)
+            continue
+        label = row.by_source[0].source.label if row.by_source else "outside"
+        text = f"{row.decision.verdict.value} from {label}"
+        note = scope_note(row)
+        if note:
+            text = note.removeprefix("firewall: ")
+        evidence = decided_by(row.decision)
+        severity = f.severity
+        title = f.title
+        if blocked_everywhere(row):
+            if severity.rank > Severity.LOW.rank:
+                severity = Severity.LOW
+            title += f" -- the firewall blocks it ({row.decision.verdict.value} from {label})"
+        elif row.verdict is not Verdict.OPEN and any(
+            s.decision.verdict is Verdict.OPEN for s in row.by_source
+        ):
+            if severity.rank > Severity.INFO.rank:
+                severity = order[severity.rank - 1]
+            title += f" -- {text}"
+        out.append(
+            dc.replace(f, severity=severity, title=title, firewall=text, firewall_rule=evidence)
+        )
+    if view.report is not None:
+        out.extend(_dnat_findings(view.report))
+    out.sort(key=lambda f: (-f.severity.rank, f.socket.local.port, f.rule))
+    return out
+
+
+def _dnat_findings(report: ExposureReport) -> list[Finding]:
+    from portscope.diagnose.audit import DATASTORE_PORTS, DATASTORES, Finding, Severity
+    from portscope.models import Endpoint, TcpState
+    from portscope.render.exposure import decided_by
+
+    found: list[Finding] = []
+    for row in report.rows:
+        d = row.decision
+        if row.listener is not None or d.destination is None or d.verdict is not Verdict.OPEN:
+            continue
+        dest = endpoint_text(*d.destination)
+        kind = DATASTORE_PORTS.get(d.destination[1]) or DATASTORE_PORTS.get(row.port)
+        severity = DATASTORES[kind].severity if kind else Severity.MEDIUM
+        if severity.rank < Severity.MEDIUM.rank:
+            severity = Severity.MEDIUM
+        published = Socket(
+            row.proto,
+            row.family,
+            TcpState.LISTEN,
+            Endpoint(row.address, row.port),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+        found.append(
+            Finding(
+                rule="dnat-published",
+                severity=severity,
+                title=f"{row.proto.value} port {row.port} is published by DNAT to {dest} "
+                f"({d.listener or 'a listener'}) and open from outside, though no socket "
+                "of this host listens on it",
+                socket=published,
+                service=kind,
+                scope="published by DNAT",
+                why="a NAT rule forwards it past the input chain (Docker's -p does this, and "
+                "bypasses ufw/firewalld input rules); ss shows no listener for it",
+                fix="publish it on 127.0.0.1 only (docker run -p 127.0.0.1:PORT:PORT), or "
+                "filter it in the forward path (DOCKER-USER chain / a forward-hook rule)",
+                process=d.listener,
+                exposed=True,
+                firewall="open from outside",
+                firewall_rule=decided_by(d),
+            )
+        )
+    return found

@@ -130,8 +130,10 @@ class Packet:
         daddr: destination address (this host's, or one DNAT'd elsewhere).
         dport: destination port.
         iif: the interface it arrives on (``None`` for a packet this host sends).
-        sport: the source port range the client may use (an ephemeral port; matches on
-            the source port are unknown unless the whole range matches or none of it).
+        sport: the source port range the client may use (default 32768-65535: the
+            ephemeral ranges of Linux, 32768-60999, and of Windows and macOS, 49152-65535,
+            RFC 6335 section 6). A match on the source port (or, for the answer, on the
+            destination port) is unknown unless the whole range matches or none of it.
         local_origin: the packet is sent by this host (``why connect`` to a local address).
     """
 
@@ -141,7 +143,7 @@ class Packet:
     daddr: str
     dport: int
     iif: str | None
-    sport: tuple[int, int] = (1024, 65535)
+    sport: tuple[int, int] = (32768, 65535)
     local_origin: bool = False
 
 
@@ -538,9 +540,14 @@ class Evaluator:
                         st3 = dataclasses.replace(st2, path=(*st2.path, step))
                         if policy == "drop":
                             leaves.append(
-                                _Leaf(Verdict.FILTERED, f"dropped by the policy of {name}",
-                                      st3, None, name)
-                            )  # fmt: skip
+                                _Leaf(
+                                    Verdict.FILTERED,
+                                    f"dropped by the policy of {name}",
+                                    st3,
+                                    None,
+                                    name,
+                                )
+                            )
                         else:
                             nxt.append(st3)
                     elif what == "accept":
@@ -562,9 +569,10 @@ class Evaluator:
                         natted = self._nat(st2, action, hook, name, rule)
                         if natted is None:
                             leaves.append(
-                                _Leaf(Verdict.UNKNOWN, f"cannot apply {rule.text!r}", st2,
-                                      rule, name)
-                            )  # fmt: skip
+                                _Leaf(
+                                    Verdict.UNKNOWN, f"cannot apply {rule.text!r}", st2, rule, name
+                                )
+                            )
                         else:
                             nxt.append(natted)
                     else:
@@ -573,9 +581,14 @@ class Evaluator:
                             st2, assumed=(*st2.assumed, rule) if rule else st2.assumed
                         )
                         leaves.append(
-                            _Leaf(Verdict.UNKNOWN, f"the model does not understand {what_text!r}",
-                                  st3, rule, name)
-                        )  # fmt: skip
+                            _Leaf(
+                                Verdict.UNKNOWN,
+                                f"the model does not understand {what_text!r}",
+                                st3,
+                                rule,
+                                name,
+                            )
+                        )
             states = nxt
         return states
 
@@ -646,9 +659,16 @@ class Evaluator:
         route = self.host.route(st.saddr)
         onlink = route is not None and route.device == st.iif and route.prefix > 0
         nd = dataclasses.replace(
-            st, proto="icmpv6", icmptype=135, daddr=str(solicited), dport=0, sport=(0, 0),
-            saddr=st.saddr if onlink else "fe80::1", ctstate="untracked", path=(),
-        )  # fmt: skip
+            st,
+            proto="icmpv6",
+            icmptype=135,
+            daddr=str(solicited),
+            dport=0,
+            sport=(0, 0),
+            saddr=st.saddr if onlink else "fe80::1",
+            ctstate="untracked",
+            path=(),
+        )
         sub: list[_Leaf] = []
         passed = self._hook(
             "input", self._hook("prerouting", self._hook("ingress", [nd], sub), sub), sub
@@ -661,17 +681,24 @@ class Evaluator:
                 f"{bad.rule.where()}: {bad.rule.text}" if bad.rule else f"the policy of {bad.chain}"
             )
             leaves.append(
-                _Leaf(Verdict.FILTERED,
-                      f"IPv6 neighbour discovery is dropped ({rule}): the client cannot resolve "
-                      f"{st.daddr}'s link-layer address, so nothing reaches it", st,
-                      bad.rule, bad.chain)
-            )  # fmt: skip
+                _Leaf(
+                    Verdict.FILTERED,
+                    f"IPv6 neighbour discovery is dropped ({rule}): the client cannot resolve "
+                    f"{st.daddr}'s link-layer address, so nothing reaches it",
+                    st,
+                    bad.rule,
+                    bad.chain,
+                )
+            )
             return False
         rules = tuple(lf.rule for lf in sub if lf.rule is not None)
         leaves.append(
-            _Leaf(Verdict.UNKNOWN, "whether IPv6 neighbour discovery passes is not known",
-                  dataclasses.replace(st, assumed=(*st.assumed, *rules)))
-        )  # fmt: skip
+            _Leaf(
+                Verdict.UNKNOWN,
+                "whether IPv6 neighbour discovery passes is not known",
+                dataclasses.replace(st, assumed=(*st.assumed, *rules)),
+            )
+        )
         return False
 
     def _inbound(self, st: _State, leaves: list[_Leaf]) -> None:
@@ -692,10 +719,13 @@ class Evaluator:
                 and not (s.family == 4 and self.host.route_localnet)
             ):
                 leaves.append(
-                    _Leaf(Verdict.FILTERED,
-                          f"destination {s.daddr} is a loopback address arriving on {s.iif}: "
-                          "the kernel drops it as a martian (route_localnet=0)", s)
-                )  # fmt: skip
+                    _Leaf(
+                        Verdict.FILTERED,
+                        f"destination {s.daddr} is a loopback address arriving on {s.iif}: "
+                        "the kernel drops it as a martian (route_localnet=0)",
+                        s,
+                    )
+                )
             elif self.host.is_local(s.daddr):
                 local_states.append(s)
             else:
@@ -707,18 +737,23 @@ class Evaluator:
             if not self.host.forwarding.get(s.family, False):
                 sysctl = "net.ipv4.ip_forward" if s.family == 4 else "net.ipv6.conf.all.forwarding"
                 leaves.append(
-                    _Leaf(Verdict.FILTERED,
-                          f"{s.daddr} is not this host's and forwarding is off ({sysctl}=0): "
-                          "the kernel drops it", s)
-                )  # fmt: skip
+                    _Leaf(
+                        Verdict.FILTERED,
+                        f"{s.daddr} is not this host's and forwarding is off ({sysctl}=0): "
+                        "the kernel drops it",
+                        s,
+                    )
+                )
                 continue
             route = self.host.route(s.daddr)
             if route is None or route.kind != "unicast":
                 leaves.append(
-                    _Leaf(Verdict.UNKNOWN,
-                          f"no route to {s.daddr} in the main table (policy routing is "
-                          "not modelled)", s)
-                )  # fmt: skip
+                    _Leaf(
+                        Verdict.UNKNOWN,
+                        f"no route to {s.daddr} in the main table (policy routing is not modelled)",
+                        s,
+                    )
+                )
                 continue
             routed.append(dataclasses.replace(s, oif=route.device or ""))
         states = self._hook("forward", routed, leaves)
@@ -766,12 +801,19 @@ class Evaluator:
             proto, ctstate, from_host = st.proto, "established", not leaf.forwarded
         client = packet.saddr
         reply = _State(
-            family=st.family, proto=proto, saddr=st.daddr, daddr=str(ipaddress.ip_address(client)),
+            family=st.family,
+            proto=proto,
+            saddr=st.daddr,
+            daddr=str(ipaddress.ip_address(client)),
             sport=st.dport if proto in ("tcp", "udp") else 0,
             dport=packet.sport if proto in ("tcp", "udp") else 0,
-            iif="", ctstate=ctstate, dnat=st.dnat, nat_done=True, ctdirection="reply",
+            iif="",
+            ctstate=ctstate,
+            dnat=st.dnat,
+            nat_done=True,
+            ctdirection="reply",
             icmptype=(3 if st.family == 4 else 1) if proto == icmp else None,
-        )  # fmt: skip
+        )
         sub: list[_Leaf] = []
         if packet.local_origin:
             states = self._hook("output", [dataclasses.replace(reply, oif="lo")], sub)
@@ -800,15 +842,19 @@ class Evaluator:
                 Verdict.FILTERED,
                 f"{leaf.reason}; but the {what} back to {client} is dropped ({by})",
                 dataclasses.replace(st, assumed=(*st.assumed, *bad.state.assumed)),
-                bad.rule, bad.chain, listener=leaf.listener, forwarded=leaf.forwarded,
-            )  # fmt: skip
+                bad.rule,
+                bad.chain,
+                listener=leaf.listener,
+                forwarded=leaf.forwarded,
+            )
         rules = tuple(r for lf in sub for r in (*lf.state.assumed, *([lf.rule] if lf.rule else [])))
         return _Leaf(
             Verdict.UNKNOWN,
             f"{leaf.reason}; whether the {what} gets back to {client} is not known",
             dataclasses.replace(st, assumed=(*st.assumed, *rules)),
-            listener=leaf.listener, forwarded=leaf.forwarded,
-        )  # fmt: skip
+            listener=leaf.listener,
+            forwarded=leaf.forwarded,
+        )
 
     def _deliver(self, st: _State, leaves: list[_Leaf], *, local: bool) -> None:
         assert isinstance(st.dport, int)
@@ -892,6 +938,8 @@ def _leaf_decision(leaf: _Leaf, assumed: tuple[Rule, ...]) -> Decision:
     elif leaf.verdict in (Verdict.OPEN, Verdict.CLOSED) and chain is not None:
         by = f"{rule.where()}: {rule.text}" if rule is not None else f"the policy of {chain}"
         reason = f"{reason} (let in by {by})"
+    elif leaf.verdict in (Verdict.OPEN, Verdict.CLOSED) and not leaf.state.path:
+        reason = f"{reason} (no firewall chain on its path)"
     return Decision(
         leaf.verdict,
         reason,

@@ -26,25 +26,43 @@ from portscope.firewall._model import (
     address_range,
 )
 
-_HOOKS = {"PREROUTING": "prerouting", "INPUT": "input", "FORWARD": "forward",
-          "OUTPUT": "output", "POSTROUTING": "postrouting"}  # fmt: skip
+_HOOKS = {
+    "PREROUTING": "prerouting",
+    "INPUT": "input",
+    "FORWARD": "forward",
+    "OUTPUT": "output",
+    "POSTROUTING": "postrouting",
+}
 _PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
 _NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
 _REJECT = {
-    "tcp-reset": "tcp-reset", "icmp-port-unreachable": "port-unreachable",
-    "port-unreach": "port-unreachable", "icmp6-port-unreachable": "port-unreachable",
-    "icmp-net-unreachable": "net-unreachable", "net-unreach": "net-unreachable",
-    "icmp-host-unreachable": "host-unreachable", "host-unreach": "host-unreachable",
-    "icmp-proto-unreachable": "prot-unreachable", "proto-unreach": "prot-unreachable",
-    "icmp-net-prohibited": "net-prohibited", "net-prohib": "net-prohibited",
-    "icmp-host-prohibited": "host-prohibited", "host-prohib": "host-prohibited",
-    "icmp-admin-prohibited": "admin-prohibited", "admin-prohib": "admin-prohibited",
-    "icmp6-adm-prohibited": "admin-prohibited", "adm-prohibited": "admin-prohibited",
-    "icmp6-no-route": "no-route", "no-route": "no-route",
-    "icmp6-addr-unreachable": "addr-unreachable", "addr-unreach": "addr-unreachable",
-    "icmp6-policy-fail": "policy-fail", "policy-fail": "policy-fail",
-    "icmp6-reject-route": "reject-route", "reject-route": "reject-route",
-}  # fmt: skip
+    "tcp-reset": "tcp-reset",
+    "icmp-port-unreachable": "port-unreachable",
+    "port-unreach": "port-unreachable",
+    "icmp6-port-unreachable": "port-unreachable",
+    "icmp-net-unreachable": "net-unreachable",
+    "net-unreach": "net-unreachable",
+    "icmp-host-unreachable": "host-unreachable",
+    "host-unreach": "host-unreachable",
+    "icmp-proto-unreachable": "prot-unreachable",
+    "proto-unreach": "prot-unreachable",
+    "icmp-net-prohibited": "net-prohibited",
+    "net-prohib": "net-prohibited",
+    "icmp-host-prohibited": "host-prohibited",
+    "host-prohib": "host-prohibited",
+    "icmp-admin-prohibited": "admin-prohibited",
+    "admin-prohib": "admin-prohibited",
+    "icmp6-adm-prohibited": "admin-prohibited",
+    "adm-prohibited": "admin-prohibited",
+    "icmp6-no-route": "no-route",
+    "no-route": "no-route",
+    "icmp6-addr-unreachable": "addr-unreachable",
+    "addr-unreach": "addr-unreachable",
+    "icmp6-policy-fail": "policy-fail",
+    "policy-fail": "policy-fail",
+    "icmp6-reject-route": "reject-route",
+    "reject-route": "reject-route",
+}
 _NO_VALUE = {"--syn"}
 
 
@@ -138,9 +156,21 @@ def _parse_rule(
                 add(Match((key,), negate, (_iface(value()),)))
             elif w in ("-m", "--match"):
                 module = value()
-                if module not in ("tcp", "udp", "multiport", "conntrack", "state", "addrtype",
-                                  "comment", "mark", "connmark", "iprange", "pkttype", "icmp",
-                                  "icmp6"):  # fmt: skip
+                if module not in (
+                    "tcp",
+                    "udp",
+                    "multiport",
+                    "conntrack",
+                    "state",
+                    "addrtype",
+                    "comment",
+                    "mark",
+                    "connmark",
+                    "iprange",
+                    "pkttype",
+                    "icmp",
+                    "icmp6",
+                ):
                     raise _Unknown
             elif w in ("--dport", "--destination-port", "--sport", "--source-port"):
                 key = "dport" if w.startswith(("--dport", "--destination")) else "sport"
@@ -212,9 +242,16 @@ def _parse_rule(
     if action.kind is ActionKind.UNKNOWN:
         unknown = True
     rule = Rule(
-        family, table, chain, index, tuple(matches), action, line, tuple(sets),
+        family,
+        table,
+        chain,
+        index,
+        tuple(matches),
+        action,
+        line,
+        tuple(sets),
         line if unknown else None,
-    )  # fmt: skip
+    )
     return rule, not unknown
 
 
@@ -353,9 +390,16 @@ def parse_save(text: str, *, family: int, source: str = "iptables") -> Ruleset:
             (fam_name, table_name, rule.action.target) not in rs.chains
         ):
             rule = Rule(
-                rule.family, rule.table, rule.chain, rule.handle, rule.matches,
-                Action(ActionKind.UNKNOWN), rule.text, rule.sets, rule.text,
-            )  # fmt: skip
+                rule.family,
+                rule.table,
+                rule.chain,
+                rule.handle,
+                rule.matches,
+                Action(ActionKind.UNKNOWN),
+                rule.text,
+                rule.sets,
+                rule.text,
+            )
             ok = False
         unknown += not ok
         chain.rules.append(rule)

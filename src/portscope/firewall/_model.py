@@ -247,5 +247,16 @@ def address_range(low: str, high: str) -> AddrInterval:
     return (a.version, int(a), int(b))
 
 
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132,
-             "udplite": 136, "dccp": 33, "gre": 47, "esp": 50, "ah": 51}  # fmt: skip
+PROTOCOLS = {
+    "tcp": 6,
+    "udp": 17,
+    "icmp": 1,
+    "icmpv6": 58,
+    "ipv6-icmp": 58,
+    "sctp": 132,
+    "udplite": 136,
+    "dccp": 33,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+}

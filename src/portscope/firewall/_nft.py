@@ -32,28 +32,69 @@ from portscope.firewall._model import (
     address_range,
 )
 
-TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20,
-             "ecn": 0x40, "cwr": 0x80}  # fmt: skip
+TCP_FLAGS = {
+    "fin": 0x01,
+    "syn": 0x02,
+    "rst": 0x04,
+    "psh": 0x08,
+    "ack": 0x10,
+    "urg": 0x20,
+    "ecn": 0x40,
+    "cwr": 0x80,
+}
 # nft(8) icmp/icmpv6 type names (and iptables' spellings) -> type numbers
 ICMP_TYPES = {
-    "echo-reply": 0, "destination-unreachable": 3, "echo-request": 8, "time-exceeded": 11,
-    "packet-too-big": 2, "parameter-problem": 4, "mld-listener-query": 130,
-    "mld-listener-report": 131, "mld-listener-done": 132, "mld-listener-reduction": 132,
-    "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
-    "nd-neighbor-advert": 136, "nd-redirect": 137, "mld2-listener-report": 143,
-    "router-solicitation": 133, "router-advertisement": 134,
-    "neighbour-solicitation": 135, "neighbor-solicitation": 135,
-    "neighbour-advertisement": 136, "neighbor-advertisement": 136, "redirect": 137,
-}  # fmt: skip
+    "echo-reply": 0,
+    "destination-unreachable": 3,
+    "echo-request": 8,
+    "time-exceeded": 11,
+    "packet-too-big": 2,
+    "parameter-problem": 4,
+    "mld-listener-query": 130,
+    "mld-listener-report": 131,
+    "mld-listener-done": 132,
+    "mld-listener-reduction": 132,
+    "nd-router-solicit": 133,
+    "nd-router-advert": 134,
+    "nd-neighbor-solicit": 135,
+    "nd-neighbor-advert": 136,
+    "nd-redirect": 137,
+    "mld2-listener-report": 143,
+    "router-solicitation": 133,
+    "router-advertisement": 134,
+    "neighbour-solicitation": 135,
+    "neighbor-solicitation": 135,
+    "neighbour-advertisement": 136,
+    "neighbor-advertisement": 136,
+    "redirect": 137,
+}
 # nft(8) "CHAIN PRIORITY": names of the standard priorities.
-PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
-              "srcnat": 100}  # fmt: skip
-_ADDR_FIELDS = {("ip", "saddr"): ("saddr", 4), ("ip", "daddr"): ("daddr", 4),
-                ("ip6", "saddr"): ("saddr", 6), ("ip6", "daddr"): ("daddr", 6)}  # fmt: skip
+PRIORITIES = {
+    "raw": -300,
+    "mangle": -150,
+    "dstnat": -100,
+    "filter": 0,
+    "security": 50,
+    "srcnat": 100,
+}
+_ADDR_FIELDS = {
+    ("ip", "saddr"): ("saddr", 4),
+    ("ip", "daddr"): ("daddr", 4),
+    ("ip6", "saddr"): ("saddr", 6),
+    ("ip6", "daddr"): ("daddr", 6),
+}
 _L4 = ("tcp", "udp", "th", "udplite", "sctp", "dccp")
-_META = {"iifname": "iifname", "iif": "iifname", "oifname": "oifname", "oif": "oifname",
-         "l4proto": "l4proto", "nfproto": "nfproto", "mark": "mark", "pkttype": "pkttype",
-         "protocol": "nfproto"}  # fmt: skip
+_META = {
+    "iifname": "iifname",
+    "iif": "iifname",
+    "oifname": "oifname",
+    "oif": "oifname",
+    "l4proto": "l4proto",
+    "nfproto": "nfproto",
+    "mark": "mark",
+    "pkttype": "pkttype",
+    "protocol": "nfproto",
+}
 _CT = {"state": "ctstate", "status": "ctstatus", "direction": "ctdirection", "mark": "ctmark"}
 _NOOP = {"counter", "log", "limit-noop", "set", "map", "meter", "quota-noop", "ct count-noop"}
 _HANDLE_RE = re.compile(r"\s#\s*handle\s+(\d+)\s*$")
@@ -271,10 +312,11 @@ def _reject(body: Any, family: str) -> Action:
         return Action(ActionKind.REJECT, target="tcp-reset")
     code = str(body.get("expr", "port-unreachable"))
     # icmpx no-route is ICMP net-unreachable over IPv4, ICMPv6 no-route over IPv6 (nft(8))
-    code = {"adm-prohibited": "admin-prohibited", "addr-unreachable": "addr-unreachable",
-            "net-unreachable": "no-route" if typ == "icmpv6" else "net-unreachable"}.get(
-        code, code
-    )  # fmt: skip
+    code = {
+        "adm-prohibited": "admin-prohibited",
+        "addr-unreachable": "addr-unreachable",
+        "net-unreachable": "no-route" if typ == "icmpv6" else "net-unreachable",
+    }.get(code, code)
     if code not in REJECT_KINDS:
         raise _Unknown
     return Action(ActionKind.REJECT, target=code)
@@ -377,9 +419,16 @@ def _rule(obj: Mapping[str, Any], text: str | None) -> Rule:
         elif what == "action":
             action = value
     return Rule(
-        family, table, chain, handle, tuple(matches),
-        action or Action(ActionKind.CONTINUE), shown, tuple(sets), unknown,
-    )  # fmt: skip
+        family,
+        table,
+        chain,
+        handle,
+        tuple(matches),
+        action or Action(ActionKind.CONTINUE),
+        shown,
+        tuple(sets),
+        unknown,
+    )
 
 
 def rule_texts(text: str) -> dict[tuple[str, str, str, int], str]:
@@ -441,10 +490,15 @@ def parse_ruleset(
                 prio = 0
             dev = obj.get("dev")
             rs.chains[(obj["family"], obj["table"], obj["name"])] = Chain(
-                obj["family"], obj["table"], obj["name"], obj.get("hook"),
-                obj.get("type", "filter"), int(prio), obj.get("policy"),
+                obj["family"],
+                obj["table"],
+                obj["name"],
+                obj.get("hook"),
+                obj.get("type", "filter"),
+                int(prio),
+                obj.get("policy"),
                 dev if isinstance(dev, str) else None,
-            )  # fmt: skip
+            )
         elif kind in ("set", "map"):
             key = (obj["family"], obj["table"], obj["name"])
             _add_set(rs, kind, key, obj)
@@ -469,9 +523,15 @@ def parse_ruleset(
 def _set_keys(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
     typ = obj.get("type")
     types = typ if isinstance(typ, list) else [typ]
-    names = {"ipv4_addr": "saddr", "ipv6_addr": "saddr", "inet_service": "dport",
-             "inet_proto": "l4proto", "ifname": "iifname", "mark": "mark",
-             "ct_state": "ctstate"}  # fmt: skip
+    names = {
+        "ipv4_addr": "saddr",
+        "ipv6_addr": "saddr",
+        "inet_service": "dport",
+        "inet_proto": "l4proto",
+        "ifname": "iifname",
+        "mark": "mark",
+        "ct_state": "ctstate",
+    }
     keys = [names.get(str(t)) for t in types]
     if any(k is None for k in keys):
         return None

@@ -46,13 +46,18 @@ def netns_path(netns: str | None) -> str | None:
     (``/proc/PID/ns/net``, ``/run/docker/netns/ID``); ``None`` for this process's.
 
     Raises:
-        FirewallUnreadable: no such namespace.
+        InvalidInput: no such namespace.
     """
     if netns is None:
         return None
     path = netns if "/" in netns else f"/run/netns/{netns}"
-    if not os.path.exists(path):
-        raise FirewallUnreadable(f"network namespace {netns!r} not found ({path})")
+    if not netns.strip() or not os.path.exists(path):
+        from portscope.errors import InvalidInput
+
+        raise InvalidInput(
+            f"network namespace {netns!r} not found ({path}): give a name listed by "
+            "'ip netns' or a path such as /proc/PID/ns/net"
+        )
     return path
 
 
@@ -63,9 +68,13 @@ def _run(argv: Sequence[str], netns: str | None) -> subprocess.CompletedProcess[
         cmd = ["nsenter", f"--net={netns}", "--", *cmd]
     try:
         return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
             env={**os.environ, "LC_ALL": "C"},
-        )  # fmt: skip
+        )
     except FileNotFoundError as err:
         raise FirewallUnreadable(f"{cmd[0]} is not installed") from err
     except subprocess.TimeoutExpired as err:
@@ -236,9 +245,15 @@ def read_host(netns: str | None = None) -> HostFacts:
             except ValueError:
                 continue
             routes.append(
-                Route(fam, int(net.network_address), int(net.broadcast_address),
-                      net.prefixlen, r.get("dev"), r.get("type", "unicast"))
-            )  # fmt: skip
+                Route(
+                    fam,
+                    int(net.network_address),
+                    int(net.broadcast_address),
+                    net.prefixlen,
+                    r.get("dev"),
+                    r.get("type", "unicast"),
+                )
+            )
     sysctls = {
         "ip_forward": "/proc/sys/net/ipv4/ip_forward",
         "forwarding6": "/proc/sys/net/ipv6/conf/all/forwarding",

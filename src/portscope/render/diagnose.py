@@ -290,6 +290,9 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
             f"uid {s.uid}" if s.uid is not None else "?"
         )
         out(items, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
+        if f.firewall:
+            rule = f" -- {f.firewall_rule}" if f.firewall_rule else ""
+            out(items, f"         firewall {f.firewall}{rule}")
         out(items, f"         why     {f.why}")
         out(items, f"         fix     {f.fix}")
     if show_info and info:
