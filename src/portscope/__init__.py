@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "DestinationUsage": "portscope.diagnose",
     "Endpoint": "portscope.models",
     "EphemeralUsage": "portscope.diagnose",
+    "Exposure": "portscope.diagnose.exposure",
+    "ExposureReport": "portscope.diagnose.exposure",
     "Finding": "portscope.diagnose",
     "FreePort": "portscope.diagnose",
     "HeldPorts": "portscope.diagnose",
@@ -63,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "audit": "portscope.diagnose",
     "bind_scope": "portscope.sockets",
     "ephemeral_usage": "portscope.diagnose",
+    "exposure": "portscope.diagnose.exposure",
     "free_ports": "portscope.diagnose",
     "kernel_ports": "portscope.registry._ranges",
     "kill_holders": "portscope.diagnose",
@@ -97,6 +100,11 @@ if TYPE_CHECKING:
         DestinationUsage as DestinationUsage,
         EphemeralUsage as EphemeralUsage,
         ephemeral_usage as ephemeral_usage,
+    )
+    from portscope.diagnose.exposure import (
+        Exposure as Exposure,
+        ExposureReport as ExposureReport,
+        exposure as exposure,
     )
     from portscope.diagnose.free import (
         FreePort as FreePort,

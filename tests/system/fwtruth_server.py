@@ -26,6 +26,9 @@ def main() -> None:
     for port in spec.get("udp", []):
         u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # answer from the address the datagram came to (a multihomed host otherwise
+        # answers from the route's source address, which a connected client ignores)
+        u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
         u.bind(("::", port))
         u.setblocking(False)
         sel.register(u, selectors.EVENT_READ, "udp")
@@ -39,8 +42,13 @@ def main() -> None:
                     conn, _ = sock.accept()
                     conn.close()
                 else:
-                    data, peer = sock.recvfrom(2048)
-                    sock.sendto(data, peer)
+                    data, anc, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(20))
+                    info = [
+                        (lv, ty, d[:16] + bytes(4))
+                        for lv, ty, d in anc
+                        if lv == socket.IPPROTO_IPV6 and ty == socket.IPV6_PKTINFO
+                    ]
+                    sock.sendmsg([data], info, 0, peer)
             except OSError:
                 pass
 

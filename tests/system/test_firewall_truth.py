@@ -49,6 +49,13 @@ T2, CT = "198.19.250.1", "198.19.250.2"
 T0_6, C0_6, ADMIN_6 = "2001:db8:210::1", "2001:db8:210::2", "2001:db8:211::5"
 T2_6, CT_6 = "2001:db8:250::1", "2001:db8:250::2"
 
+# the target connecting to its own addresses (label, family, source, destination)
+LOCAL_SOURCES = [
+    ("self", 4, T0, T0, None),
+    ("self-t1", 4, T0, T1, None),
+    ("loopback", 4, "127.0.0.1", "127.0.0.1", None),
+    ("self6", 6, T0_6, T0_6, None),
+]
 # (label, family, source, destination, target interface it arrives on)
 SOURCES = [
     ("plain", 4, C0, T0, "t0"),
@@ -299,6 +306,62 @@ COMMIT
 """
 
 
+IPT_DOCKER_REAL_V4 = IPT_DOCKER_V4.replace(
+    "-A FORWARD -o t2 -j DOCKER\n",
+    "-A FORWARD -o t2 -j DOCKER\n"
+    "-A FORWARD -i t2 ! -o t2 -j ACCEPT\n"
+    "-A FORWARD -i t2 -o t2 -j ACCEPT\n",
+)
+
+# Connections from the target to itself (why connect to a local address): output,
+# postrouting, then prerouting and input on lo; nat output may redirect.
+NFT_LOCAL = r"""
+table inet loc {
+  chain output { type filter hook output priority filter; policy accept;
+    oifname "lo" tcp dport 1001 drop
+    tcp dport 1003 reject with tcp reset
+    ip daddr 198.19.210.1 tcp dport 1004 reject with icmpx type admin-prohibited
+    udp dport 3001 drop
+  }
+  chain pre { type filter hook prerouting priority raw; policy accept;
+    iif "lo" tcp dport 1007 drop
+  }
+  chain input { type filter hook input priority filter; policy drop;
+    iif "lo" tcp dport 1005 drop
+    iif "lo" udp dport 3002 reject
+    iif "lo" accept
+  }
+}
+table ip nat {
+  chain out { type nat hook output priority -100; policy accept;
+    tcp dport 8082 redirect to :1006
+    tcp dport 8087 dnat to 198.19.212.1:1001
+  }
+}
+"""
+
+IPT_LEGACY_V4 = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.19.250.2:80
+-A PREROUTING -p tcp -m tcp --dport 8082 -j REDIRECT --to-ports 1001
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p tcp -m multiport --dports 1001,1003 -j ACCEPT
+-A INPUT -s 198.19.211.0/24 -p tcp -j REJECT --reject-with icmp-net-prohibited
+-A INPUT -i t1 -p tcp -j REJECT --reject-with tcp-reset
+-A INPUT -p udp -m udp --dport 3001:3002 -j ACCEPT
+-A FORWARD -s 198.19.210.77/32 -j DROP
+COMMIT
+"""
+
+
 @dataclass
 class Ruleset:
     """One case set: how to load it, which ports to try, which readers to check."""
@@ -312,6 +375,8 @@ class Ruleset:
     readers: tuple[str, ...] = ("auto",)
     # ports whose rule the model is meant not to understand (limit, recent ...)
     unknown_ok: frozenset[int] = frozenset()
+    legacy: bool = False  # load ipt4 with iptables-legacy-restore
+    local: bool = False  # the target connects to itself instead of the client
 
 
 RULESETS = [
@@ -403,6 +468,28 @@ RULESETS = [
         tcp=[1001, 1003, 8080, 8081, 8443, 9999],
         udp=[5353, 3001],
         readers=("auto", "iptables"),
+    ),
+    Ruleset(
+        "iptables-nft-docker-real",
+        ipt4=IPT_DOCKER_REAL_V4,
+        tcp=[1001, 1003, 8080, 8081, 8443, 9999],
+        udp=[5353, 3001],
+        readers=("auto", "iptables"),
+    ),
+    Ruleset(
+        "nft-local",
+        nft=NFT_LOCAL,
+        local=True,
+        tcp=[1001, 1003, 1004, 1005, 1006, 1007, 1008, 8082, 8087],
+        udp=[3001, 3002, 3003, 3004],
+    ),
+    # last: legacy xtables tables stay loaded (nft flush ruleset does not remove them)
+    Ruleset(
+        "iptables-legacy",
+        ipt4=IPT_LEGACY_V4,
+        legacy=True,
+        tcp=[1001, 1003, 1004, 8080, 8082, 9999],
+        udp=[3001, 3003],
     ),
 ]
 
@@ -516,7 +603,8 @@ def _load(rs: Ruleset) -> None:
     if rs.nft:
         _ns(TGT, "nft", "-f", "-", input_text=rs.nft)
     if rs.ipt4:
-        _ns(TGT, "iptables-nft-restore", input_text=rs.ipt4)
+        tool = "iptables-legacy-restore" if rs.legacy else "iptables-nft-restore"
+        _ns(TGT, tool, input_text=rs.ipt4)
     if rs.ipt6:
         _ns(TGT, "ip6tables-nft-restore", input_text=rs.ipt6)
     _sh("ip", "netns", "exec", TGT, "conntrack", "-F", check=False)
@@ -538,6 +626,11 @@ def _expected(d_verdict: Verdict, reject: str | None, family: int) -> str | None
         return (ERRNO_V4 if family == 4 else ERRNO_V6).get(reject or "", f"?{reject}")
     return None
 
+
+# What a sender on this host sees when its own output hook drops the packet: the drop is
+# returned to the caller as EPERM (nf_hook_slow); UDP send() reports it, TCP's connect()
+# ignores it (tcp_connect only passes ECONNREFUSED on) and the SYN is retransmitted.
+LOCAL_OUTPUT_DROP = {"tcp": "timeout", "udp": "EPERM"}
 
 OBSERVED_VERDICT = {"open": "open", "refused": "closed/rejected", "timeout": "filtered"}
 
@@ -568,20 +661,28 @@ def test_firewall_predictions_match_the_kernel(lab: None) -> None:
         }
         cases = []
         predictions = {}
-        for label, fam, src, dst, iif in SOURCES:
+        for label, fam, src, dst, iif in LOCAL_SOURCES if rs.local else SOURCES:
             for proto, ports in (("tcp", rs.tcp), ("udp", rs.udp)):
                 for port in ports:
                     cid = f"{rs.name}|{label}|{proto}/{port}"
                     pkt = Packet(
-                        fam, proto, src, dst, port, iif=iif, sport=(ephemeral[0], ephemeral[1])
+                        fam,
+                        proto,
+                        src,
+                        dst,
+                        port,
+                        iif=iif,
+                        sport=(ephemeral[0], ephemeral[1]),
+                        local_origin=rs.local,
                     )
                     predictions[cid] = {r: ev.evaluate(pkt) for r, ev in evaluators.items()}
                     cases.append([cid, fam, proto, src, dst, port])
         spec = json.dumps({"timeout_s": TIMEOUT_S, "cases": cases})
-        out = _ns(CLI, sys.executable, str(HERE / "fwtruth_client.py"), input_text=spec)
+        where = TGT if rs.local else CLI
+        out = _ns(where, sys.executable, str(HERE / "fwtruth_client.py"), input_text=spec)
         for cid, outcome in json.loads(out):
             total += 1
-            fam = 6 if "6|" in cid.split("|")[1] + "|" else 4
+            fam = 6 if cid.split("|")[1].endswith("6") else 4
             observed_counts[OBSERVED_VERDICT.get(outcome, f"icmp {outcome}")] += 1
             port = int(cid.rsplit("/", 1)[1])
             rs_def = next(r for r in RULESETS if cid.startswith(r.name + "|"))
@@ -589,6 +690,8 @@ def test_firewall_predictions_match_the_kernel(lab: None) -> None:
                 key = d.verdict.value + (f" ({d.reject})" if d.reject else "")
                 counts[f"{reader}: {key}"] += 1
                 want = _expected(d.verdict, d.reject, fam)
+                if rs_def.local and want == "timeout" and d.path[-1].hook == "output":
+                    want = LOCAL_OUTPUT_DROP[cid.rsplit("|", 1)[1].split("/")[0]]
                 if want is None:
                     unknowns.append(f"{cid} [{reader}]: {d.reason}")
                     if port not in rs_def.unknown_ok:

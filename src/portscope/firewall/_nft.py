@@ -410,8 +410,9 @@ def _rule(obj: Mapping[str, Any], text: str | None) -> Rule:
             what, value = _statement(stmt, family)
         except (_Unknown, KeyError, TypeError, ValueError):
             unknown = shown
-            if kind == "match":
-                matches.append(Match(("unknown",), text=json.dumps(body)))
+            if kind in ("match", "limit", "quota", "ct count", "numgen"):
+                # a condition the model cannot decide: both worlds are followed
+                matches.append(Match(("unknown",), text=json.dumps({kind: body})))
                 continue
             what, value = "action", Action(ActionKind.UNKNOWN)
         if what == "set":
