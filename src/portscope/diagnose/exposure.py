@@ -524,16 +524,7 @@ def exposure_from(
     deliver = deliver or Listeners(sockets)
     ev = Evaluator(ruleset, host, deliver)
     wanted = {p.value for p in protos}
-    targets: dict[tuple[str, int, int, str], Socket | None] = {}
-    for s in sockets:
-        if not is_listener(s) or s.proto.value not in wanted:
-            continue
-        fams = [s.family]
-        if s.local.address == "::" and s.v6only is not True:
-            fams = [6, 4]
-        for fam in fams:
-            addr = s.local.address if fam == s.family else "0.0.0.0"
-            targets.setdefault((s.proto.value, fam, s.local.port, addr), s)
+    targets: dict[tuple[str, int, int, str], Socket | None] = dict(_targets(sockets, wanted))
     for proto, port in sorted(dnat_ports(ruleset)):
         if proto not in wanted:
             continue
@@ -610,26 +601,38 @@ def _arrivals(host: HostFacts, family: int, source: str, given: bool) -> list[st
     return ifaces
 
 
+def _targets(
+    sockets: Sequence[Socket], wanted: set[str]
+) -> dict[tuple[str, int, int, str], Socket]:
+    """(proto, family, port, address) -> listener; a dual-stack ``[::]`` socket gives an
+    IPv6 and an IPv4 (``0.0.0.0``) target."""
+    targets: dict[tuple[str, int, int, str], Socket] = {}
+    for s in sockets:
+        if not is_listener(s) or s.proto.value not in wanted:
+            continue
+        fams = [s.family]
+        if s.local.address == "::" and s.v6only is not True:
+            fams = [6, 4]
+        for fam in fams:
+            addr = s.local.address if fam == s.family else "0.0.0.0"
+            targets.setdefault((s.proto.value, fam, s.local.port, addr), s)
+    return targets
+
+
 def _fallback(sockets: Sequence[Socket], reason: str, netns: str | None) -> ExposureReport:
     from portscope.diagnose._common import reach
 
     rows = []
-    for s in sockets:
-        if not is_listener(s):
-            continue
+    for (proto, fam, port, addr), s in _targets(sockets, {"tcp", "udp"}).items():
         loop = reach(s) == "loopback"
         verdict = Verdict.CLOSED if loop else Verdict.UNKNOWN
         why = (
             "loopback only: other hosts cannot reach it"
             if loop
-            else f"bound to {s.local.address}: reachable unless a firewall blocks it "
-            f"(the firewall could not be read: {reason})"
+            else f"bound to {addr}: reachable unless a firewall blocks it (the firewall "
+            "could not be read)"
         )
-        rows.append(
-            Exposure(
-                s.proto, s.family, s.local.port, s.local.address, s, verdict, Decision(verdict, why)
-            )
-        )
+        rows.append(Exposure(Proto(proto), fam, port, addr, s, verdict, Decision(verdict, why)))
     rows.sort(key=lambda r: (r.port, r.proto.value, r.family))
     return ExposureReport(tuple(rows), False, reason, None, 0, (), (), (), netns)
 
@@ -861,7 +864,7 @@ def apply_firewall(findings: Sequence[Finding], sockets: Sequence[Socket]) -> li
         elif row.verdict is not Verdict.OPEN and any(
             s.decision.verdict is Verdict.OPEN for s in row.by_source
         ):
-            if severity.rank > Severity.INFO.rank:
+            if severity.rank > Severity.LOW.rank:
                 severity = order[severity.rank - 1]
             title += f" -- {text}"
         out.append(

@@ -93,7 +93,7 @@ def _check(proc: subprocess.CompletedProcess[str], what: str) -> str:
         msg = " ".join(proc.stderr.split())[:200]
         if _denied(proc.stderr):
             raise FirewallPermissionDenied(
-                f"{what} needs CAP_NET_ADMIN ({msg or 'permission denied'}): run as root"
+                f"{what} needs CAP_NET_ADMIN (Operation not permitted): run as root"
             )
         raise FirewallUnreadable(f"{what} failed: {msg or f'exit {proc.returncode}'}")
     return proc.stdout

@@ -117,17 +117,19 @@ def exposure_json(report: ExposureReport) -> dict[str, Any]:
 
 
 def _others(row: Exposure) -> str:
-    """``open from 198.18.5.0/24; filtered on eth1``: where the verdict differs."""
-    parts: list[str] = []
+    """``open from 198.18.5.0/24; filtered on eth1``: where the verdict differs (an
+    interface is named only when the verdict is not the same on every interface)."""
+    main = row.by_source[0].source.label if row.by_source else ""
+    all_ifaces = {x.interface for x in row.by_source}
+    groups: dict[tuple[str, str], set[str | None]] = {}
     for s in row.exceptions():
-        where = []
-        if s.source.label != row.by_source[0].source.label:
-            where.append(f"from {s.source.label}")
-        if s.interface and len({x.interface for x in row.by_source}) > 1:
-            where.append(f"on {s.interface}")
-        text = f"{verdict_text(s.decision)} {' '.join(where)}".strip()
-        if text not in parts:
-            parts.append(text)
+        groups.setdefault((s.source.label, verdict_text(s.decision)), set()).add(s.interface)
+    parts: list[str] = []
+    for (label, verdict), ifaces in groups.items():
+        where = [f"from {label}"] if label != main else []
+        if ifaces != all_ifaces:
+            where.append("on " + ", ".join(sorted(i or "-" for i in ifaces)))
+        parts.append(f"{verdict} {' '.join(where)}".strip())
     return "; ".join(parts) or "-"
 
 
