@@ -298,7 +298,11 @@ def _listen_json(netns_path: str) -> list[Socket]:
     if proc.returncode != 0:
         return []
     out = []
-    for d in json.loads(proc.stdout).get("sockets", []):
+    try:
+        doc = json.loads(proc.stdout, strict=False)
+    except ValueError:
+        return []
+    for d in doc.get("sockets", []):
         owners = tuple(
             Owner(
                 o["pid"],
@@ -407,7 +411,7 @@ def _named_addresses(path: str) -> set[str]:
             timeout=10,
             check=False,
         )
-        links = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+        links = json.loads(proc.stdout or "[]", strict=False) if proc.returncode == 0 else []
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return set()
     return {str(a["local"]) for link in links for a in link.get("addr_info", []) if "local" in a}

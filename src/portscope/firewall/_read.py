@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 from portscope.errors import PermissionDenied, PortscopeError
 from portscope.firewall._eval import HostFacts, Route
@@ -81,6 +82,19 @@ def _run(argv: Sequence[str], netns: str | None) -> subprocess.CompletedProcess[
         raise FirewallUnreadable(f"{' '.join(argv)} did not finish in {TIMEOUT_S:g} s") from err
     except OSError as err:
         raise FirewallUnreadable(f"{cmd[0]}: {err.strerror}") from err
+
+
+def _json(text: str, what: str) -> Any:
+    """Decode a tool's JSON. ``strict=False``: ``ip -j`` and ``nft -j`` print interface
+    names with raw control characters (other people's strings), which strict JSON refuses.
+
+    Raises:
+        FirewallUnreadable: not JSON.
+    """
+    try:
+        return json.loads(text, strict=False)
+    except ValueError as err:
+        raise FirewallUnreadable(f"{what}: output is not JSON ({err})") from err
 
 
 def _denied(stderr: str) -> bool:
@@ -174,7 +188,7 @@ def read_ruleset(netns: str | None = None, *, prefer: str = "auto") -> Ruleset:
     data: object = {"nftables": []}
     if shutil.which("nft"):
         raw = _nft_json(path)
-        data = json.loads(raw) if raw.strip() else {"nftables": []}
+        data = _json(raw, "nft -j list ruleset") if raw.strip() else {"nftables": []}
         texts = rule_texts(_check(_run(["nft", "-a", "list", "ruleset"], path), "nft list ruleset"))
         rs = parse_ruleset(data, texts)
     elif not any(shutil.which(t) for t in ("iptables-nft-save", "iptables-legacy-save")):
@@ -226,7 +240,7 @@ def read_host(netns: str | None = None) -> HostFacts:
     path = netns_path(netns)
     addrs: dict[str, tuple[str, ...]] = {}
     out = _check(_run(["ip", "-j", "address", "show"], path), "ip address")
-    for link in json.loads(out or "[]"):
+    for link in _json(out or "[]", "ip -j address"):
         name = str(link.get("ifname", ""))
         addrs[name] = tuple(
             str(ipaddress.ip_address(a["local"])) for a in link.get("addr_info", []) if "local" in a
@@ -236,7 +250,7 @@ def read_host(netns: str | None = None) -> HostFacts:
         proc = _run(["ip", "-j", f"-{fam}", "route", "show", "table", "main"], path)
         if proc.returncode != 0:
             continue
-        for r in json.loads(proc.stdout or "[]"):
+        for r in _json(proc.stdout or "[]", "ip -j route"):
             dst = r.get("dst", "")
             if dst == "default":
                 dst = "0.0.0.0/0" if fam == 4 else "::/0"
