@@ -2,9 +2,9 @@
 connect``, run inside a namespace with a real ruleset (the root namespace's firewall is never
 touched).
 
-Layout (``ps10-f*`` namespaces): a host with ``eth0`` (198.18.77.1) and a container-like
-namespace behind ``br-app`` (198.18.88.1 <-> 198.18.88.2) that a Docker-style DNAT publishes
-(host port 443 -> 198.18.88.2:80). Only local traffic inside the host namespace is sent
+Layout (``ps10-f*`` namespaces): a host with ``eth0`` (198.19.177.1) and a container-like
+namespace behind ``br-app`` (198.19.188.1 <-> 198.19.188.2) that a Docker-style DNAT publishes
+(host port 443 -> 198.19.188.2:80). Only local traffic inside the host namespace is sent
 (``why connect`` to its own address).
 """
 
@@ -48,7 +48,7 @@ table inet filter {
 }
 table ip nat {
   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
-    fib daddr type local tcp dport 443 dnat to 198.18.88.2:80
+    fib daddr type local tcp dport 443 dnat to 198.19.188.2:80
   }
 }
 """
@@ -115,10 +115,10 @@ def host() -> Iterator[str]:
             APP,
         )
         for ns, dev, addr in (
-            (HOST, "eth0", "198.18.77.1/24"),
-            (OUT, "o0", "198.18.77.9/24"),
-            (HOST, "br-app", "198.18.88.1/24"),
-            (APP, "a0", "198.18.88.2/24"),
+            (HOST, "eth0", "198.19.177.1/24"),
+            (OUT, "o0", "198.19.177.9/24"),
+            (HOST, "br-app", "198.19.188.1/24"),
+            (APP, "a0", "198.19.188.2/24"),
         ):
             _sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
             _sh("ip", "-n", ns, "link", "set", dev, "up")
@@ -171,12 +171,12 @@ def test_exposure_tells_port_by_port(host: str) -> None:
     assert web["verdict"] == "open" and web["rule"]["text"] == "tcp dport 8080 accept"
     published = ports[("tcp", 443)]
     assert published["verdict"] == "open"
-    assert published["listener"] is None and published["destination"] == "198.18.88.2:80"
+    assert published["listener"] is None and published["destination"] == "198.19.188.2:80"
     assert f"netns {APP}" in published["receiver"]
     assert ports[("udp", 5353)]["verdict"] == "filtered"
     # the human table says the same
     text = _portscope(host, "exposure", "-4").stdout
-    assert "open from 198.18.5.0/24" in text and "-> 198.18.88.2:80" in text
+    assert "open from 198.18.5.0/24" in text and "-> 198.19.188.2:80" in text
 
 
 def test_exposure_from_a_source_and_by_netns(host: str) -> None:
@@ -218,7 +218,7 @@ def test_audit_weighs_findings_by_the_firewall(host: str) -> None:
     assert redis["firewall_rule"] == "policy of inet filter input"
     dnat = [f for f in findings if f["rule"] == "dnat-published"]
     assert len(dnat) == 1 and dnat[0]["socket"]["local"]["port"] == 443
-    assert "198.18.88.2:80" in dnat[0]["title"]
+    assert "198.19.188.2:80" in dnat[0]["title"]
     plain = json.loads(_portscope(host, "audit", "--json", "--no-firewall").stdout)
     redis0 = next(f for f in plain["findings"] if f["rule"] == "datastore-exposed")
     assert redis0["severity"] == "high" and redis0["firewall"] is None
@@ -236,10 +236,10 @@ def test_listening_view_scope_says_filtered(host: str) -> None:
 
 
 def test_why_connect_names_the_rule(host: str) -> None:
-    proc = _portscope(host, "why", "connect", "198.18.77.1:9000", "--timeout", "0.5")
+    proc = _portscope(host, "why", "connect", "198.19.177.1:9000", "--timeout", "0.5")
     assert proc.returncode == 1
-    assert "firewall drops 198.18.77.1:9000: inet filter output #" in proc.stdout
+    assert "firewall drops 198.19.177.1:9000: inet filter output #" in proc.stdout
     assert "tcp dport 9000 drop" in proc.stdout
-    proc = _portscope(host, "why", "connect", "198.18.77.1:9001", "--timeout", "0.5")
-    assert "rejects 198.18.77.1:9001 (tcp-reset)" in proc.stdout
+    proc = _portscope(host, "why", "connect", "198.19.177.1:9001", "--timeout", "0.5")
+    assert "rejects 198.19.177.1:9001 (tcp-reset)" in proc.stdout
     assert "tcp dport 9001 reject with tcp reset" in proc.stdout

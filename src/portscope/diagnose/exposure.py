@@ -137,9 +137,13 @@ class ExposureReport:
 
 
 def _mentioned_prefixes(
-    rs: Ruleset, family: int
+    rs: Ruleset, family: int, port: int | None = None
 ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Source prefixes the ruleset names (matches on saddr, named sets used as sources)."""
+    """Source prefixes the ruleset names (matches on saddr, named sets used as sources);
+    with ``port``, only in rules that can match that destination port."""
+    from portscope.firewall._eval import _port_prefilter
+
+    ports = _port_prefilter(rs) if port is not None else {}
     out: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     seen: set[str] = set()
 
@@ -156,6 +160,9 @@ def _mentioned_prefixes(
 
     for chain in rs.chains.values():
         for rule in chain.rules:
+            allowed = ports.get(id(rule))
+            if allowed is not None and port not in allowed:
+                continue
             for m in rule.matches:
                 if "saddr" not in m.key:
                     continue
@@ -175,16 +182,21 @@ def _representative(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
 
 
 def source_classes(
-    rs: Ruleset, host: HostFacts, family: int, given: str | None = None
+    rs: Ruleset,
+    host: HostFacts,
+    family: int,
+    given: str | None = None,
+    port: int | None = None,
 ) -> list[SourceClass]:
-    """The source classes to evaluate for ``family`` (see the module docstring).
+    """The source classes to evaluate for ``family`` (see the module docstring); with
+    ``port``, only the prefixes of rules that can match that destination port.
 
     Raises:
         InvalidTarget: ``given`` is not an address or prefix.
     """
     from portscope.errors import InvalidTarget
 
-    prefixes = _mentioned_prefixes(rs, family)
+    prefixes = _mentioned_prefixes(rs, family, port)
     if given is not None:
         try:
             net = ipaddress.ip_network(given, strict=False)
@@ -539,12 +551,18 @@ def exposure_from(
             if not any(k[0] == proto and k[1] == fam and k[2] == port for k in targets):
                 targets[key] = None
     rows: list[Exposure] = []
-    classes = {fam: source_classes(ruleset, host, fam, source) for fam in (4, 6)}
+    per_port: dict[tuple[int, int], list[SourceClass]] = {}
+
+    def classes_for(fam: int, port: int) -> list[SourceClass]:
+        if (fam, port) not in per_port:
+            per_port[(fam, port)] = source_classes(ruleset, host, fam, source, port)
+        return per_port[(fam, port)]
+
     for (proto, fam, port, addr), sock in sorted(
         targets.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])
     ):
         results: list[SourceVerdict] = []
-        for cls in classes[fam]:
+        for cls in classes_for(fam, port):
             for iface in _arrivals(host, fam, cls.address, source is not None):
                 daddr = addr
                 if addr in ("0.0.0.0", "::") or iface == "lo" or _loopback(addr):

@@ -31,6 +31,7 @@ the connection is new (no conntrack entry), so ``ct state`` is ``new``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,23 @@ from portscope.firewall._model import (
 )
 
 MAX_WORLDS = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> tuple[int, int]:
+    """(version, integer) of an address literal; cached: every rule compares with the same
+    few addresses."""
+    ip = ipaddress.ip_address(text)
+    return ip.version, int(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _special(text: str) -> tuple[bool, bool, bool]:
+    """(loopback, multicast, link-local) of an address literal."""
+    ip = ipaddress.ip_address(text)
+    return ip.is_loopback, ip.is_multicast, ip.is_link_local
+
+
 MAX_DEPTH = 16  # nftables refuses deeper jump stacks (NFT_JUMP_STACK_SIZE)
 
 HOOKS_FAMILIES = {4: ("ip", "inet"), 6: ("ip6", "inet")}
@@ -87,8 +105,7 @@ class HostFacts:
 
     def is_local(self, address: str) -> bool:
         """True when ``address`` is this host's (any interface, or a loopback address)."""
-        ip = ipaddress.ip_address(address)
-        if ip.is_loopback:
+        if _special(address)[0]:
             return True
         return any(address in addrs for addrs in self.addresses.values())
 
@@ -101,11 +118,10 @@ class HostFacts:
 
     def route(self, address: str) -> Route | None:
         """The longest-prefix route of the main table to ``address``, or ``None``."""
-        ip = ipaddress.ip_address(address)
-        value = int(ip)
+        version, value = _address(address)
         best = None
         for r in self.routes:
-            if (r.family == ip.version and r.low <= value <= r.high) and (
+            if (r.family == version and r.low <= value <= r.high) and (
                 best is None or r.prefix > best.prefix
             ):
                 best = r
@@ -238,6 +254,30 @@ class _TooMany(Exception):
     pass
 
 
+def _port_prefilter(rs: Ruleset) -> dict[int, frozenset[int]]:
+    """id(rule) -> the destination ports its plain ``dport`` match accepts (at most 4096),
+    for rules that have one: a packet to another port cannot match them, whatever the rest
+    says (the match is a conjunct), so the walk skips them without evaluating."""
+    out: dict[int, frozenset[int]] = {}
+    for chain in rs.chains.values():
+        for rule in chain.rules:
+            for m in rule.matches:
+                if m.key != ("dport",) or m.negate or m.values is None or m.mask is not None:
+                    continue
+                ports: set[int] = set()
+                for v in m.values:
+                    if not (isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], int)):
+                        break
+                    lo, hi = v[0], v[1]
+                    if not isinstance(hi, int) or hi - lo > 4096 or len(ports) > 4096:
+                        break
+                    ports.update(range(lo, hi + 1))
+                else:
+                    out[id(rule)] = frozenset(ports)
+                    break
+    return out
+
+
 def _chain_name(c: Chain) -> str:
     return f"{c.family} {c.table} {c.name}"
 
@@ -270,6 +310,7 @@ class Evaluator:
         self.host = host
         self.deliver = deliver or (lambda a, p, pr, loc, iif: (Verdict.UNKNOWN, None))
         self._worlds = 0
+        self._ports = _port_prefilter(ruleset)
 
     # -- matches -------------------------------------------------------------------------
 
@@ -284,7 +325,7 @@ class Evaluator:
             if m.family is not None and m.family != st.family:
                 return False
             addr = st.saddr if key == "saddr" else st.daddr
-            return (st.family, int(ipaddress.ip_address(addr)))
+            return _address(addr)
         if key in ("sport", "dport"):
             if st.proto not in ("tcp", "udp") or m.proto not in (None, "th", st.proto):
                 return False
@@ -305,7 +346,7 @@ class Evaluator:
             return st.ctmark
         if key in ("fibdaddr", "addrtype-dst"):
             local = self.host.is_local(st.daddr)
-            multicast = ipaddress.ip_address(st.daddr).is_multicast
+            multicast = _special(st.daddr)[1]
             word = "multicast" if multicast else "local" if local else "unicast"
             return word.upper() if key == "addrtype-dst" else word
         if key == "fibdaddr-iif":
@@ -313,7 +354,7 @@ class Evaluator:
         if key == "addrtype-src":
             return "LOCAL" if self.host.is_local(st.saddr) else "UNICAST"
         if key == "pkttype":
-            return "multicast" if ipaddress.ip_address(st.daddr).is_multicast else "host"
+            return "multicast" if _special(st.daddr)[1] else "host"
         if key == "icmptype":
             if st.icmptype is None or m.proto not in (None, st.proto):
                 return False
@@ -357,25 +398,35 @@ class Evaluator:
         return None
 
     def _match(self, rule: Rule, m: Match, st: _State) -> bool | None:
-        if m.key == ("unknown",):
+        if m.key[0] == "unknown":
             return None
         elements = m.values
         if elements is None and m.set_name is not None:
             elements = self.rs.sets.get((rule.family, rule.table, m.set_name))
         if elements is None:
             return None
-        fields = [self._field(k, m, st) for k in m.key]
-        if any(f is False for f in fields):
-            return False
-        if any(f is None for f in fields):
-            return None
-        if m.mask is not None:
-            fields = [f & m.mask if isinstance(f, int) else f for f in fields]
         result: bool | None = False
-        for el in elements:
-            if len(fields) == 1:
-                r = self._compare(fields[0], el)
-            else:
+        if len(m.key) == 1:  # the common case, kept lean: every rule of a chain comes here
+            f = self._field(m.key[0], m, st)
+            if f is False or f is None:
+                return None if f is None else False
+            if m.mask is not None and isinstance(f, int):
+                f &= m.mask
+            compare = self._compare
+            for el in elements:
+                r = compare(f, el)
+                if r is True:
+                    result = True
+                    break
+                if r is None:
+                    result = None
+        else:
+            fields = [self._field(k, m, st) for k in m.key]
+            if any(f is False for f in fields):
+                return False
+            if any(f is None for f in fields):
+                return None
+            for el in elements:
                 if not isinstance(el, tuple) or len(el) != len(fields):
                     return None
                 parts = [self._compare(f, e) for f, e in zip(fields, el, strict=True)]  # type: ignore[arg-type]
@@ -386,11 +437,11 @@ class Evaluator:
                     if any(p is None for p in parts)
                     else True
                 )
-            if r is True:
-                result = True
-                break
-            if r is None:
-                result = None
+                if r is True:
+                    result = True
+                    break
+                if r is None:
+                    result = None
         if result is None:
             return None
         return (not result) if m.negate else result
@@ -433,6 +484,10 @@ class Evaluator:
                 stack = stack[:-1]
                 continue
             rule = chain.rules[i]
+            ports = self._ports.get(id(rule))
+            if ports is not None and isinstance(st.dport, int) and st.dport not in ports:
+                i += 1  # its destination-port match fails: the common case, made cheap
+                continue
             hit = self._rule_matches(rule, st)
             if hit is False:
                 i += 1

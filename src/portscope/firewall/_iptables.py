@@ -112,9 +112,12 @@ def _parse_rule(
     family: str, table: str, chain: str, index: int, line: str, fam: int
 ) -> tuple[Rule, bool]:
     """One ``-A CHAIN ...`` line; returns (rule, understood)."""
-    try:
-        words = shlex.split(line)
-    except ValueError:
+    if '"' in line or "'" in line or "\\" in line:
+        try:
+            words = shlex.split(line)  # quoted comments and names; slow, so only then
+        except ValueError:
+            words = line.split()
+    else:
         words = line.split()
     matches: list[Match] = []
     sets: list[tuple[str, int | None]] = []

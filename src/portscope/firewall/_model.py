@@ -15,6 +15,7 @@ interface names as glob strings (``eth*``), conntrack states as names.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -225,6 +226,7 @@ class Ruleset:
         self.source = f"{self.source}+{other.source}" if self.source else other.source
 
 
+@functools.lru_cache(maxsize=8192)
 def address_interval(text: str) -> AddrInterval:
     """``198.18.0.0/24`` or ``2001:db8::1`` as (family, low, high).
 
