@@ -5,7 +5,8 @@ generated nftables ruleset of ``--rules`` rules (an allow-list by port and sourc
 set, a verdict map, a DNAT per 50 rules) and ``--listeners`` TCP listeners, then times, each
 ``--runs`` times, interleaved:
 
-- ``nft -j list ruleset`` and ``ss -tulpn`` (reading what ``exposure`` reads, nothing more),
+- ``nft -j list ruleset`` and ``ss -tuln`` (reading what ``exposure`` reads, without the
+  evaluation), and ``ss -tulpn`` (with processes, as ``exposure`` names them),
 - ``portscope exposure --json`` (read, evaluate every port from every source class),
 - the evaluator alone, in-process: evaluations per second.
 
@@ -99,6 +100,7 @@ def main() -> None:
         server.stdout.readline()
         cmds = {
             "nft -j list ruleset": [*ex, "nft", "-j", "list", "ruleset"],
+            "ss -tuln": [*ex, "ss", "-tuln"],
             "ss -tulpn": [*ex, "ss", "-tulpn"],
             "portscope exposure --json": [
                 *ex,
@@ -115,11 +117,11 @@ def main() -> None:
                 times[name].append(timed(argv))
         base = statistics.median(times["nft -j list ruleset"]) + statistics.median(
             times["ss -tulpn"]
-        )
+        )  # what a person runs by hand to answer the same question
         print(f"{args.rules} rules, {len(ports[: args.listeners])} listeners, {args.runs} runs")
         for name, values in times.items():
             med = statistics.median(values)
-            print(f"  {name:<28} {med * 1000:8.1f} ms  ({med / base:.2f}x nft -j + ss)")
+            print(f"  {name:<28} {med * 1000:8.1f} ms  ({med / base:.2f}x nft -j + ss -tulpn)")
         # the evaluator alone, in this process, on the ruleset read from the namespace
         from portscope.firewall import Evaluator, Packet, Verdict, read_host, read_ruleset
 
