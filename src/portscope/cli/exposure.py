@@ -57,8 +57,8 @@ def configure(parser: Parser) -> None:
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose.exposure import exposure
     from portscope.models import Proto
-    from portscope.render import write_json
-    from portscope.render.exposure import exposure_json, render_exposure
+    from portscope.render import safe, write_json
+    from portscope.render.exposure import exposure_json, notes, render_exposure
 
     protos = [Proto.TCP, Proto.UDP]
     if args.tcp != args.udp:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     else:
         env.show(*render_exposure(report), no_color=args.no_color, wide=args.wide)
     if not report.firewall_read:
-        env.note(f"the firewall could not be read: {report.firewall_error}")
-    for note in report.notes:
+        env.note(safe(f"the firewall could not be read: {report.firewall_error}"))
+    for note in notes(report):
         env.note(note)
     return ExitStatus.OK

@@ -88,7 +88,11 @@ def _firewall_notes(rows: list[Any], notes: list[str]) -> dict[Any, str]:
         return {}
     view = firewall_view(list(exposed.values()))
     if not view.read:
-        notes.append(f"firewall not read ({view.error}): the Scope column is the bind scope only")
+        from portscope.render import safe
+
+        notes.append(
+            safe(f"firewall not read ({view.error}): the Scope column is the bind scope only")
+        )
         return {}
     out: dict[Any, str] = {}
     for r, s in exposed.items():

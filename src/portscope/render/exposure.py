@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from portscope.diagnose._common import endpoint_text
 from portscope.models import to_dict
+from portscope.render import safe
 from portscope.render._table import Column, Table
 
 if TYPE_CHECKING:
@@ -138,8 +139,10 @@ def render_exposure(report: ExposureReport) -> list[Item]:
     items: list[Item] = []
     if not report.firewall_read:
         items.append(
-            f"firewall NOT read ({report.firewall_error}): verdicts below judge by the bind "
-            "address alone (loopback-only = closed to others, anything else = unknown)"
+            safe(
+                f"firewall NOT read ({report.firewall_error}): verdicts below judge by the "
+                "bind address alone (loopback-only = closed to others, anything else = unknown)"
+            )
         )
     main = report.sources[0].label if report.sources else "outside"
     table = Table(
@@ -179,8 +182,10 @@ def render_exposure(report: ExposureReport) -> list[Item]:
     if report.firewall_read:
         where = ", ".join(report.interfaces) or "no interface"
         items.append(
-            f"{len(report.rows)} port(s): {summary}; ruleset {report.ruleset_source} "
-            f"({report.rule_count} rules); new connections from {main} arriving on {where}"
+            safe(
+                f"{len(report.rows)} port(s): {summary}; ruleset {report.ruleset_source} "
+                f"({report.rule_count} rules); new connections from {main} arriving on {where}"
+            )
         )
     else:
         items.append(f"{len(report.rows)} port(s): {summary}")
@@ -188,5 +193,5 @@ def render_exposure(report: ExposureReport) -> list[Item]:
 
 
 def notes(report: ExposureReport) -> Sequence[str]:
-    """Lines for stderr: what the readers skipped."""
-    return list(report.notes)
+    """Lines for stderr: what the readers skipped (escaped: names come from the ruleset)."""
+    return [safe(n) for n in report.notes]
