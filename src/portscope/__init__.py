@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "Endpoint": "portscope.models",
     "EphemeralUsage": "portscope.diagnose",
     "Evidence": "portscope.identify",
+    "Exposure": "portscope.diagnose.exposure",
+    "ExposureReport": "portscope.diagnose.exposure",
     "Finding": "portscope.diagnose",
     "FreePort": "portscope.diagnose",
     "HeldPorts": "portscope.diagnose",
@@ -71,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "bind_scope": "portscope.sockets",
     "ephemeral_by_netns": "portscope.diagnose",
     "ephemeral_usage": "portscope.diagnose",
+    "exposure": "portscope.diagnose.exposure",
     "free_ports": "portscope.diagnose",
     "identify_async": "portscope.identify",
     "identify_many": "portscope.identify",
@@ -110,6 +113,11 @@ if TYPE_CHECKING:
         EphemeralUsage as EphemeralUsage,
         ephemeral_by_netns as ephemeral_by_netns,
         ephemeral_usage as ephemeral_usage,
+    )
+    from portscope.diagnose.exposure import (
+        Exposure as Exposure,
+        ExposureReport as ExposureReport,
+        exposure as exposure,
     )
     from portscope.diagnose.free import (
         FreePort as FreePort,

@@ -51,6 +51,11 @@ def configure(parser: Parser) -> None:
         help="connect to each TCP listener (loopback for wildcard ones) and confirm what it "
         "speaks: 'Redis answered PING without authentication'; 6379 speaking HTTP is not Redis",
     )
+    parser.add_argument(
+        "--no-firewall",
+        action="store_true",
+        help="judge by bind addresses only (do not read the host firewall)",
+    )
     add_netns_option(parser, what="listeners")
 
 
@@ -59,7 +64,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
-    findings = audit(service_hints=dict(args.hint), identify=args.identify, netns=args.netns)
+    findings = audit(
+        service_hints=dict(args.hint),
+        identify=args.identify,
+        netns=args.netns,
+        firewall=not args.no_firewall,
+    )
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:

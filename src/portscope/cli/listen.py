@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option, add_transport_options
 from portscope.cli.ls import _in, add_backend_option, add_wide_option
@@ -22,6 +23,11 @@ def configure(parser: Parser) -> None:
     add_netns_option(parser, what="listeners")
     add_wide_option(parser)
     add_backend_option(parser)
+    parser.add_argument(
+        "--no-firewall",
+        action="store_true",
+        help="bind scopes only: do not read the host firewall for the scope column",
+    )
     from portscope.cli.explain import add_explain_option
 
     add_explain_option(parser)
@@ -57,8 +63,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
     # a full queue: read the counters a quarter second apart to see whether it drops now
     counters = watch.finish(min_interval_s=0.25 if full else 0.0)
 
+    firewall = {} if args.no_firewall else _firewall_notes(rows, d.notes)
+
     def scope(r: Row) -> str:
-        return scope_words(r.family, r.local_address, r.v6only, r.interface)
+        words = scope_words(r.family, r.local_address, r.v6only, r.interface)
+        note = firewall.get(r)
+        return f"{words}, {note}" if note else words
 
     service = service_for(args.numeric)
     if args.json:
@@ -107,3 +117,37 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if counters is not None and counters.grew:
         env.note(counters.note())
     return ExitStatus.OK
+
+
+def _firewall_notes(rows: list[Any], notes: list[str]) -> dict[Any, str]:
+    """Row -> ``firewall: filtered from outside`` (``diagnose.exposure.scope_note``) for the
+    listeners not bound to loopback; a note when the firewall cannot be read."""
+    from portscope.diagnose._common import reach
+    from portscope.diagnose.exposure import firewall_view, scope_note
+    from portscope.sockets import row_to_socket
+
+    socks = {r: row_to_socket(r) for r in rows}
+    exposed = {r: s for r, s in socks.items() if reach(s) != "loopback"}
+    if not exposed:
+        return {}
+    view = firewall_view(list(exposed.values()))
+    if not view.read:
+        from portscope.render import safe
+
+        notes.append(
+            safe(f"firewall not read ({view.error}): the Scope column is the bind scope only")
+        )
+        return {}
+    out: dict[Any, str] = {}
+    for r, s in exposed.items():
+        rows = view.rows_for(s)
+        texts = [scope_note(x) for x in rows]
+        text = texts[0] if texts else None
+        if len(set(texts)) > 1:  # dual-stack [::], the families differ
+            text = "firewall: " + "; ".join(
+                f"IPv{x.family} {t.removeprefix('firewall: ') if t else 'not filtered'}"
+                for x, t in sorted(zip(rows, texts, strict=True), key=lambda p: p[0].family)
+            )
+        if text:
+            out[r] = text
+    return out

@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls lookup registry who why audit free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
+set -g _shtab_portscope_commands listen ls lookup registry who why audit exposure free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve
+set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --reader --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -65,6 +65,7 @@ complete -c portscope -n _shtab_portscope_using -s n -l numeric -d 'no service n
 complete -c portscope -n _shtab_portscope_using -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n _shtab_portscope_using -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n _shtab_portscope_using -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
+complete -c portscope -n _shtab_portscope_using -l no-firewall -d 'bind scopes only: do not read the host firewall for the scope column'
 complete -c portscope -n _shtab_portscope_using -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n _shtab_portscope_using -l json -d 'machine-readable JSON output'
 complete -c portscope -n _shtab_portscope_using -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
@@ -79,6 +80,7 @@ complete -c portscope -n '_shtab_portscope_using listen' -s n -l numeric -d 'no 
 complete -c portscope -n '_shtab_portscope_using listen' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using listen' -l wide -d 'every column, whatever the terminal width'
 complete -c portscope -n '_shtab_portscope_using listen' -l backend -xka "netlink procfs psutil" -d 'socket-table source (default: the best available: netlink on Linux)'
+complete -c portscope -n '_shtab_portscope_using listen' -l no-firewall -d 'bind scopes only: do not read the host firewall for the scope column'
 complete -c portscope -n '_shtab_portscope_using listen' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using listen' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using listen' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
@@ -172,9 +174,22 @@ complete -c portscope -n '_shtab_portscope_using audit' -l fail-on -x -d 'exit 1
 complete -c portscope -n '_shtab_portscope_using audit' -l hint -x -d 'treat PORT as a service kind (redis, mysql, postgresql, mongodb, elasticsearch, memcached, docker, etcd, kubelet ...); repeatable'
 complete -c portscope -n '_shtab_portscope_using audit' -l no-info -d 'hide the info-level list of exposed listeners'
 complete -c portscope -n '_shtab_portscope_using audit' -l identify -d 'connect to each TCP listener (loopback for wildcard ones) and confirm what it speaks: '"'"'Redis answered PING without authentication'"'"'; 6379 speaking HTTP is not Redis'
+complete -c portscope -n '_shtab_portscope_using audit' -l no-firewall -d 'judge by bind addresses only (do not read the host firewall)'
 complete -c portscope -n '_shtab_portscope_using audit' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'listeners of another network namespace: an ip netns NAME, the namespace of process PID, an nsfs PATH (/run/netns/x, /proc/PID/ns/net), or all of them, labelled with their container (default: this one)'
 complete -c portscope -n '_shtab_portscope_using audit' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using audit' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a exposure -d 'what the firewall and NAT really let in: every listener and DNAT'"'"'d port, with the rule'
+complete -c portscope -n '_shtab_portscope_using exposure' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using exposure' -l from -x -d 'evaluate connections from this address or prefix (default: from outside)'
+complete -c portscope -n '_shtab_portscope_using exposure' -s N -l netns -xka "(portscope completion --values netns 2>/dev/null)" -d 'evaluate a network namespace (a name under /run/netns, or a path); needs root'
+complete -c portscope -n '_shtab_portscope_using exposure' -l reader -xka "auto nft iptables" -d 'ruleset reader: auto (nft JSON; iptables-nft-save for xt rules), nft, iptables'
+complete -c portscope -n '_shtab_portscope_using exposure' -s t -l tcp -d 'TCP ports only'
+complete -c portscope -n '_shtab_portscope_using exposure' -s u -l udp -d 'UDP ports only'
+complete -c portscope -n '_shtab_portscope_using exposure' -s 4 -l ipv4 -d 'IPv4 only'
+complete -c portscope -n '_shtab_portscope_using exposure' -s 6 -l ipv6 -d 'IPv6 only'
+complete -c portscope -n '_shtab_portscope_using exposure' -l wide -d 'never hide columns'
+complete -c portscope -n '_shtab_portscope_using exposure' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using exposure' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a free -d 'Ports a bind would accept now, each confirmed by a real bind (without SO_REUSEADDR, on 0.0.0.0 and [::]). By default it avoids the kernel'"'"'s ephemeral range (net.ipv4.ip_local_port_range, which outgoing connections draw from), ports the registry names a service for, and ports below net.ipv4.ip_unprivileged_port_start.'
 complete -c portscope -n '_shtab_portscope_using free' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using free' -s c -l count -s n -x -d 'how many ports (default 1); -n COUNT is the older spelling and still works'

@@ -20,6 +20,11 @@ listener's kind comes from the protocol that answered (``portscope.identify``, c
 matches only) before the process name and the default port.
 - ``accept-queue-full``: a TCP listener whose accept queue is full (Recv-Q above the
   backlog, ``sockets.overflow``): its new connections are dropped (medium).
+- ``dnat-published``: a port a DNAT rule forwards (a container's published port) that is
+  open from outside although no local socket listens (``audit`` with the firewall read).
+
+``audit`` also reads the host firewall (``diagnose.exposure.apply_firewall``): a finding
+the firewall blocks from outside drops to low, with the deciding rule as evidence.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ RULES: tuple[str, ...] = (
     "no-auth",
     "service-mismatch",
     "accept-queue-full",
+    "dnat-published",
 )
 
 
@@ -110,6 +116,10 @@ class Finding:
         exposed: True when other hosts can reach the address (not loopback).
         confirmed_by: with identification, what the service answered (``redis probe:
             +PONG``), escaped; ``None`` when not probed or not identified.
+        firewall: the host firewall's verdict for new connections from outside
+            (``filtered from outside``, ``open from outside``, ``not read (...)``), or
+            ``None`` when not evaluated.
+        firewall_rule: the deciding rule or policy (evidence), or ``None``.
     """
 
     rule: str
@@ -124,6 +134,8 @@ class Finding:
     registered: str | None = None
     exposed: bool = True
     confirmed_by: str | None = None
+    firewall: str | None = None
+    firewall_rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,6 +609,7 @@ def audit(
     identify: bool = False,
     identify_timeout_s: float = 5.0,
     netns: str | int | None = None,
+    firewall: bool = True,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -611,6 +624,9 @@ def audit(
         netns: review the listeners of these network namespaces (``list_sockets``:
             ``all``, a name, a pid, an nsfs path); ``None``: this one. A finding's text
             names the namespace.
+        firewall: read the host firewall and weigh findings by what it lets in from
+            outside (needs CAP_NET_ADMIN; unreadable: findings say so, unchanged); this
+            namespace's firewall only, so not with ``netns``.
 
     Returns:
         Findings, most severe first.
@@ -642,6 +658,12 @@ def audit(
             old = identities.get(ident.port)
             if old is None or ident.confidence.rank > old.confidence.rank:
                 identities[ident.port] = ident
-    return audit_sockets(
+    findings = audit_sockets(
         table.sockets, service_hints=service_hints, rules=rules, identities=identities
     )
+    if not firewall or netns is not None:
+        return findings
+    from portscope.diagnose.exposure import apply_firewall
+
+    weighed = apply_firewall(findings, table.sockets)
+    return [f for f in weighed if rules is None or f.rule in rules]

@@ -306,6 +306,9 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
         out(items, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
         if f.confirmed_by:
             out(items, f"         answer  {f.confirmed_by}")
+        if f.firewall:
+            rule = f" -- {f.firewall_rule}" if f.firewall_rule else ""
+            out(items, f"         firewall {f.firewall}{rule}")
         out(items, f"         why     {f.why}")
         out(items, f"         fix     {f.fix}")
     if show_info and info:
