@@ -383,3 +383,27 @@ def test_json_is_an_object_with_a_schema() -> None:
     for argv in (["443"], ["http"], ["nosuchthing"], ["1-3"]):
         doc = json.loads(run(*argv, "--json")[1])
         assert isinstance(doc, dict) and doc["schema"] == "portscope.lookup/1"
+
+
+def test_registry_text_from_an_imported_file_is_escaped() -> None:
+    # 'registry update --from FILE' takes any CSV: its names and descriptions are untrusted.
+    from portscope.registry._layout import Entry
+    from portscope.render._lookup import service_lines
+
+    hostile = Entry(
+        47999,
+        None,
+        "tcp",
+        "ev\x1bil",
+        ("a\u202e",),
+        "\x1b]52;c;aGk=\x07\r\n",
+        "iana",
+        "note\x9b",
+        None,
+    )
+    lines = service_lines([hostile])
+    text = "\n".join(lines)
+    assert not any(c in text for c in "\x1b\x07\r\x9b\u202e")
+    assert "\\x1b]52;c;aGk=\\x07\\x0d\\x0a" in lines[1]
+    assert "ev\\x1bil (a\\u202e)" in lines[1]
+    assert lines[2].endswith("! note\\x9b")

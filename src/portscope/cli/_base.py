@@ -142,13 +142,38 @@ class Env:
             self.stdout.write(footer + "\n")
 
     def error(self, message: str) -> None:
-        """Write one line ``portscope: error: MESSAGE`` to stderr."""
-        first = " ".join(message.split())
+        """Write one line ``portscope: error: MESSAGE`` to stderr.
+
+        Messages quote what the user or a process gave (names, paths, values): whitespace
+        runs become one space and every other control or bidi character is escaped
+        (``render.safe``), so a message is one line that cannot act on the terminal.
+        """
+        from portscope.render import safe
+
+        first = safe(" ".join(message.split()))
         self.stderr.write(f"portscope: error: {first}\n")
 
     def note(self, message: str) -> None:
-        """Write one line ``portscope: note: MESSAGE`` to stderr."""
-        self.stderr.write(f"portscope: note: {message}\n")
+        """Write one line ``portscope: note: MESSAGE`` to stderr (``render.safe``)."""
+        from portscope.render import safe
+
+        self.stderr.write(f"portscope: note: {safe(message)}\n")
+
+    def ask(self, question: str) -> bool | None:
+        """Ask a yes/no ``question`` on the terminal (stderr), escaped by ``render.safe``
+        (a name in it reads as in the tables: ``\\x0a``, not a new line).
+
+        Returns:
+            True for y/yes, False for anything else, None when stdin is not a terminal.
+        """
+        from portscope.render import safe
+
+        stdin = sys.stdin
+        if stdin is None or not stdin.isatty():
+            return None
+        self.stderr.write(f"{safe(question)} [y/N] ")
+        self.stderr.flush()
+        return stdin.readline().strip().lower() in ("y", "yes")
 
 
 class Parser(argparse.ArgumentParser):

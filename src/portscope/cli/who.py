@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
 from portscope.diagnose._common import owner_text, parse_port_proto
@@ -42,17 +41,6 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
     )
-
-
-def _confirm(env: Env, question: str) -> bool | None:
-    """Ask on the terminal; ``None`` when there is no terminal to ask on."""
-    stdin = sys.stdin
-    if stdin is None or not stdin.isatty():
-        return None
-    env.stderr.write(f"{question} [y/N] ")
-    env.stderr.flush()
-    answer = stdin.readline().strip().lower()
-    return answer in ("y", "yes")
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -104,7 +92,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if not args.json:
             env.show(*render_who(result), no_color=args.no_color)
         sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"
-        answer = _confirm(env, f"send {sig} to {names}?")
+        answer = env.ask(f"send {sig} to {names}?")
         if answer is None:
             env.error("--kill asks for confirmation on a terminal; stdin is not one: add --yes")
             return ExitStatus.USAGE
