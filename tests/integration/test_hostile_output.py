@@ -225,6 +225,7 @@ def test_error_messages_escape_what_they_quote() -> None:
         ["who", "\x1b]0;x\x07"],
         ["lookup", "\x1b[31m\u202e"],
         ["scan", "-iL", "/nonexistent/\x1b]52;c;x\x07"],
+        ["why", "connect", "\x1b[2Khost\n:80"],  # refused before the resolver sees it
     ):
         status, text = _run_pipe(argv)
         assert status == 2, (argv, text)
