@@ -146,4 +146,4 @@ def test_cli_bad_timeout_exit_2_before_any_network(
         "registry", "update", "--url", "http://127.0.0.1/x", "--timeout", timeout
     )
     assert (status, out) == (2, "") and err.count("\n") == 1
-    assert "positive number of seconds" in err and no_network == []
+    assert "expected seconds above 0 and at most 3,600" in err and no_network == []

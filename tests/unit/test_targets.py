@@ -259,7 +259,7 @@ def test_top_ports_from_registry() -> None:
 )
 def test_link_local_and_zone_indexes_are_refused_not_scanned_into_einval(spec: str) -> None:
     # 'scan fe80::1%' used to exit 0 with every port "filtered (einval)"
-    with pytest.raises(InvalidTarget, match="link-local|zone"):
+    with pytest.raises(InvalidTarget, match=r"link-local|zone"):
         parse_targets([spec])
 
 

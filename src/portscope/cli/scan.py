@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, bounded, checked
 from portscope.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -74,9 +74,9 @@ def configure(parser: Parser) -> None:
     fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
     parser.add_argument(
         "--rate",
-        type=_positive("--rate"),
+        type=bounded("--rate", low=1, high=10_000_000, unit="probes per second"),
         metavar="PER_S",
-        help="at most this many new connections per second (default: no limit)",
+        help="at most this many new connections per second, 1 to 10,000,000 (default: no limit)",
     )
     parser.add_argument(
         "--max-concurrency",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, bounded, checked
 from portscope.diagnose._common import owner_text, parse_port_proto
 
 HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
@@ -33,10 +33,10 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded("--timeout", low=0, high=3600),
         default=5.0,
         metavar="SECONDS",
-        help="with --kill: seconds to wait for holders to exit (default 5)",
+        help="with --kill: seconds to wait for holders to exit, 0-3600 (default 5)",
     )
     parser.add_argument(
         "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
@@ -56,9 +56,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.USAGE
     proto = proto or flag
     families = [4] if args.ipv4 else [6] if args.ipv6 else None
-    if args.timeout < 0:
-        env.error(f"--timeout {args.timeout:g} is negative: give seconds >= 0")
-        return ExitStatus.USAGE
     if (args.force or args.yes) and not args.kill:
         env.error("--force and --yes only apply with --kill")
         return ExitStatus.USAGE
