@@ -6,7 +6,10 @@ The property-based test over every command is ``test_cli_fuzz.py``.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +61,57 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], says: str) -> None:
     assert err.startswith("portscope: error: ") and err.count("\n") == 1, err
     assert says in err
     assert len(err) < 400  # a value of 5,000 digits is cut in the message
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scan", "-iL", "/dev/zero", "-p", "1"],
+        ["scan", "127.0.0.1", "-p", "1", "--exclude-file", "/dev/zero"],
+        ["registry", "update", "--from", "/dev/zero"],
+    ],
+)
+def test_files_are_read_with_a_cap(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTSCOPE_CACHE_DIR", str(tmp_path))
+    status, out, err = run(*argv)  # before issue 18: read /dev/zero until memory ran out
+    assert (status, out) == (2, "")
+    assert "larger than" in err and "MiB" in err and err.count("\n") == 1, err
+
+
+def test_xml_output_on_a_full_device_is_one_line_and_exit_2() -> None:
+    status, _, err = run("scan", "127.0.0.1", "-p", "1", "--retries", "0", "-oX", "/dev/full")
+    assert status == 2
+    assert err.startswith("portscope: error: cannot write -oX file '/dev/full'") and (
+        "No space left on device" in err
+    )
+
+
+def test_xml_output_is_whole_or_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portscope.render.scan import NmapXmlWriter
+
+    target = tmp_path / "scan.xml"
+    target.write_text("the previous scan\n")
+
+    def full(self: object, report: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(NmapXmlWriter, "close", full)
+    status, _, err = run("scan", "127.0.0.1", "-p", "1", "--retries", "0", "-oX", str(target))
+    assert status == 2 and "nothing written" in err
+    assert target.read_text() == "the previous scan\n"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.xml"]  # no temporary left
+    monkeypatch.undo()
+
+    odd = tmp_path / "x\udcff.xml"  # a name that is not UTF-8 (argv as the OS gives it)
+    status, _, err = run("scan", "127.0.0.1", "-p", "1", "--retries", "0", "-oX", str(odd))
+    assert (status, err) == (0, "")
+    assert odd.read_text().rstrip().endswith("</nmaprun>")
+    assert oct(odd.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from portscope.cli._base import Env, ExitStatus, Parser, bounded, checked
 from portscope.errors import InvalidInput
@@ -140,32 +140,44 @@ def run(args: argparse.Namespace, env: Env) -> int:
     import shlex
     import sys
 
+    from portscope._files import OutputFile
     from portscope.render.scan import NmapXmlWriter
 
     job = _prepare(args)
-    xml_file: TextIO | None = None
+    xml_file: OutputFile | None = None
     xml: NmapXmlWriter | None = None
     if args.xml:
+        # written to a temporary file renamed at the end: a failed write leaves nothing
         try:
-            xml_file = open(args.xml, "w", encoding="utf-8")  # noqa: SIM115
+            xml_file = OutputFile(args.xml)
         except OSError as err:
             raise InvalidInput(f"cannot write -oX file {args.xml!r}: {err.strerror}") from err
         own = bool(sys.argv) and os.path.basename(sys.argv[0]) in ("portscope", "__main__.py")
         argv = ["portscope", *sys.argv[1:]] if own else ["portscope", "scan", *args.targets]
-        xml = NmapXmlWriter(xml_file, job.ports, shlex.join(argv))
+        xml = NmapXmlWriter(xml_file.stream, job.ports, shlex.join(argv))
     out = _Output(job, args, env, xml)
     status = ExitStatus.OK
     try:
-        asyncio.run(out.consume())
-    except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
-        out.flush_unfinished()
+        try:
+            asyncio.run(out.consume())
+        except KeyboardInterrupt:
+            status = ExitStatus.INTERRUPTED
+            out.flush_unfinished()
+        finally:
+            out.progress_stop()
+        out.finish()
+        if xml is not None and xml_file is not None:
+            xml.close(job.report)
+            xml_file.commit()
+    except OSError as err:
+        if xml_file is None or isinstance(err, BrokenPipeError):
+            raise
+        xml_file.discard()
+        env.error(f"cannot write -oX file {args.xml!r}: {err.strerror or err}; nothing written")
+        return ExitStatus.USAGE
     finally:
-        out.progress_stop()
-    out.finish()
-    if xml is not None and xml_file is not None:
-        xml.close(job.report)
-        xml_file.close()
+        if xml_file is not None:
+            xml_file.discard()
     if status is ExitStatus.INTERRUPTED:
         env.error("interrupted; results so far are shown above")
     return status

@@ -328,15 +328,24 @@ def parse_targets(
     return TargetSet(blocks=tuple(blocks), excluded=_merge_excluded(excluded))
 
 
+MAX_TARGET_FILE_BYTES = 16 << 20  # 16 MiB: a million addresses, one a line
+
+
 def read_target_file(path: str | Path) -> list[str]:
     """Read targets from a file (``-iL``): whitespace-separated, ``#`` starts a comment.
 
+    At most ``MAX_TARGET_FILE_BYTES`` are read (``-iL /dev/zero`` is refused, not read
+    forever).
+
     Raises:
-        InvalidTarget: the file cannot be read or holds no target.
+        InvalidTarget: the file cannot be read, is larger than the cap, is not UTF-8 or
+            holds no target.
     """
+    from portscope._files import FileTooLarge, read_bounded
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_bounded(path, MAX_TARGET_FILE_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError, FileTooLarge) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise InvalidTarget(f"cannot read target file {str(path)!r}: {reason}") from err
     items = [w for line in text.splitlines() for w in line.split("#", 1)[0].split()]
