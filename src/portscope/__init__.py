@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> private module that defines it (keep sorted by name)
 _EXPORTS: dict[str, str] = {
+    "BackendError": "portscope.errors",
     "BackendUnavailable": "portscope.errors",
     "BindCause": "portscope.diagnose",
     "BindDiagnosis": "portscope.diagnose",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
         why_connect as why_connect,
     )
     from portscope.errors import (
+        BackendError as BackendError,
         BackendUnavailable as BackendUnavailable,
         InvalidFilter as InvalidFilter,
         InvalidInput as InvalidInput,
