@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "Finding": "portscope.diagnose",
     "FreePort": "portscope.diagnose",
     "HeldPorts": "portscope.diagnose",
+    "HolderRole": "portscope.diagnose",
     "HostSummary": "portscope.scanner",
     "InvalidFilter": "portscope.errors",
     "InvalidInput": "portscope.errors",
@@ -67,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "free_ports": "portscope.diagnose",
     "kernel_ports": "portscope.registry._ranges",
     "kill_holders": "portscope.diagnose",
+    "kill_targets": "portscope.diagnose",
     "list_sockets": "portscope.sockets",
     "lookup": "portscope.registry",
     "port_facts": "portscope.registry",
@@ -105,12 +107,14 @@ if TYPE_CHECKING:
         free_ports as free_ports,
     )
     from portscope.diagnose.who import (
+        HolderRole as HolderRole,
         KillOutcome as KillOutcome,
         KillReport as KillReport,
         KillResult as KillResult,
         PortHolder as PortHolder,
         WhoResult as WhoResult,
         kill_holders as kill_holders,
+        kill_targets as kill_targets,
         who as who,
     )
     from portscope.diagnose.why_bind import (

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, bounded, checked
 from portscope.diagnose._common import owner_text, parse_port_proto
+
+if TYPE_CHECKING:
+    from portscope.diagnose import WhoResult
 
 HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
 
@@ -22,9 +26,16 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--kill",
         action="store_true",
-        help="send SIGTERM to every holder and report whether the port is free (first lists "
+        help="send SIGTERM to every listener and report whether the port is free (first lists "
         "every socket each holder has, other ports too, and asks; never pid 1 or "
         "portscope; checks the start time against PID reuse)",
+    )
+    parser.add_argument(
+        "--accepted",
+        action="store_true",
+        help="with --kill: also signal processes holding connections accepted on the port "
+        "(sessions, forked workers); by default only listeners are, and never a client "
+        "whose outgoing connection merely comes from the port",
     )
     parser.add_argument(
         "--force",
@@ -44,7 +55,7 @@ def configure(parser: Parser) -> None:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    from portscope.diagnose import kill_holders, who
+    from portscope.diagnose import kill_holders, kill_targets, who
     from portscope.models import Proto
     from portscope.render import write_json
     from portscope.render.diagnose import render_kill, render_who, who_json
@@ -56,8 +67,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.USAGE
     proto = proto or flag
     families = [4] if args.ipv4 else [6] if args.ipv6 else None
-    if (args.force or args.yes) and not args.kill:
-        env.error("--force and --yes only apply with --kill")
+    if (args.force or args.yes or args.accepted) and not args.kill:
+        env.error("--force, --yes and --accepted only apply with --kill")
         return ExitStatus.USAGE
     # --kill shows every socket of each holder before asking: the other ports close too.
     result = who(port, proto, families=families, others=args.kill)
@@ -67,25 +78,16 @@ def run(args: argparse.Namespace, env: Env) -> int:
         else:
             env.show(*render_who(result), no_color=args.no_color)
         return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
-    if not result.holders:
+    targets = kill_targets(result, accepted=args.accepted)
+    if not targets:
         if args.json:
             write_json({"who": who_json(result), "kill": None}, env.stdout)
         else:
             env.show(*render_who(result), no_color=args.no_color)
-        if result.held:
-            import os
-
-            env.error(
-                "the sockets on this port belong to processes portscope cannot see "
-                + (
-                    "(another PID namespace or container); nothing signalled"
-                    if os.geteuid() == 0
-                    else "(another user's); run as root to kill them"
-                )
-            )
+        env.note(_nothing_to_kill(result, args.accepted))
         return ExitStatus.NEGATIVE
     if not args.yes:
-        names = ", ".join(owner_text(h.name, h.pid) for h in result.holders)
+        names = ", ".join(owner_text(h.name, h.pid) for h in targets)
         if not args.json:
             env.show(*render_who(result), no_color=args.no_color)
         sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if not answer:
             env.note("nothing signalled")
             return ExitStatus.NEGATIVE
-    report = kill_holders(result, force=args.force, timeout_s=args.timeout)
+    report = kill_holders(result, force=args.force, timeout_s=args.timeout, accepted=args.accepted)
     if args.json:
         write_json({"who": who_json(result), "kill": report}, env.stdout)
     else:
@@ -104,3 +106,33 @@ def run(args: argparse.Namespace, env: Env) -> int:
             env.show(*render_who(result), no_color=args.no_color)
         env.show(*render_kill(report), no_color=args.no_color)
     return ExitStatus.OK if report.port_free else ExitStatus.NEGATIVE
+
+
+def _nothing_to_kill(result: WhoResult, accepted: bool) -> str:
+    """Why ``--kill`` signals nobody, in one line."""
+    import os
+
+    from portscope.diagnose import HolderRole
+    from portscope.diagnose.who import holder_roles
+
+    roles = set(holder_roles(result).values())
+    if HolderRole.ACCEPTED in roles and not accepted:
+        return (
+            "the visible processes hold only connections accepted on this port (the "
+            "listener is not theirs): nothing signalled; --accepted signals them too"
+        )
+    if HolderRole.CLIENT in roles:
+        return (
+            f"nothing listens on port {result.port} and it is in the ephemeral range: it is "
+            "only the source port of outgoing connections (clients, not servers): nothing "
+            "signalled"
+        )
+    if result.held:
+        return "the sockets on this port belong to processes portscope cannot see " + (
+            "(another PID namespace or container); nothing signalled"
+            if os.geteuid() == 0
+            else "(another user's); run as root to kill them"
+        )
+    if result.orphans:
+        return "no process holds the port, only sockets the kernel is closing (see the note)"
+    return f"nobody holds port {result.port}: nothing signalled"
