@@ -454,6 +454,7 @@ def audit(
     *,
     service_hints: Mapping[int, str] | None = None,
     rules: Sequence[str] | None = None,
+    notes: list[str] | None = None,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -461,6 +462,8 @@ def audit(
         service_hints: port -> service kind for services on non-default ports
             (``{16379: "redis"}``); kinds are the keys of ``DATASTORES``.
         rules: the rule ids to run (default: all).
+        notes: when given, the socket table's notes are appended to it (process owners
+            partial without privilege, a backend fallback), as ``ls`` shows them.
 
     Returns:
         Findings, most severe first.
@@ -473,4 +476,6 @@ def audit(
     finding for them unless the socket's uid is 0).
     """
     table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True)
+    if notes is not None:
+        notes.extend(n for n in table.notes if n not in notes)
     return audit_sockets(table.sockets, service_hints=service_hints, rules=rules)

@@ -276,9 +276,12 @@ def render_connect(diag: ConnectDiagnosis) -> list[Item]:
 
 
 def audit_json(
-    findings: Sequence[Finding], fail_on: Severity | None, failed: bool
+    findings: Sequence[Finding],
+    fail_on: Severity | None,
+    failed: bool,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The JSON document of ``audit``."""
+    """The JSON document of ``audit``; ``notes``: the socket table's (partial owners)."""
     from portscope.diagnose import Severity
 
     counts = {s.value: sum(1 for f in findings if f.severity is s) for s in Severity}
@@ -287,6 +290,7 @@ def audit_json(
         "counts": counts,
         "fail_on": fail_on.value if fail_on else None,
         "failed": failed,
+        "notes": list(notes),
     }
 
 
