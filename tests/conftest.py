@@ -86,3 +86,21 @@ def _is_address(name: str) -> bool:
 @pytest.fixture(autouse=True)
 def _no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _no_dns_getaddrinfo)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In a fresh network namespace (``unshare -n``) loopback is down: every test needs
+    it, so bring it up (root only; the namespace is the run's own, nothing else sees it)."""
+    import fcntl
+    import struct
+
+    try:  # SIOCGIFFLAGS in this process's namespace (/sys may show the host's)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            reply = fcntl.ioctl(s, 0x8913, struct.pack("16sH14x", b"lo", 0))
+        up = struct.unpack_from("16sH", reply)[1] & 0x1  # IFF_UP
+    except OSError:
+        return
+    if not up and os.geteuid() == 0:
+        import subprocess
+
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=False, timeout=10)
