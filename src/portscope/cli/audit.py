@@ -64,17 +64,21 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
+    notes: list[str] = []
     findings = audit(
         service_hints=dict(args.hint),
         identify=args.identify,
         netns=args.netns,
         firewall=not args.no_firewall,
+        notes=notes,
     )
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:
         shown = [f for f in findings if not (args.no_info and f.severity.value == "info")]
-        write_json(audit_json(shown, fail_on, failed), env.stdout)
+        write_json(audit_json(shown, fail_on, failed, notes), env.stdout)
     else:
         env.show(*render_audit(findings, show_info=not args.no_info), no_color=args.no_color)
+        for note in notes:  # as ls: partial process owners without privilege
+            env.note(note)
     return ExitStatus.NEGATIVE if failed else ExitStatus.OK

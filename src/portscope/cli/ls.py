@@ -317,18 +317,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
     return run_inet(args, env)
 
 
-def _confirm(env: Env, question: str) -> bool | None:
-    """Ask on the terminal; ``None`` when there is no terminal to ask on."""
-    import sys
-
-    stdin = sys.stdin
-    if stdin is None or not stdin.isatty():
-        return None
-    env.stderr.write(f"{question} [y/N] ")
-    env.stderr.flush()
-    return stdin.readline().strip().lower() in ("y", "yes")
-
-
 def close_rows(rows: list[Row], omap: OwnerMap | None, args: argparse.Namespace, env: Env) -> int:
     """``--close``: show ``rows``, ask (unless ``--yes``), close each by cookie, report.
 
@@ -336,7 +324,7 @@ def close_rows(rows: list[Row], omap: OwnerMap | None, args: argparse.Namespace,
         The exit status: 0 when every socket was closed, 1 otherwise or when declined,
         2 when there is no terminal to ask on and no ``--yes``.
     """
-    from portscope.render import count, safe, write_json
+    from portscope.render import count, write_json
     from portscope.render.sockets import owners_text, render_close, render_ls
     from portscope.sockets.destroy import CLOSED, close_sockets
 
@@ -348,7 +336,7 @@ def close_rows(rows: list[Row], omap: OwnerMap | None, args: argparse.Namespace,
             env.show(render_ls(rows, owners=omap, service=None), no_color=args.no_color)
         holders = sorted({owners_text(omap, r) for r in rows} - {"-"})
         held = f" held by {', '.join(holders)}" if holders else ""
-        answer = _confirm(env, safe(f"close {count(len(rows), 'socket')}{held}?"))
+        answer = env.ask(f"close {count(len(rows), 'socket')}{held}?")
         if answer is None:
             env.error("--close asks for confirmation on a terminal; stdin is not one: add --yes")
             return ExitStatus.USAGE

@@ -610,6 +610,7 @@ def audit(
     identify_timeout_s: float = 5.0,
     netns: str | int | None = None,
     firewall: bool = True,
+    notes: list[str] | None = None,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -627,6 +628,8 @@ def audit(
         firewall: read the host firewall and weigh findings by what it lets in from
             outside (needs CAP_NET_ADMIN; unreadable: findings say so, unchanged); this
             namespace's firewall only, so not with ``netns``.
+        notes: when given, the socket table's notes are appended to it (process owners
+            partial without privilege, a backend fallback), as ``ls`` shows them.
 
     Returns:
         Findings, most severe first.
@@ -645,6 +648,8 @@ def audit(
             "--identify connects from this network namespace only: leave out -N/--netns"
         )
     table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True, netns=netns)
+    if notes is not None:
+        notes.extend(n for n in table.notes if n not in notes)
     identities: dict[int, Identity] | None = None
     if identify:
         import asyncio
