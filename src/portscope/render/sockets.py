@@ -18,7 +18,6 @@ from portscope.render._table import (
     Column,
     Table,
 )
-from portscope.sockets._netns import netns_label
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
 from portscope.sockets.overflow import accept_queue_full
@@ -372,6 +371,8 @@ def render_ls(
     """
     columns = [_NETNS] if netns else []
     columns += [_PROTO, _STATE, _RECV_Q, _SEND_Q, _LOCAL, _PEER]
+    if netns:
+        from portscope.sockets._netns import netns_label
     if service is not None:
         columns.append(_LS_SERVICE)
     if owners is not None:
@@ -432,6 +433,8 @@ def render_listen(
     scope = scope or _scope
     columns = [_NETNS] if netns else []
     columns += [_PROTO, _PORT, _ADDRESS, _SCOPE]
+    if netns:
+        from portscope.sockets._netns import netns_label
     if service is not None:
         columns.append(_SERVICE)
     columns += [_PROCESS, _USER, _QUEUE]
@@ -481,6 +484,7 @@ def render_netns_summary(summaries: Sequence[dict[str, Any]]) -> Table:
     Columns: Netns (name, container or inode), Inode, TCP, UDP, Total, States.
     """
     from portscope.models import Container, Netns
+    from portscope.sockets._netns import netns_label
 
     columns = (
         _NETNS,

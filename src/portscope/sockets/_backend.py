@@ -201,6 +201,7 @@ class NetlinkBackend:
         process in it for a transport that has no sock_diag (``None``: none known).
         """
         seen: set[int] = set()
+        seen_by: dict[int, set[int]] = {}
         current = -1
         failed: set[int] = set()
         owners = None if json is None else json.owners_json()
@@ -213,8 +214,9 @@ class NetlinkBackend:
                 continue
             proto, family, _ = plan[i]
             if i != current:
+                # per request: a namespace's TCP dump in one walk interleaves two (_netns)
                 current = i
-                seen = set()
+                seen = seen_by.setdefault(i, set())
             out: list[Any] = []
             try:
                 if json is not None:
