@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "the timeline of a port from the history store; the snapshots"),
     "prune": ("prune", "delete old snapshots and events from the history store"),
     "import": ("import_xml", "import an nmap XML report into the history store"),
+    "explain": ("explain", "what a port, socket, state, error or term means, on this host"),
+    "exporter": ("exporter", "serve Prometheus metrics of this host's sockets ([exporter] extra)"),
+    "completion": ("completion", "print a shell completion script: bash, zsh or fish"),
+    "man": ("man", "show the manual page portscope(1)"),
 }
 DEFAULT_COMMAND = "listen"
 
@@ -130,6 +134,10 @@ def _quick(args_in: list[str], env: Env | None) -> int | None:
     if first in ("-h", "--help", "help"):
         stdout.write(_top_help())
         return 0
+    if first == "completion" and args_in[1:2] == ["--values"]:
+        from portscope.cli._values import quick as values
+
+        return values(args_in[1:], stdout)
     if first == "--version":
         from portscope import __version__
 

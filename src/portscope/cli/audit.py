@@ -45,6 +45,12 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--no-info", action="store_true", help="hide the info-level list of exposed listeners"
     )
+    parser.add_argument(
+        "--identify",
+        action="store_true",
+        help="connect to each TCP listener (loopback for wildcard ones) and confirm what it "
+        "speaks: 'Redis answered PING without authentication'; 6379 speaking HTTP is not Redis",
+    )
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
-    findings = audit(service_hints=dict(args.hint))
+    findings = audit(service_hints=dict(args.hint), identify=args.identify)
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:

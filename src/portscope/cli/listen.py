@@ -21,9 +21,13 @@ def configure(parser: Parser) -> None:
     )
     add_wide_option(parser)
     add_backend_option(parser)
+    from portscope.cli.explain import add_explain_option
+
+    add_explain_option(parser)
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.cli.explain import show_about
     from portscope.models import Proto, TcpState
     from portscope.render import count
     from portscope.render.sockets import SocketJson, render_listen, service_for, write_sockets_json
@@ -60,6 +64,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
         table = render_listen(rows, owners=omap, service=service, scope=scope)
         env.show(table, no_color=args.no_color, wide=args.wide)
         env.stderr.write(f"{count(len(rows), 'listening socket')} (backend: {d.backend})\n")
+        show_about(
+            env,
+            args,
+            states=(r.state.value for r in rows),
+            scopes=(scope(r) for r in rows),
+            terms=("backlog",),
+        )
     for note in d.notes:
         env.note(note)
     return ExitStatus.OK

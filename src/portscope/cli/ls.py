@@ -120,6 +120,9 @@ def configure(parser: Parser) -> None:
     )
     add_wide_option(parser)
     add_backend_option(parser)
+    from portscope.cli.explain import add_explain_option
+
+    add_explain_option(parser)
 
 
 def _flat(values: list[list[T]] | None) -> frozenset[T] | None:
@@ -160,6 +163,7 @@ def build_filter(args: argparse.Namespace) -> SocketFilter:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.cli.explain import show_about
     from portscope.render import count, write_json
     from portscope.render.sockets import (
         SocketJson,
@@ -228,6 +232,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
         table = render_ls(rows, owners=omap, service=service)
         env.show(table, no_color=args.no_color, wide=args.wide)
         env.stderr.write(f"{count(len(rows), 'socket')} (backend: {d.backend})\n")
+        show_about(
+            env,
+            args,
+            states=(r.state.value for r in rows),
+            terms=("recv-q", "send-q", *(("5-tuple",) if any(r.remote_port for r in rows) else ())),
+        )
     _notes(env, d.notes)
     return ExitStatus.OK
 

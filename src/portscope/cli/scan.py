@@ -13,12 +13,16 @@ from portscope.errors import InvalidInput
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from portscope.identify import Identity
     from portscope.models import ProbeResult
     from portscope.render._table import Table
     from portscope.render.scan import NmapXmlWriter
     from portscope.scanner import HostSummary, Scan
 
-HELP = "scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed)"
+HELP = (
+    "scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed); "
+    "-sV identifies what answers"
+)
 
 
 def _positive(
@@ -107,6 +111,33 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument("--label", metavar="TEXT", help="with --save: a name for this scan")
     add_db_option(parser)
+    _configure_versions(parser)
+    from portscope.cli.explain import add_explain_option
+
+    add_explain_option(parser)
+
+
+def _configure_versions(parser: Parser) -> None:
+    """``-sV`` and its budget: identification by handshake (portscope.identify)."""
+    parser.add_argument(
+        "-sV",
+        dest="versions",
+        action="store_true",
+        help="identify what answers on each open TCP port by speaking its protocol "
+        "(service, product, version, TLS certificate, evidence; like nmap -sV)",
+    )
+    parser.add_argument(
+        "--version-timeout",
+        type=_positive("--version-timeout", maximum=3600),
+        metavar="SECONDS",
+        help="with -sV: at most this long per open port (default 8)",
+    )
+    parser.add_argument(
+        "--version-concurrency",
+        type=_positive("--version-concurrency", integer=True, maximum=4096),
+        metavar="N",
+        help="with -sV: ports identified at once (default 32)",
+    )
 
 
 def _prepare(args: argparse.Namespace) -> Scan:
@@ -148,6 +179,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
     from portscope.render.scan import NmapXmlWriter
 
+    if not args.versions and (args.version_timeout or args.version_concurrency):
+        raise InvalidInput("--version-timeout and --version-concurrency only apply with -sV")
     job = _prepare(args)
     saving = _open_save(args)  # before sending anything: a bad --db fails first (exit 2)
     xml_file: TextIO | None = None
@@ -232,6 +265,9 @@ class _Output:
         self.xml = xml
         self.pending: dict[str, list[ProbeResult]] = {}
         self.recorder: Any = None  # scan --save: a history.ScanRecorder
+        self.seen_states: set[str] = set()  # for --explain
+        self.seen_reasons: set[str] = set()
+        self.versions = _Versions(args) if args.versions else None
         self.progress: Any = None
         self.task: Any = None
         if env.stderr_isatty and not args.json:
@@ -273,18 +309,36 @@ class _Output:
             progress.start()
 
     async def consume(self) -> None:
-        from portscope.models import ProbeResult
+        if self.versions is None:
+            await self._consume()
+            return
+        import asyncio
+
+        async with asyncio.TaskGroup() as tg:
+            self.versions.tg = tg
+            await self._consume()
+
+    async def _consume(self) -> None:
+        from portscope.models import PortState, ProbeResult, Proto
         from portscope.render.scan import scan_line
 
         as_json = self.args.json
+        versions = self.versions
         for_tables = not as_json or self.xml is not None or self.recorder is not None
         async for batch in self.job.batches():
             for event in batch:
                 if isinstance(event, ProbeResult):
-                    if as_json:
+                    wanted = event.state is PortState.OPEN and event.proto is Proto.TCP
+                    if versions is not None and wanted:
+                        versions.start(event, self._port_identified)
+                    elif versions is not None and event.proto is Proto.UDP and event.banner:
+                        versions.from_answer(event, self._port_identified)
+                    elif as_json:
                         self.env.show(scan_line(event))
                     if for_tables:
                         self.pending.setdefault(event.address, []).append(event)
+                elif versions is not None and versions.busy(event.address):
+                    versions.after_host(event, self._host_done)
                 else:
                     self._host_done(event)
             if as_json:
@@ -292,21 +346,35 @@ class _Output:
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, completed=self.job.decided)
 
+    def _port_identified(self, result: ProbeResult, identity: Identity | None) -> None:
+        from portscope.render.scan import scan_line
+
+        if self.args.json:
+            self.env.show(scan_line(result, identity))
+            self.env.stdout.flush()
+
     def _host_done(self, summary: HostSummary) -> None:
         from portscope.render.scan import render_host, scan_line
 
         results = self.pending.pop(summary.address, [])
+        self.seen_states.update(r.state.value for r in results)
+        self.seen_states.update(state for state, n in summary.counts.items() if n)
+        self.seen_reasons.update(r.reason for r in results if r.reason)
+        found = self.versions.found if self.versions is not None else None
         if self.args.json:
             self.env.show(scan_line(summary))
         else:
-            self._show(*render_host(summary, results))
+            self._show(*render_host(summary, results, found))
         if self.xml is not None:
-            self.xml.host(summary, results)
+            self.xml.host(summary, results, found)
         if self.recorder is not None:
             self.recorder.host(summary, results)
 
     def flush_unfinished(self) -> None:
         self.progress_stop()
+        if self.versions is not None:  # scanned, still being identified: show what is known
+            for summary in list(self.versions.deferred.values()):
+                self._host_done(summary)
         for summary in self.job.unfinished():
             self._host_done(summary)
 
@@ -318,4 +386,79 @@ class _Output:
             self.env.show(scan_line(report))
         else:
             self.env.show(*render_report(report), no_color=self.args.no_color)
+            if self.versions is not None:
+                from portscope.render.identify import identify_summary
+
+                self.env.show(identify_summary(list(self.versions.found.values())))
+            from portscope.cli.explain import show_about
+
+            show_about(self.env, self.args, port_states=self.seen_states, reasons=self.seen_reasons)
         self.env.stdout.flush()
+
+
+class _Versions:
+    """``-sV``: identification of each open TCP port as the scan finds it, at most
+    ``--version-concurrency`` at once; a host is shown when its ports are identified."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import asyncio
+
+        from portscope.identify import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S
+
+        self.timeout_s = float(args.version_timeout or DEFAULT_TIMEOUT_S)
+        self.gate = asyncio.Semaphore(int(args.version_concurrency or DEFAULT_CONCURRENCY))
+        self.tg: asyncio.TaskGroup | None = None
+        self.found: dict[tuple[str, int, str], Identity] = {}
+        self.tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self.deferred: dict[str, HostSummary] = {}  # hosts scanned, waiting for their ports
+
+    def start(
+        self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
+    ) -> None:
+        assert self.tg is not None
+        task = self.tg.create_task(self._one(result, done))
+        self.tasks.setdefault(result.address, []).append(task)
+
+    async def _one(
+        self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
+    ) -> None:
+        from portscope.identify import identify_async
+        from portscope.render.scan import is_name
+
+        async with self.gate:
+            identity = await identify_async(
+                result.address,
+                result.port,
+                host=result.host if is_name(result.host) else None,
+                timeout_s=self.timeout_s,
+            )
+        self.found[(result.address, result.port, result.proto.value)] = identity
+        done(result, identity)
+
+    def from_answer(
+        self, result: ProbeResult, done: Callable[[ProbeResult, Identity | None], None]
+    ) -> None:
+        """A UDP answer the scan already holds: matched here, nothing sent."""
+        from portscope.identify import identify_udp_answer
+
+        identity = identify_udp_answer(result.address, result.port, result.banner or b"")
+        if identity is not None:
+            self.found[(result.address, result.port, result.proto.value)] = identity
+        done(result, identity)
+
+    def busy(self, address: str) -> bool:
+        return any(not t.done() for t in self.tasks.get(address, ()))
+
+    def after_host(self, summary: HostSummary, show: Callable[[HostSummary], None]) -> None:
+        import asyncio
+
+        assert self.tg is not None
+        pending = self.tasks.pop(summary.address, [])
+        self.deferred[summary.address] = summary
+
+        async def wait_then_show() -> None:
+            await asyncio.gather(*pending, return_exceptions=True)
+            del self.deferred[summary.address]
+            show(summary)
+
+        self.tg.create_task(wait_then_show())

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
 from portscope.diagnose._common import owner_text, parse_port_proto
+
+if TYPE_CHECKING:
+    from portscope.diagnose.who import WhoResult
+    from portscope.identify import Identity
 
 HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
 
@@ -42,6 +47,15 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
     )
+    from portscope.cli.explain import add_explain_option
+
+    add_explain_option(parser)
+    parser.add_argument(
+        "--identify",
+        action="store_true",
+        help="also connect to the TCP listener on loopback (or its address) and say what "
+        "protocol it speaks: service, product, version, evidence",
+    )
 
 
 def _confirm(env: Env, question: str) -> bool | None:
@@ -56,10 +70,12 @@ def _confirm(env: Env, question: str) -> bool | None:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
+    from portscope.cli.explain import show_about
     from portscope.diagnose import kill_holders, who
     from portscope.models import Proto
     from portscope.render import write_json
     from portscope.render.diagnose import render_kill, render_who, who_json
+    from portscope.sockets import bind_scope
 
     port, proto = args.port
     flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
@@ -74,13 +90,35 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if (args.force or args.yes) and not args.kill:
         env.error("--force and --yes only apply with --kill")
         return ExitStatus.USAGE
+    if args.identify and args.kill:
+        env.error("--identify and --kill do not go together: identify first, then kill")
+        return ExitStatus.USAGE
     # --kill shows every socket of each holder before asking: the other ports close too.
     result = who(port, proto, families=families, others=args.kill)
     if not args.kill:
+        identities = _identify(result) if args.identify else None
         if args.json:
-            write_json(who_json(result), env.stdout)
+            doc = who_json(result)
+            if identities is not None:
+                from portscope.render.identify import identity_dict
+
+                doc["identities"] = [identity_dict(i) for i in identities]
+            write_json(doc, env.stdout)
         else:
             env.show(*render_who(result), no_color=args.no_color)
+            if identities:
+                from portscope.render.identify import render_identities
+
+                env.show(*render_identities(identities), no_color=args.no_color)
+            elif identities is not None:
+                env.note("--identify: no TCP listener on this port to connect to")
+            socks = [s for h in result.holders for s in h.sockets] + list(result.unowned)
+            show_about(
+                env,
+                args,
+                states=(s.state.value for s in socks),
+                scopes=(bind_scope(s) for s in socks if s.remote is None),
+            )
         return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
     if not result.holders:
         if args.json:
@@ -119,3 +157,15 @@ def run(args: argparse.Namespace, env: Env) -> int:
             env.show(*render_who(result), no_color=args.no_color)
         env.show(*render_kill(report), no_color=args.no_color)
     return ExitStatus.OK if report.port_free else ExitStatus.NEGATIVE
+
+
+def _identify(result: WhoResult) -> list[Identity]:
+    """What the TCP listeners on the port speak, reached from here (loopback for
+    wildcard listeners)."""
+    import asyncio
+
+    from portscope.identify import identify_many, listener_endpoints
+
+    sockets = [s for h in result.holders for s in h.sockets] + list(result.unowned)
+    endpoints = listener_endpoints(sockets)
+    return asyncio.run(identify_many(endpoints)) if endpoints else []

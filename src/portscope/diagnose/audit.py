@@ -8,6 +8,16 @@ live table. Rules, each with a stable id used in JSON output:
 - ``datastore-exposed``: a database, cache, queue or admin API on an exposed address.
 - ``root-exposed``: an exposed listener whose process runs as root (medium).
 - ``unknown-system-port``: a listener in the System range (0-1023) no registry knows.
+- ``no-auth`` (with identification): a datastore or broker answered our probe without
+  authentication (Redis ``+PONG``, memcached ``version``, Elasticsearch ``GET /``, MQTT
+  anonymous CONNACK): high when exposed, low on loopback (any local user or an SSRF
+  reaches it).
+- ``service-mismatch`` (with identification, info): a datastore's default port speaks
+  another protocol (6379 answering HTTP is not Redis); the datastore finding is dropped.
+
+With identification (``audit(identify=True)``, ``portscope audit --identify``), a TCP
+listener's kind comes from the protocol that answered (``portscope.identify``, confirmed
+matches only) before the process name and the default port.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from portscope.diagnose._common import (
     holder_text,
@@ -26,12 +37,17 @@ from portscope.diagnose._common import (
 )
 from portscope.models import Proto, Socket
 
+if TYPE_CHECKING:
+    from portscope.identify import Identity
+
 RULES: tuple[str, ...] = (
     "exposed",
     "plaintext",
     "datastore-exposed",
     "root-exposed",
     "unknown-system-port",
+    "no-auth",
+    "service-mismatch",
 )
 
 
@@ -88,6 +104,8 @@ class Finding:
         registered: the registry's name for the port (``port registered to X``: what the
             port is assigned to, not what runs there), or ``None``.
         exposed: True when other hosts can reach the address (not loopback).
+        confirmed_by: with identification, what the service answered (``redis probe:
+            +PONG``), escaped; ``None`` when not probed or not identified.
     """
 
     rule: str
@@ -101,6 +119,7 @@ class Finding:
     process: str | None = None
     registered: str | None = None
     exposed: bool = True
+    confirmed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +304,15 @@ def _service_kind(sock: Socket, hints: Mapping[int, str]) -> tuple[str | None, b
     return DATASTORE_PORTS.get(port), False
 
 
+# Identified services (portscope.identify) -> datastore kind; an identified service not
+# here is no datastore (a port 6379 that speaks HTTP is not Redis).
+IDENTIFIED_KINDS: Mapping[str, str] = {
+    "redis": "redis", "mysql": "mysql", "postgresql": "postgresql", "mongodb": "mongodb",
+    "memcached": "memcached", "elasticsearch": "elasticsearch", "opensearch": "elasticsearch",
+    "amqp": "rabbitmq", "kafka": "kafka", "vnc": "vnc", "rdp": "rdp", "smb": "smb",
+}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class _Maker:
     """The findings of one socket share its evidence (socket, scope, process, registry)."""
@@ -294,14 +322,56 @@ class _Maker:
     process: str | None
     registered: str | None
     exposed: bool
+    confirmed_by: str | None = None
 
     def __call__(
         self, rule: str, severity: Severity, title: str, service: str | None, why: str, fix: str
     ) -> Finding:
         return Finding(
             rule, severity, title, self.sock, service, self.scope, why, fix,
-            self.process, self.registered, self.exposed,
+            self.process, self.registered, self.exposed, self.confirmed_by,
         )  # fmt: skip
+
+
+def _no_auth(ident: Identity) -> tuple[str, str, str] | None:
+    """(what answered, why it matters, fix) when the identity shows no authentication."""
+    service = ident.service
+    if service == "redis" and ident.facts.get("auth", "").startswith("none"):
+        return (
+            "Redis answered PING without authentication",
+            "anyone who reaches it reads and writes every key, and CONFIG SET can write "
+            "files on the host (a known path to code execution)",
+            "set requirepass or ACL users (redis.conf), and bind 127.0.0.1 ::1",
+        )
+    if service == "memcached":
+        return (
+            "memcached answered 'version' without authentication",
+            "anyone who reaches it reads and overwrites every cached item",
+            "enable SASL (-S) or bind with -l 127.0.0.1; -U 0 disables UDP",
+        )
+    if service in ("elasticsearch", "opensearch") and ident.facts.get("status", "")[:3] == "200":
+        return (
+            f"{ident.product or service} answered GET / without authentication",
+            "the HTTP API reads and deletes every index",
+            "enable security (xpack.security.enabled / the security plugin)",
+        )
+    if service == "mqtt" and ident.facts.get("connack") == "accepted":
+        return (
+            "the MQTT broker accepted an anonymous CONNECT",
+            "anyone who reaches it reads and publishes messages on every topic",
+            "set allow_anonymous false and require passwords or client certificates",
+        )
+    return None
+
+
+def _evidence_line(ident: Identity) -> str | None:
+    if not ident.evidence:
+        return None
+    from portscope.render import safe
+
+    first = ident.evidence[0]
+    text = first.data[:80].decode("utf-8", "backslashreplace").rstrip("\r\n")
+    return safe(f"{first.probe} probe: {text}")
 
 
 def _registered(name: str | None) -> str:
@@ -320,8 +390,10 @@ def audit_sockets(
     service_hints: Mapping[int, str] | None = None,
     service_name: Callable[[int, str], str | None] | None = None,
     rules: Sequence[str] | None = None,
+    identities: Mapping[int, Identity] | None = None,
 ) -> list[Finding]:
-    """Review listeners (pure): exposure, plaintext protocols, datastores, root, unknown.
+    """Review listeners (pure): exposure, plaintext protocols, datastores, root, unknown,
+    and with ``identities`` what the services answered.
 
     Args:
         sockets: sockets of one machine; only listeners (TCP LISTEN, unconnected UDP)
@@ -331,6 +403,8 @@ def audit_sockets(
         service_name: (port, proto) -> registry name, for the unknown-System-port rule
             (default: ``portscope.registry.service_name``).
         rules: the rule ids to run (default: all).
+        identities: TCP port -> what answered there (``portscope.identify``); only
+            ``confirmed`` identities change a finding.
 
     Returns:
         Findings, most severe first, then by port.
@@ -377,7 +451,41 @@ def audit_sockets(
         who = holder_text(sock)
         where = f"{sock.proto.value} {sock.local} ({scope})"
         reg = _registered(registered)
-        finding = _Maker(sock, scope, process, registered, exposed)
+        ident = (identities or {}).get(port) if sock.proto is Proto.TCP else None
+        if ident is not None and ident.confidence.value != "confirmed":
+            ident = None
+        finding = _Maker(sock, scope, process, registered, exposed,
+                         _evidence_line(ident) if ident else None)  # fmt: skip
+        if ident is not None and ident.service is not None:
+            answered = IDENTIFIED_KINDS.get(ident.service)
+            if kind is not None and answered != kind and on("service-mismatch"):
+                label = DATASTORES[kind].label
+                what = ident.label + (f" ({ident.product_version})" if ident.product else "")
+                findings.append(
+                    finding(
+                        "service-mismatch",
+                        Severity.INFO,
+                        f"{who} on {where}: the {label} port speaks {what}, not {label}",
+                        ident.label,
+                        "the service was identified by its handshake; the port number misleads",
+                        "nothing to fix; name the port by what runs there",
+                    )
+                )
+            kind, identified, name = answered, True, ident.label
+            no_auth = _no_auth(ident)
+            if no_auth is not None and on("no-auth"):
+                title, why, fix = no_auth
+                findings.append(
+                    finding(
+                        "no-auth",
+                        Severity.HIGH if exposed else Severity.LOW,
+                        f"{title} on {where} ({who})",
+                        ident.service,
+                        why + ("" if exposed else "; loopback only: any local user or a "
+                               "server-side request forgery reaches it"),
+                        fix,
+                    )
+                )  # fmt: skip
 
         if exposed and on("exposed"):
             findings.append(
@@ -454,6 +562,8 @@ def audit(
     *,
     service_hints: Mapping[int, str] | None = None,
     rules: Sequence[str] | None = None,
+    identify: bool = False,
+    identify_timeout_s: float = 5.0,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -461,6 +571,10 @@ def audit(
         service_hints: port -> service kind for services on non-default ports
             (``{16379: "redis"}``); kinds are the keys of ``DATASTORES``.
         rules: the rule ids to run (default: all).
+        identify: connect to each TCP listener (wildcard listeners on loopback) and
+            identify what answers (``portscope.identify``), for the ``no-auth`` and
+            ``service-mismatch`` rules and confirmed datastore kinds.
+        identify_timeout_s: budget per listener for ``identify``. Default 5 s.
 
     Returns:
         Findings, most severe first.
@@ -473,4 +587,19 @@ def audit(
     finding for them unless the socket's uid is 0).
     """
     table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True)
-    return audit_sockets(table.sockets, service_hints=service_hints, rules=rules)
+    identities: dict[int, Identity] | None = None
+    if identify:
+        import asyncio
+
+        from portscope.identify import identify_many, listener_endpoints
+
+        endpoints = listener_endpoints(table.sockets)
+        found = asyncio.run(identify_many(endpoints, timeout_s=identify_timeout_s))
+        identities = {}
+        for ident in found:  # the first (IPv4 loopback first) or a confirmed one wins
+            old = identities.get(ident.port)
+            if old is None or ident.confidence.rank > old.confidence.rank:
+                identities[ident.port] = ident
+    return audit_sockets(
+        table.sockets, service_hints=service_hints, rules=rules, identities=identities
+    )

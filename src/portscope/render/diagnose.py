@@ -290,6 +290,8 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
             f"uid {s.uid}" if s.uid is not None else "?"
         )
         out(items, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
+        if f.confirmed_by:
+            out(items, f"         answer  {f.confirmed_by}")
         out(items, f"         why     {f.why}")
         out(items, f"         fix     {f.fix}")
     if show_info and info:

@@ -10,7 +10,8 @@ where RESULT is ``{"host", "address", "port", "proto", "state", "reason", "errno
 "errno_name", "rtt_s", "banner", "advice"}``.
 
 ``portscope scan --json``: JSON lines, each with a ``"type"``:
-``"port"`` (a non-closed port: the RESULT keys above plus ``"service"``),
+``"port"`` (a non-closed port: the RESULT keys above plus ``"service"``, and with ``-sV``
+``"identity"``, see ``render.identify``; an open port's line then comes once identified),
 ``"host"`` (an address is done: ``host, address, status, ports, counts, not_scanned,
 retried, timed_out, srtt_s, rttvar_s, timeout_s, elapsed_s``), and last ``"summary"``
 (``hosts, hosts_up, ports, counts, coverage{answered, retried, timed_out, not_scanned},
@@ -32,8 +33,11 @@ from portscope.render import ms
 from portscope.render._table import Column, Table
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import RenderableType
 
+    from portscope.identify import Identity
     from portscope.scanner import HostSummary, ScanReport
     from portscope.scanner.targets import PortSpec
 
@@ -204,11 +208,18 @@ def _service(port: int, proto: Proto) -> str | None:
         return None
 
 
-def scan_line(event: ProbeResult | HostSummary | ScanReport) -> str:
-    """One JSON line of ``scan --json``, without the newline (schema: the module docstring)."""
+def scan_line(
+    event: ProbeResult | HostSummary | ScanReport, identity: Identity | None = None
+) -> str:
+    """One JSON line of ``scan --json``, without the newline (schema: the module docstring;
+    with ``-sV`` a port line has ``"identity"``, ``render.identify.identity_dict``)."""
     if isinstance(event, ProbeResult):
         data = {"type": "port", **result_dict(event)}
         data["service"] = _service(event.port, event.proto)
+        if identity is not None:
+            from portscope.render.identify import identity_dict
+
+            data["identity"] = identity_dict(identity)
     else:
         kind = "host" if hasattr(event, "address") else "summary"
         data = {"type": kind, **to_dict(event)}
@@ -216,10 +227,20 @@ def scan_line(event: ProbeResult | HostSummary | ScanReport) -> str:
 
 
 def render_host(
-    summary: HostSummary, results: Sequence[ProbeResult]
+    summary: HostSummary,
+    results: Sequence[ProbeResult],
+    identities: Mapping[tuple[str, int, str], Identity] | None = None,
 ) -> list[RenderableType | Table]:
-    """One host of the human ``scan`` output: its non-closed ports and a summary line."""
+    """One host of the human ``scan`` output: its non-closed ports and a summary line.
+
+    With ``identities`` (``scan -sV``: (address, port, transport) -> identity), SERVICE is what
+    answered (``ssl/http``; a registry guess ends in ``?``), VERSION the product and
+    version, and each identified port's facts and evidence follow the table.
+    """
     from rich.text import Text
+
+    if identities is not None:
+        return _render_host_versions(summary, results, identities)
 
     name = summary.host if is_name(summary.host) else ""
     title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
@@ -249,6 +270,49 @@ def render_host(
     return out
 
 
+def _render_host_versions(
+    summary: HostSummary,
+    results: Sequence[ProbeResult],
+    identities: Mapping[tuple[str, int, str], Identity],
+) -> list[RenderableType | Table]:
+    from rich.text import Text
+
+    from portscope.render.identify import CONFIDENCE_STYLE, identity_details
+
+    out = render_host(summary, results)
+    shown = sorted(
+        (r for r in results if r.state is not PortState.CLOSED),
+        key=lambda r: (r.proto.value, r.port),
+    )
+    if not shown:
+        return out
+    table = Table(_VERSION_COLUMNS)
+    notes: list[RenderableType | Table] = []
+    for r in shown:
+        ident = identities.get((r.address, r.port, r.proto.value))
+        service = ident.label if ident else (_service(r.port, r.proto) or "-")
+        conf = ident.confidence.value if ident else "-"
+        version = (ident.product_version if ident else None) or "-"
+        table.rows.append([f"{r.port}/{r.proto.value}", r.state.value, service, conf, version,
+                           r.reason, ms(r.rtt_s)])  # fmt: skip
+        if ident is not None and (ident.identified or ident.tls):
+            style = CONFIDENCE_STYLE.get(ident.confidence.value, "")
+            notes.append(Text(f"{r.port}/{r.proto.value} {ident.label}:", style=style))
+            notes += [Text(f"  {line}") for line in identity_details(ident)]
+    return [out[0], table, *notes, *out[2:]]
+
+
+_VERSION_COLUMNS = (
+    Column("PORT"),
+    _STATE_COLUMN,
+    Column("SERVICE", drop=4, min_width=8, overflow="ellipsis"),
+    Column("CONFIDENCE", drop=2),
+    Column("VERSION", drop=5, min_width=10, overflow="ellipsis"),
+    Column("REASON", drop=3),
+    Column("RTT", "right", drop=1),
+)
+
+
 def render_report(report: ScanReport) -> list[str]:
     """The end of the human ``scan`` output: totals and the coverage line."""
     c = report.counts
@@ -265,6 +329,40 @@ def render_report(report: ScanReport) -> list[str]:
 
 
 # ---------------------------------------------------------------- nmap XML
+
+
+def _probed_service(ident: Identity) -> str:
+    """nmap's ``<service ... method="probed" conf="10"/>`` for an identified port (nmap.dtd
+    attributes: name, product, version, extrainfo, tunnel, method, conf)."""
+    from portscope.render.identify import nmap_conf
+
+    attrs = [f"name={quoteattr(ident.service or 'unknown')}"]
+    if ident.product:
+        attrs.append(f"product={quoteattr(_xml_text(ident.product))}")
+    if ident.version:
+        attrs.append(f"version={quoteattr(_xml_text(ident.version))}")
+    # extrainfo as nmap fills it: the rest of an HTTP Server field ("Python/3.11.7"), the
+    # SSH comment; and Redis' authentication state (titles are nmap script output, not here)
+    extra = [v for k, v in ident.facts.items() if k == "comment"]
+    server_rest = ident.facts.get("server", "").partition(" ")[2]
+    if server_rest:
+        extra.append(server_rest)
+    if "auth" in ident.facts:
+        extra.append(f"auth: {ident.facts['auth']}")
+    if extra:
+        attrs.append(f"extrainfo={quoteattr(_xml_text('; '.join(extra)))}")
+    if ident.tls is not None:
+        attrs.append('tunnel="ssl"')
+    attrs.append(f'method="probed" conf="{nmap_conf(ident)}"')
+    return f"<service {' '.join(attrs)}/>"
+
+
+def _xml_text(text: str) -> str:
+    """Text safe in XML 1.0: characters XML forbids (C0 controls but tab, CR, LF) escaped."""
+    return "".join(
+        c if c in "\t\n\r" or (ord(c) >= 0x20 and c not in "\ufffe\uffff") else f"\\x{ord(c):02x}"
+        for c in text
+    )
 
 
 class NmapXmlWriter:
@@ -309,8 +407,15 @@ class NmapXmlWriter:
         self._up = 0
         self._down = 0
 
-    def host(self, summary: HostSummary, results: Iterable[ProbeResult]) -> None:
-        """Write one host element."""
+    def host(
+        self,
+        summary: HostSummary,
+        results: Iterable[ProbeResult],
+        identities: Mapping[tuple[str, int, str], Identity] | None = None,
+    ) -> None:
+        """Write one host element; with ``identities`` (``-sV``) a port's ``service``
+        element is ``method="probed"`` with ``conf``, ``product``, ``version``,
+        ``extrainfo`` and ``tunnel="ssl"``, as nmap's version detection writes it."""
         w = self._out.write
         end = int(time.time())
         begin = int(end - summary.elapsed_s)
@@ -369,7 +474,10 @@ class NmapXmlWriter:
                 f'<port protocol="{r.proto.value}" portid="{r.port}">'
                 f'<state state="{r.state.value}" reason={quoteattr(r.reason)} reason_ttl="0"/>'
             )
-            if name:
+            ident = (identities or {}).get((r.address, r.port, r.proto.value))
+            if ident is not None and (ident.identified or ident.tls is not None):
+                w(_probed_service(ident))
+            elif name:
                 w(f'<service name={quoteattr(name)} method="table" conf="3"/>')
             w("</port>\n")
         w("</ports>\n")
