@@ -389,8 +389,7 @@ t2 = clock()
 with open_store(sys.argv[1]) as store:
     store.save_sockets(listing.sockets)
     t3 = clock()
-    a = store.listener_table(store.resolve("a").id)
-    b = store.listener_table(store.resolve("b").id)
+    a, b = store.changed_listeners(store.resolve("a").id, store.resolve("b").id)
     events = diff_listeners(a, b)
     t4 = clock()
 fds = 0
