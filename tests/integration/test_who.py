@@ -405,7 +405,7 @@ client = socket.create_connection(srv.getsockname())
 conn, _ = srv.accept()
 port = client.getsockname()[1]
 client.close()  # FIN sent and acknowledged: the client end is an orphan in FIN-WAIT-2
-print(port, flush=True)
+print(port, srv.getsockname()[1], flush=True)
 sys.stdin.read()  # the server end stays open (CLOSE-WAIT), so FIN-WAIT-2 lasts
 """
 
@@ -416,13 +416,17 @@ def test_an_orphaned_fin_wait_2_has_no_owner_and_will_expire() -> None:
     )
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+        port, server = map(int, proc.stdout.readline().split())
+
+        def ours() -> list[TcpState]:  # other sockets may have used this port number
+            return [s.state for s in result.orphans if s.remote and s.remote.port == server]
+
         deadline = time.monotonic() + 5
         result = who(port, Proto.TCP)
-        while not result.orphans and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while ours() != [TcpState.FIN_WAIT_2] and time.monotonic() < deadline:
+            time.sleep(0.05)  # FIN-WAIT-1 until the FIN is acknowledged
             result = who(port, Proto.TCP)
-        assert [s.state for s in result.orphans] == [TcpState.FIN_WAIT_2]
+        assert ours() == [TcpState.FIN_WAIT_2]
         assert not result.held and result.holders == ()
         out, err = io.StringIO(), io.StringIO()
         status = main(["who", str(port), "--kill", "--yes"], Env(stdout=out, stderr=err))
