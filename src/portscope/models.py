@@ -252,6 +252,9 @@ class ProbeResult:
         errno: the OS errno behind the answer, or ``None``.
         rtt_s: round-trip (connect) time in seconds, or ``None``.
         banner: bytes the service sent first, or ``None``.
+        reason_ttl: the TTL (IPv4) or hop limit (IPv6) of the reply that decided the
+            state (raw scans: the SYN-ACK, RST or ICMP error; UDP: the ICMP error), or
+            ``None`` when it was not read (a connect scan; silence). nmap's ``reason_ttl``.
     """
 
     host: str
@@ -263,6 +266,7 @@ class ProbeResult:
     errno: int | None = None
     rtt_s: float | None = None
     banner: bytes | None = None
+    reason_ttl: int | None = None
 
 
 def to_dict(obj: Any) -> Any:

@@ -38,6 +38,10 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--banner", action="store_true", help="read what an open TCP service sends first"
     )
+    parser.add_argument(
+        "--reason", action="store_true",
+        help="add the reply's TTL to each reason where it was read (UDP: the ICMP error)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -60,6 +64,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         write_json(probe_json(args.host, proto, results), env.stdout)
     else:
-        env.show(*render_probe(results), no_color=args.no_color)
+        env.show(*render_probe(results, ttl=args.reason), no_color=args.no_color)
     ok = bool(results) and all(r.state is PortState.OPEN for r in results)
     return ExitStatus.OK if ok else ExitStatus.NEGATIVE

@@ -22,6 +22,7 @@ from portscope.scanner._connect import ConnectProber
 from portscope.scanner._schedule import Prober, Scheduler
 from portscope.scanner._types import (
     DEFAULT_TOP_PORTS,
+    TECHNIQUES,
     Coverage,
     HostSummary,
     ScanEvent,
@@ -182,7 +183,7 @@ class Scan:
             pending.append(event)
             wake.set()
 
-        probers: dict[Proto, Prober] = {Proto.TCP: ConnectProber(icmp_details=opts.icmp_details)}
+        probers: dict[Proto, Prober] = {Proto.TCP: _tcp_prober(opts)}
         if self.ports.udp:
             # services take longer to answer than the network's RTT: 1 s per try, 3 tries
             probers[Proto.UDP] = UdpProber(
@@ -255,6 +256,15 @@ class Scan:
             loop.close()
 
 
+def _tcp_prober(opts: ScanOptions) -> Prober:
+    """The prober of the scan's technique (``ScanOptions.technique``)."""
+    if opts.technique in ("syn", "ack"):
+        from portscope.scanner._syn import SynProber
+
+        return SynProber(ack=opts.technique == "ack")
+    return ConnectProber(icmp_details=opts.icmp_details)
+
+
 def scan(
     targets: TargetSet | str | Iterable[str],
     ports: PortSpec | str | None = None,
@@ -267,6 +277,9 @@ def scan(
     timeout_s: float | None = None,
     retries: int | None = None,
     include_closed: bool = False,
+    technique: str | None = None,
+    max_wait_s: float | None = None,
+    source_addresses: Iterable[str] = (),
     options: ScanOptions | None = None,
 ) -> Scan:
     """Prepare a TCP connect (and UDP) scan; every input is checked before any packet.
@@ -288,6 +301,11 @@ def scan(
         retries: tries after the first before a silent port is filtered; ``None`` for
             ``ScanOptions.retries`` (3).
         include_closed: also yield closed ports.
+        technique: ``connect`` (default; no privilege), ``syn`` or ``ack`` (raw packets:
+            root or CAP_NET_RAW, checked when the scan starts: ``PermissionDenied``).
+        max_wait_s: seconds after which the scan stops and reports the ports it has not
+            decided as ``undecided``; ``None`` for no limit.
+        source_addresses: local addresses to send UDP probes from (see ``ScanOptions``).
         options: full ``ScanOptions``; the keyword arguments above override it.
 
     Returns:
@@ -307,6 +325,11 @@ def scan(
         raise InvalidInput(f"retries {retries!r}: expected 0 or more")
     if max_concurrency is not None and max_concurrency < 1:
         raise InvalidInput(f"max concurrency {max_concurrency!r}: expected 1 or more")
+    if technique is not None and technique not in TECHNIQUES:
+        raise InvalidInput(f"technique {technique!r}: expected one of {', '.join(TECHNIQUES)}")
+    if max_wait_s is not None and not max_wait_s > 0:
+        raise InvalidInput(f"max wait {max_wait_s!r}: expected seconds above 0")
+    sources = _check_sources(source_addresses)
     if isinstance(targets, str):
         targets = [targets]
     target_set = (
@@ -333,5 +356,23 @@ def scan(
         host_parallelism=base.host_parallelism,
         include_closed=include_closed or base.include_closed,
         icmp_details=base.icmp_details,
+        technique=technique or base.technique,
+        max_wait_s=max_wait_s or base.max_wait_s,
+        source_addresses=sources or base.source_addresses,
     )
     return Scan(target_set, spec, opts)
+
+
+def _check_sources(addresses: Iterable[str]) -> tuple[str, ...]:
+    """Source addresses as ``inet_ntop`` writes them; ``InvalidInput`` for a bad one."""
+    import ipaddress
+
+    out = []
+    for text in addresses:
+        try:
+            out.append(str(ipaddress.ip_address(text.strip())))
+        except ValueError:
+            raise InvalidInput(
+                f"source address {text!r}: expected an IPv4 or IPv6 address of this host"
+            ) from None
+    return tuple(out)

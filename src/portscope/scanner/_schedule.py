@@ -104,12 +104,15 @@ class Answer(NamedTuple):
         reason: nmap's ``--reason`` word (``syn-ack``, ``conn-refused``, ``port-unreach``).
         errno: the OS errno behind the answer, or ``None``.
         banner: bytes the service sent (a UDP reply), or ``None``.
+        ttl: the TTL (IPv4) or hop limit (IPv6) the reply arrived with, when the prober
+            read the packet itself (raw probers), or ``None``.
     """
 
     state: PortState
     reason: str
     errno: int | None = None
     banner: bytes | None = None
+    ttl: int | None = None
 
 
 class Try:
@@ -626,7 +629,7 @@ class Scheduler:
             self._emit(
                 ProbeResult(
                     t.host, t.address, port, proto, state, answer.reason, answer.errno, rtt,
-                    answer.banner,
+                    answer.banner, answer.ttl,
                 )
             )  # fmt: skip
         if self._give_up and host.stopped is None and host.answered == 0:
@@ -682,4 +685,4 @@ class Scheduler:
         return [self._summary(h, "interrupted") for h in self._hosts]
 
 
-_SAMPLED = frozenset({PortState.OPEN, PortState.CLOSED})
+_SAMPLED = frozenset({PortState.OPEN, PortState.CLOSED, PortState.UNFILTERED})
