@@ -90,6 +90,7 @@ class PortState(enum.StrEnum):
     """What a probe or scan learned about a remote port, named as nmap names it.
 
     ``unreachable`` is portscope's own: the network said the host or net cannot be reached.
+    ``undecided`` too: the scan ended (``--max-wait``) before the port's state was known.
     """
 
     OPEN = "open"
@@ -99,6 +100,7 @@ class PortState(enum.StrEnum):
     OPEN_FILTERED = "open|filtered"
     CLOSED_FILTERED = "closed|filtered"
     UNREACHABLE = "unreachable"
+    UNDECIDED = "undecided"
 
 
 @dataclass(frozen=True, slots=True)

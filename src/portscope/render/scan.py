@@ -312,8 +312,9 @@ def render_report(report: ScanReport) -> list[str]:
         f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
         f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}",
         f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
-        f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
-        f"({report.probes_sent:,} probes)",
+        f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned"
+        + (f", {cov.undecided:,} undecided (--max-wait)" if cov.undecided else "")
+        + f" ({report.probes_sent:,} probes)",
     ]
 
 

@@ -150,7 +150,8 @@ class Scan:
             for k, v in s.counts.items():
                 counts[k] = counts.get(k, 0) + v
         timed_out = sum(s.timed_out for s in summaries)
-        decided = sum(counts.values())
+        undecided = counts.get("undecided", 0)
+        decided = sum(counts.values()) - undecided
         return ScanReport(
             hosts=len(summaries),
             hosts_up=sum(1 for s in summaries if s.status == "up"),
@@ -161,6 +162,7 @@ class Scan:
                 retried=sum(s.retried for s in summaries),
                 timed_out=timed_out,
                 not_scanned=sum(s.not_scanned for s in summaries),
+                undecided=undecided,
             ),
             probes_sent=self._engine.probes_sent if self._engine else 0,
             elapsed_s=time.monotonic() - self.started if self.started else 0.0,
@@ -190,6 +192,7 @@ class Scan:
                 timeout_s=opts.timeout_s or 1.0,
                 retries=min(opts.retries, 2),
                 icmp_details=opts.icmp_details,
+                source_addresses=opts.source_addresses,
             )
         engine = Scheduler(
             iter(self.targets),
@@ -201,6 +204,11 @@ class Scan:
         )
         self._engine = engine
         runner = asyncio.ensure_future(engine.run())
+        stop = (
+            asyncio.get_running_loop().call_later(opts.max_wait_s, engine.stop_undecided)
+            if opts.max_wait_s
+            else None
+        )
         try:
             while True:
                 if not pending:
@@ -218,6 +226,8 @@ class Scan:
             runner.result()  # re-raise an engine error
             self._report = self._make_report()
         finally:
+            if stop is not None:
+                stop.cancel()
             if self._report is None:
                 self._interrupted = True  # a break, a cancel or Ctrl-C
             if not runner.done():

@@ -582,7 +582,9 @@ class Scheduler:
                 answer = answer._replace(state=PortState.FILTERED)
         else:
             host.answered += 1
-            self._window_feedback(late=tr.tries > 0)
+            # a prober that paces its retries (UDP, to the ICMP rate limit) answers them
+            # late by design: that is no loss signal
+            self._window_feedback(late=tr.tries > 0 and not getattr(tr.prober, "paced", False))
             if rtt is not None and tr.tries == 0 and answer.state in _SAMPLED:
                 self._sample(host, rtt)
         self._record(host, tr.port, tr.prober.proto, answer, rtt)
@@ -675,6 +677,37 @@ class Scheduler:
             timeout_s=self._opt.timeout_s or host.rto,
             elapsed_s=time.monotonic() - host.started,
         )
+
+    def stop_undecided(self, reason: str = "max-wait") -> None:
+        """End the scan now: every port not decided yet (in flight, waiting for a retry or
+        not sent) is reported ``undecided`` with ``reason``, never closed; then the hosts'
+        summaries, and ``run`` returns."""
+        if self._closed:
+            return
+        waiting = list(self._in_flight)
+        for prober in self._probers.values():
+            prober.close()
+        self._in_flight.clear()
+        answer = Answer(PortState.UNDECIDED, reason)
+        for tr in waiting:
+            tr.host.in_flight -= 1
+            self._record(tr.host, tr.port, tr.prober.proto, answer, None)
+        give_up, self._give_up = self._give_up, False
+        while True:
+            host = self._next_host()
+            if host is None:
+                break
+            while (item := self._take(host)) is not None:
+                self._record(host, item[1], item[0], answer, None)
+        self._give_up = give_up
+        for host in list(self._hosts):
+            self._hosts.remove(host)
+            self._emit(self._summary(host))
+        self._targets_done = True
+        self.close()
+        fin = self._finished
+        if fin is not None and not fin.done():
+            fin.set_result(None)
 
     def decided_in_progress(self) -> int:
         """Ports decided so far on the hosts still in the window."""

@@ -116,12 +116,15 @@ class Coverage:
         timed_out: ports decided by timeout: no answer after every try (``filtered`` or
             ``open|filtered``).
         not_scanned: ports left out (host down or silent, or the scan interrupted).
+        undecided: ports still without a state when ``max_wait_s`` ended the scan
+            (reported ``undecided``, never ``closed``).
     """
 
     answered: int
     retried: int
     timed_out: int
     not_scanned: int
+    undecided: int = 0
 
 
 @dataclass(frozen=True, slots=True)
