@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from . import LabError, _ip, _kill_pids, _netns_exec, _run, _sysctl, delete_namespace
+from . import _PROCS, LabError, _ip, _kill_pids, _netns_exec, _run, _sysctl, delete_namespace
 
 SCANNER = "198.18.64.1"
 ROUTER1 = "198.18.64.2"
@@ -133,8 +133,11 @@ table inet portscope_chain {{
             start_new_session=True,
         )  # fmt: skip
         ch.pids.append(proc.pid)
+        _PROCS[proc.pid] = proc  # reaped by _kill_pids at teardown
         assert proc.stdout is not None
-        if not proc.stdout.readline().startswith("ready"):
+        ready = proc.stdout.readline()
+        proc.stdout.close()
+        if not ready.startswith("ready"):
             raise LabError("the chain's target listener did not start")
         ch.check_no_default_route()
         reach = f"import socket; socket.create_connection(('{TARGET}', {OPEN_PORT}), 5).close()"
