@@ -83,6 +83,10 @@ DROPPED_UDP = (500,)  # dropped by nftables
 CLOSED_UDP = (54, 124, 162, 9999)
 
 NFT_TABLE = "portscope_lab"
+# The network of a ``network=True`` lab: 4,096 addresses the target answers for (a local
+# route on its lo), each with the target's truth except the per-address rules below.
+NETWORK_V4 = "198.18.16.0/20"
+NETWORK_SIZE = 4096
 NAME_RE = re.compile(r"^ps(?:13)?-(?:scan|tgt)-(\d+)-\d+$")
 _counter = 0
 # Processes this Python process started, by PID, so teardown can reap them.
@@ -110,6 +114,24 @@ table inet {NFT_TABLE} {{
         udp dport @udp_drop drop
         meta nfproto ipv4 tcp dport @tcp_prohibit reject with icmp type admin-prohibited
         meta nfproto ipv6 tcp dport @tcp_prohibit reject with icmpv6 type admin-prohibited
+    }}
+}}
+"""
+
+
+def network_ruleset() -> str:
+    """nftables rules that vary the open ports per address of ``NETWORK_V4``: 22 is closed
+    on odd addresses, 80 open on one in four (bits 1-2 of the address clear), 443 dropped
+    where bits 3-4 are set, 3306 closed where bit 8 is set (see ``Lab.network_expected``)."""
+    net = NETWORK_V4
+    return f"""
+table ip portscope_net {{
+    chain input {{
+        type filter hook input priority filter - 1; policy accept;
+        ip daddr {net} ip daddr & 0.0.0.1 == 0.0.0.1 tcp dport 22 reject with tcp reset
+        ip daddr {net} ip daddr & 0.0.0.6 != 0.0.0.0 tcp dport 80 reject with tcp reset
+        ip daddr {net} ip daddr & 0.0.0.24 == 0.0.0.24 tcp dport 443 drop
+        ip daddr {net} ip daddr & 0.0.1.0 == 0.0.1.0 tcp dport 3306 reject with tcp reset
     }}
 }}
 """
@@ -300,6 +322,27 @@ class Lab:
     def expected(self, proto: str, port: int) -> str:
         """nmap's state for ``(proto, port)`` on ``target_v4``/``target_v6``/the /28."""
         return self.truth.get((proto, port), "closed")
+
+    def network_expected(self, address: str, port: int) -> str:
+        """nmap's state of TCP ``port`` on an address of ``NETWORK_V4`` (``network=True``)."""
+        import ipaddress
+
+        i = int(ipaddress.ip_address(address)) & (NETWORK_SIZE - 1)
+        if port == 22 and i & 1:
+            return "closed"
+        if port == 80 and i & 6:
+            return "closed"
+        if port == 443 and i & 24 == 24:
+            return "filtered"
+        if port == 3306 and i & 256:
+            return "closed"
+        return self.expected("tcp", port)
+
+    def network_addresses(self) -> list[str]:
+        """The 4,096 addresses of ``NETWORK_V4``, in order."""
+        import ipaddress
+
+        return [str(a) for a in ipaddress.ip_network(NETWORK_V4)]
 
     def interesting_ports(self, proto: str = "tcp") -> list[int]:
         """Ports of ``proto`` whose truth is not ``closed``, plus the named closed UDP ports."""
@@ -590,6 +633,10 @@ def _build_into(lb: Lab, *, seed: int, delay_ms: float, jitter_ms: float, loss: 
         if lb.async_rx:
             _async_veth_rx(s, t)
     _run(["ip", "netns", "exec", t, "nft", "-f", "-"], input_text=nft_ruleset())
+    if lb.network:
+        _ip("-n", t, "route", "add", "local", NETWORK_V4, "dev", "lo")
+        _ip("-n", s, "route", "add", NETWORK_V4, "via", TARGET_V4)
+        _run(["ip", "netns", "exec", t, "nft", "-f", "-"], input_text=network_ruleset())
     proc = _start_ready(
         [
             "ip", "netns", "exec", t, sys.executable, str(HERE / "services.py"),

@@ -37,6 +37,7 @@ __all__ = [
     "SYN",
     "FlowKey",
     "IcmpError",
+    "ProbeTemplate",
     "TcpReply",
     "checksum",
     "parse_icmp4",
@@ -133,6 +134,38 @@ def tcp_probe(
     header = _TCP.pack(sport, dport, seq, ack, 6 << 4, flags, WINDOW, 0, 0) + _MSS_OPTION
     csum = checksum(header, _pseudo_sum(src, dst, len(header)))
     return header[:16] + csum.to_bytes(2, "big") + header[18:]
+
+
+class ProbeTemplate:
+    """The probes from one source to one destination: the checksum's constant part is
+    summed once, each probe adds its own fields (RFC 1624 incremental arithmetic).
+
+    Args:
+        src: the source address, packed.
+        dst: the destination address, packed.
+        flags: TCP flags of the probes.
+    """
+
+    __slots__ = ("_base", "_flags")
+
+    def __init__(self, src: bytes, dst: bytes, flags: int = SYN) -> None:
+        constant = _TCP.pack(0, 0, 0, 0, 6 << 4, flags, WINDOW, 0, 0) + _MSS_OPTION
+        self._base = _pseudo_sum(src, dst, len(constant)) + sum(
+            struct.unpack(f"!{len(constant) // 2}H", constant)
+        )
+        self._flags = flags
+
+    def probe(self, sport: int, dport: int, seq: int, ack: int = 0) -> bytes:
+        """The 24-byte header of one probe, equal to ``tcp_probe`` with the same fields."""
+        total = (
+            self._base + sport + dport + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+        )
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return (
+            _TCP.pack(sport, dport, seq, ack, 6 << 4, self._flags, WINDOW, ~total & 0xFFFF, 0)
+            + _MSS_OPTION
+        )
 
 
 @dataclass(frozen=True, slots=True)

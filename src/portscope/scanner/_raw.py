@@ -147,8 +147,12 @@ class RawSender:
         self._slots = slots
         self._msgs = (_Mmsghdr * slots)()
         self._iovs = (_Iovec * slots)()
-        self._keep: list[object] = []
-        self._cache: dict[str, ctypes.Array[ctypes.c_char]] = {}
+        for i in range(slots):  # each message has its one iovec, for good
+            hdr = self._msgs[i].msg_hdr
+            hdr.msg_iov = ctypes.pointer(self._iovs[i])
+            hdr.msg_iovlen = 1
+        self._keep: object = None
+        self._cache: dict[str, tuple[ctypes.Array[ctypes.c_char], int, int]] = {}
 
     def send(self, packets: Sequence[tuple[bytes, str]]) -> tuple[int, int]:
         """Send ``(payload, destination address)`` pairs in order.
@@ -160,23 +164,25 @@ class RawSender:
         if self._fn is None:
             return self._send_each(packets)
         done = 0
+        msgs, iovs, name_of = self._msgs, self._iovs, self._sockaddr
         while done < len(packets):
             chunk = packets[done : done + self._slots]
             n = len(chunk)
-            keep: list[object] = []
+            # one buffer for the whole chunk; each iovec points into it
+            slab = ctypes.create_string_buffer(b"".join(p for p, _ in chunk))
+            names = []  # the buffers stay alive until the call returns
+            offset = ctypes.addressof(slab)
             for i, (payload, address) in enumerate(chunk):
-                buf = ctypes.create_string_buffer(payload, len(payload))
-                name = self._sockaddr(address)
-                keep += (buf, name)
-                self._iovs[i].iov_base = ctypes.addressof(buf)
-                self._iovs[i].iov_len = len(payload)
-                hdr = self._msgs[i].msg_hdr
-                hdr.msg_name = ctypes.addressof(name)
-                hdr.msg_namelen = ctypes.sizeof(name)
-                hdr.msg_iov = ctypes.pointer(self._iovs[i])
-                hdr.msg_iovlen = 1
-            self._keep = keep
-            sent = self._fn(self.sock.fileno(), self._msgs, n, socket.MSG_DONTWAIT)
+                iov = iovs[i]
+                iov.iov_base = offset
+                iov.iov_len = size = len(payload)
+                offset += size
+                hdr = msgs[i].msg_hdr
+                name = name_of(address)
+                names.append(name)
+                hdr.msg_name, hdr.msg_namelen = name[1], name[2]
+            self._keep = (slab, names)
+            sent = self._fn(self.sock.fileno(), msgs, n, socket.MSG_DONTWAIT)
             if sent < 0:
                 err = ctypes.get_errno()
                 if err == errno.EINTR:
@@ -202,27 +208,24 @@ class RawSender:
                 # unreachable by our own routing: counted as sent, the scheduler times it out
         return len(packets), 0
 
-    def _sockaddr(self, address: str) -> ctypes.Array[ctypes.c_char]:
+    def _sockaddr(self, address: str) -> tuple[ctypes.Array[ctypes.c_char], int, int]:
+        """(buffer, its address, its size) of the ``sockaddr`` of ``address``, cached."""
         found = self._cache.get(address)
         if found is not None:
             return found
         if self.family == 6:
             raw = (
                 struct.pack("=H", socket.AF_INET6)
-                + bytes(2)
-                + bytes(4)
+                + bytes(6)
                 + socket.inet_pton(socket.AF_INET6, address)
                 + bytes(4)
             )
         else:
-            raw = (
-                struct.pack("=H", socket.AF_INET)
-                + bytes(2)
-                + socket.inet_pton(socket.AF_INET, address)
-                + bytes(8)
-            )
+            raw = struct.pack("=H", socket.AF_INET) + bytes(2)
+            raw += socket.inet_pton(socket.AF_INET, address) + bytes(8)
         buf = ctypes.create_string_buffer(raw, len(raw))
         if len(self._cache) > 65_536:
             self._cache.clear()
-        self._cache[address] = buf
-        return buf
+        entry = (buf, ctypes.addressof(buf), len(raw))
+        self._cache[address] = entry
+        return entry

@@ -81,6 +81,7 @@ class SynProber:
         self._flags = pk.ACK if ack else pk.SYN
         self._flight: dict[tuple[bytes, int], Try] = {}
         self._addrs: dict[str, tuple[bytes, bytes] | None] = {}
+        self._templates: dict[bytes, pk.ProbeTemplate] = {}
         self._senders: dict[int, RawSender] = {}
         self._readers: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,11 +159,17 @@ class SynProber:
                 if addrs is None:
                     break
                 dst, src = addrs
+                template = self._templates.get(dst)
+                if template is None:
+                    if len(self._templates) > 65_536:
+                        self._templates.clear()
+                    template = self._templates[dst] = pk.ProbeTemplate(src, dst, flags)
                 sport, seq = key.fields(dst, tr.port, tr.tries)
                 packets.append(
-                    (pk.tcp_probe(src, dst, sport, tr.port, seq, flags, seq if self.ack else 0),
+                    (template.probe(sport, tr.port, seq, seq if self.ack else 0),
                      tr.target.address)
                 )  # fmt: skip
+                tr.handle = (sport, seq)  # what a reply to this very try must carry
                 keys.append((dst, tr.port))
                 tr.sent = now
                 flight[(dst, tr.port)] = tr
@@ -244,7 +251,7 @@ class SynProber:
             if not flags & pk.RST:
                 self.stray += 1
                 return
-            tries = self._key.which_try(reply.src, reply.sport, reply.dport, reply.seq)
+            echoed = reply.seq
             answer = Answer(PortState.UNFILTERED, "reset", None, None, reply.ttl)
         else:
             if flags & (pk.SYN | pk.ACK) == pk.SYN | pk.ACK:
@@ -254,9 +261,13 @@ class SynProber:
             else:
                 self.stray += 1
                 return
-            tries = self._key.which_try(
-                reply.src, reply.sport, reply.dport, (reply.ack - 1) & 0xFFFF_FFFF
-            )
+            echoed = (reply.ack - 1) & 0xFFFF_FFFF
+        # the try in flight (fields kept at send: no hash), else an earlier try's (hashed)
+        tries = (
+            tr.tries
+            if tr.handle == (reply.dport, echoed)
+            else self._key.which_try(reply.src, reply.sport, reply.dport, echoed)
+        )
         if tries is None:
             self.stray += 1
             return
