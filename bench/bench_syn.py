@@ -45,8 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-import lab as labmod  # noqa: E402
 from bench_scan import xml_states  # noqa: E402
+
+import lab as labmod  # noqa: E402
 
 PORTSCOPE = REPO / ".venv" / "bin" / "portscope"
 SCENARIOS = ("lan-full", "wan-full", "network")
