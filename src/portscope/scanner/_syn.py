@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import struct
 import time
 from collections.abc import Sequence
 
@@ -40,6 +41,14 @@ from portscope.scanner._schedule import Answer, ProbeSink, Try
 __all__ = ["SynProber"]
 
 _READ_BATCH = 4096
+_BASE = pk.SOURCE_PORT_BASE
+_SYN_ACK = pk.SYN | pk.ACK
+_TCP_HEAD = struct.Struct("!HHII")
+_KINDS = {
+    "open": (PortState.OPEN, "syn-ack"),
+    "closed": (PortState.CLOSED, "reset"),
+    "unfiltered": (PortState.UNFILTERED, "reset"),
+}
 _HOST_ERRNO = {
     "host-unreach": errno.EHOSTUNREACH,
     "net-unreach": errno.ENETUNREACH,
@@ -82,6 +91,7 @@ class SynProber:
         self._flight: dict[tuple[bytes, int], Try] = {}
         self._addrs: dict[str, tuple[bytes, bytes] | None] = {}
         self._templates: dict[bytes, pk.ProbeTemplate] = {}
+        self._answers: dict[tuple[str, int | None], Answer] = {}
         self._senders: dict[int, RawSender] = {}
         self._readers: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -241,37 +251,43 @@ class SynProber:
         # Karn: an answer to an earlier try says nothing about this try's RTT
         sink.answered(tr, answer, now - tr.sent if tries == tr.tries else None)
 
-    def _tcp(self, reply: pk.TcpReply, now: float) -> None:
-        tr = self._flight.get((reply.src, reply.sport))
+    def _reply(
+        self, src: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
+        ttl: int | None, now: float,
+    ) -> None:  # fmt: skip
+        """A TCP segment to one of our source ports: the answer of the try it matches."""
+        tr = self._flight.get((src, sport))
         if tr is None:
-            self.stray += reply.dport >= pk.SOURCE_PORT_BASE
+            self.stray += 1
             return
-        flags = reply.flags
         if self.ack:
             if not flags & pk.RST:
                 self.stray += 1
                 return
-            echoed = reply.seq
-            answer = Answer(PortState.UNFILTERED, "reset", None, None, reply.ttl)
+            echoed, kind = seq, "unfiltered"
         else:
-            if flags & (pk.SYN | pk.ACK) == pk.SYN | pk.ACK:
-                answer = Answer(PortState.OPEN, "syn-ack", None, None, reply.ttl)
+            if flags & _SYN_ACK == _SYN_ACK:
+                kind = "open"
             elif flags & pk.RST:
-                answer = Answer(PortState.CLOSED, "reset", None, None, reply.ttl)
+                kind = "closed"
             else:
                 self.stray += 1
                 return
-            echoed = (reply.ack - 1) & 0xFFFF_FFFF
+            echoed = (ack - 1) & 0xFFFF_FFFF
         # the try in flight (fields kept at send: no hash), else an earlier try's (hashed)
         tries = (
             tr.tries
-            if tr.handle == (reply.dport, echoed)
-            else self._key.which_try(reply.src, reply.sport, reply.dport, echoed)
+            if tr.handle == (dport, echoed)
+            else self._key.which_try(src, sport, dport, echoed)
         )
         if tries is None:
             self.stray += 1
             return
-        del self._flight[(reply.src, reply.sport)]
+        del self._flight[(src, sport)]
+        answer = self._answers.get((kind, ttl))
+        if answer is None:  # one Answer per (state, TTL): replies share them
+            state, reason = _KINDS[kind]
+            answer = self._answers[(kind, ttl)] = Answer(state, reason, None, None, ttl)
         self._deliver(tr, tries, answer, now)
 
     def _icmp(self, err: pk.IcmpError, v6: bool) -> None:
@@ -296,16 +312,21 @@ class SynProber:
 
     def _read_tcp4(self, sock: socket.socket) -> None:
         now = time.monotonic()
+        recv, head, reply, base = sock.recv, _TCP_HEAD.unpack_from, self._reply, _BASE
         for _ in range(_READ_BATCH):
             try:
-                packet = sock.recv(128)
+                packet = recv(128)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return
-            reply = pk.parse_tcp4(packet)
-            if reply is not None and reply.dport >= pk.SOURCE_PORT_BASE:
-                self._tcp(reply, now)
+            # the hot path: IPv4 header (RFC 791) and TCP ports/numbers decoded in place
+            if len(packet) < 40 or packet[9] != 6:
+                continue
+            ihl = (packet[0] & 0x0F) * 4
+            sport, dport, seq, ack = head(packet, ihl)
+            if dport >= base:
+                reply(packet[12:16], sport, dport, seq, ack, packet[ihl + 13], packet[8], now)
 
     def _read_tcp6(self, sock: socket.socket) -> None:
         now = time.monotonic()
@@ -317,9 +338,9 @@ class SynProber:
             except OSError:
                 return
             src = socket.inet_pton(socket.AF_INET6, addr[0].split("%", 1)[0])
-            reply = pk.parse_tcp6(data, src, hop_limit(anc))
-            if reply is not None and reply.dport >= pk.SOURCE_PORT_BASE:
-                self._tcp(reply, now)
+            r = pk.parse_tcp6(data, src, hop_limit(anc))
+            if r is not None and r.dport >= pk.SOURCE_PORT_BASE:
+                self._reply(r.src, r.sport, r.dport, r.seq, r.ack, r.flags, r.ttl, now)
 
     def _read_icmp4(self, sock: socket.socket) -> None:
         for _ in range(_READ_BATCH):
