@@ -157,7 +157,7 @@ def run_masscan(
     except subprocess.TimeoutExpired:
         returncode = 124
     res.seconds = time.perf_counter() - start
-    if returncode in (124, 137):  # it hung after sending: count its nominal time
+    if returncode in (124, 137, -9):  # it hung after sending: count its nominal time
         res.seconds = nominal
         res.error = "hung after its last probe, stopped; time = probes / rate + 1 s wait. "
     elif returncode != 0:
