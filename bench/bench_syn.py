@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,19 +71,17 @@ class Run:
 
 
 def masscan_open(path: Path) -> set[tuple[str, int]]:
-    """(address, port) pairs masscan's XML reports open (one <host> per port)."""
+    """(address, port) pairs masscan's XML reports open: one ``<host>`` line per port, read
+    line by line (a masscan stopped by a signal may leave the last line cut)."""
     found: set[tuple[str, int]] = set()
-    if not path.exists() or path.stat().st_size == 0:
+    if not path.exists():
         return found
-    text = path.read_text()
-    if "</nmaprun>" not in text:
-        text += "</nmaprun>"
-    for host in ET.fromstring(text).iter("host"):
-        addr = host.find("address")
-        for port in host.iter("port"):
-            state = port.find("state")
-            if addr is not None and state is not None and state.get("state") == "open":
-                found.add((addr.get("addr", ""), int(port.get("portid", "0"))))
+    pattern = re.compile(
+        r'<address addr="([^"]+)".*?<port protocol="tcp" portid="(\d+)"><state state="open"'
+    )
+    for line in path.read_text(errors="replace").splitlines():
+        if (m := pattern.search(line)) is not None:
+            found.add((m.group(1), int(m.group(2))))
     return found
 
 
@@ -213,7 +211,11 @@ def print_table(runs: list[Run]) -> None:
         if not group:
             continue
         nmap = next((r for r in group if r.tool.startswith("nmap")), None)
-        complete = [r for r in group if r.tool.startswith("masscan") and r.complete and r.seconds]
+        complete = [
+            r
+            for r in group
+            if r.tool.startswith("masscan") and r.complete and r.seconds and r.checked
+        ]
         best = min(complete, key=lambda r: r.seconds or 0.0, default=None)
         for r in group:
             vs_nmap = (
