@@ -4,8 +4,9 @@
 returns a ``Scan``: iterate it (``for``/``async for``; ``scan.results()`` and ``scan.hosts()``
 for one kind of event) to get results while the scan runs, then read ``scan.report``. The
 scheduler is in ``_schedule`` (timeouts, retransmission, window, rate, fd budget; see its
-docstring); the probers it drives are in ``_connect`` (TCP) and ``_udp`` (UDP). The public
-types are in ``_types``.
+docstring); the probers it drives are in ``_connect`` (TCP connect), ``_syn`` (raw SYN and
+ACK, with ``_packets`` and ``_raw``) and ``_udp`` (UDP, payloads in ``_payloads``);
+``trace`` finds where probes stop on the path. The public types are in ``_types``.
 """
 
 from __future__ import annotations

@@ -70,9 +70,7 @@ def can_send_raw() -> bool:
     """True when this process may open raw sockets (CAP_NET_RAW in its namespace)."""
     try:
         socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP).close()
-    except PermissionError:
-        return False
-    except OSError:
+    except OSError:  # PermissionError (EPERM) without CAP_NET_RAW
         return False
     return True
 

@@ -39,19 +39,22 @@ prober shares (an ``epoll`` set, a raw socket, a receiver) and ``send(tries)`` t
 batch of ``Try`` objects at once. Answers come back through ``sink.answered(try, answer,
 rtt_s)`` whenever the prober reads them; ``expire(try)`` is the last look at a try whose
 time is up. The connect prober (``_connect.ConnectProber``) holds one non-blocking socket
-per try in an ``epoll`` set; the UDP prober (``_udp.UdpProber``) one connected datagram
-socket per try.
+per try in an ``epoll`` set; the UDP prober (``_udp.UdpProber``) shares one datagram socket
+per source address and holds its retries until the target's ICMP budget has a token (it
+sets a held try's ``sent`` an hour ahead, so the scheduler never expires it unsent, and
+declares ``paced``, so its late answers do not shrink the window).
 
-How a raw SYN prober plugs in (the next engine): ``fds_per_try = 0`` (the window is then
-bounded by ``max_concurrency``, not by ``RLIMIT_NOFILE``). ``open`` creates one raw socket
-per family and registers it as one loop reader: the shared receiver. ``send(tries)`` builds
-one SYN per try whose sequence number is a keyed hash of (address, port, source port), so a
-reply is matched without per-probe state in the kernel (as ZMap and masscan do), sends the
-whole batch with one ``sendmmsg``, stamps ``try.sent`` and files each try under
-(address, port). The receiver checks ``ack - 1`` against the hash, finds the try and calls
-``sink.answered`` (SYN-ACK: open, RST: closed, ICMP: unreachable with its code); a reply to
-a try already given up is ignored by the scheduler (``answered`` checks the try is in
-flight). ``expire`` drops the entry and returns ``None``. Timeouts, retransmission, window,
+How the raw SYN prober (``_syn.SynProber``) plugs in: ``fds_per_try = 0`` (the window is
+then bounded by ``max_concurrency``, not by ``RLIMIT_NOFILE``, and batches are 256 tries).
+``open`` creates raw sockets per family, each one loop reader: the shared receivers.
+``send(tries)`` builds one SYN per try whose source port and sequence number are a keyed
+hash of (address, port), so a reply is matched without per-probe state in the kernel (as
+ZMap and masscan do), sends the whole batch with one ``sendmmsg``, stamps ``try.sent`` and
+files each try under (address, port). The receiver checks ``ack - 1`` against the hash,
+finds the try and calls ``sink.answered`` (SYN-ACK: open, RST: closed, ICMP: unreachable
+with its code); a reply to a try already given up is ignored by the scheduler
+(``answered`` checks the try is in flight). ``expire`` drops the entry and returns an
+answer found by a last read, or ``None``. Timeouts, retransmission, window,
 rate and host give-up stay here, unchanged.
 """
 

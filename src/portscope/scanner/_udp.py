@@ -113,7 +113,8 @@ class UdpProber:
         timeout_s: a fixed per-try timeout in seconds (a service may take longer to answer
             than the network's RTT; a scan uses 1 s), or ``None`` for the scan's.
         retries: datagrams sent again after silence, or ``None`` for the scan's.
-        icmp_details: read the ICMP type/code of unreachable answers.
+        icmp_details: kept for the scheduler's options; the error queue always gives the
+            ICMP type/code here.
         source_addresses: local addresses to send from (round-robin by budget); ``()`` for
             the kernel's choice.
         pace: pace retries to the target's ICMP rate limit (see the module docstring);
@@ -408,9 +409,8 @@ class UdpProber:
             if (level, kind) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
                 ttl = int(struct.unpack("=i", data[:4])[0]) if len(data) >= 4 else None
             elif len(data) >= _EXTENDED_ERR.size:
-                ee_errno, origin, icmp_type, code, _, _, _ = _EXTENDED_ERR.unpack_from(data)
+                _errno, origin, icmp_type, code, _, _, _ = _EXTENDED_ERR.unpack_from(data)
                 found = (origin, icmp_type, code)
-                del ee_errno
         if found is None:
             return None
         origin, icmp_type, code = found
@@ -418,12 +418,8 @@ class UdpProber:
             reason = ICMP4_UNREACH.get(code, f"icmp-3-{code}")
         elif origin == SO_EE_ORIGIN_ICMP6 and icmp_type == 1:
             reason = ICMP6_UNREACH.get(code, f"icmp6-1-{code}")
-        elif origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
-            return None  # time exceeded, packet too big ...: not about the port
         else:
-            return None
+            return None  # time exceeded, packet too big ...: not about the port
         if reason == "port-unreach":
             return Answer(PortState.CLOSED, "port-unreach", errno.ECONNREFUSED, None, ttl)
-        if not self._icmp:
-            reason = "host-unreach" if reason == "host-unreach" else reason
         return Answer(PortState.UNREACHABLE, reason, _HOST_ERRNO.get(reason), None, ttl)
