@@ -393,11 +393,11 @@ class NmapXmlWriter:
             f'reason="{"user-set" if up else "no-response"}" reason_ttl="0"/>\n'
         )
         w(f'<address addr="{summary.address}" addrtype="{family}"/>\n')
-        if self._technique != "connect" and family == "ipv4":
-            from portscope._proc import arp_mac
+        if self._technique != "connect":
+            from portscope.scanner._raw import neighbour_mac
 
             # as nmap's raw scans: the MAC of a target on the local link (ndiff shows it)
-            if (mac := arp_mac(summary.address)) is not None:
+            if (mac := neighbour_mac(summary.address)) is not None:
                 w(f'<address addr="{mac}" addrtype="mac"/>\n')
         w("<hostnames>\n")
         if is_name(summary.host):

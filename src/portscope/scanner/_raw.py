@@ -227,3 +227,73 @@ class RawSender:
         entry = (buf, ctypes.addressof(buf), len(raw))
         self._cache[address] = entry
         return entry
+
+
+# rtnetlink (rtnetlink(7), linux/neighbour.h): a dump of the neighbour table
+_RTM_GETNEIGH = 30
+_RTM_NEWNEIGH = 28
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_NLMSG_DONE, _NLMSG_ERROR = 3, 2
+_NDA_DST, _NDA_LLADDR = 1, 2
+_NUD_VALID = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # REACHABLE STALE DELAY PROBE NOARP PERMANENT
+_NLMSG = struct.Struct("=IHHII")
+_NDMSG = struct.Struct("=BxxxiHBB")
+_RTA = struct.Struct("=HH")
+
+
+def neighbour_mac(address: str) -> str | None:
+    """The link-layer address of neighbour ``address`` (IPv4 or IPv6) in this namespace's
+    neighbour table (an rtnetlink ``RTM_GETNEIGH`` dump), upper case as nmap writes it, or
+    ``None`` when there is no valid entry. Sends nothing on the network."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        want = socket.inet_pton(family, address.split("%", 1)[0])
+    except OSError:
+        return None
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+    except (OSError, AttributeError):
+        return None
+    with sock:
+        body = _NDMSG.pack(family, 0, 0, 0, 0)
+        sock.send(_NLMSG.pack(_NLMSG.size + len(body), _RTM_GETNEIGH,
+                              _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + body)  # fmt: skip
+        sock.settimeout(1.0)
+        found: str | None = None
+        for _ in range(1000):  # bounded: a dump ends with NLMSG_DONE
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return found
+            offset = 0
+            while offset + _NLMSG.size <= len(data):
+                length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
+                if length < _NLMSG.size or kind in (_NLMSG_DONE, _NLMSG_ERROR):
+                    return found
+                if kind == _RTM_NEWNEIGH:
+                    found = found or _match(data[offset + _NLMSG.size : offset + length], want)
+                offset += (length + 3) & ~3
+    return found
+
+
+def _match(msg: bytes, want: bytes) -> str | None:
+    if len(msg) < _NDMSG.size:
+        return None
+    _fam, _ifindex, state, _flags, _type = _NDMSG.unpack_from(msg)
+    if not state & _NUD_VALID:
+        return None
+    dst = lladdr = None
+    offset = _NDMSG.size
+    while offset + _RTA.size <= len(msg):
+        rta_len, rta_type = _RTA.unpack_from(msg, offset)
+        if rta_len < _RTA.size:
+            break
+        value = msg[offset + _RTA.size : offset + rta_len]
+        if rta_type == _NDA_DST:
+            dst = value
+        elif rta_type == _NDA_LLADDR:
+            lladdr = value
+        offset += (rta_len + 3) & ~3
+    if dst == want and lladdr and len(lladdr) == 6:
+        return ":".join(f"{b:02X}" for b in lladdr)
+    return None
