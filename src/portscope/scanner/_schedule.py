@@ -45,7 +45,7 @@ sets a held try's ``sent`` an hour ahead, so the scheduler never expires it unse
 declares ``paced``, so its late answers do not shrink the window).
 
 How the raw SYN prober (``_syn.SynProber``) plugs in: ``fds_per_try = 0`` (the window is
-then bounded by ``max_concurrency``, not by ``RLIMIT_NOFILE``, and batches are 256 tries).
+then bounded by ``max_concurrency``, not by ``RLIMIT_NOFILE``, and batches are 64 tries).
 ``open`` creates raw sockets per family, each one loop reader: the shared receivers.
 ``send(tries)`` builds one SYN per try whose source port and sequence number are a keyed
 hash of (address, port), so a reply is matched without per-probe state in the kernel (as
@@ -85,7 +85,7 @@ __all__ = [
 
 _TICK_S = 0.01
 _BATCH = 32  # probes started per loop iteration at most
-_RAW_BATCH = 256  # ... when no prober holds a socket per try (one sendmmsg per batch)
+_RAW_BATCH = 64  # ... when no prober holds a socket per try (one sendmmsg per batch)
 _RAW_HOSTS = 512  # the hosts' window then, at least
 _FEEDBACK_EVERY = 512  # answers between window adjustments
 _LATE_SHRINK = 0.05  # share of answers that needed a retry above which the window shrinks
@@ -344,9 +344,11 @@ class Scheduler:
             want = min(want, raise_nofile_limit() - _FD_RESERVE)
         else:
             # raw probers hold no descriptor and send a batch with one syscall (sendmmsg):
-            # larger batches cost less CPU per probe (measured: a full-range SYN scan took
-            # 1.8-2.1 s of CPU with 256 per batch, 2.1-2.3 s with 32); a larger window
-            # (4,096) gained nothing measurable and costs the tick's scan of the tries
+            # larger batches cost less CPU per probe (a full-range SYN scan: 1.8-2.1 s of
+            # CPU with 256 per batch, 2.1-2.3 s with 32), but bursts of 256 overflowed the
+            # lab veth's NAPI ring (256 frames) when its kernel thread was starved, and the
+            # same ports lost every try (closed ports reported filtered): 64. A larger
+            # window (4,096) gained nothing measurable and costs the tick's scan
             self._batch = _RAW_BATCH
             # a host holds its slot until its last silent port's last try: with no socket
             # per try, more hosts at once cost only their state (measured: 1,024 hosts x

@@ -92,6 +92,9 @@ class SynProber:
         self._addrs: dict[str, tuple[bytes, bytes] | None] = {}
         self._templates: dict[bytes, pk.ProbeTemplate] = {}
         self._answers: dict[tuple[str, int | None], Answer] = {}
+        # valid answers that came after their try was given up, by (address, port): the
+        # port's next try takes it instead of probing again (a stalled path, a busy host)
+        self._late_answers: dict[tuple[bytes, int], Answer] = {}
         self._senders: dict[int, RawSender] = {}
         self._readers: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,6 +161,12 @@ class SynProber:
                 sink.answered(tr, no_route, None)
                 i += 1
                 continue
+            late = self._late_answers.pop((addrs[0], tr.port), None)
+            if late is not None:  # an earlier try's answer came after all
+                tr.sent = now
+                sink.answered(tr, late, None)
+                i += 1
+                continue
             packets: list[tuple[bytes, str]] = []
             keys: list[tuple[bytes, int]] = []
             j = i
@@ -166,7 +175,7 @@ class SynProber:
                 if tr.target.family != family:
                     break
                 addrs = self._addresses(tr)
-                if addrs is None:
+                if addrs is None or (addrs[0], tr.port) in self._late_answers:
                     break
                 dst, src = addrs
                 template = self._templates.get(dst)
@@ -239,6 +248,7 @@ class SynProber:
         self._readers.clear()
         self._senders.clear()
         self._flight.clear()
+        self._late_answers.clear()
 
     # ------------------------------------------------------------ receiving
 
@@ -257,9 +267,6 @@ class SynProber:
     ) -> None:  # fmt: skip
         """A TCP segment to one of our source ports: the answer of the try it matches."""
         tr = self._flight.get((src, sport))
-        if tr is None:
-            self.stray += 1
-            return
         if self.ack:
             if not flags & pk.RST:
                 self.stray += 1
@@ -277,18 +284,26 @@ class SynProber:
         # the try in flight (fields kept at send: no hash), else an earlier try's (hashed)
         tries = (
             tr.tries
-            if tr.handle == (dport, echoed)
+            if tr is not None and tr.handle == (dport, echoed)
             else self._key.which_try(src, sport, dport, echoed)
         )
         if tries is None:
             self.stray += 1
             return
-        del self._flight[(src, sport)]
         answer = self._answers.get((kind, ttl))
         if answer is None:  # one Answer per (state, TTL): replies share them
             state, reason = _KINDS[kind]
             answer = self._answers[(kind, ttl)] = Answer(state, reason, None, None, ttl)
+        if tr is None:  # its try was given up: the port's next try takes it
+            self._keep_late((src, sport), answer)
+            return
+        del self._flight[(src, sport)]
         self._deliver(tr, tries, answer, now)
+
+    def _keep_late(self, key: tuple[bytes, int], answer: Answer) -> None:
+        if len(self._late_answers) > 65_536:
+            self._late_answers.clear()
+        self._late_answers[key] = answer
 
     def _icmp(self, err: pk.IcmpError, v6: bool) -> None:
         if err.proto != 6 or err.seq is None:
@@ -297,9 +312,6 @@ class SynProber:
         if err.icmp_type != unreach:
             return  # time exceeded, source quench ...: not an answer about the port
         tr = self._flight.get((err.dst, err.dport))
-        if tr is None:
-            self.stray += 1
-            return
         tries = self._key.which_try(err.dst, err.dport, err.sport, err.seq)
         if tries is None:
             self.stray += 1
@@ -307,6 +319,9 @@ class SynProber:
         names = ICMP6_UNREACH if v6 else ICMP4_UNREACH
         reason = names.get(err.code, f"icmp{'6' if v6 else ''}-{err.icmp_type}-{err.code}")
         answer = Answer(PortState.UNREACHABLE, reason, _HOST_ERRNO.get(reason), None, err.ttl)
+        if tr is None:  # its try was given up: the port's next try takes it
+            self._keep_late((err.dst, err.dport), answer)
+            return
         del self._flight[(err.dst, err.dport)]
         self._deliver(tr, tries, answer, time.monotonic())
 
