@@ -220,18 +220,3 @@ def has_capability(bit: int, proc: StrPath = PROC) -> bool:
     if mask is None:
         return os.geteuid() == 0
     return bool(mask >> bit & 1)
-
-
-def arp_mac(address: str, proc: StrPath = PROC) -> str | None:
-    """The link-layer address of IPv4 neighbour ``address`` in ``/proc/net/arp``
-    (upper case, as nmap writes it), or ``None`` when it has no complete entry."""
-    try:
-        lines = _bytes(proc, "net", "arp").decode("ascii", "replace").splitlines()[1:]
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        # IP address, HW type, Flags (0x2: ATF_COM, complete), HW address, Mask, Device
-        if len(fields) >= 4 and fields[0] == address and int(fields[2], 16) & 0x2:
-            return fields[3].upper()
-    return None
