@@ -90,6 +90,7 @@ class PortState(enum.StrEnum):
     """What a probe or scan learned about a remote port, named as nmap names it.
 
     ``unreachable`` is portscope's own: the network said the host or net cannot be reached.
+    ``undecided`` too: the scan ended (``--max-wait``) before the port's state was known.
     """
 
     OPEN = "open"
@@ -99,6 +100,7 @@ class PortState(enum.StrEnum):
     OPEN_FILTERED = "open|filtered"
     CLOSED_FILTERED = "closed|filtered"
     UNREACHABLE = "unreachable"
+    UNDECIDED = "undecided"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +305,9 @@ class ProbeResult:
         errno: the OS errno behind the answer, or ``None``.
         rtt_s: round-trip (connect) time in seconds, or ``None``.
         banner: bytes the service sent first, or ``None``.
+        reason_ttl: the TTL (IPv4) or hop limit (IPv6) of the reply that decided the
+            state (raw scans: the SYN-ACK, RST or ICMP error; UDP: the ICMP error), or
+            ``None`` when it was not read (a connect scan; silence). nmap's ``reason_ttl``.
     """
 
     host: str
@@ -314,6 +319,7 @@ class ProbeResult:
     errno: int | None = None
     rtt_s: float | None = None
     banner: bytes | None = None
+    reason_ttl: int | None = None
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})

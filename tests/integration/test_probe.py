@@ -15,7 +15,7 @@ import pytest
 
 from portscope.cli import Env, main
 from portscope.models import PortState, Proto
-from portscope.scanner import _udp, probe
+from portscope.scanner import _payloads, probe
 from portscope.scanner._udp import dns_query
 
 from .test_probe_fixtures import (  # noqa: F401  (fixtures)
@@ -70,7 +70,7 @@ def test_udp_answer_is_open_with_the_service_payload(
     udp_responder, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     port = udp_responder.port
-    monkeypatch.setitem(_udp.PAYLOADS, port, dns_query())  # as if it were port 53
+    monkeypatch.setitem(_payloads.PAYLOAD_SETS, port, (dns_query(),))  # as if it were port 53
     [r] = probe("127.0.0.1", port, proto=Proto.UDP, timeout_s=1.0)
     assert (r.state, r.reason) == (PortState.OPEN, "udp-response")
     assert udp_responder.received[0] == dns_query()

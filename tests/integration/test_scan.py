@@ -111,7 +111,9 @@ def test_states_json_lines_and_coverage(tcp_server: int, full_backlog_port: int)
     assert host["counts"] == {"open": 1, "closed": 1, "filtered": 1}
     assert host["retried"] == 1 and host["timed_out"] == 1
     summary = lines[-1]
-    assert summary["coverage"] == {"answered": 2, "retried": 1, "timed_out": 1, "not_scanned": 0}
+    assert summary["coverage"] == {
+        "answered": 2, "retried": 1, "timed_out": 1, "not_scanned": 0, "undecided": 0
+    }  # fmt: skip
     assert summary["probes_sent"] == 4  # the silent port was tried twice
     assert summary["interrupted"] is False
 

@@ -83,7 +83,11 @@ DROPPED_UDP = (500,)  # dropped by nftables
 CLOSED_UDP = (54, 124, 162, 9999)
 
 NFT_TABLE = "portscope_lab"
-NAME_RE = re.compile(r"^ps-(?:scan|tgt)-(\d+)-\d+$")
+# The network of a ``network=True`` lab: 4,096 addresses the target answers for (a local
+# route on its lo), each with the target's truth except the per-address rules below.
+NETWORK_V4 = "198.18.16.0/20"
+NETWORK_SIZE = 4096
+NAME_RE = re.compile(r"^ps(?:13)?-(?:scan|tgt)-(\d+)-\d+$")
 _counter = 0
 # Processes this Python process started, by PID, so teardown can reap them.
 _PROCS: dict[int, subprocess.Popen[str]] = {}
@@ -110,6 +114,24 @@ table inet {NFT_TABLE} {{
         udp dport @udp_drop drop
         meta nfproto ipv4 tcp dport @tcp_prohibit reject with icmp type admin-prohibited
         meta nfproto ipv6 tcp dport @tcp_prohibit reject with icmpv6 type admin-prohibited
+    }}
+}}
+"""
+
+
+def network_ruleset() -> str:
+    """nftables rules that vary the open ports per address of ``NETWORK_V4``: 22 is closed
+    on odd addresses, 80 open on one in four (bits 1-2 of the address clear), 443 dropped
+    where bits 3-4 are set, 3306 closed where bit 8 is set (see ``Lab.network_expected``)."""
+    net = NETWORK_V4
+    return f"""
+table ip portscope_net {{
+    chain input {{
+        type filter hook input priority filter - 1; policy accept;
+        ip daddr {net} ip daddr & 0.0.0.1 == 0.0.0.1 tcp dport 22 reject with tcp reset
+        ip daddr {net} ip daddr & 0.0.0.6 != 0.0.0.0 tcp dport 80 reject with tcp reset
+        ip daddr {net} ip daddr & 0.0.0.24 == 0.0.0.24 tcp dport 443 drop
+        ip daddr {net} ip daddr & 0.0.1.0 == 0.0.1.0 tcp dport 3306 reject with tcp reset
     }}
 }}
 """
@@ -294,10 +316,33 @@ class Lab:
     wan_stats_path: str | None = None
     wan_params: dict[str, float] = field(default_factory=dict)
     async_rx: bool = True
+    icmp_limit: bool = False
+    network: bool = False
 
     def expected(self, proto: str, port: int) -> str:
         """nmap's state for ``(proto, port)`` on ``target_v4``/``target_v6``/the /28."""
         return self.truth.get((proto, port), "closed")
+
+    def network_expected(self, address: str, port: int) -> str:
+        """nmap's state of TCP ``port`` on an address of ``NETWORK_V4`` (``network=True``)."""
+        import ipaddress
+
+        i = int(ipaddress.ip_address(address)) & (NETWORK_SIZE - 1)
+        if port == 22 and i & 1:
+            return "closed"
+        if port == 80 and i & 6:
+            return "closed"
+        if port == 443 and i & 24 == 24:
+            return "filtered"
+        if port == 3306 and i & 256:
+            return "closed"
+        return self.expected("tcp", port)
+
+    def network_addresses(self) -> list[str]:
+        """The 4,096 addresses of ``NETWORK_V4``, in order."""
+        import ipaddress
+
+        return [str(a) for a in ipaddress.ip_network(NETWORK_V4)]
 
     def interesting_ports(self, proto: str = "tcp") -> list[int]:
         """Ports of ``proto`` whose truth is not ``closed``, plus the named closed UDP ports."""
@@ -419,12 +464,13 @@ class Lab:
                 raise LabError(f"scanner namespace {self.scanner_ns} has a default route: {out}")
 
 
-def _new_names(tag: str | None) -> tuple[str, str]:
+def _new_names(tag: str | None, prefix: str = "ps") -> tuple[str, str]:
     global _counter
     if tag is not None:
-        return f"ps-scan-{tag}", f"ps-tgt-{tag}"
+        return f"{prefix}-scan-{tag}", f"{prefix}-tgt-{tag}"
     _counter += 1
-    return f"ps-scan-{os.getpid()}-{_counter}", f"ps-tgt-{os.getpid()}-{_counter}"
+    pid = os.getpid()
+    return f"{prefix}-scan-{pid}-{_counter}", f"{prefix}-tgt-{pid}-{_counter}"
 
 
 def _sysctl(ns: str, **values: str | int) -> None:
@@ -481,6 +527,9 @@ def build(
     jitter_ms: float = 5.0,
     loss: float = 0.005,
     async_rx: bool = True,
+    prefix: str = "ps",
+    icmp_limit: bool = False,
+    network: bool = False,
 ) -> Lab:
     """Build a lab and return it; on any failure everything built so far is removed.
 
@@ -507,12 +556,13 @@ def build(
     if missing := missing_tools():
         raise LabError(f"the lab needs {', '.join(missing)}")
     cleanup_stale()
-    scan_ns, tgt_ns = _new_names(tag)
+    scan_ns, tgt_ns = _new_names(tag, prefix)
     existing = set(namespaces())
     if scan_ns in existing or tgt_ns in existing:
         raise LabError(f"namespace {scan_ns} or {tgt_ns} already exists (scripts/lab down?)")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     lb = Lab(scanner_ns=scan_ns, target_ns=tgt_ns, wan=wan, async_rx=async_rx and not wan)
+    lb.icmp_limit, lb.network = icmp_limit, network
     try:
         _build_into(lb, seed=seed, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss)
     except BaseException:
@@ -534,14 +584,16 @@ def _build_into(lb: Lab, *, seed: int, delay_ms: float, jitter_ms: float, loss: 
             net__ipv6__conf__default__accept_ra=0,
             net__ipv4__ip_forward=0,
         )
-    # Closed UDP ports and admin-prohibited rejects must answer every probe, not a rate.
-    _sysctl(
-        t,
-        net__ipv4__icmp_ratelimit=0,
-        net__ipv4__icmp_msgs_per_sec=1000000,
-        net__ipv4__icmp_msgs_burst=1000000,
-        net__ipv6__icmp__ratelimit=0,
-    )
+    # Closed UDP ports and admin-prohibited rejects must answer every probe, not a rate
+    # (unless the lab is built to show the rate limit: Linux's defaults are kept then).
+    if not lb.icmp_limit:
+        _sysctl(
+            t,
+            net__ipv4__icmp_ratelimit=0,
+            net__ipv4__icmp_msgs_per_sec=1000000,
+            net__ipv4__icmp_msgs_burst=1000000,
+            net__ipv6__icmp__ratelimit=0,
+        )
     log = STATE_DIR / f"{s}.log"
     if lb.wan:
         from . import wan as wan_mod
@@ -581,6 +633,10 @@ def _build_into(lb: Lab, *, seed: int, delay_ms: float, jitter_ms: float, loss: 
         if lb.async_rx:
             _async_veth_rx(s, t)
     _run(["ip", "netns", "exec", t, "nft", "-f", "-"], input_text=nft_ruleset())
+    if lb.network:
+        _ip("-n", t, "route", "add", "local", NETWORK_V4, "dev", "lo")
+        _ip("-n", s, "route", "add", NETWORK_V4, "via", TARGET_V4)
+        _run(["ip", "netns", "exec", t, "nft", "-f", "-"], input_text=network_ruleset())
     proc = _start_ready(
         [
             "ip", "netns", "exec", t, sys.executable, str(HERE / "services.py"),
@@ -683,6 +739,9 @@ def running(
     jitter_ms: float = 5.0,
     loss: float = 0.005,
     async_rx: bool = True,
+    prefix: str = "ps",
+    icmp_limit: bool = False,
+    network: bool = False,
 ) -> Iterator[Lab]:
     """Build a lab for the ``with`` block and tear it down afterwards, even on failure.
 
@@ -693,6 +752,7 @@ def running(
         jitter_ms: WAN uniform jitter, milliseconds.
         loss: WAN loss probability (0..1), each direction.
         async_rx: LAN only; see :func:`build`.
+        prefix, icmp_limit, network: see :func:`build`.
 
     Yields:
         The running :class:`Lab`.
@@ -701,8 +761,9 @@ def running(
         LabError: not root, ``ip``/``nft`` missing, or a build step failed.
     """
     lb = build(
-        wan=wan, seed=seed, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss, async_rx=async_rx
-    )
+        wan=wan, seed=seed, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss,
+        async_rx=async_rx, prefix=prefix, icmp_limit=icmp_limit, network=network,
+    )  # fmt: skip
     try:
         yield lb
     finally:

@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ephemeral": ("ephemeral", "the kernel's ephemeral port range and its use per destination"),
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),
     "scan": ("scan", "scan hosts and networks for open ports (like nmap -sT)"),
+    "trace": ("trace", "where on the path to HOST:PORT the probes stop (root)"),
     "snapshot": ("snapshot", "save this host's listeners in the history store"),
     "diff": ("diff", "what changed between two snapshots or scans, or since the last one"),
     "watch": ("watch", "print listeners as they appear and go (Ctrl-C stops)"),

@@ -59,6 +59,10 @@ def configure(parser: Parser) -> None:
         metavar="SECONDS",
         help="with --identify: at most this long per open port (default 8)",
     )
+    parser.add_argument(
+        "--reason", action="store_true",
+        help="add the reply's TTL to each reason where it was read (UDP: the ICMP error)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 item["identity"] = by_port.get(key)
         write_json(doc, env.stdout)
     else:
-        env.show(*render_probe(results), no_color=args.no_color)
+        env.show(*render_probe(results, ttl=args.reason), no_color=args.no_color)
         if identities:
             from portscope.render.identify import render_identities
 

@@ -1,4 +1,4 @@
-"""``portscope scan TARGETS [-p PORTS]``: a TCP connect scan of hosts and networks."""
+"""``portscope scan TARGETS [-p PORTS] [-sT|-sS|-sA] [-sU]``: scan hosts and networks."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from portscope.render._table import Table
     from portscope.render.scan import NmapXmlWriter
     from portscope.scanner import HostSummary, Scan
+    from portscope.scanner.targets import PortSpec
 
 HELP = (
-    "scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed); "
-    "-sV identifies what answers"
+    "scan hosts and networks for open ports (TCP connect like nmap -sT, no root needed; "
+    "-sS SYN, -sA ACK, -sU UDP as root); -sV identifies what answers"
 )
 
 
@@ -48,7 +49,49 @@ def _retries(text: str) -> int:
     return int(text)
 
 
+def _sources(text: str) -> list[str]:
+    from portscope.scanner import _check_sources
+
+    return list(_check_sources(a for a in text.split(",") if a.strip()))
+
+
 def configure(parser: Parser) -> None:
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument(
+        "-sT", dest="technique", action="store_const", const="connect",
+        help="TCP connect scan (the default; no privilege)",
+    )  # fmt: skip
+    kind.add_argument(
+        "-sS", dest="technique", action="store_const", const="syn",
+        help="TCP SYN scan: raw SYNs, stateless reply matching (root or CAP_NET_RAW)",
+    )  # fmt: skip
+    kind.add_argument(
+        "-sA", dest="technique", action="store_const", const="ack",
+        help="TCP ACK scan: unfiltered (a RST came) or filtered (root or CAP_NET_RAW)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-sU", dest="udp", action="store_true",
+        help="UDP scan with protocol payloads, paced to the target's ICMP rate limit; "
+        "alone it scans UDP only (ports without T:/U: are UDP)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reason", action="store_true",
+        help="add the reply's TTL to each reason (syn-ack ttl 64), as nmap --reason",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-wait",
+        type=_positive("--max-wait", maximum=86400),
+        metavar="SECONDS",
+        help="stop after SECONDS; ports not decided by then are reported undecided, never closed",
+    )
+    parser.add_argument(
+        "--source-addresses",
+        type=checked(_sources),
+        default=[],
+        metavar="ADDR,...",
+        help="local addresses to send UDP probes from, round-robin: each has its own ICMP "
+        "rate-limit budget at the target",
+    )
     parser.add_argument(
         "targets",
         nargs="*",
@@ -142,8 +185,7 @@ def _configure_versions(parser: Parser) -> None:
 
 def _prepare(args: argparse.Namespace) -> Scan:
     """Check every input (targets, files, ports, sizes) before anything is sent."""
-    from portscope.models import Proto
-    from portscope.scanner import scan
+    from portscope.scanner import DEFAULT_TOP_PORTS, scan
     from portscope.scanner.targets import parse_ports, parse_targets, read_target_file, top_ports
 
     specs = list(args.targets)
@@ -155,10 +197,13 @@ def _prepare(args: argparse.Namespace) -> Scan:
     if args.exclude_file:
         excludes += read_target_file(args.exclude_file)
     ports = None  # the API's default (DEFAULT_TOP_PORTS): one default, in one place
+    udp = getattr(args, "udp", False)
+    tcp = getattr(args, "technique", None) is not None or not udp
     if args.ports is not None:
-        ports = parse_ports(args.ports)
-    elif args.top_ports:
-        ports = top_ports(args.top_ports, Proto.TCP)
+        ports = _both(parse_ports, args.ports, tcp=tcp, udp=udp)
+    elif args.top_ports or udp:
+        n = args.top_ports or DEFAULT_TOP_PORTS
+        ports = _both(lambda _, default_proto: top_ports(n, default_proto), "", tcp=tcp, udp=udp)
     targets = parse_targets(specs, exclude=excludes, family=args.family)
     return scan(
         targets,
@@ -168,7 +213,22 @@ def _prepare(args: argparse.Namespace) -> Scan:
         rate_pps=args.rate,
         timeout_s=args.timeout,
         retries=args.retries,
+        technique=getattr(args, "technique", None),
+        max_wait_s=getattr(args, "max_wait", None),
+        source_addresses=getattr(args, "source_addresses", ()),
     )
+
+
+def _both(parse: Callable[..., PortSpec], text: str, *, tcp: bool, udp: bool) -> PortSpec:
+    """The port spec of the transports scanned: ports without ``T:``/``U:`` go to each."""
+    from portscope.models import Proto
+    from portscope.scanner.targets import PortSpec
+
+    as_tcp = parse(text, default_proto=Proto.TCP) if tcp else PortSpec()
+    as_udp = parse(text, default_proto=Proto.UDP) if udp else PortSpec()
+    if tcp and udp:
+        return PortSpec(tcp=as_tcp.tcp, udp=as_udp.udp, text=as_tcp.text or text)
+    return as_tcp if tcp else as_udp
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -183,6 +243,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.versions and (args.version_timeout or args.version_concurrency):
         raise InvalidInput("--version-timeout and --version-concurrency only apply with -sV")
     job = _prepare(args)
+    raw = job.options.technique in ("syn", "ack")
+    if raw:
+        from portscope.scanner._raw import can_send_raw
+
+        if not can_send_raw():
+            flag = "-sS" if job.options.technique == "syn" else "-sA"
+            env.error(
+                f"{flag} sends raw packets and needs root or CAP_NET_RAW; use the connect "
+                "scan (-sT, the default), which needs no privilege"
+            )
+            return ExitStatus.USAGE
     saving = _open_save(args)  # before sending anything: a bad --db fails first (exit 2)
     xml_file: OutputFile | None = None
     xml: NmapXmlWriter | None = None
@@ -194,7 +265,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
             raise InvalidInput(f"cannot write -oX file {args.xml!r}: {err.strerror}") from err
         own = bool(sys.argv) and os.path.basename(sys.argv[0]) in ("portscope", "__main__.py")
         argv = ["portscope", *sys.argv[1:]] if own else ["portscope", "scan", *args.targets]
-        xml = NmapXmlWriter(xml_file.stream, job.ports, shlex.join(argv))
+        xml = NmapXmlWriter(
+            xml_file.stream, job.ports, shlex.join(argv), technique=job.options.technique
+        )
     out = _Output(job, args, env, xml)
     out.recorder = None if saving is None else saving[1]
     status = ExitStatus.OK
@@ -376,7 +449,7 @@ class _Output:
         if self.args.json:
             self.env.show(scan_line(summary))
         else:
-            self._show(*render_host(summary, results, found))
+            self._show(*render_host(summary, results, found, ttl=self.args.reason))
         if self.xml is not None:
             self.xml.host(summary, results, found)
         if self.recorder is not None:

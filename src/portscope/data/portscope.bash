@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/portscope
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_portscope_subparsers=(listen ls lookup registry who why audit exposure free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve)
+_shtab_portscope_subparsers=(listen ls lookup registry who why audit exposure free ephemeral probe scan trace snapshot diff watch history prune import fleet explain exporter completion man top serve)
 
 _shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --no-firewall --explain --json --no-color)
 _shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary -N --netns -i --info -o --timers -e --extended -m --memory -x --unix --family --close -y --yes --wide --backend --explain --json --no-color)
@@ -17,8 +17,9 @@ _shtab_portscope_audit_option_strings=(-h --help --fail-on --hint --no-info --id
 _shtab_portscope_exposure_option_strings=(-h --help --from -N --netns --reader -t --tcp -u --udp -4 --ipv4 -6 --ipv6 --wide --json --no-color)
 _shtab_portscope_free_option_strings=(-h --help -c --count -n --range -t --tcp -u --udp -4 --ipv4 -6 --ipv6 --addr --allow-ephemeral --allow-registered --json --no-color)
 _shtab_portscope_ephemeral_option_strings=(-h --help --top --warn -N --netns --json --no-color)
-_shtab_portscope_probe_option_strings=(-h --help -u --udp -4 -6 --timeout --banner --identify --version-timeout --json --no-color)
-_shtab_portscope_scan_option_strings=(-h --help -p --ports --top-ports -iL --exclude --exclude-file -4 -6 --rate --max-concurrency --timeout --retries --yes -oX --save --label --db -sV --version-timeout --version-concurrency --explain --json --no-color)
+_shtab_portscope_probe_option_strings=(-h --help -u --udp -4 -6 --timeout --banner --identify --version-timeout --reason --json --no-color)
+_shtab_portscope_scan_option_strings=(-h --help -sT -sS -sA -sU --reason --max-wait --source-addresses -p --ports --top-ports -iL --exclude --exclude-file -4 -6 --rate --max-concurrency --timeout --retries --yes -oX --save --label --db -sV --version-timeout --version-concurrency --explain --json --no-color)
+_shtab_portscope_trace_option_strings=(-h --help -U --udp -I --icmp -4 -6 -m --max-hops --timeout --tries --json --no-color)
 _shtab_portscope_snapshot_option_strings=(-h --help --all --label --keep --db --backend --json --no-color)
 _shtab_portscope_diff_option_strings=(-h --help --db --json --no-color)
 _shtab_portscope_watch_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -p --port --interval --count --for --no-transient --save --exec --exec-jobs --exec-timeout --db --backend --json --no-color)
@@ -72,7 +73,7 @@ _shtab_portscope_fleet_pos_0_choices=(ls diff)
 _shtab_portscope_explain___kind_choices=(state port-state error reason term verdict finding)
 _shtab_portscope_completion_pos_0_choices=(bash zsh fish)
 _shtab_portscope_completion___values_choices=(ports netns services commands)
-_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit exposure free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve)
+_shtab_portscope_pos_0_choices=(listen ls lookup registry who why audit exposure free ephemeral probe scan trace snapshot diff watch history prune import fleet explain exporter completion man top serve)
 _shtab_portscope___backend_choices=(netlink procfs psutil)
 
 _shtab_portscope_listen__h_nargs=0
@@ -223,11 +224,17 @@ _shtab_portscope_probe__4_nargs=0
 _shtab_portscope_probe__6_nargs=0
 _shtab_portscope_probe___banner_nargs=0
 _shtab_portscope_probe___identify_nargs=0
+_shtab_portscope_probe___reason_nargs=0
 _shtab_portscope_probe___json_nargs=0
 _shtab_portscope_probe___no_color_nargs=0
 _shtab_portscope_scan_pos_0_nargs='*'
 _shtab_portscope_scan__h_nargs=0
 _shtab_portscope_scan___help_nargs=0
+_shtab_portscope_scan__sT_nargs=0
+_shtab_portscope_scan__sS_nargs=0
+_shtab_portscope_scan__sA_nargs=0
+_shtab_portscope_scan__sU_nargs=0
+_shtab_portscope_scan___reason_nargs=0
 _shtab_portscope_scan__4_nargs=0
 _shtab_portscope_scan__6_nargs=0
 _shtab_portscope_scan___yes_nargs=0
@@ -236,6 +243,16 @@ _shtab_portscope_scan__sV_nargs=0
 _shtab_portscope_scan___explain_nargs=0
 _shtab_portscope_scan___json_nargs=0
 _shtab_portscope_scan___no_color_nargs=0
+_shtab_portscope_trace__h_nargs=0
+_shtab_portscope_trace___help_nargs=0
+_shtab_portscope_trace__U_nargs=0
+_shtab_portscope_trace___udp_nargs=0
+_shtab_portscope_trace__I_nargs=0
+_shtab_portscope_trace___icmp_nargs=0
+_shtab_portscope_trace__4_nargs=0
+_shtab_portscope_trace__6_nargs=0
+_shtab_portscope_trace___json_nargs=0
+_shtab_portscope_trace___no_color_nargs=0
 _shtab_portscope_snapshot__h_nargs=0
 _shtab_portscope_snapshot___help_nargs=0
 _shtab_portscope_snapshot___all_nargs=0

@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls lookup registry who why audit exposure free ephemeral probe scan snapshot diff watch history prune import fleet explain exporter completion man top serve
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --reader --retries --seed --since --sort --sport --state --timeout --top --top-destinations --top-ports --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -n -oX -p
+set -g _shtab_portscope_commands listen ls lookup registry who why audit exposure free ephemeral probe scan trace snapshot diff watch history prune import fleet explain exporter completion man top serve
+set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --max-hops --max-wait --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --reader --retries --seed --since --sort --source-addresses --sport --state --timeout --top --top-destinations --top-ports --tries --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -m -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -220,10 +220,18 @@ complete -c portscope -n '_shtab_portscope_using probe' -l timeout -x -d 'wait t
 complete -c portscope -n '_shtab_portscope_using probe' -l banner -d 'read what an open TCP service sends first'
 complete -c portscope -n '_shtab_portscope_using probe' -l identify -d 'identify what answers on each open TCP port by speaking its protocol (service, product, version, TLS certificate, evidence)'
 complete -c portscope -n '_shtab_portscope_using probe' -l version-timeout -x -d 'with --identify: at most this long per open port (default 8)'
+complete -c portscope -n '_shtab_portscope_using probe' -l reason -d 'add the reply'"'"'s TTL to each reason where it was read (UDP: the ICMP error)'
 complete -c portscope -n '_shtab_portscope_using probe' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using probe' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
-complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a scan -d 'scan hosts and networks for open ports (TCP connect, like nmap -sT; no root needed); -sV identifies what answers'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a scan -d 'scan hosts and networks for open ports (TCP connect like nmap -sT, no root needed; -sS SYN, -sA ACK, -sU UDP as root); -sV identifies what answers'
 complete -c portscope -n '_shtab_portscope_using scan' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using scan' -o sT -d 'TCP connect scan (the default; no privilege)'
+complete -c portscope -n '_shtab_portscope_using scan' -o sS -d 'TCP SYN scan: raw SYNs, stateless reply matching (root or CAP_NET_RAW)'
+complete -c portscope -n '_shtab_portscope_using scan' -o sA -d 'TCP ACK scan: unfiltered (a RST came) or filtered (root or CAP_NET_RAW)'
+complete -c portscope -n '_shtab_portscope_using scan' -o sU -d 'UDP scan with protocol payloads, paced to the target'"'"'s ICMP rate limit; alone it scans UDP only (ports without T:/U: are UDP)'
+complete -c portscope -n '_shtab_portscope_using scan' -l reason -d 'add the reply'"'"'s TTL to each reason (syn-ack ttl 64), as nmap --reason'
+complete -c portscope -n '_shtab_portscope_using scan' -l max-wait -x -d 'stop after SECONDS; ports not decided by then are reported undecided, never closed'
+complete -c portscope -n '_shtab_portscope_using scan' -l source-addresses -x -d 'local addresses to send UDP probes from, round-robin: each has its own ICMP rate-limit budget at the target'
 complete -c portscope -n '_shtab_portscope_using scan' -s p -l ports -x -d 'ports in nmap syntax: 22,80,1000-2000 | - (all) | T:80,U:53 (default: the 1000 most often open TCP ports, as nmap)'
 complete -c portscope -n '_shtab_portscope_using scan' -l top-ports -x -d 'the N most often open TCP ports (nmap'"'"'s frequency data)'
 complete -c portscope -n '_shtab_portscope_using scan' -o iL -x -d 'read targets from FILE'
@@ -246,6 +254,17 @@ complete -c portscope -n '_shtab_portscope_using scan' -l version-concurrency -x
 complete -c portscope -n '_shtab_portscope_using scan' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using scan' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using scan' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a trace -d 'where on the path to HOST:PORT the SYNs stop (TCP traceroute; root)'
+complete -c portscope -n '_shtab_portscope_using trace' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using trace' -s U -l udp -d 'UDP datagrams (the port'"'"'s payload)'
+complete -c portscope -n '_shtab_portscope_using trace' -s I -l icmp -d 'ICMP echo requests'
+complete -c portscope -n '_shtab_portscope_using trace' -s 4 -d 'IPv4 only'
+complete -c portscope -n '_shtab_portscope_using trace' -s 6 -d 'IPv6 only'
+complete -c portscope -n '_shtab_portscope_using trace' -s m -l max-hops -x -d 'largest TTL sent (default 30)'
+complete -c portscope -n '_shtab_portscope_using trace' -l timeout -x -d 'wait per round of probes (default 1)'
+complete -c portscope -n '_shtab_portscope_using trace' -l tries -x -d 'rounds: unanswered hops are probed again (default 2)'
+complete -c portscope -n '_shtab_portscope_using trace' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using trace' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a snapshot -d 'save this host'"'"'s listeners in the history store (diff them later)'
 complete -c portscope -n '_shtab_portscope_using snapshot' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using snapshot' -l all -d 'every TCP/UDP socket, not only listeners'

@@ -47,7 +47,8 @@ class ConnectStep:
     """One step of the walk, with its evidence.
 
     Attributes:
-        name: ``resolve``, ``route``, ``probe`` or ``listeners``.
+        name: ``resolve``, ``route``, ``probe``, ``listeners`` or ``trace`` (a timed-out
+            TCP connect, as root: where the SYNs stop).
         ok: whether the step went as a working connection needs.
         summary: one line.
         evidence: raw facts (addresses, ``ip route get`` output, errno ...).
@@ -339,6 +340,24 @@ def _local_firewall(
     )
 
 
+def _trace_step(address: str, port: int) -> ConnectStep | None:
+    """Where the SYNs to ``address``:``port`` stop (``portscope.scanner.trace``), or
+    ``None`` without raw sockets (not root) or when the trace fails."""
+    from portscope.errors import PortscopeError
+    from portscope.scanner._raw import can_send_raw
+
+    if not can_send_raw():
+        return None
+    from portscope.scanner.trace import trace
+
+    try:
+        found = trace(address, port, timeout_s=1.0, tries=1)
+    except (PortscopeError, OSError):
+        return None
+    hops = tuple(f"hop {h.ttl}: {h.address or '*'} {h.answer or 'no answer'}" for h in found.hops)
+    return ConnectStep("trace", False, found.summary, hops)
+
+
 def _probe_line(r: ProbeResult) -> str:
     rtt = f", {r.rtt_s * 1000:.1f} ms" if r.rtt_s is not None else ""
     return f"{r.address}: {r.state.value} ({r.reason}{rtt})"
@@ -472,6 +491,11 @@ def why_connect(
         verdict, explanation, commands = _local_firewall(
             address, port, proto, source, steps, (verdict, explanation, commands)
         )
+    # the connect timed out: where on the path do the SYNs stop? (root only)
+    timed_out = verdict is ConnectVerdict.FILTERED and proto is Proto.TCP and not local
+    if timed_out and (traced := _trace_step(address, port)) is not None:
+        steps.append(traced)
+        explanation += f"; {traced.summary}"
     others = [r for r in probed if r.state is not PortState.OPEN]
     if verdict is ConnectVerdict.OPEN and others:
         explanation += (

@@ -308,6 +308,15 @@ PORT_STATES: Final = {
         "Closed or filtered (nmap's idle scan cannot tell).",
         "nmap(1) PORT SCANNING BASICS",
     ),
+    "undecided": Words(
+        "undecided: the scan ended before this port was decided",
+        "A scan stopped by --max-wait reports the ports it had not decided yet as "
+        "undecided, never as closed: silence before the target's ICMP budget allowed an "
+        "answer proves nothing. Scan again with more time, or from more source addresses "
+        "(--source-addresses), to decide them.",
+        "Not decided when --max-wait ended the scan (not closed).",
+        "docs/scan.md (UDP scan, --max-wait)",
+    ),
     "unreachable": Words(
         "unreachable: the host or network could not be reached at all",
         "The answer is about routing, not the port: no route here, or a router said host or "
@@ -363,6 +372,29 @@ REASONS: Final = {
         "A datagram came back from the probed port: a program is there and understood the probe.",
         "A UDP reply came back.",
         "nmap(1) --reason; RFC 768",
+    ),
+    "time-exceeded": Words(
+        "time-exceeded: a router on the way said the probe's TTL ran out",
+        "ICMP time exceeded (type 11): the probe's time-to-live reached zero at that hop. "
+        "portscope trace sends probes with TTL 1, 2, 3 ... on purpose, so each router on "
+        "the path names itself this way.",
+        "A router on the path answered: the probe's TTL ran out there.",
+        "RFC 792; RFC 4443 3.3; traceroute(8)",
+        ("portscope trace HOST:PORT",),
+    ),
+    "echo-reply": Words(
+        "echo-reply: the host answered an ICMP echo (ping)",
+        "The target itself answered the ICMP echo request (trace -I): it is reachable at "
+        "that hop count.",
+        "The host answered a ping.",
+        "RFC 792; RFC 4443 4.2",
+    ),
+    "local-error": Words(
+        "local-error: sending the probe failed on this host",
+        "The kernel refused to send the probe (no route here, a local firewall, a full "
+        "buffer); the errno is shown.",
+        "This host could not send the probe (errno shown).",
+        "sendmsg(2)",
     ),
     "self-connect": Words(
         "self-connect: the connect reached its own socket",

@@ -48,6 +48,7 @@ __all__ = [
     "is_name",
     "printable",
     "probe_json",
+    "reason_text",
     "render_host",
     "render_probe",
     "render_report",
@@ -160,8 +161,13 @@ _HOST_COLUMNS = (
 )
 
 
-def render_probe(results: Sequence[ProbeResult]) -> list[RenderableType | Table]:
-    """The human ``probe`` output: a row per (address, port), then what each reason means."""
+def render_probe(
+    results: Sequence[ProbeResult], *, ttl: bool = False
+) -> list[RenderableType | Table]:
+    """The human ``probe`` output: a row per (address, port), then what each reason means.
+
+    ``ttl`` adds the reply's TTL to each reason where it was read (``--reason``).
+    """
     from rich.text import Text
 
     table = Table(_PROBE_COLUMNS)
@@ -173,7 +179,7 @@ def render_probe(results: Sequence[ProbeResult]) -> list[RenderableType | Table]
                 f"{r.port}/{r.proto.value}",
                 r.state.value,
                 ms(r.rtt_s),
-                r.reason,
+                reason_text(r, ttl=ttl),
                 _errno_name(r.errno) or "-",
             ]
         )
@@ -208,6 +214,38 @@ def _service(port: int, proto: Proto) -> str | None:
         return None
 
 
+_NMAP_NAMES: dict[tuple[int, str], str] | None = None
+
+
+def _xml_service(port: int, proto: Proto) -> str | None:
+    """The service name nmap's XML would give the port: ``nmap-services``' name (the most
+    often open entry), ``unknown`` for a port it does not list; the registry's name when
+    nmap's data is not installed. Read from the installed file, once per process."""
+    global _NMAP_NAMES
+    if _NMAP_NAMES is None:
+        _NMAP_NAMES = {}
+        try:
+            from pathlib import Path
+
+            from portscope.registry._layout import _NMAP_PATHS
+            from portscope.registry._sources import parse_services
+
+            path = next((Path(p) for p in _NMAP_PATHS if Path(p).is_file()), None)
+            if path is not None:
+                best: dict[tuple[int, str], float] = {}
+                with path.open(encoding="utf-8", errors="replace") as lines:
+                    for e in parse_services(lines, source="nmap", frequency_column=True):
+                        key = (e.port, e.proto)
+                        if e.port_end is None and (e.frequency or 0.0) > best.get(key, -1.0):
+                            best[key] = e.frequency or 0.0
+                            _NMAP_NAMES[key] = e.name
+        except (OSError, ImportError):
+            _NMAP_NAMES = {}
+    if _NMAP_NAMES:
+        return _NMAP_NAMES.get((port, proto.value), "unknown")
+    return _service(port, proto)
+
+
 def scan_line(
     event: ProbeResult | HostSummary | ScanReport, identity: Identity | None = None
 ) -> str:
@@ -226,26 +264,37 @@ def scan_line(
     return json.dumps(to_dict(data), ensure_ascii=False, separators=(",", ":"))
 
 
+def reason_text(result: ProbeResult, *, ttl: bool = False) -> str:
+    """The reason word, with the reply's TTL when asked (nmap ``--reason``: ``syn-ack ttl 64``)."""
+    if ttl and result.reason_ttl is not None:
+        return f"{result.reason} ttl {result.reason_ttl}"
+    return result.reason
+
+
 def render_host(
     summary: HostSummary,
     results: Sequence[ProbeResult],
     identities: Mapping[tuple[str, int, str], Identity] | None = None,
+    *,
+    ttl: bool = False,
 ) -> list[RenderableType | Table]:
     """One host of the human ``scan`` output: its non-closed ports and a summary line.
 
     With ``identities`` (``scan -sV``: (address, port, transport) -> identity), SERVICE is what
     answered (``ssl/http``; a registry guess ends in ``?``), VERSION the product and
-    version, and each identified port's facts and evidence follow the table.
+    version, and each identified port's facts and evidence follow the table. With ``ttl``
+    (``--reason``), each reason carries the reply's TTL.
     """
     from rich.text import Text
 
     if identities is not None:
-        return _render_host_versions(summary, results, identities)
+        return _render_host_versions(summary, results, identities, ttl=ttl)
 
     name = summary.host if is_name(summary.host) else ""
     title = f"{summary.address}" + (f" ({name})" if name else "") + f"  {summary.status}"
     out: list[RenderableType | Table] = [Text(title, style="bold")]
-    shown = [r for r in results if r.state is not PortState.CLOSED]
+    # as nmap's "Not shown": closed (and an ACK scan's unfiltered) ports are only counted
+    shown = [r for r in results if r.state not in (PortState.CLOSED, PortState.UNFILTERED)]
     if shown:
         table = Table(_HOST_COLUMNS)
         for r in sorted(shown, key=lambda r: (r.proto.value, r.port)):
@@ -254,15 +303,16 @@ def render_host(
                     f"{r.port}/{r.proto.value}",
                     r.state.value,
                     _service(r.port, r.proto) or "-",
-                    r.reason,
+                    reason_text(r, ttl=ttl),
                     ms(r.rtt_s),
                 ]
             )
         out.append(table)
     counts = summary.counts
     parts = [f"{counts.get('closed', 0):,} closed", f"{counts.get('filtered', 0):,} filtered"]
-    if counts.get("open|filtered"):
-        parts.append(f"{counts['open|filtered']:,} open|filtered")
+    for state in ("open|filtered", "unfiltered", "undecided"):
+        if counts.get(state):
+            parts.append(f"{counts[state]:,} {state}")
     if summary.not_scanned:
         parts.append(f"{summary.not_scanned:,} not scanned ({summary.status})")
     srtt = f", srtt {ms(summary.srtt_s)}" if summary.srtt_s is not None else ""
@@ -274,14 +324,16 @@ def _render_host_versions(
     summary: HostSummary,
     results: Sequence[ProbeResult],
     identities: Mapping[tuple[str, int, str], Identity],
+    *,
+    ttl: bool = False,
 ) -> list[RenderableType | Table]:
     from rich.text import Text
 
     from portscope.render.identify import CONFIDENCE_STYLE, identity_details
 
-    out = render_host(summary, results)
+    out = render_host(summary, results, ttl=ttl)
     shown = sorted(
-        (r for r in results if r.state is not PortState.CLOSED),
+        (r for r in results if r.state not in (PortState.CLOSED, PortState.UNFILTERED)),
         key=lambda r: (r.proto.value, r.port),
     )
     if not shown:
@@ -294,7 +346,7 @@ def _render_host_versions(
         conf = ident.confidence.value if ident else "-"
         version = (ident.product_version if ident else None) or "-"
         table.rows.append([f"{r.port}/{r.proto.value}", r.state.value, service, conf, version,
-                           r.reason, ms(r.rtt_s)])  # fmt: skip
+                           reason_text(r, ttl=ttl), ms(r.rtt_s)])  # fmt: skip
         if ident is not None and (ident.identified or ident.tls):
             style = CONFIDENCE_STYLE.get(ident.confidence.value, "")
             notes.append(Text(f"{r.port}/{r.proto.value} {ident.label}:", style=style))
@@ -323,8 +375,9 @@ def render_report(report: ScanReport) -> list[str]:
         f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
         f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}",
         f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
-        f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned "
-        f"({report.probes_sent:,} probes)",
+        f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned"
+        + (f", {cov.undecided:,} undecided (--max-wait)" if cov.undecided else "")
+        + f" ({report.probes_sent:,} probes)",
     ]
 
 
@@ -378,11 +431,24 @@ class NmapXmlWriter:
     """
 
     LISTED_MAX = 25  # nmap folds a state with more ports than this into <extraports>
-    FOLDABLE = (PortState.CLOSED, PortState.FILTERED, PortState.CLOSED_FILTERED)
+    # nmap's PortList::isIgnoredState: every state but open can be folded (-sU shows "Not
+    # shown: 997 open|filtered udp ports", -sA "unfiltered"); portlist.h order
+    FOLDABLE = (
+        PortState.CLOSED,
+        PortState.FILTERED,
+        PortState.UNFILTERED,
+        PortState.OPEN_FILTERED,
+        PortState.CLOSED_FILTERED,
+    )
 
-    def __init__(self, stream: TextIO, ports: PortSpec, args: str) -> None:
+    def __init__(
+        self, stream: TextIO, ports: PortSpec, args: str, *, technique: str = "connect"
+    ) -> None:
         self._out = stream
         self._ports = ports
+        self._technique = technique
+        # the reason of a closed TCP port: a connect() sees ECONNREFUSED, a SYN scan a RST
+        self._closed_tcp = "conn-refused" if technique == "connect" else "reset"
         self._start = time.time()
         start = int(self._start)
         w = stream.write
@@ -392,9 +458,9 @@ class NmapXmlWriter:
             f'startstr={quoteattr(time.ctime(start))} version="7.93" '
             'xmloutputversion="1.05">\n'
         )
-        w("<!-- written by portscope (TCP connect scan) -->\n")
+        w(f"<!-- written by portscope (TCP {technique} scan) -->\n")
         for proto, ranges, kind in (
-            (Proto.TCP, ports.tcp, "connect"),
+            (Proto.TCP, ports.tcp, technique if technique in ("syn", "ack") else "connect"),
             (Proto.UDP, ports.udp, "udp"),
         ):
             if ranges:
@@ -430,7 +496,14 @@ class NmapXmlWriter:
             f'<status state="{"up" if up else "down"}" '
             f'reason="{"user-set" if up else "no-response"}" reason_ttl="0"/>\n'
         )
-        w(f'<address addr="{summary.address}" addrtype="{family}"/>\n<hostnames>\n')
+        w(f'<address addr="{summary.address}" addrtype="{family}"/>\n')
+        if self._technique != "connect":
+            from portscope.scanner._raw import neighbour_mac
+
+            # as nmap's raw scans: the MAC of a target on the local link (ndiff shows it)
+            if (mac := neighbour_mac(summary.address)) is not None:
+                w(f'<address addr="{mac}" addrtype="mac"/>\n')
+        w("<hostnames>\n")
         if is_name(summary.host):
             w(f'<hostname name={quoteattr(summary.host)} type="user"/>\n')
         w("</hostnames>\n<ports>")
@@ -451,7 +524,7 @@ class NmapXmlWriter:
                 continue
             if state is PortState.CLOSED:  # not materialized: 65,000 of them are common
                 reasons = [
-                    (proto, "conn-refused" if proto is Proto.TCP else "port-unreach", ranges)
+                    (proto, self._closed_tcp if proto is Proto.TCP else "port-unreach", ranges)
                     for proto in (Proto.TCP, Proto.UDP)
                     if complete and (ranges := self._closed_ranges(proto, shown))
                 ]
@@ -469,10 +542,11 @@ class NmapXmlWriter:
             (r for rs in by_state.values() for r in rs), key=lambda r: (r.proto.value, r.port)
         )
         for r in shown:
-            name = _service(r.port, r.proto)
+            name = _xml_service(r.port, r.proto)
             w(
                 f'<port protocol="{r.proto.value}" portid="{r.port}">'
-                f'<state state="{r.state.value}" reason={quoteattr(r.reason)} reason_ttl="0"/>'
+                f'<state state="{r.state.value}" reason={quoteattr(r.reason)} '
+                f'reason_ttl="{r.reason_ttl or 0}"/>'
             )
             ident = (identities or {}).get((r.address, r.port, r.proto.value))
             if ident is not None and (ident.identified or ident.tls is not None):
@@ -493,7 +567,7 @@ class NmapXmlWriter:
         """The closed ports of a fully scanned host: every scanned port not shown."""
         out = []
         for proto in (Proto.TCP, Proto.UDP):
-            reason = "conn-refused" if proto is Proto.TCP else "port-unreach"
+            reason = self._closed_tcp if proto is Proto.TCP else "port-unreach"
             for a, b in self._closed_ranges(proto, shown):
                 out += [
                     ProbeResult(summary.host, summary.address, port, proto, PortState.CLOSED,

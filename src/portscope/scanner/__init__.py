@@ -4,8 +4,9 @@
 returns a ``Scan``: iterate it (``for``/``async for``; ``scan.results()`` and ``scan.hosts()``
 for one kind of event) to get results while the scan runs, then read ``scan.report``. The
 scheduler is in ``_schedule`` (timeouts, retransmission, window, rate, fd budget; see its
-docstring); the probers it drives are in ``_connect`` (TCP) and ``_udp`` (UDP). The public
-types are in ``_types``.
+docstring); the probers it drives are in ``_connect`` (TCP connect), ``_syn`` (raw SYN and
+ACK, with ``_packets`` and ``_raw``) and ``_udp`` (UDP, payloads in ``_payloads``);
+``trace`` finds where probes stop on the path. The public types are in ``_types``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from portscope.scanner._connect import ConnectProber
 from portscope.scanner._schedule import Prober, Scheduler
 from portscope.scanner._types import (
     DEFAULT_TOP_PORTS,
+    TECHNIQUES,
     Coverage,
     HostSummary,
     ScanEvent,
@@ -149,7 +151,8 @@ class Scan:
             for k, v in s.counts.items():
                 counts[k] = counts.get(k, 0) + v
         timed_out = sum(s.timed_out for s in summaries)
-        decided = sum(counts.values())
+        undecided = counts.get("undecided", 0)
+        decided = sum(counts.values()) - undecided
         return ScanReport(
             hosts=len(summaries),
             hosts_up=sum(1 for s in summaries if s.status == "up"),
@@ -160,6 +163,7 @@ class Scan:
                 retried=sum(s.retried for s in summaries),
                 timed_out=timed_out,
                 not_scanned=sum(s.not_scanned for s in summaries),
+                undecided=undecided,
             ),
             probes_sent=self._engine.probes_sent if self._engine else 0,
             elapsed_s=time.monotonic() - self.started if self.started else 0.0,
@@ -182,13 +186,14 @@ class Scan:
             pending.append(event)
             wake.set()
 
-        probers: dict[Proto, Prober] = {Proto.TCP: ConnectProber(icmp_details=opts.icmp_details)}
+        probers: dict[Proto, Prober] = {Proto.TCP: _tcp_prober(opts)}
         if self.ports.udp:
             # services take longer to answer than the network's RTT: 1 s per try, 3 tries
             probers[Proto.UDP] = UdpProber(
                 timeout_s=opts.timeout_s or 1.0,
                 retries=min(opts.retries, 2),
                 icmp_details=opts.icmp_details,
+                source_addresses=opts.source_addresses,
             )
         engine = Scheduler(
             iter(self.targets),
@@ -200,6 +205,11 @@ class Scan:
         )
         self._engine = engine
         runner = asyncio.ensure_future(engine.run())
+        stop = (
+            asyncio.get_running_loop().call_later(opts.max_wait_s, engine.stop_undecided)
+            if opts.max_wait_s
+            else None
+        )
         try:
             while True:
                 if not pending:
@@ -217,6 +227,8 @@ class Scan:
             runner.result()  # re-raise an engine error
             self._report = self._make_report()
         finally:
+            if stop is not None:
+                stop.cancel()
             if self._report is None:
                 self._interrupted = True  # a break, a cancel or Ctrl-C
             if not runner.done():
@@ -255,6 +267,15 @@ class Scan:
             loop.close()
 
 
+def _tcp_prober(opts: ScanOptions) -> Prober:
+    """The prober of the scan's technique (``ScanOptions.technique``)."""
+    if opts.technique in ("syn", "ack"):
+        from portscope.scanner._syn import SynProber
+
+        return SynProber(ack=opts.technique == "ack")
+    return ConnectProber(icmp_details=opts.icmp_details)
+
+
 def scan(
     targets: TargetSet | str | Iterable[str],
     ports: PortSpec | str | None = None,
@@ -267,6 +288,9 @@ def scan(
     timeout_s: float | None = None,
     retries: int | None = None,
     include_closed: bool = False,
+    technique: str | None = None,
+    max_wait_s: float | None = None,
+    source_addresses: Iterable[str] = (),
     options: ScanOptions | None = None,
 ) -> Scan:
     """Prepare a TCP connect (and UDP) scan; every input is checked before any packet.
@@ -288,6 +312,11 @@ def scan(
         retries: tries after the first before a silent port is filtered; ``None`` for
             ``ScanOptions.retries`` (3).
         include_closed: also yield closed ports.
+        technique: ``connect`` (default; no privilege), ``syn`` or ``ack`` (raw packets:
+            root or CAP_NET_RAW, checked when the scan starts: ``PermissionDenied``).
+        max_wait_s: seconds after which the scan stops and reports the ports it has not
+            decided as ``undecided``; ``None`` for no limit.
+        source_addresses: local addresses to send UDP probes from (see ``ScanOptions``).
         options: full ``ScanOptions``; the keyword arguments above override it.
 
     Returns:
@@ -307,6 +336,11 @@ def scan(
         raise InvalidInput(f"retries {retries!r}: expected 0 or more")
     if max_concurrency is not None and max_concurrency < 1:
         raise InvalidInput(f"max concurrency {max_concurrency!r}: expected 1 or more")
+    if technique is not None and technique not in TECHNIQUES:
+        raise InvalidInput(f"technique {technique!r}: expected one of {', '.join(TECHNIQUES)}")
+    if max_wait_s is not None and not max_wait_s > 0:
+        raise InvalidInput(f"max wait {max_wait_s!r}: expected seconds above 0")
+    sources = _check_sources(source_addresses)
     if isinstance(targets, str):
         targets = [targets]
     target_set = (
@@ -333,5 +367,23 @@ def scan(
         host_parallelism=base.host_parallelism,
         include_closed=include_closed or base.include_closed,
         icmp_details=base.icmp_details,
+        technique=technique or base.technique,
+        max_wait_s=max_wait_s or base.max_wait_s,
+        source_addresses=sources or base.source_addresses,
     )
     return Scan(target_set, spec, opts)
+
+
+def _check_sources(addresses: Iterable[str]) -> tuple[str, ...]:
+    """Source addresses as ``inet_ntop`` writes them; ``InvalidInput`` for a bad one."""
+    import ipaddress
+
+    out = []
+    for text in addresses:
+        try:
+            out.append(str(ipaddress.ip_address(text.strip())))
+        except ValueError:
+            raise InvalidInput(
+                f"source address {text!r}: expected an IPv4 or IPv6 address of this host"
+            ) from None
+    return tuple(out)

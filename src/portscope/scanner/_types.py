@@ -43,6 +43,14 @@ class ScanOptions:
         host_parallelism: hosts scanned at once. Default 64.
         include_closed: also yield results for closed ports (they are always counted).
         icmp_details: read the ICMP type/code of unreachable answers (``IP_RECVERR``).
+        technique: how TCP ports are probed: ``connect`` (no privilege; nmap ``-sT``),
+            ``syn`` (raw SYNs, CAP_NET_RAW; nmap ``-sS``) or ``ack`` (raw ACKs: unfiltered
+            or filtered; nmap ``-sA``).
+        max_wait_s: stop the scan after this many seconds; ports not decided by then are
+            reported ``undecided`` (never ``closed``), or ``None`` to scan to the end.
+        source_addresses: local addresses UDP probes are sent from, round-robin (each
+            has its own ICMP rate-limit budget at the target), or ``()`` for the kernel's
+            choice.
     """
 
     max_concurrency: int | None = None
@@ -55,6 +63,13 @@ class ScanOptions:
     host_parallelism: int = 64
     include_closed: bool = False
     icmp_details: bool = True
+    technique: str = "connect"
+    max_wait_s: float | None = None
+    source_addresses: tuple[str, ...] = ()
+
+
+TECHNIQUES = ("connect", "syn", "ack")
+"""The values of ``ScanOptions.technique``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +116,15 @@ class Coverage:
         timed_out: ports decided by timeout: no answer after every try (``filtered`` or
             ``open|filtered``).
         not_scanned: ports left out (host down or silent, or the scan interrupted).
+        undecided: ports still without a state when ``max_wait_s`` ended the scan
+            (reported ``undecided``, never ``closed``).
     """
 
     answered: int
     retried: int
     timed_out: int
     not_scanned: int
+    undecided: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,114 +1,132 @@
-"""UDP probes: protocol payloads that make common services answer, and the UDP prober.
+"""The UDP prober: protocol payloads, shared sockets, pacing to the target's ICMP rate limit.
 
-A UDP port answers only when the datagram means something to the service, so well-known
-ports get a minimal valid request (DNS, NTP, SNMP ...); other ports get an empty datagram.
-On a connected UDP socket the kernel reports an ICMP port unreachable as ``ECONNREFUSED``
-(udp(7)), which is how ``closed`` is told apart from silence (``open|filtered``).
+A UDP port answers only a datagram that means something to its service (``_payloads``);
+``closed`` is told apart from silence by the ICMP port unreachable the target sends back.
+Linux sends those at a limited rate: ``icmp_ratelimit`` (1,000 ms) per destination, a
+token bucket of 6 (``inet_peer_xrlim_allow``, ``XRLIM_BURST_FACTOR``), and
+``icmp_msgs_per_sec`` (1,000) over all destinations. A probe of a closed port sent while
+the target's bucket is empty gets no answer, and a scanner that reads that silence as
+``open|filtered`` is wrong (nmap's exponential back-off still misses some; masscan and
+naabu send once). So:
+
+* Sockets: one unconnected datagram socket per (family, source address), with
+  ``IP_RECVERR``/``IPV6_RECVERR``: a service's reply arrives from (address, port); an ICMP
+  error is queued on the socket's error queue with the destination it is about as the
+  message's address (ip(7), ``MSG_ERRQUEUE``), its type/code in ``sock_extended_err`` and
+  its TTL (``IP_RECVTTL``). No privilege is needed and no descriptor is held per try.
+* The first try of every port goes out at once (the scheduler's window and rate). Each
+  (source, target) pair has a model of the target's bucket (``_Pacer``): it starts empty
+  and refills at 1 per second up to 6 (Linux's defaults); ICMP errors that come back take
+  tokens; more errors than the model allows raise its rate to the one measured (a host
+  without a limit is recognized by its first sweep). A retry goes out only when the model
+  holds a token, which it reserves; the reservation is returned when no error came within
+  the ICMP wait (4 measured ICMP round trips) or a service answered. So a port is called
+  ``open|filtered`` only after a try the target could have answered with an error, and the
+  scan takes about the time the rate limit sets: (closed ports - 6) / rate.
+* ``source_addresses``: each source has its own bucket at the target, so N sources send
+  retries N times as fast; a retry goes from the source whose model has a token first.
+* Answers: a datagram back is ``open`` (``udp-response``, the reply in ``banner``, at most
+  512 bytes); ICMP port unreachable ``closed`` (``port-unreach``); another ICMP unreachable
+  ``unreachable`` with its code (a scan reports ``filtered``, as nmap); silence after every
+  try ``open|filtered`` (``no-response``). Answers carry the ICMP error's TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import select
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from portscope.models import PortState, Proto
-from portscope.scanner._errors import classify, enable_icmp_details, icmp_reason
-from portscope.scanner._schedule import Answer, ProbeSink, Try, release_watched
+from portscope.scanner._errors import (
+    ICMP4_UNREACH,
+    ICMP6_UNREACH,
+    IP_RECVERR,
+    IPV6_RECVERR,
+    MSG_ERRQUEUE,
+    SO_EE_ORIGIN_ICMP,
+    SO_EE_ORIGIN_ICMP6,
+)
+from portscope.scanner._payloads import (
+    PAYLOADS,
+    dns_query,
+    ntp_request,
+    payloads,
+    snmp_get_request,
+)
+from portscope.scanner._schedule import Answer, ProbeSink, Try
 
 __all__ = ["PAYLOADS", "UdpProber", "dns_query", "ntp_request", "snmp_get_request"]
 
-_DNS_ID = 0x7073  # "ps"
+_EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, linux/errqueue.h
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
+IP_TTL = getattr(socket, "IP_TTL", 2)
+IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+_HOLD_S = 3600.0  # a held try's provisional send time lies this far ahead (never expires)
+_BURST = 6.0  # Linux: XRLIM_BURST_FACTOR
+_RATE = 1.0  # Linux: icmp_ratelimit 1000 ms
+_READ_BATCH = 1024
+_HOST_ERRNO = {"host-unreach": errno.EHOSTUNREACH, "net-unreach": errno.ENETUNREACH}
 
 
-def dns_query(name: str = "", qtype: int = 2, *, txid: int = _DNS_ID) -> bytes:
-    """A DNS query with recursion desired (RFC 1035 4.1).
+class _Pacer:
+    """One source's model of one target's ICMP error budget (a token bucket)."""
 
-    Args:
-        name: the query name; ``""`` is the root.
-        qtype: the query type; default 2 (NS), which every name server can answer for
-            the root from its hints or refuse (either way it answers).
-        txid: the 16-bit transaction id.
-    """
-    header = struct.pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 0)  # RD=1, QDCOUNT=1
-    labels = b"".join(bytes([len(part)]) + part.encode("ascii") for part in name.split(".") if part)
-    return header + labels + b"\x00" + struct.pack("!HH", qtype, 1)  # class IN
+    __slots__ = ("first", "held", "icmps", "rate", "reserved", "stamp", "timer", "tokens")
 
+    def __init__(self, now: float) -> None:
+        self.tokens = 0.0  # assume empty: an earlier scan may have drained it
+        self.stamp = now
+        self.first = now
+        self.rate = _RATE
+        self.icmps = 0
+        self.reserved: set[Try] = set()
+        self.held: deque[Try] = deque()
+        self.timer: asyncio.TimerHandle | None = None
 
-def ntp_request() -> bytes:
-    """An NTPv4 client request: 48 bytes, LI=3 (unsynchronized), VN=4, Mode=3 (RFC 5905 7.3)."""
-    return bytes([(3 << 6) | (4 << 3) | 3]) + bytes(47)
+    def available(self, now: float) -> float:
+        self.tokens = min(_BURST, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens - len(self.reserved)
 
-
-def _ber(tag: int, content: bytes) -> bytes:
-    # ASN.1 BER definite length (X.690 8.1.3): short form below 128, else long form
-    n = len(content)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + content
-
-
-def _ber_int(value: int) -> bytes:
-    return _ber(0x02, value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True))
-
-
-def _ber_oid(oid: str) -> bytes:
-    parts = [int(p) for p in oid.split(".")]
-    out = bytearray([parts[0] * 40 + parts[1]])
-    for part in parts[2:]:
-        chunk = [part & 0x7F]
-        part >>= 7
-        while part:
-            chunk.append(0x80 | (part & 0x7F))
-            part >>= 7
-        out += bytes(reversed(chunk))
-    return _ber(0x06, bytes(out))
-
-
-def snmp_get_request(community: str = "public", oid: str = "1.3.6.1.2.1.1.1.0") -> bytes:
-    """An SNMPv1 GetRequest for ``oid`` (default sysDescr.0), RFC 1157 4.1.2."""
-    varbind = _ber(0x30, _ber_oid(oid) + b"\x05\x00")  # value NULL
-    pdu = _ber(0xA0, _ber_int(0x7073) + _ber_int(0) + _ber_int(0) + _ber(0x30, varbind))
-    return _ber(0x30, _ber_int(0) + _ber(0x04, community.encode()) + pdu)  # version 0 = v1
-
-
-PAYLOADS: dict[int, bytes] = {
-    53: dns_query(),  # DNS
-    123: ntp_request(),  # NTP
-    161: snmp_get_request(),  # SNMP
-    5353: dns_query(),  # mDNS answers unicast queries to its port (RFC 6762 5.5)
-    5355: dns_query(),  # LLMNR uses the DNS message format (RFC 4795)
-}
-"""UDP port -> the datagram sent to it; other ports get an empty datagram."""
+    def icmp(self, now: float) -> None:
+        """An ICMP error came from the target: it spent a token."""
+        self.available(now)
+        self.tokens = max(0.0, self.tokens - 1.0)
+        self.icmps += 1
+        # more errors than the model allows: the target's rate is higher; measure it
+        elapsed = now - self.first
+        allowed = _BURST + self.rate * elapsed + 1.0
+        if self.icmps > allowed and elapsed > 0:
+            self.rate = max(self.rate, (self.icmps - _BURST) / elapsed)
 
 
 class UdpProber:
     """UDP probes; plugs into ``_schedule.Scheduler`` (see ``_schedule.Prober``).
 
-    One connected datagram socket per try, registered (one-shot, ``EPOLLIN``) in an
-    ``epoll`` set that is one reader of the asyncio loop. The port's payload (``PAYLOADS``,
-    read at send time) goes out; any datagram back is ``open`` (``udp-response``, the reply
-    in ``banner``, at most 512 bytes); an ICMP port unreachable, which the kernel reports on
-    the connected socket as ``ECONNREFUSED`` (udp(7)), is ``closed`` (``port-unreach``);
-    another ICMP unreachable is ``unreachable`` with its code (``IP_RECVERR``). Silence after
-    every try is ``open|filtered``.
-
     Args:
-        timeout_s: a fixed per-try timeout in seconds, or ``None`` for the scan's. A scan
-            uses 1 s (services may take longer to answer than the network's RTT).
+        timeout_s: a fixed per-try timeout in seconds (a service may take longer to answer
+            than the network's RTT; a scan uses 1 s), or ``None`` for the scan's.
         retries: datagrams sent again after silence, or ``None`` for the scan's.
-        icmp_details: read the ICMP type/code of unreachable answers.
+        icmp_details: kept for the scheduler's options; the error queue always gives the
+            ICMP type/code here.
+        source_addresses: local addresses to send from (round-robin by budget); ``()`` for
+            the kernel's choice.
+        pace: pace retries to the target's ICMP rate limit (see the module docstring);
+            ``False`` sends every try at once (loopback, or a target known to have none).
+
+    Attributes:
+        stray: datagrams and ICMP errors that matched no try in flight.
     """
 
     proto = Proto.UDP
-    fds_per_try = 1
+    fds_per_try = 0
+    paced = True  # its retries answer late by design: no loss signal for the window
     silent = Answer(PortState.OPEN_FILTERED, "no-response")
 
     def __init__(
@@ -117,122 +135,291 @@ class UdpProber:
         timeout_s: float | None = None,
         retries: int | None = None,
         icmp_details: bool = True,
+        source_addresses: Sequence[str] = (),
+        pace: bool = True,
     ) -> None:
         self.timeout_s = timeout_s
         self.retries = retries
+        self.stray = 0
         self._icmp = icmp_details
-        self._by_fd: dict[int, Try] = {}
+        self._pace = pace
+        self._sources = tuple(source_addresses)
+        self._socks: dict[tuple[int, str], socket.socket] = {}
+        self._flight: dict[tuple[str, int], Try] = {}
+        self._pacers: dict[tuple[int, str, str], _Pacer] = {}
+        self._via: dict[Try, _Pacer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: ProbeSink | None = None
-        self._epoll: select.epoll | None = None
+        self._icmp_rtt = 0.05
+        self._turn = 0
+        self._expiring: Try | None = None
+        self._late: Answer | None = None
 
     def open(self, loop: asyncio.AbstractEventLoop, sink: ProbeSink) -> None:
         self._loop, self._sink = loop, sink
-        if hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-            loop.add_reader(self._epoll.fileno(), self._on_epoll)
+
+    # ------------------------------------------------------------ sockets
+
+    def _sources_of(self, family: int) -> list[str]:
+        own = [a for a in self._sources if (":" in a) == (family == 6)]
+        return own or [""]
+
+    def _socket(self, family: int, source: str) -> socket.socket:
+        sock = self._socks.get((family, source))
+        if sock is not None:
+            return sock
+        af = socket.AF_INET6 if family == 6 else socket.AF_INET
+        sock = socket.socket(af, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((source, 0))
+            if family == 6:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        except OSError:
+            sock.close()
+            raise
+        self._socks[(family, source)] = sock
+        assert self._loop is not None
+        self._loop.add_reader(sock.fileno(), self._read, sock)
+        return sock
+
+    # ------------------------------------------------------------ sending
+
+    def _pacer(self, tr: Try, now: float) -> tuple[str, _Pacer]:
+        """The source to send ``tr`` from and its model of the target: the one with the
+        most tokens available (a first try: the next in turn)."""
+        family, address = tr.target.family, tr.target.address
+        sources = self._sources_of(family)
+        if tr.tries == 0 and len(sources) > 1:  # the sweep: sources in turn
+            self._turn += 1
+            source = sources[self._turn % len(sources)]
+            key = (family, source, address)
+            pacer = self._pacers.get(key)
+            if pacer is None:
+                pacer = self._pacers[key] = _Pacer(now)
+            return source, pacer
+        best: tuple[str, _Pacer] | None = None
+        best_avail = -1e9
+        for source in sources:
+            key = (family, source, address)
+            pacer = self._pacers.get(key)
+            if pacer is None:
+                pacer = self._pacers[key] = _Pacer(now)
+            avail = pacer.available(now) - len(pacer.held)
+            if avail > best_avail:
+                best, best_avail = (source, pacer), avail
+        assert best is not None
+        return best
 
     def send(self, tries: Sequence[Try]) -> int:
         sink = self._sink
         assert sink is not None
+        now = time.monotonic()
         for i, tr in enumerate(tries):
-            family = tr.target.family
-            try:
-                sock = socket.socket(
-                    socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM
-                )
-            except OSError as exc:
-                if exc.errno in _FD_SHORTAGE:
-                    sink.short_of(exc.errno, None)
+            source, pacer = self._pacer(tr, now)
+            self._flight[(tr.target.address, tr.port)] = tr
+            if tr.tries == 0 or not self._pace:
+                tr.sent = now
+                if not self._transmit(tr, source, pacer, reserve=False):
                     return i
-                raise
-            sock.setblocking(False)
-            if self._icmp:
-                enable_icmp_details(sock, family)
-            tr.sent = time.monotonic()
-            try:
-                sock.connect(tr.sockaddr())
-                sock.send(PAYLOADS.get(tr.port, b""))
-            except OSError as exc:
-                code = exc.errno or 0
-                if code in _PORT_SHORTAGE:
-                    sock.close()
-                    sink.short_of(code, None)
-                    return i
-                answer = self._error(sock, code)
-                sock.close()
-                sink.answered(tr, answer, None)
                 continue
-            tr.handle = sock
-            fd = sock.fileno()
-            self._by_fd[fd] = tr
-            if self._epoll is not None:
-                self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
-            else:
-                assert self._loop is not None
-                self._loop.add_reader(fd, self._on_reader, fd)
+            # a retry waits for a token of the target's ICMP budget
+            tr.sent = now + _HOLD_S
+            tr.handle = source
+            pacer.held.append(tr)
+            self._pump(pacer, now)
         return len(tries)
 
+    def _transmit(self, tr: Try, source: str, pacer: _Pacer, *, reserve: bool) -> bool:
+        """Send the try's payload; False on a local shortage (reported to the sink)."""
+        sink = self._sink
+        assert sink is not None
+        sock = self._socket(tr.target.family, source)
+        options = payloads(tr.port)
+        payload = options[tr.tries % len(options)]
+        try:
+            try:
+                sock.sendto(payload, tr.sockaddr())
+            except (BlockingIOError, InterruptedError):
+                raise
+            except OSError:
+                # the first error may be an earlier ICMP error pending on the socket
+                # (sk_err, returned once by the next call): its details are queued; retry
+                sock.sendto(payload, tr.sockaddr())
+        except (BlockingIOError, InterruptedError):
+            self._flight.pop((tr.target.address, tr.port), None)
+            sink.short_of(errno.EAGAIN, None)
+            return False
+        except OSError as exc:
+            code = exc.errno or 0
+            self._flight.pop((tr.target.address, tr.port), None)
+            if code in (errno.ENOBUFS, errno.ENOMEM):
+                sink.short_of(code, None)
+                return False
+            reason = {errno.ENETUNREACH: "net-unreach", errno.EHOSTUNREACH: "host-unreach"}
+            state = PortState.UNREACHABLE
+            sink.answered(tr, Answer(state, reason.get(code, "local-error"), code), None)
+            return True
+        if reserve:
+            pacer.reserved.add(tr)
+            self._via[tr] = pacer
+            assert self._loop is not None
+            # no error within the ICMP wait: the target had a token and did not spend it
+            self._loop.call_later(max(0.02, 4 * self._icmp_rtt), self._refund, tr)
+        else:
+            self._via[tr] = pacer
+        return True
+
+    def _pump(self, pacer: _Pacer, now: float) -> None:
+        """Send held retries while the model has tokens; wake up when the next is due."""
+        if pacer.timer is not None:
+            pacer.timer.cancel()
+            pacer.timer = None
+        while pacer.held and pacer.available(now) >= 1.0:
+            tr = pacer.held.popleft()
+            tr.sent = now
+            tr.deadline = now + (self.timeout_s or 1.0)
+            source = tr.handle if isinstance(tr.handle, str) else ""
+            tr.handle = None
+            if not self._transmit(tr, source, pacer, reserve=True):
+                pacer.held.appendleft(tr)
+                tr.sent = now + _HOLD_S
+                break
+        if pacer.held and self._loop is not None:
+            wait = max(0.005, (1.0 - pacer.available(now)) / pacer.rate)
+            pacer.timer = self._loop.call_later(wait, self._on_timer, pacer)
+
+    def _on_timer(self, pacer: _Pacer) -> None:
+        pacer.timer = None
+        self._pump(pacer, time.monotonic())
+
+    def _refund(self, tr: Try) -> None:
+        pacer = self._via.get(tr)
+        if pacer is not None and tr in pacer.reserved:
+            pacer.reserved.discard(tr)
+            if pacer.held:
+                self._pump(pacer, time.monotonic())
+
+    def _release(self, tr: Try) -> _Pacer | None:
+        """Forget a try (answered or expired); returns its pacer."""
+        pacer = self._via.pop(tr, None)
+        if pacer is not None:
+            pacer.reserved.discard(tr)
+        return pacer
+
     def expire(self, attempt: Try) -> Answer | None:
-        sock = attempt.handle
-        assert isinstance(sock, socket.socket)
-        fd = sock.fileno()
-        self._by_fd.pop(fd, None)
-        if self._epoll is None and self._loop is not None:
-            self._loop.remove_reader(fd)
-        answer = self._read(sock)  # an answer waiting behind a busy loop
-        sock.close()
-        return answer
+        # a held try is never expired (its provisional send time lies an hour ahead)
+        self._flight.pop((attempt.target.address, attempt.port), None)
+        self._expiring, self._late = attempt, None
+        self._flight[(attempt.target.address, attempt.port)] = attempt
+        try:
+            for sock in list(self._socks.values()):
+                self._read(sock)
+        finally:
+            self._flight.pop((attempt.target.address, attempt.port), None)
+            self._expiring = None
+        pacer = self._release(attempt)
+        if pacer is not None and pacer.held:
+            self._pump(pacer, time.monotonic())
+        late, self._late = self._late, None
+        return late
+
+    def pending(self) -> list[Try]:
+        """Tries held for a token (not sent yet)."""
+        return [tr for p in self._pacers.values() for tr in p.held]
 
     def close(self) -> None:
-        release_watched(self._by_fd, self._epoll, self._loop, writer=False)
-        self._epoll = None
+        loop = self._loop
+        for sock in self._socks.values():
+            if loop is not None and not loop.is_closed() and sock.fileno() >= 0:
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        self._socks.clear()
+        for pacer in self._pacers.values():
+            if pacer.timer is not None:
+                pacer.timer.cancel()
+            pacer.held.clear()
+        self._flight.clear()
+        self._via.clear()
 
-    def _on_epoll(self) -> None:
-        if self._epoll is None:
+    # ------------------------------------------------------------ receiving
+
+    def _deliver(self, key: tuple[str, int], answer: Answer, now: float, icmp: bool) -> None:
+        tr = self._flight.pop(key, None)
+        if tr is None:
+            self.stray += 1
             return
+        pacer = self._via.get(tr)
+        if tr is self._expiring:
+            self._late = answer
+            if icmp and pacer is not None:
+                pacer.icmp(now)
+            return
+        if pacer is None:  # held: a late answer to an earlier try decides the port
+            for p in self._pacers.values():
+                if tr in p.held:
+                    p.held.remove(tr)
+                    break
+            rtt = None
+        else:
+            if icmp:
+                pacer.icmp(now)
+                if tr.tries == 0:
+                    self._icmp_rtt = 0.875 * self._icmp_rtt + 0.125 * (now - tr.sent)
+            self._release(tr)
+            rtt = now - tr.sent
+        sink = self._sink
+        assert sink is not None
+        sink.answered(tr, answer, rtt)
+        if pacer is not None and pacer.held:
+            self._pump(pacer, now)
+
+    def _read(self, sock: socket.socket) -> None:
         now = time.monotonic()
-        for fd, _events in self._epoll.poll(0, 1024):
-            tr = self._by_fd.get(fd)
-            if tr is not None:
-                self._ready(fd, tr, now)
+        for _ in range(_READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(512)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # the pending ICMP error (sk_err): its details are queued below
+            key = (addr[0].split("%", 1)[0] if sock.family == socket.AF_INET6 else addr[0], addr[1])
+            self._deliver(
+                key, Answer(PortState.OPEN, "udp-response", None, data or None), now, False
+            )
+        for _ in range(_READ_BATCH):
+            try:
+                _data, anc, _flags, addr = sock.recvmsg(64, 512, MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            answer = self._icmp_answer(anc)
+            if answer is not None and addr:
+                address = addr[0].split("%", 1)[0] if sock.family == socket.AF_INET6 else addr[0]
+                self._deliver((address, addr[1]), answer, now, True)
 
-    def _on_reader(self, fd: int) -> None:
-        tr = self._by_fd.get(fd)
-        if tr is not None:
-            self._ready(fd, tr, time.monotonic())
-
-    def _ready(self, fd: int, tr: Try, now: float) -> None:
-        sock = tr.handle
-        assert isinstance(sock, socket.socket) and self._sink is not None
-        answer = self._read(sock)
-        if answer is None:  # spurious wake-up: wait again
-            if self._epoll is not None:
-                self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
-            return
-        del self._by_fd[fd]
-        if self._epoll is None and self._loop is not None:
-            self._loop.remove_reader(fd)
-        sock.close()
-        self._sink.answered(tr, answer, now - tr.sent)
-
-    def _read(self, sock: socket.socket) -> Answer | None:
-        try:
-            data = sock.recv(512)
-        except BlockingIOError:
+    def _icmp_answer(self, anc: list[tuple[int, int, bytes]]) -> Answer | None:
+        ttl: int | None = None
+        found: tuple[int, int, int] | None = None
+        for level, kind, data in anc:
+            if (level, kind) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
+                ttl = int(struct.unpack("=i", data[:4])[0]) if len(data) >= 4 else None
+            elif len(data) >= _EXTENDED_ERR.size:
+                _errno, origin, icmp_type, code, _, _, _ = _EXTENDED_ERR.unpack_from(data)
+                found = (origin, icmp_type, code)
+        if found is None:
             return None
-        except OSError as exc:
-            return self._error(sock, exc.errno or 0)
-        return Answer(PortState.OPEN, "udp-response", None, data or None)
-
-    def _error(self, sock: socket.socket, code: int) -> Answer:
-        state, reason = classify(code)
-        if state is PortState.CLOSED:
-            return Answer(PortState.CLOSED, "port-unreach", code)
-        if self._icmp:
-            reason = icmp_reason(sock) or reason
-        return Answer(state, reason, code)
-
-
-_FD_SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_PORT_SHORTAGE = frozenset({errno.EADDRNOTAVAIL, errno.EAGAIN})
+        origin, icmp_type, code = found
+        if origin == SO_EE_ORIGIN_ICMP and icmp_type == 3:
+            reason = ICMP4_UNREACH.get(code, f"icmp-3-{code}")
+        elif origin == SO_EE_ORIGIN_ICMP6 and icmp_type == 1:
+            reason = ICMP6_UNREACH.get(code, f"icmp6-1-{code}")
+        else:
+            return None  # time exceeded, packet too big ...: not about the port
+        if reason == "port-unreach":
+            return Answer(PortState.CLOSED, "port-unreach", errno.ECONNREFUSED, None, ttl)
+        return Answer(PortState.UNREACHABLE, reason, _HOST_ERRNO.get(reason), None, ttl)
