@@ -62,7 +62,13 @@ RATES = ["5000", "0.1", "1e-9", "0", "nan", "inf", "1e9", "1e20"]
 # scan ports: short lists only (a full-range scan is correct, just slow for a fuzz example)
 SCAN_PORTS = ["1", "7", "1-3", "T:7,U:7", "http", "²", "0", "65536", "-1", "nan", "", "5-1",
               "1,,2", "9" * 5000, "U:", "T:", "1-2,4"]  # fmt: skip
-NEVER = {"--kill", "--yes", "-y", "--force", "--accepted", "--url", "-h", "--help"}
+NEVER = {"--kill", "--yes", "-y", "--force", "--accepted", "--url", "-h", "--help",
+         "--allow-kill", "--close", "--exec", "--listen", "--port-allowlist"}  # fmt: skip
+# Commands that serve until stopped (a terminal UI, an HTTP server): their arguments are
+# fuzzed through the parser only (tests/faces covers them running); and the bounds that
+# make the others end by themselves, appended to every drawn line.
+INTERACTIVE = {"top", "serve"}
+BOUNDED = {"watch": ["--count", "1", "--for", "1"], "exporter": ["--once"]}
 RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -89,8 +95,10 @@ def _value(name: str, action: argparse.Action, target_file: str) -> st.SearchStr
         return st.sampled_from(["/dev/full", "/nonexistent/dir/x.xml", "/dev/null"])
     if name in ("probe", "scan") and action.dest in ("host", "targets"):
         return st.sampled_from(TARGETS)
-    if name == "why" and action.dest == "target":
+    if name in ("why", "trace") and action.dest in ("target", "targets", "host", "destination"):
         return st.sampled_from(HOST_PORT)
+    if name == "trace" and not action.option_strings:
+        return st.sampled_from(HOST_PORT)  # raw probes: loopback or refused values only
     if name == "scan" and words & {"--exclude"}:
         return st.sampled_from(TARGETS)
     if action.choices:
@@ -124,9 +132,9 @@ def command_lines(draw: Callable[..., Any], name: str, target_file: str) -> list
             argv.append(draw(_value(name, action, target_file)))
     if draw(st.booleans()):
         argv.append("--json")
-    if name in ("probe", "scan", "why") and draw(st.integers(0, 3)) == 0:
+    if name in ("probe", "scan", "why", "trace") and draw(st.integers(0, 3)) == 0:
         argv.append(draw(st.sampled_from(TARGETS)))  # a stray extra positional
-    return argv
+    return argv + BOUNDED.get(name, [])
 
 
 class _Expired(Exception):
@@ -145,8 +153,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("fuzz")
     targets = root / "targets.txt"
     targets.write_text("127.0.0.1\n::1\n# a comment\n")
-    saved = {k: os.environ.get(k) for k in ("PORTSCOPE_CACHE_DIR",)}
+    saved = {k: os.environ.get(k) for k in ("PORTSCOPE_CACHE_DIR", "PORTSCOPE_DB")}
     os.environ["PORTSCOPE_CACHE_DIR"] = str(root / "cache")
+    os.environ["PORTSCOPE_DB"] = str(root / "history.db")  # never the user's own store
     real_urlopen = urllib.request.urlopen
 
     def no_download(*args: Any, **kwargs: Any) -> Any:
@@ -192,7 +201,7 @@ def _check(argv: list[str]) -> None:
     assert raw is None, (argv, raw.group() if raw else "", (stdout + stderr)[:300])
 
 
-@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+@pytest.mark.parametrize("name", sorted(set(cli.COMMANDS) - INTERACTIVE))
 def test_any_command_line_ends_in_an_answer_or_one_error_line(name: str, sandbox: str) -> None:
     @settings(
         max_examples=EXAMPLES,
@@ -203,6 +212,30 @@ def test_any_command_line_ends_in_an_answer_or_one_error_line(name: str, sandbox
     @given(command_lines(name, sandbox))
     def run(argv: list[str]) -> None:
         _check(argv)
+
+    run()
+
+
+@pytest.mark.parametrize("name", sorted(INTERACTIVE))
+def test_interactive_commands_refuse_bad_arguments_in_one_line(name: str, sandbox: str) -> None:
+    """``top`` and ``serve`` run until stopped, so only what their parsers refuse is drawn
+    here: any argument error is one line, exit 2 (nothing starts)."""
+    from portscope.cli._base import UsageError
+
+    parser = _parser(name)
+
+    @settings(max_examples=EXAMPLES * 4, deadline=None, database=None)
+    @given(st.lists(st.sampled_from(HOSTILE), min_size=1, max_size=3))
+    def run(words: list[str]) -> None:
+        argv = [w for w in words if w not in ("-h", "--help")]
+        if name == "serve":
+            argv = ["--port", *argv]
+        try:
+            parser.parse_args(argv)
+        except UsageError:
+            _check([name, *argv])  # refused by the parser: main prints one line, exit 2
+        except SystemExit as err:  # argparse's own exits only for --help/--version
+            raise AssertionError(f"{argv!r} exited {err.code}") from None
 
     run()
 
