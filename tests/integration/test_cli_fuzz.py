@@ -91,6 +91,11 @@ def _value(name: str, action: argparse.Action, target_file: str) -> st.SearchStr
         return st.sampled_from(SCAN_PORTS)
     if words & {"-iL", "--exclude-file", "input_file", "exclude_file", "--from", "from_file"}:
         return st.sampled_from([target_file, "/dev/zero", "/nonexistent/x", "/", ""])
+    if words & {"--db", "db"}:  # never a relative path: it would create a store in the cwd
+        return st.sampled_from(
+            [target_file + ".db", "/dev/full", "/nonexistent/dir/h.db", "/", "",
+             "postgresql://127.0.0.1:1/none"]
+        )  # fmt: skip
     if words & {"-oX", "xml"}:
         return st.sampled_from(["/dev/full", "/nonexistent/dir/x.xml", "/dev/null"])
     if name in ("probe", "scan") and action.dest in ("host", "targets"):

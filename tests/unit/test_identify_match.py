@@ -311,7 +311,7 @@ def test_nmap_xml_service_element() -> None:
 
 def test_udp_answers_dns_ntp_snmp() -> None:
     from portscope.identify import identify_udp_answer
-    from portscope.scanner._udp import dns_query, ntp_request
+    from portscope.scanner._payloads import dns_query, ntp_request
 
     query = dns_query()
     dns = identify_udp_answer("127.0.0.1", 53, query[:2] + b"\x81\x05" + query[4:])
@@ -322,7 +322,7 @@ def test_udp_answers_dns_ntp_snmp() -> None:
     ntp = identify_udp_answer("127.0.0.1", 123, reply)
     assert ntp is not None and ntp.facts == {"ntp_version": "4", "stratum": "1",
                                              "reference": "GPS"}  # fmt: skip
-    from portscope.scanner._udp import _ber, _ber_int, _ber_oid
+    from portscope.scanner._payloads import _ber, _ber_int, _ber_oid
 
     descr = b"Linux router 6.1"
 

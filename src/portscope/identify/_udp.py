@@ -1,6 +1,6 @@
 """Identification of UDP answers the scanner already received (no packet is sent here).
 
-The UDP prober sends a protocol payload to well-known ports (``scanner._udp.PAYLOADS``:
+The UDP prober sends a protocol payload to well-known ports (``scanner._payloads.PAYLOADS``:
 DNS, NTP, SNMP) and keeps the answer in ``ProbeResult.banner``; this module reads it.
 """
 
