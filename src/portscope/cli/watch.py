@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
-from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli._history import add_db_option, open_db
 from portscope.cli.ls import add_backend_option
 from portscope.errors import InvalidInput
 
@@ -95,7 +95,6 @@ def configure(parser: Parser) -> None:
     add_backend_option(parser)
 
 
-@store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     import shlex
     import signal
