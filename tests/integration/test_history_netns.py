@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from portscope.history import SCHEMA_VERSION, open_store
-from portscope.history._store import MIGRATIONS, _ddl
 from portscope.history._sqlite import SqliteBackend
+from portscope.history._store import MIGRATIONS, _ddl
 
 PORTSCOPE = [sys.executable, "-m", "portscope"]
 
@@ -205,3 +205,58 @@ def test_schema_2_store_migrates_to_3_and_keeps_its_snapshots(tmp_path: Path) ->
         assert store.namespaces(old.id) == [] and store.listeners(old.id) == []
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM snapshot_netns").fetchone() == (0,)
+
+
+@pytest.mark.root
+def test_watch_of_namespaces_names_each_event(namespace: Namespace, tmp_path: Path) -> None:
+    # watch runs on the host and watches the namespace through the netns worker
+    watch = subprocess.Popen(
+        [*PORTSCOPE, "watch", "-N", namespace.name, "--count", "2", "--for", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        assert watch.stderr.readline().startswith("watching 0 listeners")
+        first = namespace.listen("127.0.0.1", 8000)
+        line = watch.stdout.readline()
+        assert line.split(" ", 1)[1] == (
+            f"added tcp 127.0.0.1:8000 {comm(os.getpid())}[{first.pid}] in netns {namespace.name}\n"
+        )
+        first.kill()
+        first.wait()
+        line = watch.stdout.readline()
+        assert line.split(" ", 1)[1].startswith("removed tcp 127.0.0.1:8000 ")
+        assert line.endswith(f" in netns {namespace.name}\n")
+        assert watch.wait(timeout=10) == 0
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        watch.wait(timeout=10)
+        for pipe in (watch.stdout, watch.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.mark.root
+def test_watch_json_of_every_namespace_carries_inode_and_name(namespace: Namespace) -> None:
+    watch = subprocess.Popen(
+        [*PORTSCOPE, "watch", "-N", "all", "--json", "-p", "8123", "--count", "1", "--for", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        assert watch.stderr.readline().startswith("watching")
+        server = namespace.listen("0.0.0.0", 8123)
+        event = json.loads(watch.stdout.readline())
+        assert event["action"] == "added"
+        assert event["socket"]["netns"] == namespace.inode
+        assert event["socket"]["netns_name"] == namespace.name
+        assert event["socket"]["owners"][0]["pid"] == server.pid
+        assert watch.wait(timeout=10) == 0
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        watch.wait(timeout=10)
+        for pipe in (watch.stdout, watch.stderr):
+            if pipe is not None:
+                pipe.close()

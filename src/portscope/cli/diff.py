@@ -26,7 +26,7 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument("a", nargs="?", default="last", metavar="A", help="default: last")
     parser.add_argument("b", nargs="?", default="now", metavar="B", help="default: now")
-    add_netns_option(parser, what="'now': the listeners")
+    add_netns_option(parser, what="the fresh listing ('now')")
     add_db_option(parser)
 
 

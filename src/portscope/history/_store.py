@@ -1011,10 +1011,14 @@ LISTENER_COLUMNS: Final = (
 )
 
 
-def fold_listeners(sockets: Iterable[StoredSocket]) -> list[Listener]:
+def fold_listeners(
+    sockets: Iterable[StoredSocket], names: Mapping[int, str | None] | None = None
+) -> list[Listener]:
     """The listening sockets (TCP LISTEN, UDP UNCONN) folded by identity: one
     ``Listener`` per (netns, transport, address, port) with the sockets counted and
-    their owners joined (a process holding several is listed once)."""
+    their owners joined (a process holding several is listed once); ``names`` gives
+    each namespace inode its name (``Listener.netns_name``)."""
+    names = names or {}
     groups: dict[tuple[Any, ...], list[StoredSocket]] = {}
     for s in sockets:
         if s.state.value in _LISTENING:
@@ -1027,7 +1031,8 @@ def fold_listeners(sockets: Iterable[StoredSocket]) -> list[Listener]:
             owners = _join_owners(m.owners for m in members)
         out.append(
             Listener(netns, proto, first.family, address, port, first.state, first.v6only,
-                     first.interface, len(members), owners)
+                     first.interface, len(members), owners,
+                     None if netns is None else names.get(netns))
         )  # fmt: skip
     return out
 
