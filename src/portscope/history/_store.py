@@ -1,9 +1,13 @@
 """The history store: snapshots of listeners (or every socket), scans, and watch events.
 
-Schema (version 1; ``schema_version`` holds every version applied, the store's version
-is the highest)::
+Schema (version 1; 2 adds ``machine_id`` to ``snapshots`` and ``events``; 3 adds
+``snapshots.netns_spec`` and ``snapshot_netns``; ``schema_version`` holds every version
+applied, the store's version is the highest)::
 
-    snapshots    id, host, kind, label, taken_at, source, netns, items, complete
+    snapshots    id, host, kind, label, taken_at, source, netns (NULL: several), items,
+                 complete, machine_id, netns_spec (the -N value)
+    snapshot_netns  snapshot_id, inode, name, label, containers (JSON): the namespaces
+                 a -N snapshot listed
     sockets      snapshot_id, netns, proto, family, state, local_address, local_port,
                  remote_address, remote_port, recv_q, send_q, uid, inode, interface,
                  v6only, owners (JSON: [[pid, name, user, cmdline|null, start_time, fd]])
