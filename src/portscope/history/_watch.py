@@ -112,6 +112,11 @@ class LiveListeners:
         return found
 
 
+def _order(key: ListenerKey) -> tuple[int, str, str, int]:
+    netns, proto, address, port = key
+    return (port, proto, address, netns or 0)
+
+
 class _Owners:
     """The owner lookup ``stored_sockets`` reads: the watcher's cache by inode."""
 
@@ -196,7 +201,8 @@ class Watcher:
         known = self.known
         events: list[Event] = []
         came: list[Listener] = []
-        for key in current.keys() - known.keys():
+        # in port order: events confirmed at one poll come out in a stable order
+        for key in sorted(current.keys() - known.keys(), key=_order):
             if key in self._pending_new:
                 del self._pending_new[key]
                 came.append(current[key])
@@ -210,7 +216,7 @@ class Watcher:
                 if self.transient and item.proto is not Proto.UDP:
                     events.append(Event(Action.TRANSIENT, item, None, now))
         gone: list[Listener] = []
-        for key in known.keys() - current.keys():
+        for key in sorted(known.keys() - current.keys(), key=_order):
             if key in self._pending_gone:
                 del self._pending_gone[key]
                 gone.append(known.pop(key))
