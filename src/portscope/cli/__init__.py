@@ -153,7 +153,7 @@ def _quick(args_in: list[str], env: Env | None) -> int | None:
 
 def _main(args_in: list[str], env: Env) -> int:
     from portscope.cli._base import ExitStatus, Parser, UsageError, add_common_options
-    from portscope.errors import InvalidInput, PortscopeError
+    from portscope.errors import InvalidInput, PortscopeError, StoreError
 
     try:
         if args_in and not args_in[0].startswith("-"):
@@ -171,7 +171,7 @@ def _main(args_in: list[str], env: Env) -> int:
     except UsageError as err:
         env.error(str(err))
         return ExitStatus.USAGE
-    except InvalidInput as err:
+    except (InvalidInput, StoreError) as err:  # a store's failure: exit 2, as ndiff
         env.error(str(err))
         return ExitStatus.USAGE
     except PortscopeError as err:

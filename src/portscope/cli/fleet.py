@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portscope.cli._base import Env, ExitStatus, Parser, UsageError, checked
-from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli._history import add_db_option, open_db
 
 HELP = "which hosts listen where, what changed where (a shared store: --db postgresql://...)"
 
@@ -42,7 +42,6 @@ def configure(parser: Parser) -> None:
     add_db_option(parser)
 
 
-@store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.history._fleet import fleet_diff, fleet_listeners
     from portscope.render import write_json

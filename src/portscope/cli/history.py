@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portscope.cli._base import Env, ExitStatus, Parser
-from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli._history import add_db_option, open_db
 from portscope.errors import InvalidInput
 
 HELP = "the timeline of a port from the history store (no PORT: the snapshots)"
@@ -60,7 +60,6 @@ def parse_target(text: str) -> tuple[str | None, int]:
     return address, parse_port(port_text, allow_zero=True)
 
 
-@store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.models import Proto
     from portscope.render import write_json
@@ -104,7 +103,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
             env.stdout,
         )
     elif entries:
-        env.show(render_timeline(entries), no_color=args.no_color)
+        from portscope.history._capture import current_netns
+
+        env.show(render_timeline(entries, home=current_netns()), no_color=args.no_color)
     else:
         env.stderr.write(f"port {args.target} never seen in {store.location}\n")
     return ExitStatus.OK if entries else ExitStatus.NEGATIVE

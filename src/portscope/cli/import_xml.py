@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portscope.cli._base import Env, ExitStatus, Parser
-from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli._history import add_db_option, open_db
 
 HELP = "import an nmap XML report (nmap -oX) into the history store"
 
@@ -17,7 +17,6 @@ def configure(parser: Parser) -> None:
     add_db_option(parser)
 
 
-@store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     import os
 

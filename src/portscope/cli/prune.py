@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portscope.cli._base import Env, ExitStatus, Parser, checked
-from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli._history import add_db_option, open_db
 from portscope.cli.snapshot import _duration
 
 HELP = "delete snapshots and events older than an age from the history store"
@@ -22,7 +22,6 @@ def configure(parser: Parser) -> None:
     add_db_option(parser)
 
 
-@store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import count, write_json
 

@@ -6,8 +6,15 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, checked
-from portscope.cli._history import add_db_option, open_db, store_errors
+from portscope.cli._base import (
+    Env,
+    ExitStatus,
+    Parser,
+    add_netns_option,
+    add_transport_options,
+    checked,
+)
+from portscope.cli._history import add_db_option, open_db
 from portscope.cli.ls import add_backend_option
 from portscope.errors import InvalidInput
 
@@ -91,11 +98,11 @@ def configure(parser: Parser) -> None:
         metavar="S",
         help="kill a command running longer (default 60)",
     )
+    add_netns_option(parser, what="the listeners")
     add_db_option(parser)
     add_backend_option(parser)
 
 
-@store_errors
 def run(args: argparse.Namespace, env: Env) -> int:
     import shlex
     import signal
@@ -121,7 +128,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         protos = frozenset(p for p, on in ((Proto.TCP, args.tcp), (Proto.UDP, args.udp)) if on)
     families = None if args.ipv4 == args.ipv6 else frozenset({4 if args.ipv4 else 6})
     where = SocketFilter(protos=protos, families=families, sports=args.port)
-    source = LiveListeners(where, backend=args.backend)
+    source = LiveListeners(where, backend=args.backend, netns=args.netns)
     watcher = Watcher(source, transient=not args.no_transient)
     interval = args.interval or DEFAULT_INTERVAL_S
     command = (
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if argv is None
         else EventCommand(argv, jobs=args.exec_jobs, timeout_s=args.exec_timeout)
     )
-    out = _Output(env, args.json, store, command)
+    out = _Output(env, args.json, store, command, netns=args.netns is not None)
     status: int = ExitStatus.OK
     # SIGTERM ends the watch cleanly too: events waiting for the store are saved first
     previous = signal.signal(signal.SIGTERM, _on_term)
@@ -196,7 +203,13 @@ class _Output:
     """Writes events, hands them to the store's saving thread, and runs --exec."""
 
     def __init__(
-        self, env: Env, as_json: bool, store: Store | None, command: EventCommand | None
+        self,
+        env: Env,
+        as_json: bool,
+        store: Store | None,
+        command: EventCommand | None,
+        *,
+        netns: bool = False,
     ) -> None:
         from portscope.history._watch import EventLog
 
@@ -205,6 +218,7 @@ class _Output:
         self.log = None if store is None else EventLog(store)
         self.command = command
         self.emitted = 0
+        self.netns = netns  # lines name the namespace (-N)
 
     def emit(self, events: list[Event]) -> None:
         import json
@@ -219,10 +233,10 @@ class _Output:
             if self.as_json:
                 stream.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
             else:
-                stream.write(event_line(e, stamp=True) + "\n")
+                stream.write(event_line(e, stamp=True, netns=self.netns) + "\n")
             if self.command is not None:
                 payload = json.dumps(doc, ensure_ascii=False).encode() + b"\n"
-                self.command.submit(payload, event_line(e))
+                self.command.submit(payload, event_line(e, netns=self.netns))
         stream.flush()
         self.emitted += len(events)
 

@@ -15,6 +15,7 @@ def listener_json(item: Listener) -> dict[str, Any]:
     """A listener as JSON data (exact strings)."""
     return {
         "netns": item.netns,
+        "netns_name": item.netns_name,
         "proto": item.proto.value,
         "family": item.family,
         "state": item.state.value,
@@ -64,4 +65,5 @@ def listener_from_json(data: dict[str, Any]) -> Listener:
             )
             for o in owners
         ),
+        data.get("netns_name"),
     )

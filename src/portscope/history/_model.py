@@ -76,6 +76,9 @@ class Listener:
         sockets: how many sockets share the identity (``SO_REUSEPORT`` groups, forks).
         owners: the processes holding them; ``None`` when not looked up, ``()`` when none
             was visible (another user's process without root, or kernel-owned).
+        netns_name: the namespace's name when the listing recorded one (``models.Netns``
+            ``name``: ``host`` or the ``ip netns`` name), else ``None``; not part of the
+            identity (the inode is).
     """
 
     netns: int | None
@@ -88,6 +91,7 @@ class Listener:
     interface: str | None = None
     sockets: int = 1
     owners: tuple[Owner, ...] | None = None
+    netns_name: str | None = None
 
     @property
     def key(self) -> ListenerKey:
@@ -152,9 +156,12 @@ class SnapshotInfo:
         label: the user's label, or ``None``.
         taken_at: when, seconds since the epoch.
         source: what made it (``snapshot``, ``scan``, ``import FILE``).
-        netns: the network namespace listed (inode), or ``None`` (scans).
+        netns: the network namespace listed (inode), or ``None`` (scans; a listing of
+            several namespaces, ``-N all``).
         items: the number of rows it holds (sockets, or scanned ports).
         complete: False when some processes' owners could not be read (not root).
+        netns_spec: the ``-N`` value a listing was taken with (``all``, a name, a path),
+            or ``None`` (the caller's namespace; scans).
     """
 
     id: int
@@ -166,6 +173,7 @@ class SnapshotInfo:
     netns: int | None
     items: int
     complete: bool
+    netns_spec: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

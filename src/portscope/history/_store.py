@@ -1,9 +1,13 @@
 """The history store: snapshots of listeners (or every socket), scans, and watch events.
 
-Schema (version 1; ``schema_version`` holds every version applied, the store's version
-is the highest)::
+Schema (version 1; 2 adds ``machine_id`` to ``snapshots`` and ``events``; 3 adds
+``snapshots.netns_spec`` and ``snapshot_netns``; ``schema_version`` holds every version
+applied, the store's version is the highest)::
 
-    snapshots    id, host, kind, label, taken_at, source, netns, items, complete
+    snapshots    id, host, kind, label, taken_at, source, netns (NULL: several), items,
+                 complete, machine_id, netns_spec (the -N value)
+    snapshot_netns  snapshot_id, inode, name, label, containers (JSON): the namespaces
+                 a -N snapshot listed
     sockets      snapshot_id, netns, proto, family, state, local_address, local_port,
                  remote_address, remote_port, recv_q, send_q, uid, inode, interface,
                  v6only, owners (JSON: [[pid, name, user, cmdline|null, start_time, fd]])
@@ -41,7 +45,7 @@ from portscope.history._model import (
     SnapshotInfo,
     SnapshotKind,
 )
-from portscope.models import Owner, PortState, Proto, TcpState
+from portscope.models import Netns, Owner, PortState, Proto, TcpState
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -55,7 +59,7 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: (version, DDL statements with {identity}/{bigint}/{real} for ``Dialect`` names)
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
@@ -135,6 +139,22 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         (
             "ALTER TABLE snapshots ADD COLUMN machine_id TEXT",
             "ALTER TABLE events ADD COLUMN machine_id TEXT",
+        ),
+    ),
+    (
+        # issue 9 x 11: snapshots of several network namespaces (-N) keep each one's name,
+        # and the -N value they were taken with (what 'diff SNAPSHOT now' lists again)
+        3,
+        (
+            "ALTER TABLE snapshots ADD COLUMN netns_spec TEXT",
+            """CREATE TABLE snapshot_netns (
+                snapshot_id {bigint} NOT NULL,
+                inode {bigint} NOT NULL,
+                name TEXT,
+                label TEXT NOT NULL,
+                containers TEXT
+            )""",
+            "CREATE INDEX snapshot_netns_snapshot ON snapshot_netns (snapshot_id)",
         ),
     ),
 )
@@ -364,8 +384,16 @@ class Store:
         netns: int | None = None,
         complete: bool = True,
         taken_at: float | None = None,
+        namespaces: Sequence[Netns] = (),
+        netns_spec: str | None = None,
     ) -> SnapshotInfo:
         """Write one snapshot of sockets (one transaction).
+
+        Args:
+            netns: the namespace listed (inode); ``None`` for several.
+            namespaces: the namespaces listed (``-N``), whose names and container labels
+                are kept in ``snapshot_netns`` (``Store.namespaces``).
+            netns_spec: the ``-N`` value the listing was made with (``all``, a name ...).
 
         Returns:
             The snapshot written.
@@ -386,7 +414,16 @@ class Store:
             for s in sockets
         ]  # fmt: skip
         with self.backend.write() as w:
-            sid = self._new_snapshot(w, kind, label, taken, source, netns, len(rows), complete)
+            sid = self._new_snapshot(
+                w, kind, label, taken, source, netns, len(rows), complete, netns_spec
+            )
+            if namespaces:
+                w.executemany(
+                    "INSERT INTO snapshot_netns (snapshot_id, inode, name, label, containers)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(sid, ns.inode, ns.name, netns_label(ns), _containers_json(ns))
+                     for ns in namespaces],
+                )  # fmt: skip
             w.executemany(
                 "INSERT INTO sockets (snapshot_id, netns, proto, family, state, local_address,"
                 " local_port, remote_address, remote_port, recv_q, send_q, uid, inode,"
@@ -394,7 +431,9 @@ class Store:
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(sid, *row) for row in rows],
             )
-        return SnapshotInfo(sid, self.host, kind, label, taken, source, netns, len(rows), complete)
+        return SnapshotInfo(
+            sid, self.host, kind, label, taken, source, netns, len(rows), complete, netns_spec
+        )
 
     def save_scan(
         self,
@@ -451,10 +490,11 @@ class Store:
         netns: int | None,
         items: int,
         complete: bool,
+        netns_spec: str | None = None,
     ) -> int:
         rows = w.execute(
             "INSERT INTO snapshots (host, machine_id, kind, label, taken_at, source, netns,"
-            " items, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " items, complete, netns_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 self.host,
                 self.machine_id,
@@ -465,6 +505,7 @@ class Store:
                 netns,
                 items,
                 int(complete),
+                netns_spec,
             ),
         )
         return int(rows[0][0])
@@ -515,7 +556,7 @@ class Store:
             count = int(
                 w.execute("SELECT COUNT(*) FROM snapshots WHERE taken_at < ?", (cutoff,))[0][0]
             )
-            for table in ("sockets", "scan_hosts", "scan_ports"):
+            for table in ("sockets", "snapshot_netns", "scan_hosts", "scan_ports"):
                 w.execute(f"DELETE FROM {table} WHERE snapshot_id IN ({old})", (cutoff,))
             w.execute("DELETE FROM snapshots WHERE taken_at < ?", (cutoff,))
             events = int(w.execute("SELECT COUNT(*) FROM events WHERE at < ?", (cutoff,))[0][0])
@@ -524,7 +565,9 @@ class Store:
 
     # reads --------------------------------------------------------------------------
 
-    _SNAPSHOT_COLUMNS = "id, host, kind, label, taken_at, source, netns, items, complete"
+    _SNAPSHOT_COLUMNS = (
+        "id, host, kind, label, taken_at, source, netns, items, complete, netns_spec"
+    )
 
     def snapshots(
         self,
@@ -625,7 +668,37 @@ class Store:
         if port is not None:
             sql += " AND local_port = ?"
             params.append(port)
-        return ListenerTable(self.backend.read(sql, params))
+        return ListenerTable(self.backend.read(sql, params), self.netns_names(snapshot_id))
+
+    def namespaces(self, snapshot_id: int) -> list[Netns]:
+        """The network namespaces a snapshot taken with ``-N`` listed, by inode (their
+        names and containers then); ``[]`` for one taken without ``-N``."""
+        from portscope.models import Container
+
+        out = []
+        for inode, name, containers in self.backend.read(
+            "SELECT inode, name, containers FROM snapshot_netns WHERE snapshot_id = ?"
+            " ORDER BY inode",
+            (snapshot_id,),
+        ):
+            labels = None if containers is None else json.loads(containers)
+            out.append(
+                Netns(
+                    int(inode),
+                    name,
+                    None if labels is None else tuple(Container(**c) for c in labels),
+                )
+            )
+        return out
+
+    def netns_names(self, snapshot_id: int) -> dict[int, str | None]:
+        """inode -> name (``Netns.name``) of the namespaces a snapshot listed."""
+        return {
+            int(inode): name
+            for inode, name in self.backend.read(
+                "SELECT inode, name FROM snapshot_netns WHERE snapshot_id = ?", (snapshot_id,)
+            )
+        }
 
     def changed_listeners(
         self, before_id: int, after_id: int
@@ -663,7 +736,9 @@ class Store:
                     f" AND {listening} AND local_port IN ({', '.join('?' for _ in chunk)})",
                     (sid, *chunk),
                 )
-            tables.append(ListenerTable([r for r in rows if tuple(r[:4]) in keys]))
+            tables.append(
+                ListenerTable([r for r in rows if tuple(r[:4]) in keys], self.netns_names(sid))
+            )
         return tables[0], tables[1]
 
     def scan(self, snapshot_id: int) -> tuple[list[ScanHost], list[ScanPort]]:
@@ -781,11 +856,32 @@ def _ddl(statement: str, dialect: Dialect) -> str:
 
 
 def _snapshot_info(row: Sequence[Any]) -> SnapshotInfo:
-    sid, host, kind, label, taken, source, netns, items, complete = row
+    sid, host, kind, label, taken, source, netns, items, complete, spec = row
     return SnapshotInfo(
         int(sid), host, SnapshotKind(kind), label, float(taken), source, netns, int(items),
-        bool(complete),
+        bool(complete), spec,
     )  # fmt: skip
+
+
+def _containers_json(ns: Netns) -> str | None:
+    if ns.containers is None:
+        return None
+    return json.dumps(
+        [
+            {"runtime": c.runtime, "id": c.id, "name": c.name, "pod": c.pod,
+             "pod_namespace": c.pod_namespace, "pod_uid": c.pod_uid}
+            for c in ns.containers
+        ],
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
+def netns_label(ns: Netns) -> str:
+    """The namespace as a table shows it (``sockets._netns.netns_label``: the name,
+    else the container, else ``net:[INODE]``)."""
+    from portscope.sockets._netns import netns_label as label
+
+    return label(ns)
 
 
 class _OwnersEncoder:
@@ -851,7 +947,9 @@ class ListenerTable(Mapping[ListenerKey, Listener]):
     diff of two 10,000-listener snapshots builds only the listeners that changed.
     """
 
-    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+    def __init__(
+        self, rows: Sequence[Sequence[Any]], names: Mapping[int, str | None] | None = None
+    ) -> None:
         # the key is the row's first four columns; most keys have one socket
         single: dict[Any, Sequence[Any]] = {tuple(r[:4]): r for r in rows}
         multi: dict[Any, list[Sequence[Any]]] = {}
@@ -868,9 +966,12 @@ class ListenerTable(Mapping[ListenerKey, Listener]):
         self._multi = multi
         self.owner_tokens: Mapping[ListenerKey, Any] = tokens
         self._built: dict[ListenerKey, Listener] = {}
+        self._names: Mapping[int, str | None] = names or {}
 
     @classmethod
-    def from_sockets(cls, sockets: Iterable[StoredSocket]) -> ListenerTable:
+    def from_sockets(
+        cls, sockets: Iterable[StoredSocket], names: Mapping[int, str | None] | None = None
+    ) -> ListenerTable:
         """A table over sockets in memory (a live listing); only the listening ones."""
         return cls(
             [
@@ -881,7 +982,8 @@ class ListenerTable(Mapping[ListenerKey, Listener]):
                 )
                 for s in sockets
                 if s.state.value in _LISTENING
-            ]
+            ],
+            names,
         )  # fmt: skip
 
     def __getitem__(self, key: ListenerKey) -> Listener:
@@ -893,6 +995,7 @@ class ListenerTable(Mapping[ListenerKey, Listener]):
             built = self._built[key] = Listener(
                 netns, _PROTOS[proto], family, address, port, _STATES[state],
                 None if v6only is None else bool(v6only), interface, len(members), owners,
+                None if netns is None else self._names.get(netns),
             )  # fmt: skip
         return built
 
@@ -912,10 +1015,14 @@ LISTENER_COLUMNS: Final = (
 )
 
 
-def fold_listeners(sockets: Iterable[StoredSocket]) -> list[Listener]:
+def fold_listeners(
+    sockets: Iterable[StoredSocket], names: Mapping[int, str | None] | None = None
+) -> list[Listener]:
     """The listening sockets (TCP LISTEN, UDP UNCONN) folded by identity: one
     ``Listener`` per (netns, transport, address, port) with the sockets counted and
-    their owners joined (a process holding several is listed once)."""
+    their owners joined (a process holding several is listed once); ``names`` gives
+    each namespace inode its name (``Listener.netns_name``)."""
+    names = names or {}
     groups: dict[tuple[Any, ...], list[StoredSocket]] = {}
     for s in sockets:
         if s.state.value in _LISTENING:
@@ -928,7 +1035,8 @@ def fold_listeners(sockets: Iterable[StoredSocket]) -> list[Listener]:
             owners = _join_owners(m.owners for m in members)
         out.append(
             Listener(netns, proto, first.family, address, port, first.state, first.v6only,
-                     first.interface, len(members), owners)
+                     first.interface, len(members), owners,
+                     None if netns is None else names.get(netns))
         )  # fmt: skip
     return out
 

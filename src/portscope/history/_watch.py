@@ -36,7 +36,7 @@ from portscope.history._capture import LISTEN_STATES, _row_netns, current_netns,
 from portscope.history._events import owners_differ, pair_scopes
 from portscope.history._model import Action, Event, Listener, ListenerKey
 from portscope.history._store import fold_listeners
-from portscope.models import Owner, Proto
+from portscope.models import Netns, Owner, Proto
 from portscope.sockets import Row, SocketFilter
 
 if TYPE_CHECKING:
@@ -66,20 +66,30 @@ class LiveListeners:
     Args:
         where: transports, families, ports (its ``states`` are replaced by listening ones).
         backend: the socket backend (``None``: the best one).
+        netns: the network namespaces (``-N``: ``all``, a name, a pid, an nsfs path),
+            dumped through the namespace worker in one ``dump`` per poll (``all`` is
+            discovered again at each poll, so a namespace that appears is watched);
+            ``None``: the caller's own.
     """
 
-    def __init__(self, where: SocketFilter | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        where: SocketFilter | None = None,
+        backend: str | None = None,
+        netns: str | None = None,
+    ) -> None:
         from dataclasses import replace
 
         self.where = replace(where or SocketFilter(), states=LISTEN_STATES)
         self.backend = backend
+        self.netns = netns
         self.notes: list[str] = []
         self._recent: list[int] = []  # holders of the last new listeners, newest first
 
     def rows(self) -> list[Row]:
         from portscope.sockets import dump
 
-        d = dump(self.where, backend=self.backend)
+        d = dump(self.where, backend=self.backend, netns=self.netns)
         rows = [r for batch in d.batches for r in batch]
         for note in d.notes:
             if note not in self.notes:
@@ -100,6 +110,11 @@ class LiveListeners:
         if len(found) < len(wanted) and os.geteuid() != 0 and _NOT_ROOT not in self.notes:
             self.notes.append(_NOT_ROOT)
         return found
+
+
+def _order(key: ListenerKey) -> tuple[int, str, str, int]:
+    netns, proto, address, port = key
+    return (port, proto, address, netns or 0)
 
 
 class _Owners:
@@ -160,7 +175,8 @@ class Watcher:
         for gone in self._owners.keys() - inodes:
             del self._owners[gone]  # bounded: only the inodes of the last listing
         stored = stored_sockets(rows, _Owners(self._owners), netns)
-        return {item.key: item for item in fold_listeners(stored)}
+        names = {ns.inode: ns.name for ns in {r.netns for r in rows} if isinstance(ns, Netns)}
+        return {item.key: item for item in fold_listeners(stored, names)}
 
     def poll(self) -> list[Event]:
         """Take one listing and return the events it confirms (often none).
@@ -185,7 +201,8 @@ class Watcher:
         known = self.known
         events: list[Event] = []
         came: list[Listener] = []
-        for key in current.keys() - known.keys():
+        # in port order: events confirmed at one poll come out in a stable order
+        for key in sorted(current.keys() - known.keys(), key=_order):
             if key in self._pending_new:
                 del self._pending_new[key]
                 came.append(current[key])
@@ -199,7 +216,7 @@ class Watcher:
                 if self.transient and item.proto is not Proto.UDP:
                     events.append(Event(Action.TRANSIENT, item, None, now))
         gone: list[Listener] = []
-        for key in known.keys() - current.keys():
+        for key in sorted(known.keys() - current.keys(), key=_order):
             if key in self._pending_gone:
                 del self._pending_gone[key]
                 gone.append(known.pop(key))

@@ -36,9 +36,11 @@ __all__ = [
     "event_line",
     "listener_from_json",
     "listener_json",
+    "netns_text",
     "render_snapshots",
     "render_timeline",
     "snapshot_json",
+    "spans_namespaces",
     "when",
 ]
 
@@ -102,6 +104,7 @@ def snapshot_json(info: SnapshotInfo | None) -> dict[str, Any]:
         "taken_at": iso(info.taken_at),
         "source": info.source,
         "netns": info.netns,
+        "netns_spec": info.netns_spec,
         "items": info.items,
         "complete": info.complete,
     }
@@ -139,9 +142,26 @@ def _side(item: Listener | ScanPort) -> str:
     return f"{_endpoint(item.address, item.port)} {item.state.value}"
 
 
-def event_line(event: Event, *, stamp: bool = False) -> str:
+def netns_text(item: Listener) -> str:
+    """A listener's namespace for humans: its name (escaped), else ``net:[INODE]``."""
+    if item.netns_name:
+        return safe(item.netns_name)
+    return "-" if item.netns is None else f"net:[{item.netns}]"
+
+
+def spans_namespaces(events: Sequence[Event], *, home: int | None = None) -> bool:
+    """Whether event lines should name their namespace: the listener events are in more
+    than one, or in one other than ``home`` (the caller's)."""
+    from portscope.history import Listener
+
+    seen = {e.subject.netns for e in events if isinstance(e.subject, Listener)}
+    return len(seen) > 1 or (len(seen) == 1 and home is not None and seen != {home})
+
+
+def event_line(event: Event, *, stamp: bool = False, netns: bool = False) -> str:
     """One line: ``added tcp 0.0.0.0:9999 python3[4242]``; changes show ``before -> after``;
-    with ``stamp``, the local time leads (``06:01:02 added ...``)."""
+    with ``stamp``, the local time leads (``06:01:02 added ...``); with ``netns``, a
+    listener's namespace ends it (``... in netns ps11n-a``, ``in netns net:[4026532513]``)."""
     subject = event.subject
     proto = subject.proto.value
     before, after = event.before, event.after
@@ -170,6 +190,11 @@ def event_line(event: Event, *, stamp: bool = False) -> str:
     else:
         text = _side(subject)
     line = f"{event.action.value} {proto} {text}"
+    if netns:
+        from portscope.history import Listener
+
+        if isinstance(subject, Listener):
+            line += f" in netns {netns_text(subject)}"
     if stamp:
         line = f"{when(event.at, date=False)} {line}"
     return line
@@ -201,20 +226,23 @@ def render_snapshots(snapshots: Sequence[SnapshotInfo]) -> Table:
     return table
 
 
-def render_timeline(entries: Sequence[TimelineEntry]) -> Table:
-    """The table of one port's timeline (``history PORT``)."""
+def render_timeline(entries: Sequence[TimelineEntry], *, home: int | None = None) -> Table:
+    """The table of one port's timeline (``history PORT``); a ``NETNS`` column when the
+    entries are in more than one network namespace, or in one other than ``home``."""
     from portscope.render._table import Column, Table
 
-    table = Table(
-        (
-            Column("WHEN"),
-            Column("SOURCE"),
-            Column("ACTION"),
-            Column("SOCKET"),
-            Column("PROCESS", drop=1, min_width=10),
-        ),
-        title=None,
-    )
+    spaces = {item.netns for t in entries for item in (t.before, t.after) if item is not None}
+    with_netns = len(spaces) > 1 or (home is not None and bool(spaces) and spaces != {home})
+    columns = [
+        Column("WHEN"),
+        Column("SOURCE"),
+        Column("ACTION"),
+        Column("SOCKET"),
+        Column("PROCESS", drop=1, min_width=10),
+    ]
+    if with_netns:
+        columns.insert(3, Column("NETNS", drop=2, min_width=8))
+    table = Table(tuple(columns), title=None)
     for t in entries:
         source = "watch" if t.snapshot_id is None else f"snapshot {t.snapshot_id}"
         if t.label:
@@ -231,5 +259,8 @@ def render_timeline(entries: Sequence[TimelineEntry]) -> Table:
         process = owners_short(item)
         if t.before is not None and t.after is not None and t.action == "owner-changed":
             process = f"{owners_short(t.before)} -> {owners_short(t.after)}"
-        table.rows.append([when(t.at), source, t.action, socket, process])
+        row = [when(t.at), source, t.action, socket, process]
+        if with_netns:
+            row.insert(3, netns_text(item))
+        table.rows.append(row)
     return table
