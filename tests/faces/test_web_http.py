@@ -311,3 +311,49 @@ def test_a_store_error_is_one_line(tmp_path: Path) -> None:
     for view in (scans_page(str(bad)), port_timeline(str(bad), 22)):
         assert view.value is None and view.error is not None
         assert "\n" not in view.error and str(bad) in view.error
+
+
+# -- network namespaces (-N, issue 9) -------------------------------------------------
+
+
+@pytest.mark.root
+def test_serve_and_top_show_another_namespace_by_name(missing_db: str) -> None:
+    import json
+    import os
+    import shutil
+
+    from faces.conftest import _read_lines, start_serve, stop
+
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2")
+    name = f"ps12-ns{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        code = "import socket,time;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();" \
+               "print(s.getsockname()[1],flush=True);time.sleep(60)"  # fmt: skip
+        inside = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", code],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        procs.append(inside)
+        port = int(_read_lines(inside)[0])
+        out = subprocess.run(
+            [sys.executable, "-m", "portscope", "top", "--json", "-N", name],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        ((local, netns),) = [(s["local"], s["netns"]) for s in json.loads(out.stdout)["sockets"]]
+        assert local == {"address": "127.0.0.1", "port": port} and netns["name"] == name
+        served = start_serve("-N", name, "--db", missing_db)
+        procs.append(served.proc)
+        _, page, _ = request(served, tok(served, "/"))
+        table = page.split('id="listeners"', 1)[1]
+        assert "<th>Netns</th>" in table.split("</thead>", 1)[0]
+        row = table.split(f'data-port="{port}"', 1)[1].split("</tr>", 1)[0]
+        assert f'<td class="netns">{name}</td>' in row
+        _, page, _ = request(served, tok(served, f"/port/{port}"))  # who, in that namespace
+        holders = rows_of(page, "holders")
+        assert len(holders) == 1 and f"127.0.0.1:{port}" in holders[0], holders
+    finally:
+        for proc in procs:
+            stop(proc)
+        subprocess.run(["ip", "netns", "del", name], check=False)
