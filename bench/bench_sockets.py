@@ -12,6 +12,7 @@ seconds, ratio vs ``ss -tan``), the shapes side by side, and the goal checks (ea
 * ``portscope ls -a -n --json`` (no owners)               <= ``ss -tan``
 * ``portscope ls -a -n -p --json`` and ``-t`` (owners)    <= 2.5 x ``ss -tan``
 * ``portscope --json`` (default listening view)           <= ``ss -tulpn``
+* ``portscope ls -a -i --json`` (tcp_info)                 <= ``ss -tani``
 
 Raw results (hyperfine JSON, the table as JSON and markdown) go to ``bench/results/``.
 
@@ -95,7 +96,12 @@ def all_tools() -> list[Tool]:
             portscope=True,
         ),
         Tool("portscope --json", (ps, "--json"), portscope=True),
+        Tool("portscope ls -a -i --json", (ps, "ls", "-a", "-i", "--json"), portscope=True),
+        Tool(
+            "portscope ls -a -i -n --json", (ps, "ls", "-a", "-i", "-n", "--json"), portscope=True
+        ),
         Tool("ss -tan", ("ss", "-tan")),
+        Tool("ss -tani", ("ss", "-tani")),
         Tool("ss -tanp", ("ss", "-tanp"), slow=True),
         Tool("ss -tulpn", ("ss", "-tulpn")),
         Tool("netstat -tanp", ("netstat", "-tanp"), slow=True),
@@ -342,6 +348,8 @@ CHECKS = (
     ("portscope ls -a -n -p --json", "ss -tan", 2.5, "with owners <= 2.5x ss -tan"),
     ("portscope ls -a -t -n -p --json", "ss -tan", 2.5, "with owners, -t <= 2.5x ss -tan"),
     ("portscope --json", "ss -tulpn", 1.0, "default view <= ss -tulpn"),
+    ("portscope ls -a -i --json", "ss -tani", 1.0, "tcp_info (-i) <= ss -tani"),
+    ("portscope ls -a -i -n --json", "ss -tani", 1.0, "tcp_info (-i -n) <= ss -tani"),
 )
 
 

@@ -144,8 +144,9 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def serve(address: str, expect: int, hold_s: float, timeout_s: float) -> None:
-    """Listen on ``address`` (an ephemeral port), accept ``expect`` connections, hold them.
+def serve(address: str, expect: int, hold_s: float, timeout_s: float, port: int = 0) -> None:
+    """Listen on ``address`` (``port``, or an ephemeral one), accept ``expect``
+    connections, hold them.
 
     Prints ``LISTENING <address> <port>``, then ``ACCEPTED <n>`` when all are accepted.
     """
@@ -154,7 +155,7 @@ def serve(address: str, expect: int, hold_s: float, timeout_s: float) -> None:
     _raise_nofile(expect + FD_SLACK)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((address, 0))
+    listener.bind((address, port))
     listener.listen(socket.SOMAXCONN)
     _say(f"LISTENING {address} {listener.getsockname()[1]}")
     held: list[socket.socket] = []
@@ -303,6 +304,9 @@ class Load:
             is then the number of processes, ``clients`` is not used).
         hold_s: seconds after which every holder exits by itself (bounded by ``MAX_HOLD_S``).
         timeout_s: seconds allowed for setting up all connections.
+        port: ``split`` shape: every server listens on this port (each on its own
+            127.10.0.x address), so one port carries all connections (``who PORT`` at
+            scale); 0: an ephemeral port each.
 
     Raises:
         RuntimeError: a holder failed or the set-up did not finish within ``timeout_s``.
@@ -317,6 +321,7 @@ class Load:
         shape: str = "split",
         hold_s: float = DEFAULT_HOLD_S,
         timeout_s: float = 300.0,
+        port: int = 0,
     ) -> None:
         if connections < 0:
             raise ValueError("connections must be >= 0")
@@ -337,6 +342,7 @@ class Load:
         self.n_clients = clients or parts
         self.hold_s = min(hold_s, MAX_HOLD_S)
         self.timeout_s = timeout_s
+        self.port = port
         self.procs: list[subprocess.Popen[str]] = []
         self.listeners: list[tuple[str, int]] = []
         self.half_closed = 0  # connections whose client end is shut down for writing
@@ -389,6 +395,8 @@ class Load:
                 hold,
                 "--timeout-s",
                 timeout,
+                "--port",
+                str(self.port),
             )
             for i, n in enumerate(server_share)
         ]
@@ -517,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--targets", type=_targets, required=True)
     cli.add_argument("--count", type=int, required=True)
     srv.add_argument("--expect", type=int, required=True)
+    srv.add_argument("--port", type=int, default=0)
     par = sub.add_parser("pair", help="(internal) one few-big-processes process")
     par.add_argument("--index", type=int, required=True)
     par.add_argument("--count", type=int, required=True)
@@ -525,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--timeout-s", type=float, default=300.0)
     args = parser.parse_args(argv)
     if args.cmd == "serve":
-        serve(args.address, args.expect, args.hold_s, args.timeout_s)
+        serve(args.address, args.expect, args.hold_s, args.timeout_s, args.port)
     elif args.cmd == "connect":
         connect(args.source_index, args.targets, args.count, args.hold_s, args.timeout_s)
     elif args.cmd == "pair":

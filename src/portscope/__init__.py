@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> private module that defines it (keep sorted by name)
 _EXPORTS: dict[str, str] = {
+    "BackendError": "portscope.errors",
     "BackendUnavailable": "portscope.errors",
     "BindCause": "portscope.diagnose",
     "BindDiagnosis": "portscope.diagnose",
@@ -28,9 +29,12 @@ _EXPORTS: dict[str, str] = {
     "Endpoint": "portscope.models",
     "EphemeralUsage": "portscope.diagnose",
     "Evidence": "portscope.identify",
+    "Exposure": "portscope.diagnose.exposure",
+    "ExposureReport": "portscope.diagnose.exposure",
     "Finding": "portscope.diagnose",
     "FreePort": "portscope.diagnose",
     "HeldPorts": "portscope.diagnose",
+    "HolderRole": "portscope.diagnose",
     "HostSummary": "portscope.scanner",
     "Identity": "portscope.identify",
     "InvalidFilter": "portscope.errors",
@@ -71,6 +75,7 @@ _EXPORTS: dict[str, str] = {
     "bind_scope": "portscope.sockets",
     "ephemeral_by_netns": "portscope.diagnose",
     "ephemeral_usage": "portscope.diagnose",
+    "exposure": "portscope.diagnose.exposure",
     "free_ports": "portscope.diagnose",
     "identify_async": "portscope.identify",
     "identify_many": "portscope.identify",
@@ -78,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "kernel_ports": "portscope.registry._ranges",
     "kill_holders": "portscope.diagnose",
     "list_netns": "portscope.sockets",
+    "kill_targets": "portscope.diagnose",
     "list_sockets": "portscope.sockets",
     "lookup": "portscope.registry",
     "port_facts": "portscope.registry",
@@ -111,18 +117,25 @@ if TYPE_CHECKING:
         ephemeral_by_netns as ephemeral_by_netns,
         ephemeral_usage as ephemeral_usage,
     )
+    from portscope.diagnose.exposure import (
+        Exposure as Exposure,
+        ExposureReport as ExposureReport,
+        exposure as exposure,
+    )
     from portscope.diagnose.free import (
         FreePort as FreePort,
         HeldPorts as HeldPorts,
         free_ports as free_ports,
     )
     from portscope.diagnose.who import (
+        HolderRole as HolderRole,
         KillOutcome as KillOutcome,
         KillReport as KillReport,
         KillResult as KillResult,
         PortHolder as PortHolder,
         WhoResult as WhoResult,
         kill_holders as kill_holders,
+        kill_targets as kill_targets,
         who as who,
     )
     from portscope.diagnose.why_bind import (
@@ -138,6 +151,7 @@ if TYPE_CHECKING:
         why_connect as why_connect,
     )
     from portscope.errors import (
+        BackendError as BackendError,
         BackendUnavailable as BackendUnavailable,
         InvalidFilter as InvalidFilter,
         InvalidInput as InvalidInput,

@@ -229,3 +229,24 @@ def has_capability(bit: int, proc: StrPath = PROC) -> bool:
     if mask is None:
         return os.geteuid() == 0
     return bool(mask >> bit & 1)
+
+
+def tcp_ext_counters(names: tuple[str, ...], proc: StrPath = PROC) -> dict[str, int] | None:
+    """Counters of the ``TcpExt`` line pair of ``/proc/net/netstat`` (what ``nstat``
+    shows as ``TcpExtNAME``; ``include/uapi/linux/snmp.h``), e.g. ``ListenOverflows``,
+    ``ListenDrops``: cumulative since boot, for this network namespace.
+
+    Returns:
+        name -> value for the ``names`` found; ``None`` when the file is unreadable.
+    """
+    try:
+        lines = _bytes(proc, "net", "netstat").decode("ascii", "replace").splitlines()
+    except OSError:
+        return None
+    from itertools import pairwise
+
+    for head, values in pairwise(lines):
+        if head.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            row = dict(zip(head.split()[1:], values.split()[1:], strict=False))
+            return {n: int(row[n]) for n in names if n in row and row[n].isdigit()}
+    return None

@@ -10,6 +10,7 @@ Every error portscope raises on purpose derives from ``PortscopeError``::
     │   └── InvalidFilter          a socket-table filter (state, address, user ...)
     ├── PermissionDenied           the call needs a privilege this process lacks
     ├── BackendUnavailable         no socket backend works on this platform / process
+    │   └── BackendError           a backend's answer cannot be decoded (at an offset)
     ├── RegistryError              a registry source could not be read or fetched
     ├── StoreError                 the history store cannot be opened, read or written
     └── NetworkSafetyError         a probe or scan would send traffic to a refused target
@@ -59,6 +60,22 @@ class PermissionDenied(PortscopeError, PermissionError):
 
 class BackendUnavailable(PortscopeError):
     """No socket-table backend can run here (or the one asked for cannot)."""
+
+
+class BackendError(BackendUnavailable):
+    """A backend's answer cannot be decoded: a malformed netlink message or /proc line.
+
+    The kernel is the only producer, so this means a kernel or codec bug, or bytes that
+    did not come from it; decoders raise it instead of hanging or failing obscurely.
+
+    Attributes:
+        offset: the byte offset (netlink chunk) or line number (/proc/net file) of the
+            malformed data, or ``None``.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class RegistryError(PortscopeError):

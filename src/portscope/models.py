@@ -204,6 +204,8 @@ class Socket:
         inode: the socket inode (``socket:[N]``), or ``None``; 0 for TIME-WAIT is ``None``.
         interface: interface name the socket is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY for IPv6 sockets where the backend reports it, else ``None``.
+        cookie: the kernel's socket cookie (64 bits, ``ss -e``'s ``sk:HEX``), or ``None``
+            when the backend cannot tell (procfs, psutil).
         netns: the network namespace the socket lives in; ``None`` when namespaces were
             not asked for (``list_sockets(netns=None)``: the caller's own namespace).
         owners: processes holding it; ``None`` when owners were not looked up, ``()`` when
@@ -221,6 +223,7 @@ class Socket:
     inode: int | None
     interface: str | None = None
     v6only: bool | None = None
+    cookie: int | None = None
     netns: Netns | None = None
     owners: tuple[Owner, ...] | None = None
 
@@ -313,14 +316,24 @@ class ProbeResult:
     banner: bytes | None = None
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_dict(obj: Any) -> Any:
     """Turn a result (dataclass, enum, tuple, bytes ...) into JSON-ready data.
 
     Dataclass fields keep their names; enums become their value; bytes become text with
     undecodable bytes escaped; computed properties are not included.
     """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    cls = type(obj)
+    if cls in _PLAIN:  # most values: no further test (a who document has 100,000 sockets)
+        return obj
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    if names is not None:
+        return {name: to_dict(getattr(obj, name)) for name in names}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple, set, frozenset)):

@@ -124,6 +124,7 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
 
 
 def test_bash_registers_the_completion_and_completes_commands() -> None:
+    # bash lists the words in the generated order (the command table's), not sorted
     assert sorted(_bash_complete("portscope", "w")) == sorted(
         c for c in COMMANDS if c.startswith("w")
     )

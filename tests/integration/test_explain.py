@@ -68,13 +68,21 @@ def test_every_state_scan_state_reason_errno_verdict_and_rule_is_explained() -> 
 def test_every_quoted_kernel_value_is_this_machines() -> None:
     """Each ``{tunable}`` is filled with what /proc/sys says here, read by the test."""
     placeholders: set[str] = set()
-    tables = (w.STATES, w.PORT_STATES, w.REASONS, w.ERRORS, w.VERDICTS, w.FINDINGS, w.TERMS)
-    for table in tables:
+    tables = {
+        "state": w.STATES,
+        "port-state": w.PORT_STATES,
+        "reason": w.REASONS,
+        "error": w.ERRORS,
+        "verdict": w.VERDICTS,
+        "finding": w.FINDINGS,
+        "term": w.TERMS,
+    }
+    for kind, table in tables.items():
         for key, words in table.items():
             used = set(re.findall(r"\{([a-z0-9_]+)\}", words.text + words.short))
             assert used <= set(w.TUNABLES), (key, used - set(w.TUNABLES))
             placeholders |= used
-            shown = explain(key, live=False).text if table is not w.TERMS else None
+            shown = explain(key, live=False, kind=kind).text
             for name in used:
                 tunable = w.TUNABLES[name]
                 if tunable.path is None:

@@ -29,6 +29,7 @@ from portscope.history import (
     Action,
     SnapshotKind,
     StoredSocket,
+    diff_listeners,
     open_store,
 )
 from portscope.models import Owner, Proto, TcpState
@@ -159,6 +160,63 @@ def test_store_round_trip_and_references(tmp_path: Path) -> None:
         applied = conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0]
         assert applied == SCHEMA_VERSION  # one row per migration, none twice
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_diff_in_the_database_equals_the_whole_diff(tmp_path: Path) -> None:
+    def sock(
+        address: str,
+        port: int,
+        pid: int,
+        name: str = "srv",
+        proto: Proto = Proto.TCP,
+        netns: int | None = 1,
+    ) -> StoredSocket:
+        state = TcpState.LISTEN if proto is Proto.TCP else TcpState.UNCONN
+        return StoredSocket(
+            netns,
+            proto,
+            6 if ":" in address else 4,
+            state,
+            address,
+            port,
+            None,
+            None,
+            0,
+            0,
+            0,
+            pid * 100 + port,
+            None,
+            None,
+            (Owner(pid, name, "root", (name,), 1.0, 3),),
+        )
+
+    before = [
+        sock("127.0.0.1", 8000, 10),  # widened
+        sock("0.0.0.0", 22, 11),  # restarted: another PID, same program: no event
+        sock("0.0.0.0", 80, 12, "nginx"), sock("0.0.0.0", 80, 13, "nginx"),  # one worker fewer
+        sock("0.0.0.0", 443, 14, "nginx"),  # another program
+        sock("::", 53, 15, proto=Proto.UDP),  # removed
+        sock("127.0.0.1", 5432, 16, netns=None),  # unchanged, unknown netns
+        *(sock("127.0.0.1", 20000 + i, 17) for i in range(1200)),  # unchanged
+    ]  # fmt: skip
+    after = [
+        sock("0.0.0.0", 8000, 10),
+        sock("0.0.0.0", 22, 21),
+        sock("0.0.0.0", 80, 12, "nginx"),
+        sock("0.0.0.0", 443, 14, "caddy"),
+        sock("127.0.0.1", 5432, 16, netns=None),
+        sock("::1", 9999, 22),  # added
+        *(sock("127.0.0.1", 20000 + i, 17) for i in range(1200)),
+    ]
+    with open_store(str(tmp_path / "h.db")) as store:
+        a, b = store.save_sockets(before), store.save_sockets(after)
+        whole = diff_listeners(store.listener_table(a.id), store.listener_table(b.id))
+        part_a, part_b = store.changed_listeners(a.id, b.id)
+        assert diff_listeners(part_a, part_b) == whole
+        assert len(part_a) < 10 and len(part_b) < 10  # the unchanged stayed in the database
+    assert [(e.action.value, e.subject.port) for e in whole] == [
+        ("removed", 53), ("owner-changed", 443), ("scope-widened", 8000), ("added", 9999)
+    ]  # fmt: skip
 
 
 def test_prune_by_age(tmp_path: Path) -> None:

@@ -19,15 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IANA_CSV
+from conftest import IANA_CSV, require_iana_csv
 from portscope import InvalidInput, RegistryError, lookup, registry_sources, update_registry
 from portscope.cli import Env, main
 from portscope.registry._sources import read_iana_csv
 from portscope.registry._store import STORE
 
-needs_iana = pytest.mark.skipif(
-    not IANA_CSV.exists(), reason=f"IANA registry CSV not found at {IANA_CSV}"
-)
+needs_iana = pytest.mark.usefixtures("iana_csv")
+
+
+@pytest.fixture
+def iana_csv() -> Path:
+    """The shared CSV: fails in CI when missing, else skips loudly (``conftest``)."""
+    return require_iana_csv()
 
 
 @pytest.fixture
@@ -258,7 +262,7 @@ def test_cli_update_url_and_sources(cache: Path) -> None:
         (["--from", "/etc/hostname"], 2, "not an IANA service-names CSV"),
         (["--url", "ftp://example.invalid/x"], 2, "not an http:// or https:// URL"),
         (["--from", "x", "--url", "http://127.0.0.1/"], 2, "not both"),
-        (["--timeout", "0"], 2, "--timeout 0"),
+        (["--timeout", "0"], 2, "--timeout: '0' is not accepted"),
     ],
 )
 def test_cli_update_bad_input(cache: Path, argv: list[str], status: int, needle: str) -> None:

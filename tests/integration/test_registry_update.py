@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -87,14 +88,20 @@ def test_api_bad_url_is_invalid_input(no_network: list[object], url: str, needle
 
 
 class _Csv(ThreadingHTTPServer):
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, trickle_s: float = 0.0) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/csv")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not trickle_s:
+                    self.wfile.write(body)
+                    return
+                for i in range(min(len(body), 100)):  # a slow server: a byte at a time
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle_s)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -146,4 +153,25 @@ def test_cli_bad_timeout_exit_2_before_any_network(
         "registry", "update", "--url", "http://127.0.0.1/x", "--timeout", timeout
     )
     assert (status, out) == (2, "") and err.count("\n") == 1
-    assert "positive number of seconds" in err and no_network == []
+    assert "expected seconds above 0 and at most 3,600" in err and no_network == []
+
+
+def test_timeout_is_a_deadline_for_the_whole_download(cache: Path) -> None:
+    # every read answers within the timeout, but the whole would take 20 s
+    server = _Csv((FIXTURES / "iana-quirks.csv").read_bytes(), trickle_s=0.2)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/x.csv"
+        started = time.monotonic()
+        status, out, err = _cli("registry", "update", "--url", url, "--timeout", "1")
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert (status, out) == (1, "")
+    assert "deadline" in err and err.count("\n") == 1, err
+    assert took < 3.0
+    assert not (cache / "service-names-port-numbers.csv").exists()

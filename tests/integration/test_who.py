@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -294,3 +295,146 @@ def test_nobody_holds_a_free_port() -> None:
     assert not who(port).held
     status, out, _ = run_cli("who", str(port))
     assert status == 1 and out == f"nobody holds port {port}\n"
+
+
+# --- issue 18: --kill acts on listeners, never on a client's source port; orphans ---------
+
+ROLES = r"""
+import os, socket, sys, time
+srv = socket.create_server(("127.0.0.1", int(sys.argv[1])))  # outside the ephemeral range
+port = srv.getsockname()[1]
+client = socket.create_connection(("127.0.0.1", port))
+conn, _ = srv.accept()
+if os.fork() == 0:  # the worker keeps the accepted connection, not the listener
+    srv.close()
+    client.close()
+    os.write(1, f"worker {os.getpid()}\n".encode())  # one write: lines never interleave
+    time.sleep(30)
+    os._exit(0)
+conn.close()
+if os.fork() == 0:  # the client keeps its end: its local port is an ephemeral one
+    srv.close()
+    os.write(1, f"client {os.getpid()} {client.getsockname()[1]}\n".encode())
+    time.sleep(30)
+    os._exit(0)
+client.close()
+os.write(1, f"listener {os.getpid()} {port}\n".encode())
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def roles() -> Iterator[dict[str, tuple[int, int]]]:
+    """A listener, a forked worker holding a connection accepted on the listener's port,
+    and a forked client whose source port is an ephemeral port: name -> (pid, port)."""
+    port = free_ports(1, address="127.0.0.1")[0].port
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ROLES, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    found: dict[str, tuple[int, int]] = {}
+    try:
+        assert proc.stdout is not None
+        for _ in range(3):
+            name, pid, *port = proc.stdout.readline().split()
+            found[name] = (int(pid), int(port[0]) if port else 0)
+        found["worker"] = (found["worker"][0], found["listener"][1])
+        yield found
+    finally:
+        for pid, _ in found.values():
+            if pid != proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=10)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        proc.stdout.close()
+        for pid, _ in found.values():
+            if pid != proc.pid:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_on_a_client_source_port_signals_nothing_and_says_so(
+    roles: dict[str, tuple[int, int]],
+) -> None:
+    client_pid, client_port = roles["client"]
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["who", str(client_port), "--kill", "--yes"], Env(stdout=out, stderr=err))
+    assert status == 1
+    assert "it is only the source port of outgoing connections" in err.getvalue()
+    assert "nothing signalled" in err.getvalue()
+    time.sleep(0.2)
+    assert _alive(client_pid)  # before issue 18: SIGTERMed
+
+
+def test_kill_signals_the_listener_and_leaves_accepted_connections_unless_asked(
+    roles: dict[str, tuple[int, int]],
+) -> None:
+    listener_pid, port = roles["listener"]
+    worker_pid, _ = roles["worker"]
+    report = kill_holders(who(port, Proto.TCP), timeout_s=5, recheck=False)
+    outcomes = {r.pid: r.outcome for r in report.results}
+    assert outcomes[listener_pid] is KillOutcome.TERMINATED
+    assert outcomes[worker_pid] is KillOutcome.ACCEPTED_ONLY
+    assert _alive(worker_pid)
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["who", str(port), "--kill", "--yes"], Env(stdout=out, stderr=err))
+    assert status == 1 and "--accepted signals them too" in err.getvalue()
+    assert _alive(worker_pid)
+    status = main(["who", str(port), "--kill", "--yes", "--accepted"], Env(stdout=out, stderr=err))
+    assert status == 0 and "is free now" in out.getvalue()
+    assert not _alive(worker_pid)
+
+
+ORPHAN = """
+import socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(srv.getsockname())
+conn, _ = srv.accept()
+port = client.getsockname()[1]
+client.close()  # FIN sent and acknowledged: the client end is an orphan in FIN-WAIT-2
+print(port, flush=True)
+sys.stdin.read()  # the server end stays open (CLOSE-WAIT), so FIN-WAIT-2 lasts
+"""
+
+
+def test_an_orphaned_fin_wait_2_has_no_owner_and_will_expire() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        deadline = time.monotonic() + 5
+        result = who(port, Proto.TCP)
+        while not result.orphans and time.monotonic() < deadline:
+            time.sleep(0.05)
+            result = who(port, Proto.TCP)
+        assert [s.state for s in result.orphans] == [TcpState.FIN_WAIT_2]
+        assert not result.held and result.holders == ()
+        out, err = io.StringIO(), io.StringIO()
+        status = main(["who", str(port), "--kill", "--yes"], Env(stdout=out, stderr=err))
+        assert status == 1
+        with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
+            fin = int(f.read())
+        assert f"expire by themselves (FIN-WAIT-2 within {fin} s" in out.getvalue()
+        assert "only sockets the kernel is closing" in err.getvalue()
+        assert "another PID namespace" not in err.getvalue()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        proc.stdout.close()

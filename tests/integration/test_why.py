@@ -274,9 +274,18 @@ def test_name_open_on_ipv4_only_is_open_with_a_note(
     assert diag.steps[2].evidence[0].startswith("::1: closed")
 
 
-def test_name_that_does_not_resolve() -> None:
+def test_name_that_does_not_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the resolver is mocked (no DNS query leaves the machine): it knows no such name
+    asked = []
+
+    def unknown(host: str, *args: object, **kwargs: object) -> object:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
     diag = why_connect("no-such-host.invalid", 80)
     assert diag.verdict is ConnectVerdict.NOT_RESOLVED and diag.probe is None
+    assert asked == ["no-such-host.invalid"]
 
 
 # --- issue 8 ---------------------------------------------------------------------------

@@ -531,3 +531,34 @@ def test_worker_thread_stays_in_its_own_namespace(world: World) -> None:
     w.submit(job)
     assert done.wait(5)
     assert tid_ns == [os.stat("/proc/self/ns/net").st_ino]
+
+
+def test_ipv6_and_ipv4_tcp_of_a_namespace_come_from_one_walk(world: World) -> None:
+    """Outside the host's namespace, TCP is dumped with one TCPDIAG_GETSOCK request; the
+    IPv6 and IPv4 sockets must still all be there, equal to ss."""
+    name = f"ps9-{os.getpid()}-v6"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    proc = None
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        code = (
+            "import socket, sys\n"
+            "a = socket.socket(socket.AF_INET6); a.bind(('::1', 8095)); a.listen()\n"
+            "b = socket.socket(); b.bind(('127.0.0.1', 8096)); b.listen()\n"
+            "c = socket.create_connection(('::1', 8095)); d = a.accept()\n"
+            "print('ready', flush=True); sys.stdin.read()\n"
+        )
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-c", code],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        table = list_sockets(protos=["tcp"], netns=name)
+        got = {(s.family, s.state.value, s.local.port) for s in table.sockets}
+        assert {(6, "LISTEN", 8095), (4, "LISTEN", 8096)} <= got
+        assert len([s for s in table.sockets if s.family == 6]) == 3
+        assert _netns._ONE_WALK[0] is True
+        assert _ours(f"/run/netns/{name}") == _ss(f"/run/netns/{name}")
+    finally:
+        _stop(proc)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)

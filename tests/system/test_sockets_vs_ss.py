@@ -46,16 +46,22 @@ def split_endpoint(text: str) -> tuple[str | None, int | None]:
     return host.strip("[]"), int(port)
 
 
-def ss_tcp() -> set[Key]:
+# ss -u: an unconnected UDP socket is UNCONN, a connected one ESTAB
+SS_UDP_STATES = {"UNCONN": "UNCONN", "ESTAB": "ESTABLISHED"}
+
+
+def ss_tcp(proto: str = "tcp") -> set[Key]:
+    flag = "-tanH" if proto == "tcp" else "-uanH"
+    names = SS_STATES if proto == "tcp" else SS_UDP_STATES
     out = subprocess.run(
-        ["ss", "-tanH"], capture_output=True, text=True, check=True, timeout=120
+        ["ss", flag], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     keys: set[Key] = set()
     for line in out.splitlines():
         fields = line.split()
         if len(fields) < 5:
             continue
-        state, local, peer = SS_STATES[fields[0]], fields[3], fields[4]
+        state, local, peer = names[fields[0]], fields[3], fields[4]
         la, lp = split_endpoint(local)
         ra, rp = split_endpoint(peer)
         assert la is not None and lp is not None
@@ -69,11 +75,11 @@ def normal(address: str) -> str:
     return socket.inet_ntop(family, socket.inet_pton(family, address))
 
 
-def ours() -> set[Key]:
-    table = list_sockets(protos=["tcp"], states="all")
+def ours(proto: str = "tcp", backend: str | None = None) -> set[Key]:
+    table = list_sockets(protos=[proto], states="all", backend=backend)
     keys: set[Key] = set()
     for s in table.sockets:
-        assert s.state is not TcpState.UNCONN
+        assert proto == "udp" or s.state is not TcpState.UNCONN
         r = s.remote
         keys.add(
             (
@@ -88,34 +94,66 @@ def ours() -> set[Key]:
 
 
 @pytest.fixture
-def some_traffic() -> Iterator[None]:
-    """A listener, a few connections and a TIME-WAIT, so the table is never trivial."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    ends = []
-    for _ in range(5):
-        ends.append(socket.create_connection(("127.0.0.1", port)))
-        ends.append(listener.accept()[0])
-    ends.pop(0).close()
+def some_traffic() -> Iterator[dict[str, set[Key]]]:
+    """Listeners and connections over IPv4 and IPv6, a TIME-WAIT, and UDP sockets (bound
+    and connected, both families), so the table is never trivial and every (transport,
+    family) a backend could drop is in it. Yields the keys this test itself made."""
+    made: dict[str, set[Key]] = {"tcp": set(), "udp": set()}
+    socks: list[socket.socket] = []
     try:
-        yield
+        for host, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+            listener = socket.create_server((host, 0), family=family)
+            socks.append(listener)
+            port = listener.getsockname()[1]
+            made["tcp"].add(("LISTEN", normal(host), port, None, None))
+            for i in range(5):
+                client = socket.create_connection((host, port))
+                server, _ = listener.accept()
+                socks.append(server)
+                if i == 0 and family == socket.AF_INET:
+                    client.close()  # a TIME-WAIT on the way (the server's end: CLOSE-WAIT)
+                    continue
+                socks.append(client)
+                cport = client.getsockname()[1]
+                made["tcp"].add(("ESTABLISHED", normal(host), cport, normal(host), port))
+                made["tcp"].add(("ESTABLISHED", normal(host), port, normal(host), cport))
+            u = socket.socket(family, socket.SOCK_DGRAM)
+            u.bind((host, 0))
+            c = socket.socket(family, socket.SOCK_DGRAM)
+            c.connect((host, u.getsockname()[1]))  # no datagram is sent
+            socks += [u, c]
+            made["udp"].add(("UNCONN", normal(host), u.getsockname()[1], None, None))
+            made["udp"].add(
+                ("ESTABLISHED", normal(host), c.getsockname()[1], normal(host), u.getsockname()[1])
+            )
+        yield made
     finally:
-        for e in ends:
-            e.close()
-        listener.close()
+        for sock in socks:
+            sock.close()
 
 
-@pytest.mark.usefixtures("some_traffic")
-def test_tcp_table_equals_ss() -> None:
-    before = ss_tcp()
-    mine = ours()
-    after = ss_tcp()
-    stable = before & after
-    missing = stable - mine
-    extra = mine - (before | after)
+@pytest.mark.parametrize("backend", ["netlink", "procfs"])
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_socket_table_equals_ss(
+    some_traffic: dict[str, set[Key]], proto: str, backend: str
+) -> None:
+    # other processes churn the table: three tries, as reading /proc/net while hash
+    # buckets change can skip a socket (seq_file), and ss can miss one too
+    for _ in range(3):
+        before = ss_tcp(proto)
+        mine = ours(proto, backend)
+        after = ss_tcp(proto)
+        stable = before & after
+        missing = stable - mine
+        extra = mine - (before | after)
+        if not missing and not extra:
+            break
     assert not missing, sorted(missing, key=repr)[:20]
     assert not extra, sorted(extra, key=repr)[:20]
-    assert len(stable) >= 10
+    # this test's own sockets, IPv4 and IPv6: a backend that drops a family is caught
+    made = some_traffic[proto]
+    assert made <= mine, sorted(made - mine, key=repr)
+    assert {k for k in made if ":" in k[1]}, "no IPv6 socket made"
 
 
 def ss_listening() -> dict[tuple[str, str, int], set[int]]:

@@ -58,3 +58,15 @@ def test_wide_is_accepted_by_ls_and_the_listening_view() -> None:
         out, err = io.StringIO(), io.StringIO()
         assert main(argv, Env(stdout=out, stderr=err, width=40)) == 0, err.getvalue()
         assert "hidden at" not in out.getvalue()
+
+
+def test_errors_and_notes_escape_what_they_quote() -> None:
+    # a message may quote a process name or a path: it stays one line, inert on a terminal
+    err = io.StringIO()
+    env = Env(stdout=io.StringIO(), stderr=err)
+    env.error("no process \x1b]0;t\x07\u202e\nFAKE")
+    env.note("held by \x1b[2K\rsshd\x9b")
+    assert err.getvalue() == (
+        "portscope: error: no process \\x1b]0;t\\x07\\u202e FAKE\n"
+        "portscope: note: held by \\x1b[2K\\x0dsshd\\x9b\n"
+    )

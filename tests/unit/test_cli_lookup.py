@@ -150,8 +150,8 @@ def test_name_not_found_exits_1() -> None:
         (["--", "-1"], "port range '-1' is missing an end"),
         (["tcp/"], "'tcp/' is not PORT/TRANSPORT"),
         (["53", "--proto", "xtp"], "'xtp' is not a transport"),
-        (["53", "--limit", "-3"], "--limit -3"),
-        (["53", "--limit", "x"], "invalid int value"),
+        (["53", "--limit", "-3"], "--limit: '-3' is not accepted"),
+        (["53", "--limit", "x"], "expected a whole number from 0 to 1,000,000"),
         ([], "the following arguments are required: query"),
     ],
 )
@@ -225,7 +225,7 @@ def test_fast_path_answers_byte_identical(monkeypatch: pytest.MonkeyPatch) -> No
         (["-P", "udp", "53"], True),
         (["53", "--proto", "UDP", "--limit", "1"], True),
         (["http", "--limit", "0"], True),
-        (["http", "--limit", "٣"], True),  # argparse's int() reads any decimal digits
+        (["http", "--limit", "٣"], False),  # ASCII digits only; argparse says so
         (["http", "--limit", "3", "--json"], True),
         (["udp/53", "--proto", "udp"], True),
         (["udp/53", "--proto", "tcp"], False),  # contradiction: argparse way reports it
@@ -383,3 +383,27 @@ def test_json_is_an_object_with_a_schema() -> None:
     for argv in (["443"], ["http"], ["nosuchthing"], ["1-3"]):
         doc = json.loads(run(*argv, "--json")[1])
         assert isinstance(doc, dict) and doc["schema"] == "portscope.lookup/1"
+
+
+def test_registry_text_from_an_imported_file_is_escaped() -> None:
+    # 'registry update --from FILE' takes any CSV: its names and descriptions are untrusted.
+    from portscope.registry._layout import Entry
+    from portscope.render._lookup import service_lines
+
+    hostile = Entry(
+        47999,
+        None,
+        "tcp",
+        "ev\x1bil",
+        ("a\u202e",),
+        "\x1b]52;c;aGk=\x07\r\n",
+        "iana",
+        "note\x9b",
+        None,
+    )
+    lines = service_lines([hostile])
+    text = "\n".join(lines)
+    assert not any(c in text for c in "\x1b\x07\r\x9b\u202e")
+    assert "\\x1b]52;c;aGk=\\x07\\x0d\\x0a" in lines[1]
+    assert "ev\\x1bil (a\\u202e)" in lines[1]
+    assert lines[2].endswith("! note\\x9b")

@@ -207,7 +207,105 @@ def test_check_host_refuses_malformed_literals() -> None:
     from portscope.errors import InvalidTarget
 
     assert check_host("[::1]") == "::1" and check_host(" example.invalid ") == "example.invalid"
-    assert check_host("fe80::1%lo") == "fe80::1%lo"
-    for bad in ("300.1.1.1", "1.2.3", "10", "::1::2", "1.2.3.4.5", ""):
+    for bad in ("300.1.1.1", "1.2.3", "10", "::1::2", "1.2.3.4.5", "", "fe80::1%lo"):
         with pytest.raises(InvalidTarget):
             check_host(bad)
+
+
+# --- issue 18: who at scale, --kill roles, orphans ----------------------------------------
+
+
+def test_grouping_never_compares_sockets(monkeypatch: Any) -> None:
+    # `sock not in list` compared dataclasses: quadratic in the connections on the port
+    import dataclasses
+
+    from portscope.models import Socket
+
+    compared = []
+
+    def counting_eq(self: Socket, other: object) -> bool:
+        compared.append(1)
+        return self is other
+
+    server = owner(700, "srv")
+    socks = [sock("0.0.0.0", 8080, owners=(server, dataclasses.replace(server, fd=4)))]
+    socks += [
+        sock("127.0.0.1", 8080, TcpState.ESTABLISHED, remote=("127.0.0.1", 10_000 + i),
+             owners=(dataclasses.replace(server, fd=10 + i),))
+        for i in range(3000)
+    ]  # fmt: skip
+    monkeypatch.setattr(Socket, "__eq__", counting_eq)
+    result = holders_from_table(table(*socks), 8080)
+    assert compared == []
+    (h,) = result.holders
+    assert len(h.sockets) == 3001 and h.sockets[0].state is TcpState.LISTEN
+    assert len(h.fds) == 3002  # the listener on two fds, listed once
+
+
+def test_kill_acts_on_listeners_never_on_a_client_source_port() -> None:
+    from portscope.diagnose import HolderRole, KillOutcome, kill_holders, kill_targets
+    from portscope.diagnose.who import holder_roles
+
+    client = owner(901, "curl")
+    # port 51036 is only curl's ephemeral source port: nobody listens on it
+    out = sock("127.0.0.1", 51036, TcpState.ESTABLISHED, remote=("127.0.0.1", 80),
+               owners=(client,))  # fmt: skip
+    result = holders_from_table(table(out), 51036)
+    assert holder_roles(result, (32768, 60999)) == {901: HolderRole.CLIENT}
+    # outside the ephemeral range nobody's source port: a server whose listener is gone
+    assert holder_roles(result, (52000, 60999)) == {901: HolderRole.ACCEPTED}
+    assert kill_targets(result) == [] and kill_targets(result, accepted=True) == []
+    report = kill_holders(result, recheck=False)
+    assert [(r.pid, r.outcome, r.signals) for r in report.results] == [
+        (901, KillOutcome.CLIENT, ())
+    ]
+    # a listener, a worker holding an accepted connection, a client from the same port
+    srv, worker = owner(902, "sshd"), owner(903, "sshd")
+    mixed = table(
+        sock("0.0.0.0", 22, owners=(srv,)),
+        sock("10.0.0.1", 22, TcpState.ESTABLISHED, remote=("10.0.0.9", 5000), owners=(worker,)),
+    )
+    roles = holder_roles(holders_from_table(mixed, 22))
+    assert roles == {902: HolderRole.LISTENER, 903: HolderRole.ACCEPTED}
+    assert [h.pid for h in kill_targets(holders_from_table(mixed, 22))] == [902]
+    both = kill_targets(holders_from_table(mixed, 22), accepted=True)
+    assert [h.pid for h in both] == [902, 903]
+
+
+def test_an_orphaned_fin_wait_2_is_not_held_and_expires_by_itself(tmp_path: Path) -> None:
+    import dataclasses
+
+    (tmp_path / "sys" / "net" / "ipv4").mkdir(parents=True)
+    (tmp_path / "sys" / "net" / "ipv4" / "tcp_fin_timeout").write_text("37\n")
+    orphan = dataclasses.replace(
+        sock("127.0.0.1", 41000, TcpState.FIN_WAIT_2, remote=("127.0.0.1", 80), uid=1000),
+        inode=None,
+    )
+    result = holders_from_table(table(orphan, complete=False), 41000, proc=tmp_path)
+    assert not result.held and result.orphans == (orphan,)
+    (note,) = result.notes  # no "run as root": nobody is hidden
+    assert "belong to no process" in note and "within 37 s (net.ipv4.tcp_fin_timeout)" in note
+    assert "nothing to kill" in note
+    # an invisible process's FIN-WAIT-2 socket still has its inode: held, not an orphan
+    theirs = sock("127.0.0.1", 41000, TcpState.FIN_WAIT_2, remote=("127.0.0.1", 80))
+    assert holders_from_table(table(theirs, complete=False), 41000, proc=tmp_path).held
+
+
+def test_who_json_lists_a_holders_sockets_without_repeating_the_owner() -> None:
+    from portscope.render.diagnose import who_json
+
+    srv = owner(700, "srv")
+    result = holders_from_table(
+        table(
+            sock("0.0.0.0", 8080, owners=(srv,)),
+            sock("127.0.0.1", 8080, TcpState.ESTABLISHED, remote=("127.0.0.1", 9), owners=(srv,)),
+        ),
+        8080,
+    )
+    doc = who_json(result)
+    (holder,) = doc["holders"]
+    assert holder["pid"] == 700 and holder["cmdline"] == ["srv", "--flag"]
+    assert [s["state"] for s in holder["sockets"]] == ["LISTEN", "ESTABLISHED"]
+    assert all("owners" not in s for s in holder["sockets"])
+    assert holder["sockets"][0]["local"] == {"address": "0.0.0.0", "port": 8080}
+    assert doc["held"] is True and holder["other_sockets"] is None

@@ -131,7 +131,7 @@ def test_names_come_from_the_runtime_state_files(
 
 
 NS = Netns(4026532999, 'ns "x"\\', (Container("docker", ID, "w\x1b[31m", None, None, None),))
-ROW = Row(Proto.TCP, 4, S.LISTEN, "0.0.0.0", 80, None, None, 0, 128, 0, 77, None, None, NS)
+ROW = Row(Proto.TCP, 4, S.LISTEN, "0.0.0.0", 80, None, None, 0, 128, 0, 77, None, None, 1, NS)
 
 
 def test_netns_json_is_to_dict_of_the_model_in_both_writers() -> None:
@@ -193,3 +193,22 @@ def test_summary_and_tables_per_namespace() -> None:
     assert ls.columns[0].header == "Netns"
     assert [r[0] for r in ls.rows] == ["host", "docker:web", "docker:web"]
     assert render_ls(rows, owners=None, service=None).columns[0].header == "Proto"
+
+
+def test_one_walk_replies_are_split_by_family() -> None:
+    """TCPDIAG_GETSOCK answers IPv4 and IPv6 in one dump, typed 18: split and retyped."""
+
+    def retype(msg: bytes) -> bytes:
+        return msg[:4] + (18).to_bytes(2, "little") + msg[6:]
+
+    m4 = message(4, 10, 80, 0, "0.0.0.0", None, cookie=1, inode=5)
+    m6 = message(6, 10, 443, 0, "::", None, cookie=2, inode=6, v6only=True)
+    m4b = message(4, 1, 22, 4000, "10.0.0.1", "10.0.0.2", cookie=3, inode=7)
+    v4, v6 = _netns.split_families(retype(m4) + retype(m6) + retype(m4b) + DONE)
+    assert v4 == m4 + m4b + DONE and v6 == m6 + DONE
+    rows4: list[Row] = []
+    rows6: list[Row] = []
+    assert decode_chunk(v4, 4, Proto.TCP, rows4, set()) is True
+    assert decode_chunk(v6, 6, Proto.TCP, rows6, set()) is True
+    assert [(r.local_port, r.family) for r in rows4 + rows6] == [(80, 4), (22, 4), (443, 6)]
+    assert rows6[0].v6only is True

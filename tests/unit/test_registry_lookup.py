@@ -134,6 +134,36 @@ def test_port_in_registered_range(registry: Path) -> None:
     assert legacy == {("tcp", 3325), ("udp", 3325)}
 
 
+@pytest.mark.parametrize(
+    ("name", "proto", "first", "last", "source"),
+    [
+        ("displays", "tcp", 6000, 6009, "iana"),
+        ("displays", "udp", 6000, 6009, "iana"),
+        ("x11", "tcp", 6000, 6063, "curated"),
+        ("legacy", "tcp", 3322, 3325, "iana"),
+    ],
+)
+def test_a_range_is_found_at_both_ends_and_not_past_them(
+    registry: Path, name: str, proto: str, first: int, last: int, source: str
+) -> None:
+    # issue 18: a planted off-by-one that lost a range's last port (lookup 6063 no longer
+    # finding x11's 6000-6063) passed the whole suite; both ends, the API and the fast path
+    import io
+
+    from portscope.cli.lookup import quick
+
+    entry = (name, proto, first, last, source)
+    for port in (first, last):
+        found = {(s.name, s.proto.value, s.port, s.port_end, s.source) for s in lookup(port)}
+        assert entry in found, port
+        out = io.StringIO()
+        assert quick([str(port)], out) == 0
+        assert f"{first}-{last}" in out.getvalue() and name in out.getvalue(), port
+    for port in (first - 1, last + 1):
+        found = {(s.name, s.proto.value, s.port, s.port_end, s.source) for s in lookup(port)}
+        assert entry not in found, port
+
+
 def test_sctp_dccp_and_proto_filter(registry: Path) -> None:
     assert [s.name for s in lookup("sctp/9899")] == ["sctpsvc"]
     assert lookup("9899/tcp") == []

@@ -69,6 +69,7 @@ def test_a_new_field_is_one_line_in_row(monkeypatch: pytest.MonkeyPatch) -> None
         inode: int | None
         interface: str | None
         v6only: bool | None
+        cookie: int | None
         netns: Netns | None
         label: str | None
 

@@ -252,3 +252,32 @@ def test_top_ports_from_registry() -> None:
     assert (80, 80) in spec.tcp or any(a <= 80 <= b for a, b in spec.tcp)
     with pytest.raises(InvalidPortSpec, match="--top-ports 0"):
         top_ports(0)
+
+
+@pytest.mark.parametrize(
+    "spec", ["fe80::1%", "fe80::1%lo", "fe80::1", "fe80::/64", "::1%lo", "127.0.0.1%lo"]
+)
+def test_link_local_and_zone_indexes_are_refused_not_scanned_into_einval(spec: str) -> None:
+    # 'scan fe80::1%' used to exit 0 with every port "filtered (einval)"
+    with pytest.raises(InvalidTarget, match=r"link-local|zone"):
+        parse_targets([spec])
+
+
+@pytest.mark.parametrize(
+    "name", ["a..b", "-a.example", "a-.example", "\x1b[2Khost", "ho st", "x" * 64 + ".test"]
+)
+def test_malformed_host_names_never_reach_the_resolver(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"resolver asked about {args[0]!r}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(InvalidTarget, match="invalid host name"):
+        parse_targets([name])
+    from portscope.diagnose._common import check_host
+
+    with pytest.raises(InvalidTarget):
+        check_host(name)

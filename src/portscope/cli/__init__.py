@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "who": ("who", "which processes hold a port; --kill to free it"),
     "why": ("why", "why a bind or connect fails: 'why bind PORT', 'why connect HOST:PORT'"),
     "audit": ("audit", "review this machine's listeners for exposure"),
+    "exposure": ("exposure", "what the firewall and NAT let in, port by port, with the rule"),
     "free": ("free", "ports a bind would accept now"),
     "ephemeral": ("ephemeral", "the kernel's ephemeral port range and its use per destination"),
     "probe": ("probe", "is HOST:PORT open, closed or filtered (like nc -zv)"),

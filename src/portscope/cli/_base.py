@@ -6,9 +6,9 @@ import argparse
 import enum
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from portscope.errors import InvalidInput
 
@@ -142,13 +142,38 @@ class Env:
             self.stdout.write(footer + "\n")
 
     def error(self, message: str) -> None:
-        """Write one line ``portscope: error: MESSAGE`` to stderr."""
-        first = " ".join(message.split())
+        """Write one line ``portscope: error: MESSAGE`` to stderr.
+
+        Messages quote what the user or a process gave (names, paths, values): whitespace
+        runs become one space and every other control or bidi character is escaped
+        (``render.safe``), so a message is one line that cannot act on the terminal.
+        """
+        from portscope.render import safe
+
+        first = safe(" ".join(message.split()))
         self.stderr.write(f"portscope: error: {first}\n")
 
     def note(self, message: str) -> None:
-        """Write one line ``portscope: note: MESSAGE`` to stderr."""
-        self.stderr.write(f"portscope: note: {message}\n")
+        """Write one line ``portscope: note: MESSAGE`` to stderr (``render.safe``)."""
+        from portscope.render import safe
+
+        self.stderr.write(f"portscope: note: {safe(message)}\n")
+
+    def ask(self, question: str) -> bool | None:
+        """Ask a yes/no ``question`` on the terminal (stderr), escaped by ``render.safe``
+        (a name in it reads as in the tables: ``\\x0a``, not a new line).
+
+        Returns:
+            True for y/yes, False for anything else, None when stdin is not a terminal.
+        """
+        from portscope.render import safe
+
+        stdin = sys.stdin
+        if stdin is None or not stdin.isatty():
+            return None
+        self.stderr.write(f"{safe(question)} [y/N] ")
+        self.stderr.flush()
+        return stdin.readline().strip().lower() in ("y", "yes")
 
 
 class Parser(argparse.ArgumentParser):
@@ -156,6 +181,18 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extra = super().parse_known_args(args, namespace)
+        # Python 3.11's argparse gives a one-value positional an empty list when its value
+        # is a second '--' ('probe HOST -- --'); a command would take the list for a str.
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if not action.option_strings and action.nargs is None and isinstance(value, list):
+                self.error(f"argument {action.metavar or action.dest}: expected a value")
+        return parsed, extra
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -222,4 +259,45 @@ def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
             raise argparse.ArgumentTypeError(str(err)) from err
 
     convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def bounded(
+    option: str,
+    *,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    integer: bool = False,
+    unit: str = "seconds",
+) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a number within ``[low, high]`` (``(low, high]`` with
+    ``low_open``), whose error states the accepted range.
+
+    NaN, infinities, numbers of thousands of digits, ``1e300`` and non-ASCII digits
+    (``²``) are refused as any other value outside the range, before the command acts
+    (``who --kill --timeout nan`` used to fail after SIGTERM was sent).
+    """
+
+    def num(x: float) -> str:
+        return f"{int(x):,}" if x == int(x) else f"{x:g}"
+
+    above = "above" if low_open else "from"
+    what = "a whole number" if integer else unit
+    to = "to" if not low_open else "and at most"
+    accepted = f"{what} {above} {num(low)} {to} {num(high)}"
+
+    def convert(text: str) -> float | int:
+        value: float | int | None = None
+        if text.isascii() and len(text) <= 32:
+            try:
+                value = int(text) if integer else float(text)
+            except ValueError:
+                value = None
+        if value is None or not (value > low if low_open else value >= low) or not value <= high:
+            shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+            raise argparse.ArgumentTypeError(f"{shown} is not accepted; expected {accepted}")
+        return value
+
+    convert.__name__ = option
     return convert

@@ -51,6 +51,11 @@ def configure(parser: Parser) -> None:
         help="connect to each TCP listener (loopback for wildcard ones) and confirm what it "
         "speaks: 'Redis answered PING without authentication'; 6379 speaking HTTP is not Redis",
     )
+    parser.add_argument(
+        "--no-firewall",
+        action="store_true",
+        help="judge by bind addresses only (do not read the host firewall)",
+    )
     add_netns_option(parser, what="listeners")
 
 
@@ -59,12 +64,21 @@ def run(args: argparse.Namespace, env: Env) -> int:
     from portscope.render import write_json
     from portscope.render.diagnose import audit_json, render_audit
 
-    findings = audit(service_hints=dict(args.hint), identify=args.identify, netns=args.netns)
+    notes: list[str] = []
+    findings = audit(
+        service_hints=dict(args.hint),
+        identify=args.identify,
+        netns=args.netns,
+        firewall=not args.no_firewall,
+        notes=notes,
+    )
     fail_on = args.fail_on
     failed = fail_on is not None and any(f.severity.rank >= fail_on.rank for f in findings)
     if args.json:
         shown = [f for f in findings if not (args.no_info and f.severity.value == "info")]
-        write_json(audit_json(shown, fail_on, failed), env.stdout)
+        write_json(audit_json(shown, fail_on, failed, notes), env.stdout)
     else:
         env.show(*render_audit(findings, show_info=not args.no_info), no_color=args.no_color)
+        for note in notes:  # as ls: partial process owners without privilege
+            env.note(note)
     return ExitStatus.NEGATIVE if failed else ExitStatus.OK

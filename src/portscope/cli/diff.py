@@ -53,13 +53,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 )
             events = diff_scans(*store.scan(side_a.id), *store.scan(side_b.id))
         else:
-            listings = []
-            for side in (side_a, side_b):
-                if side is None:
-                    listings.append(_now())
-                else:
-                    listings.append(store.listener_table(side.id))
-            events = diff_listeners(listings[0], listings[1])
+            if side_a is not None and side_b is not None:
+                # two stored listings: the database leaves out what did not change
+                events = diff_listeners(*store.changed_listeners(side_a.id, side_b.id))
+            else:
+                listings = []
+                for side in (side_a, side_b):
+                    if side is None:
+                        listings.append(_now())
+                    else:
+                        listings.append(store.listener_table(side.id))
+                events = diff_listeners(listings[0], listings[1])
 
     def name(side: SnapshotInfo | None) -> str:
         if side is None:

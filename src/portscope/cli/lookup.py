@@ -28,6 +28,8 @@ _DEFAULT_NAME_LIMIT = 20
 
 
 def configure(parser: Parser) -> None:
+    from portscope.cli._base import bounded
+
     parser.usage = "portscope lookup [-h] [-t] [-u] [--proto PROTO] [--limit N] [--json] QUERY ..."
     parser.epilog = (
         "QUERY: 443, 8000-8100, udp/53, 53/udp, https, postgres, or words of a "
@@ -48,7 +50,7 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=bounded("--limit", low=0, high=1_000_000, integer=True),
         default=None,
         metavar="N",
         help=f"show at most N services (default: {_DEFAULT_NAME_LIMIT} for a name "
@@ -118,9 +120,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
     limit = args.limit
     if limit is None:
         limit = _DEFAULT_NAME_LIMIT if query.kind == "name" else 0
-    if limit < 0:
-        env.error(f"--limit {limit}: expected 0 (all) or a positive count")
-        return ExitStatus.USAGE
     shown = services[:limit] if limit else services
     facts = []
     if query.port is not None:
@@ -184,7 +183,7 @@ def _plain_args(argv: list[str]) -> dict[str, str | None] | None:
             values[option[0]] = value
         i += 1
     limit = values.get("limit")
-    if not words or (limit is not None and not limit.isdecimal()):
+    if not words or (limit is not None and not (limit.isascii() and limit.isdigit())):
         return None
     values["query"] = " ".join(words)
     return values
@@ -219,6 +218,8 @@ def quick(argv: list[str], stdout: TextIO) -> int | None:
     if wanted is not None and query_proto is not None and query_proto not in wanted:
         return None
     found = _answer.entries(query, wanted)
+    if limit_text is not None and len(limit_text) > 7:
+        return None  # the argparse way states the accepted range
     limit = int(limit_text) if limit_text is not None else None
     if limit is None:
         limit = _DEFAULT_NAME_LIMIT if kind == "name" else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from portscope.cli._base import Env, ExitStatus, Parser
+from portscope.cli._base import Env, ExitStatus, Parser, bounded
 
 HELP = "registry sources: update from IANA, import, show sources"
 
@@ -36,10 +36,11 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded("--timeout", low=0, low_open=True, high=3600),
         default=30.0,
         metavar="SECONDS",
-        help="update: network timeout in seconds (default: 30)",
+        help="update: the whole download's deadline in seconds, above 0 and at most 3600 "
+        "(default: 30)",
     )
 
 
@@ -63,9 +64,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.OK
     if args.from_file is not None and args.url is not None:
         env.error("registry update: give --from FILE or --url URL, not both")
-        return ExitStatus.USAGE
-    if not args.timeout > 0:
-        env.error(f"--timeout {args.timeout}: expected a positive number of seconds")
         return ExitStatus.USAGE
     url = IANA_CSV_URL if args.url is None else args.url  # '' is a bad URL, not the default
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from portscope.cli._base import Env, ExitStatus, Parser, checked
+from portscope.cli._base import Env, ExitStatus, Parser, bounded, checked
 from portscope.cli._history import add_db_option
 from portscope.errors import InvalidInput
 
@@ -79,9 +79,9 @@ def configure(parser: Parser) -> None:
     fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
     parser.add_argument(
         "--rate",
-        type=_positive("--rate"),
+        type=bounded("--rate", low=1, high=10_000_000, unit="probes per second"),
         metavar="PER_S",
-        help="at most this many new connections per second (default: no limit)",
+        help="at most this many new connections per second, 1 to 10,000,000 (default: no limit)",
     )
     parser.add_argument(
         "--max-concurrency",
@@ -177,36 +177,48 @@ def run(args: argparse.Namespace, env: Env) -> int:
     import shlex
     import sys
 
+    from portscope._files import OutputFile
     from portscope.render.scan import NmapXmlWriter
 
     if not args.versions and (args.version_timeout or args.version_concurrency):
         raise InvalidInput("--version-timeout and --version-concurrency only apply with -sV")
     job = _prepare(args)
     saving = _open_save(args)  # before sending anything: a bad --db fails first (exit 2)
-    xml_file: TextIO | None = None
+    xml_file: OutputFile | None = None
     xml: NmapXmlWriter | None = None
     if args.xml:
+        # written to a temporary file renamed at the end: a failed write leaves nothing
         try:
-            xml_file = open(args.xml, "w", encoding="utf-8")  # noqa: SIM115
+            xml_file = OutputFile(args.xml)
         except OSError as err:
             raise InvalidInput(f"cannot write -oX file {args.xml!r}: {err.strerror}") from err
         own = bool(sys.argv) and os.path.basename(sys.argv[0]) in ("portscope", "__main__.py")
         argv = ["portscope", *sys.argv[1:]] if own else ["portscope", "scan", *args.targets]
-        xml = NmapXmlWriter(xml_file, job.ports, shlex.join(argv))
+        xml = NmapXmlWriter(xml_file.stream, job.ports, shlex.join(argv))
     out = _Output(job, args, env, xml)
     out.recorder = None if saving is None else saving[1]
     status = ExitStatus.OK
     try:
-        asyncio.run(out.consume())
-    except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
-        out.flush_unfinished()
+        try:
+            asyncio.run(out.consume())
+        except KeyboardInterrupt:
+            status = ExitStatus.INTERRUPTED
+            out.flush_unfinished()
+        finally:
+            out.progress_stop()
+        out.finish()
+        if xml is not None and xml_file is not None:
+            xml.close(job.report)
+            xml_file.commit()
+    except OSError as err:
+        if xml_file is None or isinstance(err, BrokenPipeError):
+            raise
+        xml_file.discard()
+        env.error(f"cannot write -oX file {args.xml!r}: {err.strerror or err}; nothing written")
+        return ExitStatus.USAGE
     finally:
-        out.progress_stop()
-    out.finish()
-    if xml is not None and xml_file is not None:
-        xml.close(job.report)
-        xml_file.close()
+        if xml_file is not None:
+            xml_file.discard()
     if saving is not None:
         status = _save(saving, args, env, status)
     if status is ExitStatus.INTERRUPTED:

@@ -1,9 +1,9 @@
-"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``."""
+"""``portscope who PORT[/tcp|/udp] [-t|-u] [-4|-6] [--kill [--force] [--timeout S] [--yes]]``;
+``portscope who /path.sock`` and ``who @abstract`` for Unix domain sockets."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 from portscope.cli._base import (
@@ -12,33 +12,58 @@ from portscope.cli._base import (
     Parser,
     add_netns_option,
     add_transport_options,
+    bounded,
     checked,
 )
 from portscope.diagnose._common import owner_text, parse_port_proto
 
 if TYPE_CHECKING:
-    from portscope.diagnose.who import WhoResult
+    from portscope.diagnose import WhoResult
     from portscope.identify import Identity
 
-HELP = "which processes hold a port (any address, IPv4 and IPv6); --kill to free it"
+HELP = (
+    "which processes hold a port (any address, IPv4 and IPv6) or a Unix socket; --kill to free it"
+)
+
+
+class UnixName(str):
+    """A Unix socket name given to ``who``: a path, or ``@name`` (abstract)."""
+
+
+def parse_target(text: str) -> tuple[int, object] | UnixName:
+    """``PORT[/proto]``, or a Unix socket: a path (``/run/x.sock``, ``./x.sock``) or
+    ``@abstract``."""
+    if text.startswith(("/", "@", "./", "../")):
+        from portscope.sockets.unix import parse_unix_name
+
+        parse_unix_name(text)  # empty names are refused
+        return UnixName(text)
+    return parse_port_proto(text)
 
 
 def configure(parser: Parser) -> None:
     parser.add_argument(
         "port",
-        metavar="PORT[/tcp|/udp]",
-        type=checked(parse_port_proto),
+        metavar="PORT[/tcp|/udp] | /PATH | @NAME",
+        type=checked(parse_target),
         help="port 1-65535 or a service name (redis, http-alt), optionally /tcp or /udp "
-        "(default: both)",
+        "(default: both); or a Unix socket: its path, or @NAME for an abstract one",
     )
     add_transport_options(parser, exclusive=True, tcp="TCP sockets only", udp="UDP sockets only")
     add_netns_option(parser, what="holders")
     parser.add_argument(
         "--kill",
         action="store_true",
-        help="send SIGTERM to every holder and report whether the port is free (first lists "
+        help="send SIGTERM to every listener and report whether the port is free (first lists "
         "every socket each holder has, other ports too, and asks; never pid 1 or "
         "portscope; checks the start time against PID reuse)",
+    )
+    parser.add_argument(
+        "--accepted",
+        action="store_true",
+        help="with --kill: also signal processes holding connections accepted on the port "
+        "(sessions, forked workers); by default only listeners are, and never a client "
+        "whose outgoing connection merely comes from the port",
     )
     parser.add_argument(
         "--force",
@@ -47,13 +72,21 @@ def configure(parser: Parser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded("--timeout", low=0, high=3600),
         default=5.0,
         metavar="SECONDS",
-        help="with --kill: seconds to wait for holders to exit (default 5)",
+        help="with --kill: seconds to wait for holders to exit, 0-3600 (default 5)",
     )
     parser.add_argument(
-        "-y", "--yes", action="store_true", help="with --kill: do not ask for confirmation"
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --kill or --close: do not ask for confirmation",
+    )
+    from portscope.cli.ls import add_close_options
+
+    add_close_options(
+        parser, "the TCP/UDP sockets whose local port is PORT (listeners, connections)"
     )
     from portscope.cli.explain import add_explain_option
 
@@ -66,20 +99,75 @@ def configure(parser: Parser) -> None:
     )
 
 
-def _confirm(env: Env, question: str) -> bool | None:
-    """Ask on the terminal; ``None`` when there is no terminal to ask on."""
-    stdin = sys.stdin
-    if stdin is None or not stdin.isatty():
-        return None
-    env.stderr.write(f"{question} [y/N] ")
-    env.stderr.flush()
-    answer = stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+def run_unix(args: argparse.Namespace, env: Env, name: str) -> int:
+    """``who /path.sock`` / ``who @name``: the sockets bound to that name, their
+    processes, and the processes connected to them (from the peer inodes)."""
+    from portscope.render.unix import render_unix, write_unix_json
+    from portscope.sockets.unix import holding, list_unix_sockets, parse_unix_name
+
+    for flag, given in (("--kill", args.kill), ("-t", args.tcp), ("-u", args.udp),
+                        ("-4", args.ipv4), ("-6", args.ipv6), ("--force", args.force),
+                        ("--yes", args.yes)):  # fmt: skip
+        if given:
+            env.error(f"{flag} does not apply to a Unix socket ({name!r})")
+            return ExitStatus.USAGE
+    path, abstract = parse_unix_name(name)
+    table = list_unix_sockets(owners=True)
+    rows = holding(table, path, abstract)
+    held = bool(rows)
+    if args.json:
+        write_unix_json(table, env.stdout, rows, name=name, held=held)
+    elif held:
+        env.show(render_unix(table, rows), no_color=args.no_color)
+    else:
+        from portscope.render import safe
+
+        env.stdout.write(f"no socket is bound to {safe(name)}\n")
+    for note in table.notes:
+        env.note(note)
+    return ExitStatus.OK if held else ExitStatus.NEGATIVE
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
+    if isinstance(args.port, UnixName):
+        return run_unix(args, env, str(args.port))
+    if args.close:
+        return run_close(args, env)
+    return run_port(args, env)
+
+
+def run_close(args: argparse.Namespace, env: Env) -> int:
+    """``who PORT --close``: close the sockets whose local port is PORT (listeners and
+    their connections, as ``ss -K 'sport = :PORT'``), without killing the processes."""
+    from portscope.cli.ls import close_rows
+    from portscope.models import Proto
+    from portscope.sockets import SocketFilter, dump
+
+    port, proto = args.port
+    if args.kill or args.force:
+        env.error("--close and --kill/--force do not go together: --close leaves the processes")
+        return ExitStatus.USAGE
+    flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
+    if flag is not None and proto is not None and flag is not proto:
+        env.error(f"{port}/{proto.value} contradicts -{flag.value[0]}: give one transport")
+        return ExitStatus.USAGE
+    proto = proto or flag
+    where = SocketFilter(
+        protos=None if proto is None else frozenset({proto}),
+        families=frozenset({4}) if args.ipv4 else frozenset({6}) if args.ipv6 else None,
+        sports=frozenset({port}),
+    )
+    d = dump(where, owners=True, backend="netlink", owners_first=False)
+    rows = [r for batch in d.batches for r in batch]
+    omap = d.scan_owners(rows)
+    for note in d.notes:
+        env.note(note)
+    return close_rows(rows, omap, args, env)
+
+
+def run_port(args: argparse.Namespace, env: Env) -> int:
     from portscope.cli.explain import show_about
-    from portscope.diagnose import kill_holders, who
+    from portscope.diagnose import kill_holders, kill_targets, who
     from portscope.models import Proto
     from portscope.render import write_json
     from portscope.render.diagnose import render_kill, render_who, who_json
@@ -92,11 +180,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.USAGE
     proto = proto or flag
     families = [4] if args.ipv4 else [6] if args.ipv6 else None
-    if args.timeout < 0:
-        env.error(f"--timeout {args.timeout:g} is negative: give seconds >= 0")
+    if (args.force or args.accepted) and not args.kill:
+        env.error("--force and --accepted only apply with --kill")
         return ExitStatus.USAGE
-    if (args.force or args.yes) and not args.kill:
-        env.error("--force and --yes only apply with --kill")
+    if args.yes and not args.kill:
+        env.error("--yes only applies with --kill or --close")
         return ExitStatus.USAGE
     if args.identify and args.kill:
         env.error("--identify and --kill do not go together: identify first, then kill")
@@ -128,36 +216,27 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 scopes=(bind_scope(s) for s in socks if s.remote is None),
             )
         return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
-    if not result.holders:
+    targets = kill_targets(result, accepted=args.accepted)
+    if not targets:
         if args.json:
             write_json({"who": who_json(result), "kill": None}, env.stdout)
         else:
             env.show(*render_who(result), no_color=args.no_color)
-        if result.held:
-            import os
-
-            env.error(
-                "the sockets on this port belong to processes portscope cannot see "
-                + (
-                    "(another PID namespace or container); nothing signalled"
-                    if os.geteuid() == 0
-                    else "(another user's); run as root to kill them"
-                )
-            )
+        env.note(_nothing_to_kill(result, args.accepted))
         return ExitStatus.NEGATIVE
     if not args.yes:
-        names = ", ".join(owner_text(h.name, h.pid) for h in result.holders)
+        names = ", ".join(owner_text(h.name, h.pid) for h in targets)
         if not args.json:
             env.show(*render_who(result), no_color=args.no_color)
         sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"
-        answer = _confirm(env, f"send {sig} to {names}?")
+        answer = env.ask(f"send {sig} to {names}?")
         if answer is None:
             env.error("--kill asks for confirmation on a terminal; stdin is not one: add --yes")
             return ExitStatus.USAGE
         if not answer:
             env.note("nothing signalled")
             return ExitStatus.NEGATIVE
-    report = kill_holders(result, force=args.force, timeout_s=args.timeout)
+    report = kill_holders(result, force=args.force, timeout_s=args.timeout, accepted=args.accepted)
     if args.json:
         write_json({"who": who_json(result), "kill": report}, env.stdout)
     else:
@@ -177,3 +256,33 @@ def _identify(result: WhoResult) -> list[Identity]:
     sockets = [s for h in result.holders for s in h.sockets] + list(result.unowned)
     endpoints = listener_endpoints(sockets)
     return asyncio.run(identify_many(endpoints)) if endpoints else []
+
+
+def _nothing_to_kill(result: WhoResult, accepted: bool) -> str:
+    """Why ``--kill`` signals nobody, in one line."""
+    import os
+
+    from portscope.diagnose import HolderRole
+    from portscope.diagnose.who import holder_roles
+
+    roles = set(holder_roles(result).values())
+    if HolderRole.ACCEPTED in roles and not accepted:
+        return (
+            "the visible processes hold only connections accepted on this port (the "
+            "listener is not theirs): nothing signalled; --accepted signals them too"
+        )
+    if HolderRole.CLIENT in roles:
+        return (
+            f"nothing listens on port {result.port} and it is in the ephemeral range: it is "
+            "only the source port of outgoing connections (clients, not servers): nothing "
+            "signalled"
+        )
+    if result.held:
+        return "the sockets on this port belong to processes portscope cannot see " + (
+            "(another PID namespace or container); nothing signalled"
+            if os.geteuid() == 0
+            else "(another user's); run as root to kill them"
+        )
+    if result.orphans:
+        return "no process holds the port, only sockets the kernel is closing (see the note)"
+    return f"nobody holds port {result.port}: nothing signalled"

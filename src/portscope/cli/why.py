@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options
+from portscope.cli._base import Env, ExitStatus, Parser, add_transport_options, bounded
 
 HELP = "why a bind or connect fails: 'why bind PORT', 'why connect HOST:PORT'"
 
@@ -41,10 +41,10 @@ def configure(parser: Parser) -> None:
     conn = parser.add_argument_group("connect")
     conn.add_argument(
         "--timeout",
-        type=float,
+        type=bounded("--timeout", low=0, low_open=True, high=3600),
         default=3.0,
         metavar="SECONDS",
-        help="seconds to wait for the probe's answer (default 3)",
+        help="seconds to wait for the probe's answer, above 0 and at most 3600 (default 3)",
     )
 
 
@@ -89,9 +89,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
     if args.addr or args.reuseaddr or args.reuseport:
         env.error("--addr, --reuseaddr and --reuseport apply to 'why bind' only")
-        return ExitStatus.USAGE
-    if not args.timeout > 0:
-        env.error(f"--timeout {args.timeout:g} is not accepted: give seconds > 0")
         return ExitStatus.USAGE
     host, port = parse_host_port(args.target)
     conn = why_connect(host, port, proto=proto, timeout_s=args.timeout, family=family)

@@ -17,6 +17,7 @@ from portscope.diagnose.ephemeral import (
 )
 from portscope.diagnose.free import FreePort, HeldPorts, free_ports
 from portscope.diagnose.who import (
+    HolderRole,
     KillOutcome,
     KillReport,
     KillResult,
@@ -24,6 +25,7 @@ from portscope.diagnose.who import (
     WhoResult,
     holders_from_table,
     kill_holders,
+    kill_targets,
     who,
 )
 from portscope.diagnose.why_bind import (
@@ -53,6 +55,7 @@ __all__ = [
     "Finding",
     "FreePort",
     "HeldPorts",
+    "HolderRole",
     "KillOutcome",
     "KillReport",
     "KillResult",
@@ -68,6 +71,7 @@ __all__ = [
     "free_ports",
     "holders_from_table",
     "kill_holders",
+    "kill_targets",
     "who",
     "why_bind",
     "why_connect",

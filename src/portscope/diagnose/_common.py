@@ -74,26 +74,31 @@ def check_host(host: str) -> str:
 
     What looks like an address (only digits and dots, or any ``:``) must be one:
     ``300.1.1.1``, ``1.2.3`` and ``::1::2`` are refused before any resolution, with the
-    message ``probe`` gives (``portscope.scanner.targets``), instead of going to DNS.
+    message ``probe`` gives (``portscope.scanner.targets``), instead of going to DNS; so
+    are link-local addresses (``fe80::1%eth0``) and names no resolver should be asked
+    about (control characters, spaces, empty labels: ``check_host_name``).
 
     Raises:
-        InvalidTarget: an empty host or a malformed address literal.
+        InvalidTarget: an empty host, a malformed address literal or host name.
     """
     value = host.strip()
     if value.startswith("[") and value.endswith("]"):
         value = value[1:-1]
     if not value:
         raise InvalidTarget("empty host: give a host name or address")
+    from portscope.scanner.targets import check_host_name, parse_targets
+
     if ":" in value or _NUMERIC.fullmatch(value):
         try:
             ipaddress.ip_address(value.split("%", 1)[0])
         except ValueError:
-            from portscope.scanner.targets import parse_targets
-
             parse_targets([value])  # raises probe's own message for the malformed literal
             raise InvalidTarget(
                 f"invalid address {value!r}; expected IPv4 like 198.18.0.1 or IPv6 like 2001:db8::1"
             ) from None
+        parse_targets([value])  # the same refusals as probe (link-local, zone indexes)
+    else:
+        check_host_name(value)  # a malformed name never reaches the resolver
     return value
 
 

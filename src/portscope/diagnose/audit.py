@@ -18,6 +18,13 @@ live table. Rules, each with a stable id used in JSON output:
 With identification (``audit(identify=True)``, ``portscope audit --identify``), a TCP
 listener's kind comes from the protocol that answered (``portscope.identify``, confirmed
 matches only) before the process name and the default port.
+- ``accept-queue-full``: a TCP listener whose accept queue is full (Recv-Q above the
+  backlog, ``sockets.overflow``): its new connections are dropped (medium).
+- ``dnat-published``: a port a DNAT rule forwards (a container's published port) that is
+  open from outside although no local socket listens (``audit`` with the firewall read).
+
+``audit`` also reads the host firewall (``diagnose.exposure.apply_firewall``): a finding
+the firewall blocks from outside drops to low, with the deciding rule as evidence.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from portscope.diagnose._common import (
     scope_text,
 )
 from portscope.models import Proto, Socket
+from portscope.sockets.overflow import accept_queue_full
 
 if TYPE_CHECKING:
     from portscope.identify import Identity
@@ -48,6 +56,8 @@ RULES: tuple[str, ...] = (
     "unknown-system-port",
     "no-auth",
     "service-mismatch",
+    "accept-queue-full",
+    "dnat-published",
 )
 
 
@@ -106,6 +116,10 @@ class Finding:
         exposed: True when other hosts can reach the address (not loopback).
         confirmed_by: with identification, what the service answered (``redis probe:
             +PONG``), escaped; ``None`` when not probed or not identified.
+        firewall: the host firewall's verdict for new connections from outside
+            (``filtered from outside``, ``open from outside``, ``not read (...)``), or
+            ``None`` when not evaluated.
+        firewall_rule: the deciding rule or policy (evidence), or ``None``.
     """
 
     rule: str
@@ -120,6 +134,8 @@ class Finding:
     registered: str | None = None
     exposed: bool = True
     confirmed_by: str | None = None
+    firewall: str | None = None
+    firewall_rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +570,22 @@ def audit_sockets(
                     f"identify it: portscope who {port}; stop it if nobody needs it",
                 )
             )
+        if on("accept-queue-full") and accept_queue_full(sock):
+            findings.append(
+                finding(
+                    "accept-queue-full",
+                    Severity.MEDIUM,
+                    f"{who} on {where}: the accept queue is full ({sock.recv_q} connections "
+                    f"wait for accept(), backlog {sock.send_q})",
+                    name,
+                    "the application is not calling accept() fast enough: the kernel drops "
+                    "new connections, which clients see as timeouts, like a firewall drop "
+                    "(TcpExt ListenOverflows grows)",
+                    "find why the process does not accept (busy, blocked or hung: "
+                    "py-spy dump / gdb / strace -p PID); raise the backlog (listen() "
+                    "argument, net.core.somaxconn) only for bursts",
+                )
+            )
     findings.sort(key=lambda f: (-f.severity.rank, f.socket.local.port, f.rule))
     return findings
 
@@ -577,6 +609,8 @@ def audit(
     identify: bool = False,
     identify_timeout_s: float = 5.0,
     netns: str | int | None = None,
+    firewall: bool = True,
+    notes: list[str] | None = None,
 ) -> list[Finding]:
     """Review this machine's listeners for exposure (see the module docstring for rules).
 
@@ -591,6 +625,11 @@ def audit(
         netns: review the listeners of these network namespaces (``list_sockets``:
             ``all``, a name, a pid, an nsfs path); ``None``: this one. A finding's text
             names the namespace.
+        firewall: read the host firewall and weigh findings by what it lets in from
+            outside (needs CAP_NET_ADMIN; unreadable: findings say so, unchanged); this
+            namespace's firewall only, so not with ``netns``.
+        notes: when given, the socket table's notes are appended to it (process owners
+            partial without privilege, a backend fallback), as ``ls`` shows them.
 
     Returns:
         Findings, most severe first.
@@ -609,6 +648,8 @@ def audit(
             "--identify connects from this network namespace only: leave out -N/--netns"
         )
     table = read_sockets([Proto.TCP, Proto.UDP], owners=True, listening=True, netns=netns)
+    if notes is not None:
+        notes.extend(n for n in table.notes if n not in notes)
     identities: dict[int, Identity] | None = None
     if identify:
         import asyncio
@@ -622,6 +663,12 @@ def audit(
             old = identities.get(ident.port)
             if old is None or ident.confidence.rank > old.confidence.rank:
                 identities[ident.port] = ident
-    return audit_sockets(
+    findings = audit_sockets(
         table.sockets, service_hints=service_hints, rules=rules, identities=identities
     )
+    if not firewall or netns is not None:
+        return findings
+    from portscope.diagnose.exposure import apply_firewall
+
+    weighed = apply_firewall(findings, table.sockets)
+    return [f for f in weighed if rules is None or f.rule in rules]

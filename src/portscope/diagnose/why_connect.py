@@ -294,6 +294,49 @@ def _udp_silence(
 
 
 MAX_ADDRESSES = 4
+_FIREWALL_SUSPECT = (
+    ConnectVerdict.FILTERED,
+    ConnectVerdict.FIREWALL_REJECT,
+    ConnectVerdict.OPEN_FILTERED,
+    ConnectVerdict.REFUSED,
+)
+
+
+def _local_firewall(
+    address: str,
+    port: int,
+    proto: Proto,
+    source: str | None,
+    steps: list[ConnectStep],
+    current: tuple[ConnectVerdict, str, list[str]],
+) -> tuple[ConnectVerdict, str, list[str]]:
+    """For a local address: the host firewall's rule that drops or rejects the connection
+    (``diagnose.exposure.local_connect``), as a step and in the explanation."""
+    from portscope.diagnose.exposure import local_connect
+    from portscope.firewall import Verdict
+    from portscope.render.exposure import decided_by
+
+    decision = local_connect(address, port, proto.value, source)
+    if decision is None:
+        steps.append(ConnectStep("firewall", True, "the firewall could not be read (not root?)"))
+        return current
+    ok = decision.verdict not in (Verdict.FILTERED, Verdict.REJECTED)
+    steps.append(ConnectStep("firewall", ok, f"{decision.verdict.value}: {decision.reason}"))
+    if ok:
+        return current
+    rule = decided_by(decision)
+    if decision.verdict is Verdict.REJECTED:
+        return (
+            ConnectVerdict.FIREWALL_REJECT,
+            f"this host's firewall rejects {endpoint_text(address, port)} "
+            f"({decision.reject}): {rule}",
+            ["nft -a list ruleset", f"portscope exposure --from {source or address}"],
+        )
+    return (
+        ConnectVerdict.FILTERED,
+        f"this host's firewall drops {endpoint_text(address, port)}: {rule}",
+        ["nft -a list ruleset", f"portscope exposure --from {source or address}"],
+    )
 
 
 def _probe_line(r: ProbeResult) -> str:
@@ -425,6 +468,10 @@ def why_connect(
     verdict, explanation, commands = explain_connect(
         host, port, proto, address, result, local=local, listeners=listeners
     )
+    if local and verdict in _FIREWALL_SUSPECT:
+        verdict, explanation, commands = _local_firewall(
+            address, port, proto, source, steps, (verdict, explanation, commands)
+        )
     others = [r for r in probed if r.state is not PortState.OPEN]
     if verdict is ConnectVerdict.OPEN and others:
         explanation += (

@@ -723,6 +723,23 @@ TERMS: Final = {
         "A separate network stack with its own sockets (containers have one each).",
         "network_namespaces(7); ip-netns(8)",
     ),
+    "rejected": Words(
+        "rejected (exposure): a firewall rule answers no",
+        "The packet reaches a reject rule: the sender gets an answer at once (a TCP reset, "
+        "or an ICMP port-unreachable, admin-prohibited or host-prohibited), unlike a drop, "
+        "which leaves it waiting until its timeout.",
+        "A reject rule answers at once (RST or ICMP), unlike a silent drop.",
+        "nft(8) REJECT STATEMENT",
+        ("portscope exposure",),
+    ),
+    "dnat": Words(
+        "DNAT: destination NAT, the port forwarding of routers and containers",
+        "A prerouting rule rewrites the destination of new connections (to a container's "
+        "address and port); the connection is then forwarded, not delivered to a local "
+        "socket, so the host's input rules do not see it.",
+        "Prerouting rewrites the destination: the connection goes on to another address.",
+        "nft(8) NAT STATEMENTS",
+    ),
     "verdict": Words(
         "verdict: what a firewall rule decides for a packet",
         "accept, drop (silence: the sender times out) or reject (an answer: RST or ICMP).",
@@ -1004,6 +1021,25 @@ FINDINGS: Final = {
         "and the real service is judged instead.",
         "What answers is not the service the port is registered to.",
         "docs/identify.md",
+    ),
+    "accept-queue-full": Words(
+        "accept-queue-full (audit): a listener whose accept queue is full",
+        "Its Recv-Q has reached its backlog: the program is not calling accept() as fast "
+        "as connections arrive, so the kernel drops new SYNs and clients time out (or wait "
+        "for a retransmission). Raise the backlog (listen() and net.core.somaxconn = "
+        "{somaxconn}) only after the program keeps up.",
+        "The program is not accepting connections as fast as they arrive; new ones drop.",
+        "listen(2); tcp(7)",
+    ),
+    "dnat-published": Words(
+        "dnat-published (audit): a port forwarded by NAT, open from outside",
+        "A DNAT rule (a container's published port, Docker's -p) forwards this port to "
+        "another address, and the firewall lets new connections through: reachable from "
+        "outside although no socket on this host listens on it, so ss does not show it. "
+        "Docker's rules sit before ufw's and bypass them.",
+        "A NAT-forwarded port is open from outside with no local listener.",
+        "nft(8) NAT STATEMENTS; iptables-extensions(8) DNAT",
+        ("portscope exposure",),
     ),
     "unknown-system-port": Words(
         "unknown-system-port (audit): a system port no registry knows",

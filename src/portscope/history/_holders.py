@@ -22,12 +22,16 @@ from portscope.models import Owner
 __all__ = ["find_owners"]
 
 
-def find_owners(inodes: Collection[int], proc: str = "/proc") -> dict[int, tuple[Owner, ...]]:
+def find_owners(
+    inodes: Collection[int], proc: str = "/proc", *, first: Collection[int] = ()
+) -> dict[int, tuple[Owner, ...]]:
     """The holder of each socket inode (one process each), by inode.
 
     Args:
         inodes: socket inodes (``Row.inode``).
         proc: the procfs mount point.
+        first: PIDs to read before the others (the holders of the last new listeners: a
+            server that opens one listener often opens more).
 
     Returns:
         inode -> ``(Owner,)``; inodes whose holder was not found (another user's process
@@ -47,6 +51,8 @@ def find_owners(inodes: Collection[int], proc: str = "/proc") -> dict[int, tuple
         return found
     # newest first, by start time: PIDs wrap (pid_max is often 32768)
     pids.sort(key=lambda pid: (start_ticks(pid, proc) or 0, pid), reverse=True)
+    hinted = [pid for pid in first if pid in set(pids)]
+    pids = hinted + [pid for pid in pids if pid not in hinted]
     for pid in pids:
         try:
             dfd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)

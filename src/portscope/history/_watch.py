@@ -74,6 +74,7 @@ class LiveListeners:
         self.where = replace(where or SocketFilter(), states=LISTEN_STATES)
         self.backend = backend
         self.notes: list[str] = []
+        self._recent: list[int] = []  # holders of the last new listeners, newest first
 
     def rows(self) -> list[Row]:
         from portscope.sockets import dump
@@ -89,7 +90,13 @@ class LiveListeners:
         from portscope.history._holders import find_owners
 
         wanted = {r.inode for r in rows if r.inode is not None}
-        found = find_owners(wanted)
+        found = find_owners(wanted, first=self._recent)
+        for owners in found.values():
+            for o in owners:
+                if o.pid in self._recent:
+                    self._recent.remove(o.pid)
+                self._recent.insert(0, o.pid)
+        del self._recent[8:]  # bounded
         if len(found) < len(wanted) and os.geteuid() != 0 and _NOT_ROOT not in self.notes:
             self.notes.append(_NOT_ROOT)
         return found

@@ -217,6 +217,28 @@ def check_url(url: str) -> str:
     return url
 
 
+def _read_until(response: Any, deadline: float, url: str) -> bytes:
+    """The body, read a chunk at a time within ``deadline`` (``time.monotonic``) and
+    ``_MAX_BYTES + 1`` bytes: a server trickling a byte a second cannot stretch the
+    update past its timeout, which bounds the whole download, not each read."""
+    chunks: list[bytes] = []
+    size = 0
+    # the socket under the response, to shorten its timeout to what is left
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    while size <= _MAX_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"over the deadline ({size:,} bytes read)")
+        if sock is not None:
+            sock.settimeout(left)
+        chunk = response.read1(min(1 << 20, _MAX_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _download(url: str, timeout_s: float) -> SourceInfo:
     import urllib.error
     import urllib.request
@@ -229,9 +251,10 @@ def _download(url: str, timeout_s: float) -> SourceInfo:
         if meta.get("last_modified"):
             headers["If-Modified-Since"] = str(meta["last_modified"])
     request = urllib.request.Request(url, headers=headers)
+    deadline = time.monotonic() + timeout_s
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            data = response.read(_MAX_BYTES + 1)
+            data = _read_until(response, deadline, url)
             etag = response.headers.get("ETag")
             last_modified = response.headers.get("Last-Modified")
     except urllib.error.HTTPError as err:
@@ -246,7 +269,13 @@ def _download(url: str, timeout_s: float) -> SourceInfo:
             "'portscope registry update --from FILE')",
             errno=getattr(reason, "errno", None),
         ) from err
-    except (TimeoutError, OSError) as err:
+    except TimeoutError as err:
+        raise RegistryError(
+            f"cannot download {url}: not complete within the deadline of {timeout_s:g} s "
+            "(--timeout bounds the whole download)",
+            errno=err.errno,
+        ) from err
+    except OSError as err:
         raise RegistryError(
             f"cannot download {url}: {err.strerror or err} (offline? import a local copy "
             "with 'portscope registry update --from FILE')",
@@ -275,7 +304,8 @@ def update_registry(
     Args:
         from_file: import this CSV instead of downloading.
         url: where to download from (``http://`` or ``https://``); IANA's by default.
-        timeout_s: network timeout in seconds for connecting and each read.
+        timeout_s: the deadline of the whole download in seconds (connecting, the
+            headers and the body together).
 
     Returns:
         The IANA source after the update; ``changed`` tells whether the copy changed.
@@ -295,10 +325,14 @@ def update_registry(
                 f"below {_MAX_TIMEOUT_S:.0f}"
             )
         return _download(url, timeout_s)
+    from portscope._files import FileTooLarge, read_bounded
+
     path = Path(from_file)
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, _MAX_BYTES)  # --from /dev/zero: refused, not read forever
     except OSError as err:
         raise RegistryError(f"cannot read {path}: {err.strerror}", errno=err.errno) from err
+    except FileTooLarge as err:
+        raise RegistryError(f"cannot import {path}: {err}") from err
     _validate(data, str(path))
     return _install(data, {"url": str(path.resolve()), "fetched": time.time()})

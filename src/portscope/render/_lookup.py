@@ -59,15 +59,18 @@ def service_lines(found: Sequence[Entry]) -> list[str]:
     Plain aligned text, two spaces between columns; a security note follows its row on a
     line of its own, under DESCRIPTION, starting with ``!``.
     """
+    from portscope.render import safe
+
     rows = _group(found)
+    # names and descriptions come from files anyone can hand to 'registry update --from'
     cells = [
         (
             f"{e.port}-{e.port_end}" if e.port_end is not None else str(e.port),
             ",".join(protos),
-            e.name + (f" ({', '.join(e.aliases)})" if e.aliases else ""),
-            e.source,
+            safe(e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")),
+            safe(e.source),
             _freq_text(e.frequency),
-            e.description or "-",
+            safe(e.description or "-"),
         )
         for e, protos in rows
     ]
@@ -76,7 +79,7 @@ def service_lines(found: Sequence[Entry]) -> list[str]:
     for (e, _), c in zip(rows, cells, strict=True):
         out.append("  ".join(v.ljust(w) for v, w in zip(c, [*widths, 0], strict=False)).rstrip())
         if e.notes:
-            out.append(" " * (sum(widths) + 10) + f"! {e.notes}")
+            out.append(" " * (sum(widths) + 10) + f"! {safe(e.notes)}")
     return out
 
 

@@ -93,8 +93,26 @@ def _in_netns(s: Socket) -> str:
 
 
 def who_json(result: WhoResult) -> dict[str, Any]:
-    """The JSON document of ``who``."""
-    data: dict[str, Any] = to_dict(result)
+    """The JSON document of ``who``.
+
+    A holder's sockets carry no ``owners`` key: the holder is their owner (a socket that
+    several processes share is listed under each of them). Repeating the owner's command
+    line in each of 100,000 accepted connections made the document 1 KB per socket.
+    """
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(Socket) if f.name != "owners"]
+
+    def sockets(socks: Sequence[Socket] | None) -> list[dict[str, Any]] | None:
+        if socks is None:
+            return None
+        return [{n: to_dict(getattr(s, n)) for n in names} for s in socks]
+
+    bare = [dataclasses.replace(h, sockets=(), other_sockets=None) for h in result.holders]
+    data: dict[str, Any] = to_dict(dataclasses.replace(result, holders=tuple(bare)))
+    for holder, doc in zip(result.holders, data["holders"], strict=True):
+        doc["sockets"] = sockets(holder.sockets)
+        doc["other_sockets"] = sockets(holder.other_sockets)
     data["held"] = result.held
     return data
 
@@ -107,7 +125,8 @@ def render_who(result: WhoResult) -> list[Item]:
         out(items, f"nobody holds port {what}")
         return items
     if not result.holders:
-        out(items, f"no visible process holds port {what}")
+        who = "visible process" if result.held else "process"  # else: orphans, TIME-WAIT
+        out(items, f"no {who} holds port {what}")
     for h in result.holders:
         place = h.unit or h.container
         out(
@@ -129,7 +148,7 @@ def render_who(result: WhoResult) -> list[Item]:
             )
             items.append(_socket_table(h.other_sockets))
     if result.unowned:
-        out(items, f"sockets on port {what} without a visible process:")
+        out(items, f"sockets on port {what} without a {'visible ' if result.held else ''}process:")
         items.append(_socket_table(result.unowned, uid=True))
     for note in result.notes:
         out(items, f"note: {note}")
@@ -271,9 +290,12 @@ def render_connect(diag: ConnectDiagnosis) -> list[Item]:
 
 
 def audit_json(
-    findings: Sequence[Finding], fail_on: Severity | None, failed: bool
+    findings: Sequence[Finding],
+    fail_on: Severity | None,
+    failed: bool,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The JSON document of ``audit``."""
+    """The JSON document of ``audit``; ``notes``: the socket table's (partial owners)."""
     from portscope.diagnose import Severity
 
     counts = {s.value: sum(1 for f in findings if f.severity is s) for s in Severity}
@@ -282,6 +304,7 @@ def audit_json(
         "counts": counts,
         "fail_on": fail_on.value if fail_on else None,
         "failed": failed,
+        "notes": list(notes),
     }
 
 
@@ -306,6 +329,9 @@ def render_audit(findings: Sequence[Finding], *, show_info: bool = True) -> list
         out(items, f"         socket  {_sock(s)}  {owners_text(s)} user {users}")
         if f.confirmed_by:
             out(items, f"         answer  {f.confirmed_by}")
+        if f.firewall:
+            rule = f" -- {f.firewall_rule}" if f.firewall_rule else ""
+            out(items, f"         firewall {f.firewall}{rule}")
         out(items, f"         why     {f.why}")
         out(items, f"         fix     {f.fix}")
     if show_info and info:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from xml.sax.saxutils import quoteattr
 
 from portscope.models import PortState, ProbeResult, Proto, to_dict
-from portscope.render import ms
+from portscope.render import ms, safe
 from portscope.render._table import Column, Table
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def advice(reason: str) -> str:
 def printable(data: bytes, limit: int = 200) -> str:
     """Bytes as one printable line: text kept, control and non-UTF-8 bytes escaped."""
     text = data[:limit].decode("utf-8", "backslashreplace")
-    out = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text.rstrip("\r\n"))
+    out = safe(text.rstrip("\r\n"))
     return out + ("..." if len(data) > limit else "")
 
 

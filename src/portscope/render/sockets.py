@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Container, Iterable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from portscope.models import Owner, Proto, Socket, SocketTable, TcpState, to_dict
 from portscope.render._table import (
@@ -18,9 +18,12 @@ from portscope.render._table import (
     Column,
     Table,
 )
-from portscope.sockets._netns import netns_label
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import SCHEMA, Row, cached_string, json_keys, json_string, row_json
+from portscope.sockets.overflow import accept_queue_full
+
+if TYPE_CHECKING:
+    from portscope.sockets.destroy import CloseResult
 
 ServiceFn = Callable[["Row"], "str | None"]
 
@@ -67,10 +70,15 @@ class SocketJson:
         owners: OwnerMap | None,
         service: ServiceFn | None,
         extra: Callable[[Row], dict[str, Any]] | None = None,
+        tail: Callable[[Row], str] | None = None,
     ) -> None:
+        """``extra`` adds keys to each object from a dict (any JSON value); ``tail``
+        adds ready JSON text (``,"key":value...``, for keys written at every socket of
+        big tables, such as ``tcp_info``)."""
         self._owners = owners
         self._service = service
         self._extra = extra
+        self._tail = tail
         self._prefix: dict[tuple[Any, ...], str] = {}
         self._owner_prefix: dict[int, str | None] = {}
         self._strings: dict[str, str] = {}
@@ -132,6 +140,7 @@ class SocketJson:
         strings = self._strings
         service = self._service
         extra = self._extra
+        tail = self._tail
         omap = self._owners
         by_inode = omap is not None and omap.by_inode
         if omap is not None:
@@ -165,6 +174,8 @@ class SocketJson:
             if extra is not None:
                 for k, v in extra(row).items():
                     line += f",{json_string(k)}:{_compact(v)}"
+            if tail is not None:
+                line += tail(row)
             append(line + "}")
         return out
 
@@ -206,12 +217,14 @@ def write_sockets_json(
     formatter: SocketJson | None = None,
     owners_complete: Callable[[], bool | None] = lambda: None,
     lines: Iterable[list[str]] | None = None,
+    more: Callable[[], dict[str, Any]] | None = None,
 ) -> int:
     """Stream ``{"backend": ..., "sockets": [...], "notes": [...], "owners_complete": ...}``.
 
     One socket per line, from ``batches`` of rows through ``formatter``, or from
     ``lines`` already formatted (``Dump.json_batches``). ``notes`` is read after the
-    sockets are written (a fallback found during the dump adds one).
+    sockets are written (a fallback found during the dump adds one); ``more`` gives
+    top-level keys written last (the listening view's ``listen_counters``).
 
     Returns:
         The number of sockets written.
@@ -230,7 +243,10 @@ def write_sockets_json(
             sep = ",\n"
             count += len(chunk)
     write(f'\n],"notes":{_compact(list(notes))},')
-    write(f'"owners_complete":{json.dumps(owners_complete())}}}\n')
+    write(f'"owners_complete":{json.dumps(owners_complete())}')
+    for key, value in (more() if more is not None else {}).items():
+        write(f",{json_string(key)}:{_compact(to_dict(value))}")
+    write("}\n")
     return count
 
 
@@ -344,15 +360,19 @@ def render_ls(
     owners: OwnerMap | None,
     service: ServiceFn | None,
     netns: bool = False,
+    more: Sequence[tuple[Column, Callable[[Row], str]]] = (),
 ) -> Table:
     """The socket table like ``ss``: one row per socket.
 
     Columns: Netns (with ``netns``: the namespace's name, container or inode), Proto,
     State, Recv-Q, Send-Q, Local, Peer, then Service (with ``service``), Process and User
-    (with ``owners``). Cells are exact text; the writers escape them.
+    (with ``owners``), then ``more`` (a column and its cell of a row:
+    ``render.socket_details``). Cells are exact text; the writers escape them.
     """
     columns = [_NETNS] if netns else []
     columns += [_PROTO, _STATE, _RECV_Q, _SEND_Q, _LOCAL, _PEER]
+    if netns:
+        from portscope.sockets._netns import netns_label
     if service is not None:
         columns.append(_LS_SERVICE)
     if owners is not None:
@@ -382,7 +402,10 @@ def render_ls(
             cells.append(service(r) or "-")
         if owners is not None:
             cells += [owners_text(owners, r), _owner_users(owners, r)]
+        for _, cell in more:
+            cells.append(cell(r))
         append(cells)
+    columns += [column for column, _ in more]
     return Table(tuple(columns), body)
 
 
@@ -403,12 +426,15 @@ def render_listen(
     """What is listening: one row per listener with scope, service, process and queue.
 
     Columns: Netns (with ``netns``), Proto, Port, Address, Scope, Service (with
-    ``service``), Process, User, Queue (``waiting/backlog`` for TCP listeners, Recv-Q for
-    UDP). ``scope`` defaults to ``sockets.scope_words`` of the row.
+    ``service``), Process, User, Queue (``waiting/backlog`` for TCP listeners, ``FULL``
+    added when the accept queue is full: ``sockets.overflow``; Recv-Q for UDP). ``scope``
+    defaults to ``sockets.scope_words`` of the row.
     """
     scope = scope or _scope
     columns = [_NETNS] if netns else []
     columns += [_PROTO, _PORT, _ADDRESS, _SCOPE]
+    if netns:
+        from portscope.sockets._netns import netns_label
     if service is not None:
         columns.append(_SERVICE)
     columns += [_PROCESS, _USER, _QUEUE]
@@ -428,6 +454,8 @@ def render_listen(
         queue = queue_text(r.recv_q)
         if r.state is TcpState.LISTEN:
             queue += f"/{queue_text(r.send_q)}"
+            if accept_queue_full(r):
+                queue += " FULL"
         cells += [owners_text(owners, r), _owner_users(owners, r), queue]
         body.append(cells)
     return Table(tuple(columns), body)
@@ -456,6 +484,7 @@ def render_netns_summary(summaries: Sequence[dict[str, Any]]) -> Table:
     Columns: Netns (name, container or inode), Inode, TCP, UDP, Total, States.
     """
     from portscope.models import Container, Netns
+    from portscope.sockets._netns import netns_label
 
     columns = (
         _NETNS,
@@ -531,7 +560,18 @@ def rows_from_sockets(sockets: Iterable[Socket]) -> tuple[list[Row], OwnerMap | 
                 inode,
                 s.interface,
                 s.v6only,
+                s.cookie,
                 s.netns,
             )
         )
     return rows, OwnerMap.from_holders(holders, processes) if looked_up else None
+
+
+def render_close(results: Sequence[CloseResult], owners: OwnerMap | None) -> Table:
+    """What ``--close`` did: each socket (as ``render_ls`` shows it) and its result
+    (``closed``, ``gone``, ``changed``, ``failed: ERROR``)."""
+    table = render_ls([r.row for r in results], owners=owners, service=None)
+    for cells, r in zip(table.rows, results, strict=True):
+        cells.append(r.result if r.error is None or r.result != "failed" else f"failed: {r.error}")
+    table.columns = (*table.columns, Column("Result"))
+    return table

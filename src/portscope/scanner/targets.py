@@ -328,15 +328,24 @@ def parse_targets(
     return TargetSet(blocks=tuple(blocks), excluded=_merge_excluded(excluded))
 
 
+MAX_TARGET_FILE_BYTES = 16 << 20  # 16 MiB: a million addresses, one a line
+
+
 def read_target_file(path: str | Path) -> list[str]:
     """Read targets from a file (``-iL``): whitespace-separated, ``#`` starts a comment.
 
+    At most ``MAX_TARGET_FILE_BYTES`` are read (``-iL /dev/zero`` is refused, not read
+    forever).
+
     Raises:
-        InvalidTarget: the file cannot be read or holds no target.
+        InvalidTarget: the file cannot be read, is larger than the cap, is not UTF-8 or
+            holds no target.
     """
+    from portscope._files import FileTooLarge, read_bounded
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_bounded(path, MAX_TARGET_FILE_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError, FileTooLarge) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise InvalidTarget(f"cannot read target file {str(path)!r}: {reason}") from err
     items = [w for line in text.splitlines() for w in line.split("#", 1)[0].split()]
@@ -385,6 +394,7 @@ def _parse_one(raw: str, family: int | None) -> list[_Block | _OctetBlock]:
                 f"invalid address {spec!r}; expected IPv4 like 198.18.0.1 or IPv6 like 2001:db8::1"
             ) from None
         return _resolve(spec, family)
+    _check_routable(spec, addr.version, addr.is_link_local)
     return _keep([_Block(spec, addr.version, int(addr), int(addr))], family, spec)
 
 
@@ -416,6 +426,7 @@ def _parse_cidr(spec: str) -> list[_Block | _OctetBlock]:
         raise InvalidTarget(
             f"invalid CIDR block {spec!r}; expected e.g. 198.18.0.0/24 or 2001:db8::/120"
         ) from None
+    _check_routable(spec, net.version, net.is_link_local)
     # every address, as nmap: its target parser never leaves the network or broadcast
     # address of an explicit block out (nmap -sL -n 198.18.0.0/30 lists .0 to .3)
     return [_Block(spec, net.version, int(net.network_address), int(net.broadcast_address))]
@@ -478,9 +489,38 @@ def _parse_octets(spec: str) -> _Block | _OctetBlock:
     return _OctetBlock(spec, tuple(octets))
 
 
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?")
+
+
+def check_host_name(name: str) -> str:
+    """``name`` when it can be a DNS host name (RFC 1123 section 2.1: letters, digits and
+    ``-`` in labels of 1-63 characters, at most 253 in all; ``_`` is tolerated, a final
+    ``.`` allowed), checked before any resolver sees it.
+
+    Raises:
+        InvalidTarget: anything else (control characters, spaces, empty labels ...).
+    """
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise InvalidTarget(
+            f"invalid host name {name!r}; expected letters, digits, '-' and '.' "
+            "(labels of 1-63 characters, 253 in all)"
+        )
+    return name
+
+
+def _check_routable(spec: str, version: int, link_local: bool) -> None:
+    # connect() to fe80::/10 needs an interface (sin6_scope_id); without one the kernel
+    # answers EINVAL for every port, which is no scan result.
+    if "%" in spec or (version == 6 and link_local):
+        raise InvalidTarget(
+            f"{spec!r}: link-local IPv6 addresses and zone indexes (%eth0) are not "
+            "supported; give a global, unique-local or loopback address"
+        )
+
+
 def _resolve(name: str, family: int | None) -> list[_Block | _OctetBlock]:
-    if len(name) > 253 or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
-        raise InvalidTarget(f"invalid host name {name!r}")
+    check_host_name(name)
     fam = {4: socket.AF_INET, 6: socket.AF_INET6}.get(family or 0, socket.AF_UNSPEC)
     try:
         infos = socket.getaddrinfo(name, None, fam, socket.SOCK_STREAM)

@@ -17,7 +17,7 @@ from typing import Any
 
 from portscope.errors import BackendUnavailable, InvalidFilter
 from portscope.models import Netns, Proto, Socket, SocketTable, TcpState
-from portscope.sockets._backend import Backend
+from portscope.sockets._backend import Backend, Extras
 from portscope.sockets._diag_codec import JsonRows
 from portscope.sockets._filters import (
     ALL_STATES,
@@ -47,6 +47,7 @@ __all__ = [
     "SORT_KEYS",
     "STATE_GROUPS",
     "Dump",
+    "Extras",
     "Row",
     "SocketFilter",
     "bind_scope",
@@ -164,6 +165,9 @@ class Dump:
         self.netns: tuple[Netns, ...] | None = None
         self._owner_scan: Callable[[Collection[int] | None], OwnerMap] = impl.owner_map
         self._ns_lines: Callable[[JsonRows], Iterator[list[str]]] | None = None
+        #: cookie -> ``_diag_ext.SocketExtra`` when extras were asked for (filled while
+        #: ``batches`` is read); ``None`` when not asked or the backend cannot give them
+        self.extras: dict[int, Any] | None = None
 
     def json_lines(self, formatter: JsonRows) -> Iterator[list[str]] | None:
         """The dump as batches of socket JSON objects, decoded and formatted in one pass.
@@ -176,7 +180,7 @@ class Dump:
                 go into the output.
         """
         fused = getattr(self._impl, "json_batches", None)
-        if fused is None or self._query is None or not self._query[3]:
+        if fused is None or self._query is None or not self._query[3] or self.extras is not None:
             return None
         if self._ns_lines is not None:
             # the formatter writes each namespace's owners from that namespace's map
@@ -228,6 +232,7 @@ def dump(
     backend: str | None = None,
     owners_first: bool = True,
     netns: str | int | None = None,
+    extras: Extras | None = None,
 ) -> Dump:
     """Start a dump of the socket table as rows (the streaming form of ``list_sockets``).
 
@@ -240,6 +245,9 @@ def dump(
             dump, which keeps only those sockets.
         netns: which network namespaces (``list_sockets``); ``None``: the caller's own,
             and rows carry ``netns=None``.
+        extras: extended attributes to ask the kernel for (``tcp_info``, timers,
+            memory): ``Dump.extras`` holds them by socket cookie once ``batches`` is
+            read. netlink only; other backends add a note.
 
     Returns:
         The dump; iterate ``batches`` once.
@@ -259,8 +267,16 @@ def dump(
     omap = None
     start = getattr(be, "start", None)
     started = None
+    if extras and start is None:
+        result.notes.append(
+            f"the {be.name} backend gives no tcp_info, timers or socket memory (netlink does)"
+        )
+        extras = None
+    if extras:
+        started = start(protos, families, where.states, where, extras)  # type: ignore[misc]
+        result.extras = started.extras
     if where.needs_owners or (owners and owners_first):
-        if start is not None:
+        if start is not None and started is None:
             # the kernel answers the dump (in the netlink thread) while we scan /proc
             started = start(protos, families, where.states, where)
         # the owners are needed before the first row streams out (a scan in a thread

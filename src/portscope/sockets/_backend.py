@@ -62,13 +62,45 @@ class Backend(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Extras:
+    """Which extended attributes a dump asks for (``ss -o``, ``-i``, ``-m``).
+
+    Attributes:
+        timers: the pending timer of each TCP socket (in every message: no request bit).
+        info: ``tcp_info`` and the congestion control algorithm.
+        memory: socket memory (``INET_DIAG_SKMEMINFO``).
+        as_json: keep each socket's extras as the JSON keys the CLI writes
+            (``_diag_ext.extra_json``, made straight from the bytes), not as a
+            ``SocketExtra``.
+    """
+
+    timers: bool = False
+    info: bool = False
+    memory: bool = False
+    as_json: bool = False
+
+    @property
+    def ext(self) -> int:
+        """The ``idiag_ext`` request bits."""
+        from portscope.sockets._diag_ext import EXT_CONG, EXT_INFO, EXT_SKMEMINFO
+
+        return (EXT_INFO | EXT_CONG if self.info else 0) | (EXT_SKMEMINFO if self.memory else 0)
+
+    def __bool__(self) -> bool:
+        return self.timers or self.info or self.memory
+
+
 @dataclass
 class Started:
-    """A netlink dump under way: what was asked (plan) and the chunks coming back."""
+    """A netlink dump under way: what was asked (plan) and the chunks coming back;
+    ``extras`` fills (cookie -> ``_diag_ext.SocketExtra``) as the chunks are decoded."""
 
     plan: list[tuple[Proto, int, int]]
     chunks: Iterator[tuple[int, bytes]]
     states: frozenset[TcpState] | None
+    want: Extras | None = None
+    extras: dict[int, Any] | None = None
 
 
 class NetlinkBackend:
@@ -112,9 +144,12 @@ class NetlinkBackend:
         families: tuple[int, ...],
         states: frozenset[TcpState] | None,
         where: SocketFilter | None = None,
+        extras: Extras | None = None,
     ) -> Started:
         """Send the requests; with prefetch the kernel starts answering right away (so
-        the caller can do other work, such as the owner scan, meanwhile)."""
+        the caller can do other work, such as the owner scan, meanwhile). With
+        ``extras`` the requests ask for those attributes and ``Started.extras`` fills
+        while decoding."""
         from portscope.sockets._netlink import dump_many
 
         plan, requests, bytecode = self.plan(protos, families, states, where)
@@ -123,8 +158,11 @@ class NetlinkBackend:
             # receiving is kernel work with the GIL released: it overlaps the decoding
             # whenever a second CPU exists (measured: a quarter off the wall time)
             prefetch = usable_cpus() >= 2
-        chunks = dump_many(requests, prefetch=prefetch, bytecode=bytecode)
-        return Started(plan, chunks, states)
+        ext = extras.ext if extras else 0
+        chunks = dump_many(requests, prefetch=prefetch, bytecode=bytecode, ext=ext)
+        if not extras:
+            return Started(plan, chunks, states)
+        return Started(plan, chunks, states, extras, {})
 
     @staticmethod
     def plan(
@@ -163,25 +201,39 @@ class NetlinkBackend:
         process in it for a transport that has no sock_diag (``None``: none known).
         """
         seen: set[int] = set()
+        seen_by: dict[int, set[int]] = {}
         current = -1
         failed: set[int] = set()
         owners = None if json is None else json.owners_json()
         if ifnames is None:
             ifnames = IfNames()  # names are valid for this dump only (renames, index reuse)
         plan, states = started.plan, started.states
+        want, extras = started.want, started.extras
         for i, chunk in started.chunks:
             if i in failed:
                 continue
             proto, family, _ = plan[i]
             if i != current:
+                # per request: a namespace's TCP dump in one walk interleaves two (_netns)
                 current = i
-                seen = set()
+                seen = seen_by.setdefault(i, set())
             out: list[Any] = []
             try:
                 if json is not None:
                     decode_chunk_json(chunk, family, proto, out, seen, owners, ifnames, netns)
                 else:
                     decode_chunk(chunk, family, proto, out, seen, ifnames, netns)
+                if want is not None and extras is not None:
+                    from portscope.sockets._diag_ext import decode_extras
+
+                    decode_extras(
+                        chunk,
+                        extras,
+                        timers=want.timers,
+                        info=want.info,
+                        memory=want.memory,
+                        as_json=want.as_json,
+                    )
             except BackendUnavailable as err:
                 if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
                     raise

@@ -128,7 +128,7 @@ def raise_netlink_error(code: int) -> None:
         BackendUnavailable: for any other error.
     """
     number = -code
-    message = os.strerror(number) if number > 0 else f"error {code}"
+    message = os.strerror(number) if 0 < number < 4096 else f"error {code}"
     if number in (_errno.EPERM, _errno.EACCES):
         raise PermissionDenied(f"sock_diag refused the dump: {message}", errno=number)
     raise BackendUnavailable(f"sock_diag dump failed: {message}", errno=number)
@@ -137,12 +137,31 @@ def raise_netlink_error(code: int) -> None:
 def _find_v6only(view: memoryview, off: int, end: int) -> bool | None:
     while off + 4 <= end:
         length, kind = _RTA.unpack_from(view, off)
-        if length < 4:
-            return None
+        if length < 4 or off + length > end:
+            return None  # a malformed attribute: the flag is unknown
         if kind == INET_DIAG_SKV6ONLY:
-            return bool(view[off + 4])
+            return bool(view[off + 4]) if length > 4 else None
         off += (length + 3) & ~3
     return None
+
+
+def _malformed(off: int, length: int, kind: int, end: int) -> None:
+    from portscope.errors import BackendError
+
+    raise BackendError(
+        f"malformed netlink message at offset {off} of a {end}-byte chunk: "
+        f"nlmsg_len {length}, nlmsg_type {kind}",
+        offset=off,
+    )
+
+
+def _bad_state(off: int, state: int) -> None:
+    from portscope.errors import BackendError
+
+    raise BackendError(
+        f"malformed inet_diag message at offset {off}: state {state} is no TCP state",
+        offset=off,
+    )
 
 
 class OwnersJson(Protocol):
@@ -204,12 +223,17 @@ def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None, netns=Non
             (length, kind, st, sport, dport, src, dst, ifindex, cookie, rq, wq, uid, inode) = (
                 unpack(view, off)
             )
-        except _StructError:
-            length, kind = _HDR.unpack_from(view, off)
-        if kind != _BY_FAMILY:
+        except _StructError:  # fewer bytes left than a socket message
+            length, kind = _HDR.unpack_from(view, off) if end - off >= _NLMSG_HDRLEN else (0, 0)
+        # one test on the usual path: a whole socket message inside the chunk
+        if kind != _BY_FAMILY or length < _MIN_DIAG or length > end - off:
+            if kind == _BY_FAMILY or length < _NLMSG_HDRLEN or length > end - off:
+                _malformed(off, length, kind, end)  # a length of 0 would loop forever
             if kind == _DONE:
                 return True
             if kind == _ERROR:
+                if length < _NLMSG_HDRLEN + 4:
+                    _malformed(off, length, kind, end)
                 (code,) = _ERR.unpack_from(view, off + _NLMSG_HDRLEN)
                 if code:
                     _raise(code)
@@ -222,6 +246,8 @@ def {name}(chunk, family, proto, out, seen, ifnames=None, owners=None, netns=Non
             continue
         seen_len += 1
         state = states[st]
+        if state is None:
+            _bad_state(off, st)
         try:
             local_address = ntop[src]
         except KeyError:
@@ -309,6 +335,8 @@ def _generated() -> dict[str, Any]:
         "_BY_FAMILY": SOCK_DIAG_BY_FAMILY, "_DONE": NLMSG_DONE, "_ERROR": NLMSG_ERROR,
         "_NLMSG_HDRLEN": _NLMSG_HDRLEN, "_DIAG_MSG_LEN": _DIAG_MSG_LEN,
         "_raise": raise_netlink_error, "_find_v6only": _find_v6only, "_LISTEN": _TCP_LISTEN,
+        "_MIN_DIAG": _NLMSG_HDRLEN + _DIAG_MSG_LEN, "_malformed": _malformed,
+        "_bad_state": _bad_state,
         "_CLOSE": _TCP_CLOSE, "_TIME_WAIT": _TCP_TIME_WAIT, "_SYN_RECV": _TCP_SYN_RECV,
         "_new_row": tuple.__new__, "_Row": Row, "_JSON_PREFIX": _JSON_PREFIX,
     }  # fmt: skip
@@ -352,6 +380,8 @@ def decode_chunk(
     Raises:
         PermissionDenied: the kernel answered EPERM/EACCES.
         BackendUnavailable: the kernel answered another error.
+        BackendError: a malformed message (a length that is too short or runs past the
+            chunk, an unknown state), with its offset; never a hang.
     """
     done: bool = _generated()["decode_chunk"](
         chunk, family, proto, rows, seen, ifnames, None, netns
@@ -393,6 +423,7 @@ def decode_chunk_json(
     Raises:
         PermissionDenied: the kernel answered EPERM/EACCES.
         BackendUnavailable: the kernel answered another error.
+        BackendError: a malformed message, as for ``decode_chunk``.
     """
     done: bool = _generated()["decode_chunk_json"](
         chunk, family, proto, out, seen, ifnames, owners, netns

@@ -176,12 +176,12 @@ def dump(
 
 
 def _sequential(
-    requests: list[tuple[int, int, int]], bytecode: bytes
+    requests: list[tuple[int, int, int]], bytecode: bytes, ext: int = 0
 ) -> Iterator[tuple[int, bytes]]:
     sock = open_diag_socket()
     try:
         for i, (family, protocol, states) in enumerate(requests):
-            for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
+            for chunk in dump(sock, family, protocol, states, ext, bytecode=bytecode):
                 yield i, chunk
                 if ends_dump(chunk):
                     break
@@ -210,7 +210,11 @@ def ends_dump(chunk: bytes) -> bool:
 
 
 def dump_many(
-    requests: list[tuple[int, int, int]], *, prefetch: bool = True, bytecode: bytes = b""
+    requests: list[tuple[int, int, int]],
+    *,
+    prefetch: bool = True,
+    bytecode: bytes = b"",
+    ext: int = 0,
 ) -> Iterator[tuple[int, bytes]]:
     """Run dump requests one after another on one socket, yielding (request index, chunk).
 
@@ -222,6 +226,7 @@ def dump_many(
         requests: (family, protocol, states) of each dump.
         prefetch: receive in a background thread.
         bytecode: a ``port_filter`` program applied to every request.
+        ext: ``INET_DIAG_*`` extensions to ask for (``_diag_ext.EXT_*``); 0 for none.
 
     Returns:
         An iterator of each request's chunks, in order; the last chunk of each request
@@ -231,13 +236,13 @@ def dump_many(
         PermissionDenied, BackendUnavailable: as ``dump``.
     """
     if not prefetch:
-        return _sequential(requests, bytecode)
+        return _sequential(requests, bytecode, ext)
 
-    return _prefetched(requests, bytecode)
+    return _prefetched(requests, bytecode, ext)
 
 
 def _prefetched(
-    requests: list[tuple[int, int, int]], bytecode: bytes
+    requests: list[tuple[int, int, int]], bytecode: bytes, ext: int = 0
 ) -> Iterator[tuple[int, bytes]]:
     """Start receiving in a thread now; the returned iterator hands the chunks over."""
     import queue
@@ -248,7 +253,7 @@ def _prefetched(
 
     def reader() -> None:
         try:
-            for item in dump_many(requests, prefetch=False, bytecode=bytecode):
+            for item in dump_many(requests, prefetch=False, bytecode=bytecode, ext=ext):
                 items.put(item)
                 if stop.is_set():
                     break
@@ -270,3 +275,63 @@ def _prefetched(
             stop.set()
 
     return handover()
+
+
+# The older request, ``struct inet_diag_req`` (``linux/inet_diag.h``) sent as TCPDIAG_GETSOCK:
+# the kernel dumps it with ``sdiag_family = AF_UNSPEC`` (``inet_diag_dump_compat``), so IPv4
+# and IPv6 TCP sockets come from one walk of the established hash instead of two; replies
+# carry the request's type (18) and each message its own ``idiag_family``.
+TCPDIAG_GETSOCK = 18
+_REQUEST_V1 = struct.Struct("=IHHII BBBB 48x II")
+
+
+def request_tcp_both(states: int, seq: int = 1, bytecode: bytes = b"") -> bytes:
+    """A TCPDIAG_GETSOCK dump request for IPv4 and IPv6 TCP sockets at once.
+
+    Args:
+        states: bit mask of kernel TCP states (``1 << state``).
+        seq: netlink sequence number.
+        bytecode: a ``port_filter`` program (``INET_DIAG_REQ_BYTECODE``), or empty.
+    """
+    attr = (
+        _RTA.pack(_RTA.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode if bytecode else b""
+    )
+    return (
+        _REQUEST_V1.pack(
+            _REQUEST_V1.size + len(attr),
+            TCPDIAG_GETSOCK,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            0,
+            0,  # AF_UNSPEC: both families
+            0,
+            0,
+            0,
+            states,
+            0,
+        )
+        + attr
+    )
+
+
+def dump_raw(sock: socket.socket, message: bytes) -> Iterator[bytes]:
+    """Send ``message`` (a dump request) and yield the raw reply chunks, as ``dump``.
+
+    Raises:
+        PermissionDenied, BackendUnavailable: as ``dump``.
+    """
+    try:
+        sock.send(message)
+        while True:
+            chunk = sock.recv(_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES):
+            raise PermissionDenied(
+                f"sock_diag dump refused: {os.strerror(err.errno)}", errno=err.errno
+            ) from err
+        raise BackendUnavailable(
+            f"sock_diag dump failed: {err.strerror or err}", errno=err.errno
+        ) from err

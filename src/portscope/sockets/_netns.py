@@ -661,8 +661,47 @@ class NsDump:
 _END = object()  # ends one namespace's chunks in the worker's queue
 
 
+#: whether this kernel answers TCPDIAG_GETSOCK (one walk for both families); learned once
+_ONE_WALK = [True]
+MERGED = -1  # the index of chunks that hold IPv4 and IPv6 TCP sockets together
+
+
+def _is_error(chunk: bytes) -> bool:
+    """True when ``chunk`` starts with an NLMSG_ERROR carrying an error code."""
+    return (
+        len(chunk) >= 20
+        and struct.unpack_from("=H", chunk, 4)[0] == 2
+        and struct.unpack_from("=i", chunk, 16)[0] != 0
+    )
+
+
+def split_families(chunk: bytes) -> tuple[bytes, bytes]:
+    """A TCPDIAG_GETSOCK reply chunk as its IPv4 and its IPv6 messages, retyped as
+    SOCK_DIAG_BY_FAMILY for the decoder (``_diag_codec``); NLMSG_DONE/ERROR go to both."""
+    v4, v6 = bytearray(), bytearray()
+    off, end = 0, len(chunk)
+    while off + 16 <= end:
+        length, kind = struct.unpack_from("=IH", chunk, off)
+        if length < 16:
+            break
+        step = (length + 3) & ~3
+        if kind == 18 and off + 17 <= end:
+            target = v4 if chunk[off + 16] == 2 else v6  # idiag_family: AF_INET or AF_INET6
+            target += chunk[off : off + 4]
+            target += b"\x14\x00"  # SOCK_DIAG_BY_FAMILY (20), native order
+            target += chunk[off + 6 : off + step]
+        else:
+            v4 += chunk[off : off + step]
+            v6 += chunk[off : off + step]
+        off += step
+    return bytes(v4), bytes(v6)
+
+
 def dump_namespaces(
-    refs: list[NetnsRef], requests: list[tuple[int, int, int]], bytecode: bytes = b""
+    refs: list[NetnsRef],
+    requests: list[tuple[int, int, int]],
+    bytecode: bytes = b"",
+    merged: tuple[int, int] | None = None,
 ) -> Iterator[NsDump]:
     """Dump each namespace on the worker thread; yield them in order.
 
@@ -670,10 +709,23 @@ def dump_namespaces(
     request on that socket and hands each chunk over as it arrives (``recv`` releases the
     GIL): the caller decodes while the kernel answers, as the single-namespace prefetch
     does. The caller closes each ``ns_socket`` when done with its names.
+
+    ``merged``: the indices of the IPv4 and the IPv6 TCP requests (same states). In every
+    namespace but the host's they are asked as one TCPDIAG_GETSOCK dump: the kernel walks
+    the host-wide established hash once per request and namespace, so this halves the
+    kernel's work for a namespace with few sockets of its own. Those chunks come with the
+    index ``MERGED`` (split them with ``split_families``). A kernel that refuses it gets the
+    two requests from then on.
     """
     import queue
 
-    from portscope.sockets._netlink import dump, ends_dump, open_diag_socket
+    from portscope.sockets._netlink import (
+        dump,
+        dump_raw,
+        ends_dump,
+        open_diag_socket,
+        request_tcp_both,
+    )
 
     out: queue.SimpleQueue[Any] = queue.SimpleQueue()
     stop = threading.Event()
@@ -698,17 +750,46 @@ def dump_namespaces(
                     continue
                 item.ns_socket = NsSocket(sock)
                 out.put(item)
+                one_walk = (
+                    merged is not None
+                    and _ONE_WALK[0]
+                    and not (ref.netns is not None and ref.netns.name == "host")
+                )
                 try:
                     for i, (family, protocol, states) in enumerate(requests):
-                        for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
-                            out.put((i, chunk))
-                            if ends_dump(chunk):
-                                break
+                        if one_walk and merged is not None and i == merged[1]:
+                            continue
+                        if one_walk and merged is not None and i == merged[0]:
+                            if one(sock, states):
+                                continue
+                            _ONE_WALK[0] = False  # refused: two requests from now on
+                            for j in merged:
+                                f, p, st = requests[j]
+                                two(sock, j, f, p, st)
+                            continue
+                        two(sock, i, family, protocol, states)
                 except Exception as err:
                     out.put(err)
                 out.put(_END)
         finally:
             out.put(None)
+
+    def two(sock: Any, i: int, family: int, protocol: int, states: int) -> None:
+        for chunk in dump(sock, family, protocol, states, bytecode=bytecode):
+            out.put((i, chunk))
+            if ends_dump(chunk):
+                break
+
+    def one(sock: Any, states: int) -> bool:
+        first = True
+        for chunk in dump_raw(sock, request_tcp_both(states, bytecode=bytecode)):
+            if first and _is_error(chunk):
+                return False
+            first = False
+            out.put((MERGED, chunk))
+            if ends_dump(chunk):
+                break
+        return True
 
     def chunks(item: NsDump) -> Iterator[tuple[int, bytes]]:
         while (got := out.get()) is not _END:
@@ -829,7 +910,11 @@ def namespace_batches(
         from portscope.sockets._diag_codec import IfNames
 
         plan, requests, bytecode = be.plan(protos, families, states, where)
-        for item in dump_namespaces(refs, requests, bytecode):
+        tcp = [i for i, (proto, _, _) in enumerate(plan) if proto.value == "tcp"]
+        merged = None
+        if len(tcp) == 2 and plan[tcp[0]][2] == plan[tcp[1]][2]:
+            merged = (tcp[0], tcp[1]) if plan[tcp[0]][1] == 4 else (tcp[1], tcp[0])
+        for item in dump_namespaces(refs, requests, bytecode, merged):
             ref = item.ref
             proc = f"/proc/{ref.pids[0]}" if ref.pids else None
             if owners is not None and json is not None:
@@ -845,7 +930,7 @@ def namespace_batches(
                 yield from (rows if json is None else (json.lines(b) for b in rows))
                 continue
             try:
-                started = Started(plan, item.chunks, states)
+                started = Started(plan, _unmerged(item.chunks, merged), states)
                 yield from be.decode(
                     started,
                     json,
@@ -877,6 +962,21 @@ def namespace_batches(
         )
     if skipped:
         notes.append(f"network namespaces skipped: {'; '.join(skipped)}")
+
+
+def _unmerged(
+    chunks: Iterator[tuple[int, bytes]], merged: tuple[int, int] | None
+) -> Iterator[tuple[int, bytes]]:
+    """The chunks with each one-walk TCP chunk split into its IPv4 and IPv6 requests'."""
+    for i, chunk in chunks:
+        if i != MERGED or merged is None:
+            yield i, chunk
+            continue
+        v4, v6 = split_families(chunk)
+        if v4:
+            yield merged[0], v4
+        if v6:
+            yield merged[1], v6
 
 
 def _procfs_rows(

@@ -267,6 +267,19 @@ class OwnerMap:
             except OSError:
                 continue  # exited, or a kernel thread without fds
             try:
+                # root without CAP_SYS_PTRACE (a container) opens another user's fd
+                # directory but reads none of its links: partial, not "no sockets"
+                os.readlink(b"0", dir_fd=dfd)
+            except PermissionError:
+                other = os.fstat(dfd).st_uid != os.geteuid()
+                os.close(dfd)
+                if other:  # (one's own unreadable process, e.g. a sandbox's pid 1: as before)
+                    self.denied += 1
+                    self.complete = False
+                continue
+            except OSError:
+                pass  # no fd 0
+            try:
                 self._read_process_fds(pid, dfd, path, links, parts, shared)
             finally:
                 os.close(dfd)

@@ -16,7 +16,7 @@ import socket
 import sys
 from collections.abc import Collection, Iterable, Iterator
 
-from portscope.errors import BackendUnavailable
+from portscope.errors import BackendError, BackendUnavailable
 from portscope.models import Proto, TcpState
 from portscope.sockets._diag_codec import Row
 from portscope.sockets._filters import ALL_STATES, SocketFilter
@@ -73,49 +73,64 @@ def parse_lines(
         seen: (local, remote) keys already parsed, to drop lines read twice.
 
     Returns:
-        The rows.
+        The rows. Lines of fewer than ten fields (the header, blank lines) are skipped.
+
+    Raises:
+        BackendError: a line of ten fields or more that is not a socket line (a state,
+            address, port or number out of shape), with its line number as ``offset``.
     """
     table = _STATES[proto]
     keep = ALL_STATES if states is None else states
     seen = set() if seen is None else seen
     rows: list[Row] = []
-    for line in lines:
-        text = line.decode("ascii", "replace") if isinstance(line, bytes) else line
-        fields = text.split()
-        if len(fields) < 10 or fields[0] == "sl":
-            continue
-        local, remote, st, queues, uid_text, inode_text = (
-            fields[1], fields[2], fields[3], fields[4], fields[7], fields[9]
-        )  # fmt: skip
-        try:
+    width = 8 if family == 4 else 32  # hex digits of an address
+    number = 0
+    text = ""
+    try:
+        for number, line in enumerate(lines, 1):  # noqa: B007 (read in the handler)
+            text = line.decode("ascii", "replace") if isinstance(line, bytes) else line
+            fields = text.split()
+            if len(fields) < 10 or fields[0] == "sl":
+                continue
+            local, remote, st, queues, uid_text, inode_text = (
+                fields[1], fields[2], fields[3], fields[4], fields[7], fields[9]
+            )  # fmt: skip
             state = table[int(st, 16)]
-        except (KeyError, ValueError):
-            continue
-        if state not in keep:
-            continue
-        key = (local, remote)
-        if key in seen:
-            continue
-        seen.add(key)
-        lhex, _, lport = local.partition(":")
-        rhex, _, rport_hex = remote.partition(":")
-        tx, _, rx = queues.partition(":")
-        rport = int(rport_hex, 16)
-        raddr: str | None = _address(rhex)
-        rport_v: int | None = rport
-        if rport == 0 and int(rhex, 16) == 0:
-            raddr = rport_v = None
-        inode: int | None = int(inode_text) or None
-        uid: int | None = int(uid_text)
-        if inode is None and state in (TcpState.TIME_WAIT, TcpState.SYN_RECV):
-            uid = None
-        # a listener's tx_queue is 0, not its backlog (tcp4_seq_show prints sk_ack_backlog
-        # as rx_queue only): unknown
-        send_q: int | None = None if state is TcpState.LISTEN else int(tx, 16)
-        rows.append(
-            Row(proto, family, state, _address(lhex), int(lport, 16), raddr, rport_v,
-                int(rx, 16), send_q, uid, inode, None, None)
-        )  # fmt: skip
+            if state not in keep:
+                continue
+            key = (local, remote)
+            if key in seen:
+                continue
+            seen.add(key)
+            lhex, _, lport_hex = local.partition(":")
+            rhex, _, rport_hex = remote.partition(":")
+            tx, _, rx = queues.partition(":")
+            lport = int(lport_hex, 16)
+            rport = int(rport_hex, 16)
+            if len(lhex) != width or len(rhex) != width or lport > 0xFFFF or rport > 0xFFFF:
+                raise ValueError("address or port out of shape")
+            if lport < 0 or rport < 0 or inode_text.startswith("-") or uid_text.startswith("-"):
+                raise ValueError("a negative number")
+            raddr: str | None = _address(rhex)
+            rport_v: int | None = rport
+            if rport == 0 and int(rhex, 16) == 0:
+                raddr = rport_v = None
+            inode: int | None = int(inode_text) or None
+            uid: int | None = int(uid_text)
+            if inode is None and state in (TcpState.TIME_WAIT, TcpState.SYN_RECV):
+                uid = None
+            # a listener's tx_queue is 0, not its backlog (tcp4_seq_show prints
+            # sk_ack_backlog as rx_queue only): unknown
+            send_q: int | None = None if state is TcpState.LISTEN else int(tx, 16)
+            rows.append(
+                Row(proto, family, state, _address(lhex), lport, raddr, rport_v,
+                    int(rx, 16), send_q, uid, inode, None, None)
+            )  # fmt: skip
+    except (KeyError, ValueError, OverflowError) as err:
+        # the kernel writes these files; anything else is data we do not understand
+        raise BackendError(
+            f"malformed /proc/net line {number}: {text[:120]!r} ({err})", offset=number
+        ) from err
     return rows
 
 

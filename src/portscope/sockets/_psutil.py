@@ -31,10 +31,14 @@ _STATUS = {
 
 
 def _key(row: Row) -> tuple[Any, ...]:
+    """The connection's identity: its 5-tuple (and family), not its state.
+
+    psutil reads the table per process and per file, so a connection that changes state
+    meanwhile (ESTABLISHED, then CLOSE-WAIT) can come twice: one row, the later state.
+    """
     return (
         row.proto,
         row.family,
-        row.state,
         row.local_address,
         row.local_port,
         row.remote_address,
@@ -124,7 +128,7 @@ class PsutilBackend:
                         "psutil needs more privilege to list connections here"
                     ) from err
                 rows: list[Row] = []
-                seen: set[tuple[Any, ...]] = set()
+                seen: dict[tuple[Any, ...], int] = {}  # 5-tuple -> index in rows
                 for c in conns:
                     if proto is Proto.UDP:
                         state = TcpState.ESTABLISHED if c.raddr else TcpState.UNCONN
@@ -138,10 +142,14 @@ class PsutilBackend:
                               None, None, None, None)  # fmt: skip
                     key = _key(row)
                     if c.pid is not None:
-                        self._holders.setdefault(key, []).append((c.pid, max(c.fd, 0)))
-                    if key in seen:
+                        held = self._holders.setdefault(key, [])
+                        if (c.pid, max(c.fd, 0)) not in held:
+                            held.append((c.pid, max(c.fd, 0)))
+                    at = seen.get(key)
+                    if at is not None:
+                        rows[at] = row  # the same connection again: keep the later state
                         continue
-                    seen.add(key)
+                    seen[key] = len(rows)
                     rows.append(row)
                 if rows:
                     yield rows

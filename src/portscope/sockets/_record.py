@@ -58,6 +58,10 @@ class Row(NamedTuple):
         interface: the device it is bound to (SO_BINDTODEVICE), or ``None``.
         v6only: IPV6_V6ONLY of IPv6 listeners and unconnected sockets, ``None`` when
             not reported.
+        cookie: the kernel's socket cookie (``idiag_cookie``, 64 bits; ``ss -e`` prints
+            it as ``sk:HEX``), which names one socket for its lifetime (``SOCK_DESTROY``
+            is matched by it); ``None`` when the backend cannot tell (procfs, psutil).
+            Defaults to ``None`` so that backends without it need not name it.
         netns: the network namespace the socket lives in, or ``None`` when namespaces
             were not asked for (the caller's own). Its JSON is ``{"inode": N, "name":
             ... | null, "containers": [...] | null}`` (``models.Netns``).
@@ -76,6 +80,7 @@ class Row(NamedTuple):
     inode: int | None
     interface: str | None
     v6only: bool | None
+    cookie: int | None = None
     netns: Netns | None = None
 
 
