@@ -158,11 +158,71 @@ def start_serve(*args: str) -> Served:
 
 
 @pytest.fixture(scope="session")
-def served() -> Iterator[Served]:
-    """``portscope serve`` with its defaults (read-only, random port, both loopbacks)."""
-    one = start_serve()
+def missing_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store path where no store is (the user's own store is never read by a test)."""
+    return str(tmp_path_factory.mktemp("nostore") / "history.db")
+
+
+@pytest.fixture(scope="session")
+def served(missing_db: str) -> Iterator[Served]:
+    """``portscope serve`` with its defaults (read-only, random port, both loopbacks), and
+    no history store at ``--db``."""
+    one = start_serve("--db", missing_db)
     yield one
     stop(one.proc)
+
+
+# Two nmap reports of 127.0.0.1 a moment apart: 8082 went from closed to open; a service
+# name that is HTML (someone else's report).
+NMAP_XML = """<?xml version="1.0"?>
+<nmaprun scanner="nmap" start="{start}" args="nmap -sT -p 8081,8082 127.0.0.1">
+<host><status state="up" reason="conn-refused"/><address addr="127.0.0.1" addrtype="ipv4"/>
+<ports><extraports state="closed" count="1"/>
+<port protocol="tcp" portid="8081"><state state="open" reason="syn-ack"/>
+<service name="&lt;script&gt;alert(2)&lt;/script&gt;"/></port>
+{more}</ports></host></nmaprun>
+"""
+NMAP_MORE = '<port protocol="tcp" portid="8082"><state state="open" reason="syn-ack"/></port>'
+
+
+@dataclass
+class Stored:
+    """A history store made by the tests: snapshots ``before`` and ``after`` a listener
+    (``port``, process ``name``) was opened, and two nmap reports ``monday``/``tuesday``."""
+
+    db: str
+    port: int
+    name: str
+    served: Served
+
+
+def _portscope(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "portscope", *args], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="session")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
+    """A real store (``portscope snapshot``, ``portscope import``) and ``portscope serve
+    --db`` on it."""
+    where = tmp_path_factory.mktemp("store")
+    db = str(where / "history.db")
+    _portscope("snapshot", "--db", db, "--label", "before")
+    one = start_listener("ps12-stored")
+    try:
+        _portscope("snapshot", "--db", db, "--label", "after")
+        for label, start, more in (("monday", 1700000000, ""), ("tuesday", 1700086400, NMAP_MORE)):
+            path = where / f"{label}.xml"
+            path.write_text(NMAP_XML.format(start=start, more=more))
+            _portscope("import", str(path), "--db", db, "--label", label)
+        served = start_serve("--db", db)
+    finally:
+        stop(one.proc)
+    yield Stored(db, one.port, one.name, served)
+    stop(served.proc)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from faces.data import KERNEL, LISTENERS, PG, conn, owner, source, table
-from portscope.models import SocketTable, TcpState
+from portscope.models import Container, Netns, Socket, SocketTable, TcpState
 from portscope.render.live import (
     describe,
     filter_rows,
@@ -122,3 +122,47 @@ def test_make_rows_with_a_control_character_in_a_name_keeps_it_exact() -> None:
 
 def test_table_fixture_is_consistent() -> None:
     assert len(table().sockets) == 10
+
+
+# -- network namespaces (Socket.netns, issue 9) ---------------------------------------
+
+
+def _in_namespaces() -> list[Socket]:
+    web = Netns(4026532393, "ps12-web")
+    redis = Netns(4026532513, None, (Container("docker", "54d10f54" + "0" * 56, "redis"),))
+    bare = Netns(4026532999)
+    return [
+        replace(LISTENERS[0], netns=Netns(4026531833, "host")),
+        replace(LISTENERS[1], netns=web),
+        replace(LISTENERS[2], netns=redis),
+        replace(LISTENERS[3], netns=bare),
+    ]
+
+
+def test_netns_cell_is_the_name_else_the_container_else_the_inode() -> None:
+    rows = {r.sock.local.port: r for r in make_rows(_in_namespaces(), "listen")}
+    assert [rows[p].cell("Netns", "listen") for p in (5432, 22, 8080, 443)] == [
+        "host", "ps12-web", "docker:redis", "net:[4026532999]",
+    ]  # fmt: skip
+    assert make_rows(LISTENERS[:1], "listen")[0].cell("Netns", "listen") == ""  # no -N
+
+
+def test_filter_matches_the_namespace_and_its_container() -> None:
+    rows = make_rows(_in_namespaces(), "listen")
+    words = (("ps12-web", 22), ("redis", 8080), ("54d10f54", 8080),
+             ("net:[4026532999]", 443), ("4026532393", 22), ("docker", 8080))  # fmt: skip
+    for word, port in words:
+        assert [r.sock.local.port for r in filter_rows(rows, word)] == [port], word
+    snap = snapshot_of(SocketTable(tuple(_in_namespaces()), "fixed", True), "listen",
+                       aggregate_above=2)  # fmt: skip
+    picked, counts = shown(snap, "redis", aggregate_above=2)  # the socket-level filter too
+    assert counts is None and [r.sock.local.port for r in picked] == [8080]
+
+
+def test_detail_names_the_namespace_and_its_containers() -> None:
+    rows = {r.sock.local.port: r for r in make_rows(_in_namespaces(), "listen")}
+    detail = dict(describe(rows[8080], kernel=KERNEL))
+    assert detail["Netns"] == "net:[4026532513]"
+    assert detail["Containers"] == "docker:redis"
+    assert dict(describe(rows[22], kernel=KERNEL))["Netns"] == "ps12-web (net:[4026532393])"
+    assert "Netns" not in dict(describe(make_rows(LISTENERS[:1], "listen")[0], kernel=KERNEL))

@@ -235,3 +235,28 @@ def test_hostile_process_names_are_text_not_markup(hostile: list[Listener]) -> N
 
     run(app, script, size=(160, 40))
     assert [p.name for p in hostile] == list(HOSTILE_NAMES)
+
+
+def test_namespaces_column_and_filter() -> None:
+    from dataclasses import replace
+
+    from faces.data import LISTENERS
+    from portscope.models import Container, Netns
+
+    redis = Netns(4026532513, None, (Container("docker", "54d10f54" + "0" * 56, "redis"),))
+    sockets = (replace(LISTENERS[0], netns=Netns(4026531833, "host")),
+               replace(LISTENERS[1], netns=redis))  # fmt: skip
+
+    def with_netns(view: View) -> Snapshot:
+        return snapshot_of(SocketTable(sockets, "fixed", True), view)
+
+    app = TopApp(source=with_netns, refresh_s=0, kernel=KERNEL)
+
+    async def script(pilot: Any) -> None:
+        text = table_text(app)
+        assert "Netns" in text[0] and any("docker:redis" in line for line in text)
+        await pilot.press("slash", *"redis", "enter")
+        await pilot.pause()
+        assert ports(app) == [22]
+
+    run(app, script, size=(160, 30))

@@ -21,7 +21,7 @@ pytest.importorskip("starlette")
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from faces.conftest import CHROMIUM, CHROMIUM_FLAGS, Listener, Served
+from faces.conftest import CHROMIUM, CHROMIUM_FLAGS, Listener, Served, Stored
 
 # Pages read the socket table with owners (/proc/*/fd of every process): seconds on a
 # machine busy with other work. Generous waits; the live check has its own bound.
@@ -127,7 +127,9 @@ def test_connections_page_groups_by_remote(page: Page, served: Served, tmp_path:
             shot(page, tmp_path, "connections")
 
 
-def test_port_lookup_and_scans_pages(page: Page, served: Served, tmp_path: Path) -> None:
+def test_port_lookup_and_scans_pages(
+    page: Page, served: Served, missing_db: str, tmp_path: Path
+) -> None:
     page.goto(served.url("/lookup"))
     page.fill("input[name=q]", "postgres")
     page.click("form.lookup button")
@@ -136,11 +138,39 @@ def test_port_lookup_and_scans_pages(page: Page, served: Served, tmp_path: Path)
     page.click('#lookup a:text-is("5432")')
     expect(page.locator("h1")).to_have_text("Port 5432")
     expect(page.locator("#registry")).to_contain_text("postgresql")
-    expect(page.locator("#history-note")).to_contain_text("not available yet")
+    missing = f"no history store at {missing_db} ('portscope snapshot' starts one)"
+    expect(page.locator("#history-note")).to_have_text(missing)
     shot(page, tmp_path, "port")
     page.goto(served.url("/scans"))
-    expect(page.locator("#store-note")).to_contain_text("not available yet")
-    shot(page, tmp_path, "scans")
+    expect(page.locator("#store-note")).to_have_text(missing)
+    shot(page, tmp_path, "scans-no-store")
+
+
+def test_scans_page_diff_and_port_history_from_a_store(
+    page: Page, stored: Stored, tmp_path: Path
+) -> None:
+    dialogs = no_dialogs(page)
+    page.goto(stored.served.url("/scans"))
+    expect(page.locator("#scans tbody tr")).to_have_count(2)
+    page.fill("#diff-form input[name=a]", "monday")
+    page.fill("#diff-form input[name=b]", "tuesday")
+    page.click("#diff-form button")
+    row = page.locator('#diff tr[data-port="8082"]')
+    expect(row).to_contain_text("state-changed")
+    expect(row).to_contain_text("closed")
+    shot(page, tmp_path, "scans-diff")
+    page.click('#scans a:text-is("3")')  # monday's report
+    expect(page.locator('#scan-ports tr[data-port="8081"]')).to_contain_text(
+        "<script>alert(2)</script>"
+    )
+    assert page.locator("script").count() == 1  # ours (app.js) only
+    page.goto(stored.served.url(f"/port/{stored.port}"))
+    entry = page.locator("#timeline tbody tr")
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text("snapshot 2 (after)")
+    expect(entry).to_contain_text(f"{stored.name}[")
+    shot(page, tmp_path, "port-history")
+    assert dialogs == []
 
 
 def test_hostile_names_render_as_text(

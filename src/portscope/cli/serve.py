@@ -1,11 +1,12 @@
-"""``portscope serve [--host ADDR] [--port N] [--allow-kill]``: the local web dashboard."""
+"""``portscope serve [--host ADDR] [--port N] [--allow-kill] [--db PATH] [-N NETNS]``: the
+local web dashboard."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 
-from portscope.cli._base import Env, ExitStatus, Parser
+from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option
 
 HELP = "local web dashboard of this host's ports, on loopback (needs portscope[web])"
 INSTALL_HINT = "portscope serve needs the web extra: pip install 'portscope[web]'"
@@ -29,6 +30,14 @@ def configure(parser: Parser) -> None:
         help="show kill buttons on port pages (POST with a CSRF token; SIGTERM through the "
         "same start-time check as 'who --kill')",
     )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the history store the port and scans pages read, opened read-only "
+        "(default: $PORTSCOPE_DB, else $XDG_DATA_HOME/portscope/history.db, i.e. "
+        "~/.local/share/portscope/history.db); a missing store is a note on those pages",
+    )
+    add_netns_option(parser, what="sockets (live pages)")
 
 
 def _loopback(text: str) -> str | None:
@@ -109,14 +118,25 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 
 def _serve(sockets: list[object], hosts: list[str], args: argparse.Namespace, env: Env) -> int:
+    import os
     import socket
+    from functools import partial
     from types import FrameType
 
     import uvicorn
 
+    from portscope.history import default_path
+    from portscope.history._postgres import is_dsn
+    from portscope.render.live import read_snapshot
     from portscope.web.app import Settings, create_app
 
-    settings = Settings(allow_kill=args.allow_kill)
+    db = args.db or default_path()
+    settings = Settings(
+        allow_kill=args.allow_kill,
+        db=db if is_dsn(db) else os.path.abspath(db),
+        source=partial(read_snapshot, netns=args.netns),
+        netns=args.netns,
+    )
     socks = [s for s in sockets if isinstance(s, socket.socket)]
     port = socks[0].getsockname()[1]
     for host in hosts:

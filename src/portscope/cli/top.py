@@ -1,11 +1,12 @@
-"""``portscope top [--connections] [--interval S]``: the live terminal view (the ``tui`` extra)."""
+"""``portscope top [--connections] [--interval S] [-N NETNS]``: the live terminal view
+(the ``tui`` extra)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 
-from portscope.cli._base import Env, ExitStatus, Parser
+from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def configure(parser: Parser) -> None:
         metavar="SECONDS",
         help="seconds between refreshes, 0.2-60 (default 1)",
     )
+    add_netns_option(parser)
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         from portscope.render.live import read_snapshot
         from portscope.render.sockets import write_table_json
 
-        snap = read_snapshot(view, aggregate_above=10**9)
+        snap = read_snapshot(view, aggregate_above=10**9, netns=args.netns)
         write_table_json(
             SocketTable(snap.sockets, snap.backend, snap.owners_complete, snap.notes), env.stdout
         )
@@ -52,5 +54,5 @@ def run(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.USAGE
     from portscope.tui import run as run_tui
 
-    run_tui(view=view, refresh_s=args.interval)
+    run_tui(view=view, refresh_s=args.interval, netns=args.netns)
     return ExitStatus.OK

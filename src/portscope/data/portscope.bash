@@ -31,8 +31,8 @@ _shtab_portscope_explain_option_strings=(-h --help --kind --no-live --quiz --cou
 _shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist -N --netns --once --json --no-color)
 _shtab_portscope_completion_option_strings=(-h --help --values --json --no-color)
 _shtab_portscope_man_option_strings=(-h --help --roff --json --no-color)
-_shtab_portscope_top_option_strings=(-h --help -c --connections --interval --json --no-color)
-_shtab_portscope_serve_option_strings=(-h --help --host --port --allow-kill --json --no-color)
+_shtab_portscope_top_option_strings=(-h --help -c --connections --interval -N --netns --json --no-color)
+_shtab_portscope_serve_option_strings=(-h --help --host --port --allow-kill --db -N --netns --json --no-color)
 _shtab_portscope_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --no-firewall --explain --json --no-color --version)
 
 _shtab_portscope_listen__N_COMPGEN=_shtab_cmd_compgen_0018e378
@@ -64,7 +64,11 @@ _shtab_portscope_watch___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_fleet___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
 _shtab_portscope_exporter__N_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_exporter___netns_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_top__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_top___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope_serve___port_COMPGEN=_shtab_cmd_compgen_baeb78ee
+_shtab_portscope_serve__N_COMPGEN=_shtab_cmd_compgen_0018e378
+_shtab_portscope_serve___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope__N_COMPGEN=_shtab_cmd_compgen_0018e378
 _shtab_portscope___netns_COMPGEN=_shtab_cmd_compgen_0018e378
 

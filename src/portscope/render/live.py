@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from portscope.models import Proto, Socket, SocketTable, TcpState, to_dict
+from portscope.models import Netns, Proto, Socket, SocketTable, TcpState, to_dict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,18 +139,58 @@ def scope_class(sock: Socket) -> str:
 
 
 def netns_text(sock: Socket) -> str:
-    """The socket's network namespace as text, or ``""`` when the table has none.
-
-    ``Socket.netns`` arrives with issue 9; read with ``getattr`` until then.
-    """
-    ns = getattr(sock, "netns", None)
-    if ns is None:
+    """The socket's network namespace for a cell, as the CLI's Netns column shows it
+    (``sockets._netns.netns_label``): its name (``host``, an ``ip netns`` name), else its
+    container (``docker:redis``, ``k8s:NAMESPACE/POD``), else ``net:[INODE]``; ``""`` when
+    the table was read without namespaces (no ``-N``)."""
+    if sock.netns is None:
         return ""
-    for attr in ("name", "inode"):
-        value = getattr(ns, attr, None)
-        if value:
-            return str(value)
-    return str(ns)
+    return _netns_words(sock.netns)[0]
+
+
+@lru_cache(maxsize=1024)
+def _netns_words(ns: Netns) -> tuple[str, str, str]:
+    """(cell label, ``NAME-or-net:[INODE]``, container labels) of a namespace."""
+    from dataclasses import replace
+
+    from portscope.sockets._netns import netns_label
+
+    label = netns_label(ns)
+    where = ns.name or f"net:[{ns.inode}]"
+    containers = ""
+    if ns.containers:
+        containers = ", ".join(netns_label(replace(ns, name=None, containers=(c,)))
+                               for c in ns.containers)  # fmt: skip
+    return label, where, containers
+
+
+def netns_haystack(sock: Socket) -> str:
+    """What a filter word may match of the socket's namespace: its name, ``net:[INODE]``,
+    the inode, the containers' labels, names, ids and pods (lower case; ``""`` without
+    namespaces)."""
+    return "" if sock.netns is None else _netns_hay(sock.netns)
+
+
+@lru_cache(maxsize=1024)
+def _netns_hay(ns: Netns) -> str:
+    label, where, containers = _netns_words(ns)
+    parts = [label, where, f"net:[{ns.inode}]", str(ns.inode), containers]
+    for c in ns.containers or ():
+        parts += [c.runtime, c.id, c.name or "", c.pod or "", c.pod_namespace or ""]
+    return "\0".join(parts).lower()
+
+
+def netns_details(sock: Socket) -> list[tuple[str, str]]:
+    """The detail pane's lines about the namespace: ``Netns`` (name or ``net:[INODE]``,
+    with the inode) and ``Containers`` (their labels); none without namespaces."""
+    ns = sock.netns
+    if ns is None:
+        return []
+    _, where, containers = _netns_words(ns)
+    out = [("Netns", where if where.startswith("net:[") else f"{where} (net:[{ns.inode}])")]
+    if containers:
+        out.append(("Containers", containers))
+    return out
 
 
 def _proto(sock: Socket) -> str:
@@ -212,7 +252,7 @@ def make_rows(
                 ns,
             )
         key = f"{s.proto.value}{s.family}|{s.local}|{s.remote}|{s.inode}"
-        haystack = "\0".join((*cells, s.state.value, s.local.address)).lower()
+        haystack = "\0".join((*cells, s.state.value, s.local.address, netns_haystack(s))).lower()
         rows.append(LiveRow(key, s, cells, pids, scope, scope_class(s), haystack))
     return rows
 
@@ -269,15 +309,24 @@ def snapshot_of(
     return Snapshot(view, rows, None, len(sockets), table.notes, sockets, *facts)
 
 
-def read_snapshot(view: View, *, aggregate_above: int = AGGREGATE_ABOVE) -> Snapshot:
+def read_snapshot(
+    view: View, *, aggregate_above: int = AGGREGATE_ABOVE, netns: str | int | None = None
+) -> Snapshot:
     """Read this machine's table (with owners) and shape it for ``view``.
 
-    Privilege: without root, other users' processes are not visible (a note says so).
+    Args:
+        view: listeners or connections.
+        aggregate_above: counts instead of rows above this many sockets.
+        netns: the network namespaces to read (``list_sockets(netns=...)``: a name, a
+            pid, an nsfs path or ``all``); ``None``: the caller's own, rows without netns.
+
+    Privilege: without root, other users' processes are not visible (a note says so);
+    entering another namespace needs CAP_SYS_ADMIN (``-N``).
     """
     from portscope.sockets import list_sockets
 
     states = _LISTENING if view == "listen" else frozenset(TcpState) - _LISTENING
-    table = list_sockets(owners=True, states=states)
+    table = list_sockets(owners=True, states=states, netns=netns)
     return snapshot_of(table, view, aggregate_above=aggregate_above)
 
 
@@ -508,9 +557,7 @@ def describe(
     out.append(("Scope", row.scope))
     if s.remote is not None:
         out.append(("5-tuple", five_tuple_words(s, listening_ports, kernel)))
-    ns = netns_text(s)
-    if ns:
-        out.append(("Netns", ns))
+    out += netns_details(s)
     return out
 
 
@@ -538,7 +585,8 @@ def kill_row_holders(row: LiveRow, *, timeout_s: float = 3.0) -> Any:
     s = row.sock
     if s.local.port == 0 or not row.pids:
         return None
-    result = who(s.local.port, s.proto)
+    # a socket of another namespace (-N): ask in the namespace of its first holder
+    result = who(s.local.port, s.proto, netns=None if s.netns is None else row.pids[0])
     mine = tuple(h for h in result.holders if h.pid in row.pids)
     if not mine:
         return None
@@ -553,7 +601,7 @@ def _socket_haystack(sock: Socket) -> str:
             "" if sock.remote is None else str(sock.remote),
             sock.state.value,
             names,
-            netns_text(sock),
+            netns_haystack(sock),
         )
     ).lower()
 

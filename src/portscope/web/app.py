@@ -10,7 +10,8 @@ the same templates. The socket table is read in a worker thread, at most once pe
 Pages: ``/`` this host (the building: a door per listener, coloured by bind scope),
 ``/ports`` (the port line: RFC 6335 ranges, this kernel's ephemeral range, listeners),
 ``/connections`` (grouped by remote and state), ``/port/N`` (registry, range, holders,
-kill), ``/lookup``, ``/scans`` (the store: not available yet). Security: ``web._guard``
+kill, the port's history from the store), ``/lookup``, ``/scans`` (stored scans, imports
+and listings, one opened, the diff of two: ``web._history``). Security: ``web._guard``
 (Host, token, headers) on every request; kill only with ``allow_kill``, as a POST with
 the CSRF token, through ``who --kill``'s PID-reuse-safe path.
 """
@@ -23,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -43,6 +45,7 @@ from portscope.render.live import (
     shown,
 )
 from portscope.web._guard import Guard
+from portscope.web._history import port_timeline, scans_page
 
 Source = Callable[[View], Snapshot]
 
@@ -55,9 +58,6 @@ STREAM_S = 600.0
 
 NOT_YET_FIREWALL = (
     "Firewall verdicts: not available yet (they come with the firewall evaluator, issue 10)."
-)
-NOT_YET_STORE = (
-    "History, scan results and diffs: not available yet (they come with the store, issue 11)."
 )
 
 
@@ -73,6 +73,10 @@ class Settings:
         min_interval_s: reads of the socket table are at most this often.
         interval_s: seconds between live updates.
         stopping: set when the server shuts down: live streams end.
+        db: the history store (``--db``; ``None``: ``history.default_path()``), opened
+            read-only per request.
+        netns: the network namespaces the pages show (``-N``: a name, pid, path or
+            ``all``; ``None``: the server's own). ``source`` reads them.
     """
 
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -82,6 +86,8 @@ class Settings:
     min_interval_s: float = 0.5
     interval_s: float = 1.0
     stopping: bool = False
+    db: str | None = None
+    netns: str | None = None
 
 
 class _Cache:
@@ -234,7 +240,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             allow_kill=settings.allow_kill,
             path=request.url.path,
             firewall_note=NOT_YET_FIREWALL,
-            store_note=NOT_YET_STORE,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -306,9 +311,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return page("error.html", request, 400, message=f"bad port {text!r}: give 1-65535")
         port = int(text)
         try:
-            result = await run_in_threadpool(who, port)
+            result = await run_in_threadpool(partial(who, port, netns=settings.netns))
         except InvalidInput as err:
             return page("error.html", request, 400, message=str(err))
+        history = await run_in_threadpool(port_timeline, settings.db, port)
         return page(
             "port.html",
             request,
@@ -316,6 +322,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             services=lookup(port),
             facts=port_facts(port),
             result=result,
+            history=history,
         )
 
     async def lookup_page(request: Request) -> Response:
@@ -333,7 +340,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return page("lookup.html", request, query=query, services=services, error=error)
 
     async def scans(request: Request) -> Response:
-        return page("scans.html", request)
+        params = request.query_params
+        opened = params.get("id") or None
+        a, b = params.get("a") or None, params.get("b") or None
+        if (a is None) != (b is None):
+            a = b = None  # a diff needs both sides; the form always sends both
+        view = await run_in_threadpool(scans_page, settings.db, opened=opened, a=a, b=b)
+        return page(
+            "scans.html", request, store=view, data=view.value, opened=opened or "",
+            a=a or "", b=b or "",
+        )  # fmt: skip
 
     async def kill(request: Request) -> Response:
         if not settings.allow_kill:
@@ -355,7 +371,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ticks = int(form["ticks"]) if form.get("ticks") else None
         except ValueError:
             return page("error.html", request, 400, message="port and pid must be numbers")
-        report = await run_in_threadpool(_kill_one, port, pid, ticks)
+        report = await run_in_threadpool(_kill_one, port, pid, ticks, settings.netns)
         return page("killed.html", request, port=port, pid=pid, report=report)
 
     routes = [
@@ -374,9 +390,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _kill_one(port: int, pid: int, ticks: int | None) -> Any:
+def _kill_one(port: int, pid: int, ticks: int | None, netns: str | None = None) -> Any:
     """SIGTERM ``pid`` if it still holds ``port`` and is the process the page showed
     (same start time), through ``kill_holders`` (pidfd, start time checked again).
+    ``netns``: the namespaces the port page showed (``-N``).
 
     Returns:
         The ``KillReport``, or a sentence saying why nothing was signalled.
@@ -385,7 +402,7 @@ def _kill_one(port: int, pid: int, ticks: int | None) -> Any:
 
     if not 1 <= port <= 65535:
         return "bad port: give 1-65535"
-    result = who(port)
+    result = who(port, netns=netns)
     mine = tuple(h for h in result.holders if h.pid == pid)
     if not mine:
         return f"pid {pid} does not hold port {port} any more: nothing signalled"
