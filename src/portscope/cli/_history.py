@@ -12,6 +12,34 @@ if TYPE_CHECKING:
     from portscope.history import Store
 
 
+def label_text(text: str) -> str:
+    """A ``--label``: printable text of at most 200 characters (it names a snapshot or a
+    scan in tables and in ``diff LABEL``; a control character or undecodable byte in it
+    would reach terminals or be refused by the database).
+
+    Raises:
+        InvalidInput: empty, too long, or not printable UTF-8 text.
+    """
+    from portscope.errors import InvalidInput
+
+    label = text.strip()
+    shown = label.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    if not label:
+        raise InvalidInput("empty --label; give some text, or leave --label out")
+    if len(label) > 200:
+        raise InvalidInput(f"--label of {len(label)} characters; at most 200")
+    if not label.isprintable() or any("\udc80" <= c <= "\udcff" for c in label):
+        raise InvalidInput(f"--label {shown[:60]!r}: use printable text (no control characters)")
+    return label
+
+
+def add_label_option(parser: Parser, help: str) -> None:
+    """``--label TEXT`` (checked by ``label_text``)."""
+    from portscope.cli._base import checked
+
+    parser.add_argument("--label", metavar="TEXT", type=checked(label_text), help=help)
+
+
 def add_db_option(parser: Parser) -> None:
     """``--db PATH``: the store (default ``$PORTSCOPE_DB``, else the XDG data directory)."""
     parser.add_argument(

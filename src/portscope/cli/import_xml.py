@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portscope.cli._base import Env, ExitStatus, Parser
-from portscope.cli._history import add_db_option, open_db
+from portscope.cli._history import add_db_option, add_label_option, open_db
 
 HELP = "import an nmap XML report (nmap -oX) into the history store"
 
@@ -13,7 +13,7 @@ HELP = "import an nmap XML report (nmap -oX) into the history store"
 def configure(parser: Parser) -> None:
     parser.epilog = "Then 'portscope diff last-scan~...' or 'portscope diff ID ID' compares scans."
     parser.add_argument("file", metavar="FILE.xml", help="an nmap XML report (nmap -oX FILE)")
-    parser.add_argument("--label", metavar="TEXT", help="a name for it (default: the file name)")
+    add_label_option(parser, "a name for it (default: the file name)")
     add_db_option(parser)
 
 

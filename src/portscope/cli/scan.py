@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from portscope.cli._base import Env, ExitStatus, Parser, bounded, checked
-from portscope.cli._history import add_db_option
+from portscope.cli._history import add_db_option, add_label_option
 from portscope.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--save", action="store_true", help="also save the results in the history store (diff)"
     )
-    parser.add_argument("--label", metavar="TEXT", help="with --save: a name for this scan")
+    add_label_option(parser, "with --save: a name for this scan")
     add_db_option(parser)
     _configure_versions(parser)
     from portscope.cli.explain import add_explain_option

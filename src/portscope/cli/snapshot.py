@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 
 from portscope.cli._base import Env, ExitStatus, Parser, add_netns_option, checked
-from portscope.cli._history import add_db_option, open_db
+from portscope.cli._history import add_db_option, add_label_option, open_db
 from portscope.cli.ls import add_backend_option
 
 HELP = "save this host's listeners in the history store (diff them later)"
@@ -27,7 +27,7 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--all", action="store_true", help="every TCP/UDP socket, not only listeners"
     )
-    parser.add_argument("--label", metavar="TEXT", help="a name for it (diff LABEL finds it)")
+    add_label_option(parser, "a name for it (diff LABEL finds it)")
     parser.add_argument(
         "--keep",
         type=checked(_duration),
