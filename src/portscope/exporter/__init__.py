@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
+    from portscope.models import Owner
     from portscope.registry import KernelPorts
-    from portscope.sockets import Row
+    from portscope.sockets import Dump, Row
 
 #: The default listen address: loopback, port 9105 (docs/exporter.md says why this port).
 DEFAULT_LISTEN: Final = ("127.0.0.1", 9105)
@@ -75,6 +76,14 @@ def _netns_label() -> str:
         return os.readlink("/proc/thread-self/ns/net")
     except OSError:
         return ""
+
+
+def _holds(pid: int, fd: int, inode: int) -> bool:
+    """Whether process ``pid`` still holds socket ``inode`` at descriptor ``fd``."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]"
+    except OSError:
+        return False
 
 
 def _user_name(uid: int | None) -> str:
@@ -126,6 +135,10 @@ class SocketCollector:
         self.backend = backend
         self.netns = netns
         self.errors = 0
+        # listener inode -> ((pid, fd) holders, owners): re-checked each scrape with one
+        # readlink per holder; /proc is scanned only for listeners not seen before
+        self._owner_cache: dict[int, tuple[list[tuple[int, int]], tuple[Owner, ...]]] = {}
+        self._owners_complete: bool | None = None
         self.scrapes = 0
 
     def describe(self) -> list[Metric]:
@@ -199,7 +212,7 @@ class SocketCollector:
             if r.state in listening
             and (self.port_allowlist is None or r.local_port in self.port_allowlist)
         ]
-        owners = d.scan_owners(listeners)
+        owners = self._listener_owners(d, listeners)
 
         info = GaugeMetricFamily(
             "portscope_listener_info",
@@ -228,7 +241,7 @@ class SocketCollector:
             if key in seen:  # SO_REUSEPORT groups: one series per address and port
                 continue
             seen.add(key)
-            found = sorted(owners.owners(r), key=lambda o: o.pid)
+            found = sorted(owners.get(r.inode or 0, ()), key=lambda o: o.pid)
             process = found[0].name if found else ""
             user = (found[0].user or "") if found else _user_name(r.uid)
             scope = scope_words(r.family, r.local_address, r.v6only, r.interface)
@@ -247,7 +260,7 @@ class SocketCollector:
             "1 when every process could be inspected for listener owners, 0 when some "
             'could not (not root: their listeners have process="")',
         )
-        owners_complete.add_metric([], 1 if d.owners_complete in (None, True) else 0)
+        owners_complete.add_metric([], 1 if self._owners_complete in (None, True) else 0)
         yield owners_complete
 
         counts: Counter[tuple[str, str, str]] = Counter(
@@ -264,27 +277,56 @@ class SocketCollector:
 
         yield from self._ephemeral(rows, kernel_ports())
 
+    def _listener_owners(self, d: Dump, listeners: list[Row]) -> dict[int, tuple[Owner, ...]]:
+        """The owners of each listener by inode. A listener seen at an earlier scrape keeps
+        its owners while every holder still has it (``/proc/PID/fd/N`` still links to
+        ``socket:[INODE]``: one readlink each, so a reused PID is caught); only new or
+        changed listeners cost a scan of ``/proc/*/fd`` (limited to their inodes)."""
+        found: dict[int, tuple[Owner, ...]] = {}
+        missing: list[Row] = []
+        for r in listeners:
+            inode = r.inode
+            if inode is None:
+                continue
+            cached = self._owner_cache.get(inode)
+            if cached is not None and all(_holds(pid, fd, inode) for pid, fd in cached[0]):
+                found[inode] = cached[1]
+            else:
+                missing.append(r)
+        if missing:
+            omap = d.scan_owners(missing)
+            self._owners_complete = d.owners_complete
+            for r in missing:
+                assert r.inode is not None
+                owners = omap.owners(r)
+                found[r.inode] = owners
+                self._owner_cache[r.inode] = (list(omap.holders(r.inode)), owners)
+        live = {r.inode for r in listeners}
+        for inode in [i for i in self._owner_cache if i not in live]:
+            del self._owner_cache[inode]
+        return found
+
     def _ephemeral(self, rows: list[Row], kernel: KernelPorts) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        from portscope.models import Proto
+        from portscope.models import Proto, TcpState
 
         lo, hi = kernel.ephemeral
         reserved = sum(1 for p in kernel.reserved if lo <= p <= hi)
         size = hi - lo + 1 - reserved
-        used: set[int] = set()
-        per_destination: Counter[str] = Counter()
-        for r in rows:
-            if (
-                r.proto is Proto.TCP
-                and r.remote_port
-                and r.state.value not in _PEERED_SKIP
-                and lo <= r.local_port <= hi
-            ):
-                used.add(r.local_port)
-                address = r.remote_address or ""
-                host = f"[{address}]" if ":" in address else address
-                per_destination[f"{host}:{r.remote_port}"] += 1
+        tcp = Proto.TCP
+        skip = {s for s in TcpState if s.value in _PEERED_SKIP}
+        peered = [
+            r
+            for r in rows
+            if r.proto is tcp and r.remote_port and lo <= r.local_port <= hi and r.state not in skip
+        ]
+        used = {r.local_port for r in peered}
+        counted = Counter((r.remote_address, r.remote_port) for r in peered)
+        per_destination: dict[str, int] = {}
+        for (address, port), n in counted.most_common(self.top_destinations):
+            host = f"[{address}]" if address and ":" in address else (address or "")
+            per_destination[f"{host}:{port}"] = n
         in_use = GaugeMetricFamily(
             "portscope_ephemeral_ports_in_use",
             "ephemeral ports held by TCP sockets with a peer: distinct local ports for the "
