@@ -137,16 +137,6 @@ def test_no_firewall_skips_it(walled: str, missing_db: str) -> None:
 
 def _serve_without_net_admin(*args: str) -> Served:
     """``serve`` as root without CAP_NET_ADMIN (entering -N still works: CAP_SYS_ADMIN)."""
-    import faces.conftest as conftest
-
-    real = subprocess.Popen
-
-    def popen(cmd: list[str], **kw: object) -> subprocess.Popen[str]:
-        cmd = ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", "--", *cmd]
-        return real(cmd, **kw)  # type: ignore[call-overload,no-any-return]
-
-    conftest.subprocess.Popen = popen  # type: ignore[assignment,misc]
-    try:
-        return start_serve(*args)
-    finally:
-        conftest.subprocess.Popen = real  # type: ignore[misc]
+    return start_serve(
+        *args, wrap=("setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", "--")
+    )

@@ -161,11 +161,13 @@ class DoorVerdict:
         verdict: the verdict's value: the CSS class ``verdict-VALUE``.
         rule: the deciding rule (``family table chain: rule text``) or the decision's
             reason when a policy or the socket table decided; untrusted (autoescaped).
+        reason: the decision in words (``firewall.Decision.reason``).
     """
 
     label: str
     verdict: str
     rule: str
+    reason: str = ""
 
 
 def door_verdict(row: Exposure) -> DoorVerdict:
@@ -185,7 +187,7 @@ def door_verdict(row: Exposure) -> DoorVerdict:
         rule = "; ".join(r.text for r in d.unknown_rules)
     else:
         rule = f"{d.chain}: {d.reason}" if d.chain else d.reason
-    return DoorVerdict(label, value, rule)
+    return DoorVerdict(label, value, rule, d.reason)
 
 
 def firewall_verdicts(rows: Sequence[LiveRow], view: FirewallView | None) -> dict[str, DoorVerdict]:
