@@ -140,3 +140,30 @@ def _serve_without_net_admin(*args: str) -> Served:
     return start_serve(
         *args, wrap=("setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", "--")
     )
+
+
+def test_the_ruleset_is_read_once_per_ttl_and_a_failure_is_the_note() -> None:
+    """The live stream asks every second; the reader runs once per ``firewall_ttl_s``."""
+    import asyncio
+
+    from portscope.diagnose.exposure import FirewallView
+    from portscope.web.app import Settings, _FirewallCache, firewall_note
+
+    calls: list[str | None] = []
+
+    def failing(sockets: object, netns: str | None) -> FirewallView:
+        calls.append(netns)
+        return FirewallView(False, "nft -j list ruleset needs CAP_NET_ADMIN", {})
+
+    cache = _FirewallCache(Settings(firewall_source=failing, firewall_ttl_s=60.0, netns="x"))
+
+    async def ask(times: int) -> list[FirewallView | None]:
+        return [await cache.get([]) for _ in range(times)]
+
+    views = asyncio.run(ask(5))
+    assert calls == ["x"] and all(v is views[0] for v in views)
+    assert firewall_note(views[0], True) == (
+        "firewall not read: nft -j list ruleset needs CAP_NET_ADMIN"
+    )
+    off = _FirewallCache(Settings(firewall=False, firewall_source=failing))
+    assert asyncio.run(off.get([])) is None and calls == ["x"]
