@@ -131,9 +131,10 @@ class Served:
         return f"{self.base}{path}{sep}token={self.token}"
 
 
-def start_serve(*args: str) -> Served:
+def start_serve(*args: str, wrap: tuple[str, ...] = ()) -> Served:
+    """``portscope serve ARGS``, run under ``wrap`` (e.g. ``setpriv ... --``) if given."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "portscope", "serve", *args],
+        [*wrap, sys.executable, "-m", "portscope", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

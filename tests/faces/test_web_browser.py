@@ -82,7 +82,6 @@ def test_host_page_shows_a_new_listener_live(page: Page, served: Served, tmp_pat
     dialogs = no_dialogs(page)
     page.goto(served.url("/"))
     expect(page.locator("svg.building")).to_be_visible()
-    expect(page.locator("#firewall-note")).to_contain_text("not available yet")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()

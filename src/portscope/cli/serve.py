@@ -1,5 +1,5 @@
-"""``portscope serve [--host ADDR] [--port N] [--allow-kill] [--db PATH] [-N NETNS]``: the
-local web dashboard."""
+"""``portscope serve [--host ADDR] [--port N] [--allow-kill] [--db PATH] [--no-firewall]
+[-N NETNS]``: the local web dashboard."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def configure(parser: Parser) -> None:
         help="the history store the port and scans pages read, opened read-only "
         "(default: $PORTSCOPE_DB, else $XDG_DATA_HOME/portscope/history.db, i.e. "
         "~/.local/share/portscope/history.db); a missing store is a note on those pages",
+    )
+    parser.add_argument(
+        "--no-firewall",
+        action="store_true",
+        help="do not read the firewall: the host page colours doors by bind scope only "
+        "(default: each door shows the verdict from outside, as 'portscope exposure'; the "
+        "ruleset is read at most every 5 s, and needs CAP_NET_ADMIN)",
     )
     add_netns_option(parser, what="sockets (live pages)")
 
@@ -136,6 +143,7 @@ def _serve(sockets: list[object], hosts: list[str], args: argparse.Namespace, en
         db=db if is_dsn(db) else os.path.abspath(db),
         source=partial(read_snapshot, netns=args.netns),
         netns=args.netns,
+        firewall=not args.no_firewall,
     )
     socks = [s for s in sockets if isinstance(s, socket.socket)]
     port = socks[0].getsockname()[1]

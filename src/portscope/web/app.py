@@ -22,10 +22,10 @@ import asyncio
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -47,6 +47,10 @@ from portscope.render.live import (
 from portscope.web._guard import Guard
 from portscope.web._history import port_timeline, scans_page
 
+if TYPE_CHECKING:
+    from portscope.diagnose.exposure import Exposure, FirewallView
+    from portscope.models import Socket
+
 Source = Callable[[View], Snapshot]
 
 #: Doors drawn on the building; more listeners are listed in the table only.
@@ -56,9 +60,9 @@ MAX_REMOTES = 200
 #: How long one SSE stream lasts before the browser reconnects (bounded loops).
 STREAM_S = 600.0
 
-NOT_YET_FIREWALL = (
-    "Firewall verdicts: not available yet (they come with the firewall evaluator, issue 10)."
-)
+#: Seconds a firewall reading is reused (the live stream refreshes every second; ``nft``
+#: is not run that often).
+FIREWALL_TTL_S = 5.0
 
 
 @dataclass
@@ -77,6 +81,10 @@ class Settings:
             read-only per request.
         netns: the network namespaces the pages show (``-N``: a name, pid, path or
             ``all``; ``None``: the server's own). ``source`` reads them.
+        firewall: evaluate the firewall for the host page (``--no-firewall``: False).
+        firewall_source: (listeners, netns) -> ``diagnose.exposure.FirewallView`` (a seam
+            for tests); ``None``: ``diagnose.exposure.firewall_view``.
+        firewall_ttl_s: a firewall reading is reused this long.
     """
 
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -88,6 +96,9 @@ class Settings:
     stopping: bool = False
     db: str | None = None
     netns: str | None = None
+    firewall: bool = True
+    firewall_source: Callable[[Sequence[Socket], str | None], FirewallView] | None = None
+    firewall_ttl_s: float = FIREWALL_TTL_S
 
 
 class _Cache:
@@ -109,30 +120,168 @@ class _Cache:
             return snap
 
 
+class _FirewallCache:
+    """The latest firewall reading (``FirewallView``), read in a thread at most once per
+    ``firewall_ttl_s`` for every client together: the live stream does not run ``nft``
+    every second. A listener new since the reading has no verdict until the next one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._got: tuple[float, FirewallView] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, sockets: Sequence[Socket]) -> FirewallView | None:
+        if not self._settings.firewall:
+            return None
+        async with self._lock:
+            hit = self._got
+            if hit is not None and time.monotonic() - hit[0] < self._settings.firewall_ttl_s:
+                return hit[1]
+            read = self._settings.firewall_source or _firewall_view
+            view = await run_in_threadpool(read, list(sockets), self._settings.netns)
+            self._got = (time.monotonic(), view)
+            return view
+
+
+def _firewall_view(sockets: Sequence[Socket], netns: str | None) -> FirewallView:
+    from portscope.diagnose.exposure import FirewallView, firewall_view
+
+    if netns == "all":
+        return FirewallView(False, "one network namespace at a time (-N all)", {})
+    return firewall_view(sockets, netns=netns)
+
+
+@dataclass(frozen=True, slots=True)
+class DoorVerdict:
+    """The firewall's verdict on a door, for the page.
+
+    Attributes:
+        label: ``open from outside``, ``filtered from outside``, ``rejected (tcp-reset)``,
+            ``unknown`` ... (nmap's words, ``firewall.Verdict``).
+        verdict: the verdict's value: the CSS class ``verdict-VALUE``.
+        rule: the deciding rule (``family table chain: rule text``) or the decision's
+            reason when a policy or the socket table decided; untrusted (autoescaped).
+        reason: the decision in words (``firewall.Decision.reason``).
+    """
+
+    label: str
+    verdict: str
+    rule: str
+    reason: str = ""
+
+
+def door_verdict(row: Exposure) -> DoorVerdict:
+    """The verdict from outside of one exposure row, in words, with its deciding rule."""
+    d = row.decision
+    value = d.verdict.value
+    label = (
+        "unknown"
+        if value == "unknown"
+        else f"rejected ({d.reject})"
+        if value == "rejected" and d.reject
+        else f"{value} from outside"
+    )
+    if d.rule is not None:
+        rule = f"{d.rule.family} {d.rule.table} {d.rule.chain}: {d.rule.text}"
+    elif d.unknown_rules:
+        rule = "; ".join(r.text for r in d.unknown_rules)
+    else:
+        rule = f"{d.chain}: {d.reason}" if d.chain else d.reason
+    return DoorVerdict(label, value, rule, d.reason)
+
+
+def firewall_verdicts(rows: Sequence[LiveRow], view: FirewallView | None) -> dict[str, DoorVerdict]:
+    """LiveRow key -> the verdict from outside of that listener (``FirewallView.row_for``);
+    empty without a readable firewall."""
+    if view is None or not view.read:
+        return {}
+    out = {}
+    for r in rows:
+        exp = view.row_for(r.sock)
+        if exp is not None:
+            out[r.key] = door_verdict(exp)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedDoor:
+    """A port a DNAT rule forwards with no local listener behind it.
+
+    Attributes:
+        proto: ``tcp`` or ``udp``.
+        port: the port connected to (before NAT).
+        address: the host address the rule serves (``0.0.0.0`` / ``::``: any).
+        receiver: where it goes (``198.18.0.2:80``, ``netns ctr``), or ``""`` unknown.
+        verdict: the verdict from outside.
+    """
+
+    proto: str
+    port: int
+    address: str
+    receiver: str
+    verdict: DoorVerdict
+
+
+def forwarded_doors(view: FirewallView | None) -> list[ForwardedDoor]:
+    """The DNAT'd ports without a local listener, port order."""
+    if view is None or not view.read or view.report is None:
+        return []
+    out = []
+    for r in view.report.rows:
+        if r.listener is not None or not r.dnat:
+            continue
+        d = r.decision
+        to = ""
+        if d.destination is not None:
+            host, port = d.destination
+            to = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        receiver = " · ".join(x for x in (to, d.listener or "") if x)
+        out.append(ForwardedDoor(r.proto.value, r.port, r.address, receiver, door_verdict(r)))
+    out.sort(key=lambda f: (f.port, f.proto, f.address))
+    return out[:MAX_DOORS]
+
+
+def firewall_note(view: FirewallView | None, enabled: bool) -> str | None:
+    """The one line above the building about the firewall, or ``None`` when it was read."""
+    if not enabled:
+        return "firewall not read: --no-firewall"
+    if view is None:
+        return None
+    if not view.read:
+        return f"firewall not read: {view.error}"
+    return None
+
+
 # drawings ---------------------------------------------------------------------------
 
 
-def building(rows: list[LiveRow]) -> dict[str, Any]:
-    """The host as a building: one door per listener (port order), ten doors a floor,
-    the first floor at the bottom. Geometry in SVG user units."""
-    doors = rows[:MAX_DOORS]
+def building(rows: list[LiveRow], forwarded: Sequence[ForwardedDoor] = ()) -> dict[str, Any]:
+    """The host as a building: one door per listener (port order), then one per DNAT'd
+    port without a listener (``fwd``), ten doors a floor, the first floor at the bottom.
+    Geometry in SVG user units."""
+    items: list[LiveRow | ForwardedDoor] = [*rows, *forwarded]
+    doors = items[:MAX_DOORS]
     per_floor, door_w, door_h, gap, floor_h = 10, 52, 64, 16, 96
     floors = max(1, -(-len(doors) // per_floor))
     width = per_floor * (door_w + gap) + gap + 40
     body_top = 70
     height = body_top + floors * floor_h + 20
-    placed = []
+    placed: list[dict[str, Any]] = []
     for i, row in enumerate(doors):
         floor, slot = divmod(i, per_floor)
         x = 20 + gap + slot * (door_w + gap)
         y = body_top + (floors - 1 - floor) * floor_h + (floor_h - door_h)
-        placed.append({"row": row, "x": x, "y": y, "w": door_w, "h": door_h})
+        spot = {"x": x, "y": y, "w": door_w, "h": door_h}
+        if isinstance(row, ForwardedDoor):
+            placed.append({"row": None, "fwd": row, **spot})
+        else:
+            placed.append({"row": row, "fwd": None, **spot})
     return {
         "width": width,
         "height": height,
         "body_top": body_top,
         "doors": placed,
-        "more": len(rows) - len(doors),
+        "more": len(items) - len(doors),
         "roof": f"10,{body_top} {width / 2:.0f},8 {width - 10},{body_top}",
     }
 
@@ -232,6 +381,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     templates = _environment()
     cache = _Cache(settings)
+    walls = _FirewallCache(settings)
 
     def page(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(
@@ -239,7 +389,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             csrf=settings.csrf,
             allow_kill=settings.allow_kill,
             path=request.url.path,
-            firewall_note=NOT_YET_FIREWALL,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -254,14 +403,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )  # fmt: skip
         snap = await cache.get("listen")
         rows = list(snap.rows)
-        name = "_host.html" if view_name == "host" else "_ports.html"
-        return templates.get_template(name).render(
+        if view_name != "host":
+            return templates.get_template("_ports.html").render(
+                token=settings.token, snap=snap, rows=rows, line=port_line(rows)
+            )
+        fw = await walls.get(snap.sockets or [r.sock for r in rows])
+        forwarded = forwarded_doors(fw)
+        return templates.get_template("_host.html").render(
             token=settings.token,
             snap=snap,
             rows=rows,
-            building=building(rows) if view_name == "host" else None,
-            line=port_line(rows) if view_name == "ports" else None,
-            firewall_note=NOT_YET_FIREWALL,
+            building=building(rows, forwarded),
+            verdicts=firewall_verdicts(rows, fw),
+            forwarded=forwarded,
+            firewall_note=firewall_note(fw, settings.firewall),
         )
 
     async def host(request: Request) -> Response:
