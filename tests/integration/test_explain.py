@@ -3,7 +3,6 @@ this machine, and explanations of real sockets, states and ports on loopback."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -150,31 +149,16 @@ def test_unknown_words_exit_2_with_the_closest_matches() -> None:
         assert result.stderr.count("portscope: error:") == 1, bad
 
 
-_CLONE_NEWNET = 0x40000000
-
-
 @pytest.fixture
 def netns() -> Iterator[str]:
     """This test's thread moved into a new, empty network namespace (lo up), so live
     counts see only the test's own sockets, whatever else runs on the host."""
     if os.geteuid() != 0:
         pytest.skip("needs root: creates a network namespace (ip netns add)")
-    libc = ctypes.CDLL(None, use_errno=True)
-    name = f"ps15-explain-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=10)
-        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        try:
-            assert libc.setns(target, _CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
-        finally:
-            os.close(target)
+    from tests.lab import joined_netns
+
+    with joined_netns(f"ps15-explain-{os.getpid()}") as name:
         yield name
-    finally:
-        assert libc.setns(home, _CLONE_NEWNET) == 0
-        os.close(home)
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
 
 
 def _run_in(name: str, *args: str) -> subprocess.CompletedProcess[str]:

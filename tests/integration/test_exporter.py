@@ -23,7 +23,6 @@ pytest.importorskip("prometheus_client", reason="the exporter extra is not insta
 
 from portscope.exporter import SocketCollector, read_tcpext
 
-_CLONE_NEWNET = 0x40000000
 _NETNS = f"ps14-exporter-{os.getpid()}"
 
 
@@ -33,23 +32,10 @@ def netns() -> Iterator[str]:
     and the exporter and Prometheus run in it, so counts see only the test's sockets."""
     if os.geteuid() != 0:
         pytest.skip("needs root: creates a network namespace (ip netns add)")
-    import ctypes
+    from tests.lab import joined_netns
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    subprocess.run(["ip", "netns", "add", _NETNS], check=True, timeout=10)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        subprocess.run(["ip", "-n", _NETNS, "link", "set", "lo", "up"], check=True, timeout=10)
-        target = os.open(f"/run/netns/{_NETNS}", os.O_RDONLY)
-        try:
-            assert libc.setns(target, _CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
-        finally:
-            os.close(target)
-        yield _NETNS
-    finally:
-        assert libc.setns(home, _CLONE_NEWNET) == 0
-        os.close(home)
-        subprocess.run(["ip", "netns", "del", _NETNS], check=False, timeout=10)
+    with joined_netns(_NETNS) as name:
+        yield name
 
 
 _IN_NETNS = ["ip", "netns", "exec", _NETNS]
