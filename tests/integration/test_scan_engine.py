@@ -20,7 +20,7 @@ def run_engine(
     spec = parse_ports(ports)
     engine = Scheduler(
         iter(parse_targets(["127.0.0.1"])),
-        lambda: iter(spec),
+        lambda _target: iter(spec),
         ScanOptions(include_closed=True, **opts),  # type: ignore[arg-type]
         events.append,
         {Proto.TCP: ConnectProber(socket_factory=factory)},
@@ -64,7 +64,7 @@ def test_emfile_shrinks_the_window_instead_of_failing() -> None:
 
 
 def test_window_halves_on_late_answers_and_ignores_random_loss() -> None:
-    engine = Scheduler(iter(()), lambda: iter(()), ScanOptions(), lambda e: None, {})
+    engine = Scheduler(iter(()), lambda _t: iter(()), ScanOptions(), lambda e: None, {})
     engine._limit = engine._max_limit = 1024
 
     def feed(answers: int, late_every: int) -> None:

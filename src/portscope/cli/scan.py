@@ -55,6 +55,48 @@ def _sources(text: str) -> list[str]:
     return list(_check_sources(a for a in text.split(",") if a.strip()))
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from portscope.scanner._shard import parse_shard
+
+    return parse_shard(text)
+
+
+def _seed(text: str) -> int:
+    from portscope.scanner._shard import parse_seed
+
+    return parse_seed(text)
+
+
+def _configure_shards(parser: Parser) -> None:
+    """``--shard I/N --seed S`` and ``--dask SCHEDULER [--shards K]`` (docs/distributed.md)."""
+    parser.add_argument(
+        "--shard",
+        type=checked(_shard),
+        metavar="I/N",
+        help="probe only shard I of N of the (address, port) pairs, a keyed pseudo-random "
+        "split: N scans with the same --seed cover every pair exactly once (masscan --shards)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=checked(_seed),
+        metavar="S",
+        help="the key of the --shard/--dask permutation, 0 to 2**64-1 (default 0); every "
+        "shard of one scan needs the same seed",
+    )
+    parser.add_argument(
+        "--dask",
+        metavar="SCHEDULER",
+        help="run the scan on a Dask cluster: shards as tasks on its workers, results "
+        "merged here (tcp://HOST:PORT; [distributed] extra)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=_positive("--shards", integer=True, maximum=65536),
+        metavar="K",
+        help="with --dask: cut the scan into K shards (default 4 per worker)",
+    )
+
+
 def configure(parser: Parser) -> None:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument(
@@ -155,6 +197,7 @@ def configure(parser: Parser) -> None:
     add_label_option(parser, "with --save: a name for this scan")
     add_db_option(parser)
     _configure_versions(parser)
+    _configure_shards(parser)
     from portscope.cli.explain import add_explain_option
 
     add_explain_option(parser)
@@ -205,6 +248,12 @@ def _prepare(args: argparse.Namespace) -> Scan:
         n = args.top_ports or DEFAULT_TOP_PORTS
         ports = _both(lambda _, default_proto: top_ports(n, default_proto), "", tcp=tcp, udp=udp)
     targets = parse_targets(specs, exclude=excludes, family=args.family)
+    shard = None
+    if getattr(args, "shard", None) is not None:
+        from portscope.scanner import Shard
+
+        index, count = args.shard
+        shard = Shard(index, count, args.seed or 0)
     return scan(
         targets,
         ports,
@@ -216,7 +265,22 @@ def _prepare(args: argparse.Namespace) -> Scan:
         technique=getattr(args, "technique", None),
         max_wait_s=getattr(args, "max_wait", None),
         source_addresses=getattr(args, "source_addresses", ()),
+        shard=shard,
     )
+
+
+def _check_shard_options(args: argparse.Namespace) -> None:
+    """The shard and Dask options that do not go together (before anything is sent)."""
+    if args.seed is not None and args.shard is None and args.dask is None:
+        raise InvalidInput("--seed only applies with --shard I/N or --dask")
+    if args.shards is not None and args.dask is None:
+        raise InvalidInput("--shards only applies with --dask")
+    if args.dask is not None:
+        if args.shard is not None:
+            raise InvalidInput("--shard and --dask do not go together (--dask makes the shards)")
+        for flag, value in (("-sV", args.versions), ("--save", args.save)):
+            if value:
+                raise InvalidInput(f"{flag} does not apply with --dask (run it on one machine)")
 
 
 def _both(parse: Callable[..., PortSpec], text: str, *, tcp: bool, udp: bool) -> PortSpec:
@@ -242,6 +306,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
     if not args.versions and (args.version_timeout or args.version_concurrency):
         raise InvalidInput("--version-timeout and --version-concurrency only apply with -sV")
+    _check_shard_options(args)
     job = _prepare(args)
     raw = job.options.technique in ("syn", "ack")
     if raw:
@@ -266,7 +331,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
         own = bool(sys.argv) and os.path.basename(sys.argv[0]) in ("portscope", "__main__.py")
         argv = ["portscope", *sys.argv[1:]] if own else ["portscope", "scan", *args.targets]
         xml = NmapXmlWriter(
-            xml_file.stream, job.ports, shlex.join(argv), technique=job.options.technique
+            xml_file.stream,
+            job.ports,
+            shlex.join(argv),
+            technique=job.options.technique,
+            sharded=job.shard is not None,
         )
     out = _Output(job, args, env, xml)
     out.recorder = None if saving is None else saving[1]

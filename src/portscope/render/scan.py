@@ -15,7 +15,8 @@ where RESULT is ``{"host", "address", "port", "proto", "state", "reason", "errno
 ``"host"`` (an address is done: ``host, address, status, ports, counts, not_scanned,
 retried, timed_out, srtt_s, rttvar_s, timeout_s, elapsed_s``), and last ``"summary"``
 (``hosts, hosts_up, ports, counts, coverage{answered, retried, timed_out, not_scanned},
-probes_sent, elapsed_s, interrupted, options{...}``).
+probes_sent, elapsed_s, interrupted, options{...}, shard``; ``shard`` is ``null`` or, for
+``scan --shard I/N``, ``{index, count, seed, pairs, total_pairs}``).
 """
 
 from __future__ import annotations
@@ -371,10 +372,18 @@ def render_report(report: ScanReport) -> list[str]:
     states = ", ".join(f"{n:,} {s}" for s, n in sorted(c.items(), key=lambda kv: -kv[1]))
     head = "Interrupted after" if report.interrupted else "Scanned"
     cov = report.coverage
+    of = f"{report.ports:,} port(s)"
+    label = "coverage"
+    if (shard := report.shard) is not None:
+        of = f"their share of {report.ports:,} port(s)"
+        label = (
+            f"coverage of shard {shard.index}/{shard.count} (seed {shard.seed}, "
+            f"{shard.pairs:,} of {shard.total_pairs:,} (address, port) pairs)"
+        )
     return [
         f"{head} {report.hosts:,} address(es) ({report.hosts_up:,} up) x "
-        f"{report.ports:,} port(s) in {report.elapsed_s:.2f} s: {states or 'nothing'}",
-        f"coverage: {cov.answered:,} answered, {cov.retried:,} retried, "
+        f"{of} in {report.elapsed_s:.2f} s: {states or 'nothing'}",
+        f"{label}: {cov.answered:,} answered, {cov.retried:,} retried, "
         f"{cov.timed_out:,} decided by timeout, {cov.not_scanned:,} not scanned"
         + (f", {cov.undecided:,} undecided (--max-wait)" if cov.undecided else "")
         + f" ({report.probes_sent:,} probes)",
@@ -442,10 +451,19 @@ class NmapXmlWriter:
     )
 
     def __init__(
-        self, stream: TextIO, ports: PortSpec, args: str, *, technique: str = "connect"
+        self,
+        stream: TextIO,
+        ports: PortSpec,
+        args: str,
+        *,
+        technique: str = "connect",
+        sharded: bool = False,
     ) -> None:
         self._out = stream
         self._ports = ports
+        # a shard probes a subset of each host's ports: the ones not shown are not all
+        # closed, so closed ports are only counted (extraports), never listed
+        self._sharded = sharded
         self._technique = technique
         # the reason of a closed TCP port: a connect() sees ECONNREFUSED, a SYN scan a RST
         self._closed_tcp = "conn-refused" if technique == "connect" else "reset"
@@ -509,7 +527,7 @@ class NmapXmlWriter:
         w("</hostnames>\n<ports>")
         shown = [r for r in results if r.state is not PortState.CLOSED]
         closed = summary.counts.get("closed", 0)
-        complete = not summary.not_scanned  # every port not shown was closed
+        complete = not summary.not_scanned and not self._sharded  # every port not shown: closed
         if 0 < closed <= self.LISTED_MAX and complete:
             shown += self._closed_results(summary, shown)
         by_state: dict[PortState, list[ProbeResult]] = {}

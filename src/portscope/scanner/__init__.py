@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from portscope.errors import InvalidInput
 from portscope.models import ProbeResult, Proto
 from portscope.scanner._connect import ConnectProber
 from portscope.scanner._schedule import Prober, Scheduler
+from portscope.scanner._shard import Shard, shard_ports
 from portscope.scanner._types import (
     DEFAULT_TOP_PORTS,
     TECHNIQUES,
@@ -29,11 +30,13 @@ from portscope.scanner._types import (
     ScanEvent,
     ScanOptions,
     ScanReport,
+    ShardCoverage,
 )
 from portscope.scanner._udp import UdpProber
 from portscope.scanner.probe import probe, probe_async
 from portscope.scanner.targets import (
     PortSpec,
+    Target,
     TargetSet,
     check_size,
     parse_ports,
@@ -50,6 +53,8 @@ __all__ = [
     "ScanEvent",
     "ScanOptions",
     "ScanReport",
+    "Shard",
+    "ShardCoverage",
     "Stream",
     "TargetSet",
     "probe",
@@ -100,10 +105,20 @@ class Scan:
     ``report`` then says ``interrupted``.
     """
 
-    def __init__(self, targets: TargetSet, ports: PortSpec, options: ScanOptions) -> None:
+    def __init__(
+        self,
+        targets: TargetSet,
+        ports: PortSpec,
+        options: ScanOptions,
+        shard: Shard | None = None,
+    ) -> None:
         self.targets = targets
         self.ports = ports
         self.options = options
+        self.shard = shard
+        self._addresses = 0  # addresses enumerated (a shard walks every one)
+        self._pairs = 0  # (address, port) pairs handed to the scheduler
+        self._enumerated = False
         self.started: float | None = None
         self._summaries: list[HostSummary] = []
         self._engine: Scheduler | None = None
@@ -169,7 +184,49 @@ class Scan:
             elapsed_s=time.monotonic() - self.started if self.started else 0.0,
             interrupted=self._interrupted,
             options=self.options,
+            shard=self._shard_coverage(),
         )
+
+    def _shard_coverage(self) -> ShardCoverage | None:
+        shard = self.shard
+        if shard is None:
+            return None
+        addresses = self._addresses if self._enumerated else len(self.targets)
+        total = addresses * self.ports.count
+        # P is a bijection onto [0, total): shard I holds the indices = I-1 (mod N) there
+        expected = max(0, (total - shard.index + shard.count) // shard.count)
+        pairs = self._pairs if self._enumerated else expected
+        return ShardCoverage(shard.index, shard.count, shard.seed, pairs, total)
+
+    def _work(
+        self,
+    ) -> tuple[Iterator[Target], Callable[[Target], Iterator[tuple[Proto, int]]]]:
+        """The scheduler's targets and each target's (transport, port) items."""
+        shard, spec = self.shard, self.ports
+        if shard is None or shard.count == 1:
+
+            def counted() -> Iterator[Target]:
+                for target in self.targets:
+                    self._addresses += 1
+                    self._pairs += spec.count
+                    yield target
+                self._enumerated = True
+
+            return counted(), lambda _target: iter(spec)
+        items = list(spec)
+        held: dict[int, list[tuple[Proto, int]]] = {}
+
+        def targets() -> Iterator[Target]:
+            for index, target in enumerate(self.targets):
+                self._addresses = index + 1
+                mine = list(shard_ports(shard, index, items))
+                if mine:  # an address with no pair in this shard is not scanned here
+                    self._pairs += len(mine)
+                    held[id(target)] = mine
+                    yield target
+            self._enumerated = True
+
+        return targets(), lambda target: iter(held.pop(id(target)))
 
     async def batches(self) -> AsyncGenerator[list[ScanEvent], None]:
         """Run the scan, yielding events in batches as they arrive (the fastest form)."""
@@ -195,9 +252,10 @@ class Scan:
                 icmp_details=opts.icmp_details,
                 source_addresses=opts.source_addresses,
             )
+        targets, port_items = self._work()
         engine = Scheduler(
-            iter(self.targets),
-            lambda: iter(self.ports),
+            targets,
+            port_items,
             opts,
             emit,
             probers,
@@ -292,6 +350,7 @@ def scan(
     max_wait_s: float | None = None,
     source_addresses: Iterable[str] = (),
     options: ScanOptions | None = None,
+    shard: Shard | None = None,
 ) -> Scan:
     """Prepare a TCP connect (and UDP) scan; every input is checked before any packet.
 
@@ -318,6 +377,9 @@ def scan(
             decided as ``undecided``; ``None`` for no limit.
         source_addresses: local addresses to send UDP probes from (see ``ScanOptions``).
         options: full ``ScanOptions``; the keyword arguments above override it.
+        shard: probe only this shard of the (address x port) pairs (``Shard(I, N,
+            seed)``, see ``scanner._shard``): N scans with the same seed and shards 1..N
+            cover every pair exactly once; ``None`` for all of them.
 
     Returns:
         The prepared scan.
@@ -371,7 +433,7 @@ def scan(
         max_wait_s=max_wait_s or base.max_wait_s,
         source_addresses=sources or base.source_addresses,
     )
-    return Scan(target_set, spec, opts)
+    return Scan(target_set, spec, opts, shard)
 
 
 def _check_sources(addresses: Iterable[str]) -> tuple[str, ...]:

@@ -247,6 +247,7 @@ class _Host:
     target: Target
     ports: Iterator[tuple[Proto, int]]
     started: float
+    peek: tuple[Proto, int] | None = None  # the next item of ``ports``
     retry: deque[tuple[Proto, int, int]] = field(default_factory=deque)
     in_flight: int = 0
     exhausted: bool = False
@@ -275,7 +276,8 @@ class Scheduler:
 
     Args:
         targets: addresses to probe, consumed lazily.
-        port_items: called per target, returns that target's (transport, port) pairs.
+        port_items: called with each target, returns its (transport, port) pairs (a
+            shard of a scan gives each address its own subset, ``_shard``).
         options: the scan options.
         emit: receives each ``ProbeResult`` and ``HostSummary`` as it is decided.
         probers: the prober of each transport; a port whose transport has none is counted
@@ -293,7 +295,7 @@ class Scheduler:
     def __init__(
         self,
         targets: Iterator[Target],
-        port_items: Callable[[], Iterator[tuple[Proto, int]]],
+        port_items: Callable[[Target], Iterator[tuple[Proto, int]]],
         options: ScanOptions,
         emit: Callable[[ProbeResult | HostSummary], None],
         probers: Mapping[Proto, Prober],
@@ -387,22 +389,28 @@ class Scheduler:
 
     # ------------------------------------------------------------ scheduling
 
-    def _next_host(self) -> _Host | None:
-        """The next host with work, rotating; admits new hosts into the window."""
+    def _admit(self) -> None:
+        """Fill the window of hosts from the targets (sends nothing)."""
         hosts = self._hosts
         while len(hosts) < self._host_window and not self._targets_done:
             target = next(self._targets, None)
             if target is None:
                 self._targets_done = True
                 break
-            hosts.append(
-                _Host(
-                    target=target,
-                    ports=self._port_items(),
-                    started=time.monotonic(),
-                    rto=self._opt.timeout_s or self._opt.initial_timeout_s,
-                )
+            host = _Host(
+                target=target,
+                ports=self._port_items(target),
+                started=time.monotonic(),
+                rto=self._opt.timeout_s or self._opt.initial_timeout_s,
             )
+            host.peek = next(host.ports, None)
+            host.exhausted = host.peek is None
+            hosts.append(host)
+
+    def _next_host(self) -> _Host | None:
+        """The next host with work, rotating; admits new hosts into the window."""
+        self._admit()
+        hosts = self._hosts
         for _ in range(len(hosts)):
             host = hosts[0]
             hosts.rotate(-1)
@@ -414,10 +422,14 @@ class Scheduler:
         """The next (transport, port, try number) of ``host``, retries first."""
         if host.retry:
             return host.retry.popleft()
-        item = next(host.ports, None)
+        # one item ahead: a host whose last port is out is known to be exhausted at once,
+        # so the end of a rate-limited scan does not wait for a token it will not use
+        item = host.peek
         if item is None:
             host.exhausted = True
             return None
+        host.peek = next(host.ports, None)
+        host.exhausted = host.peek is None
         host.total += 1
         return item[0], item[1], 0
 
@@ -665,7 +677,8 @@ class Scheduler:
         host.not_scanned += len(host.retry)
         host.retry.clear()
         if not host.exhausted:
-            host.not_scanned += sum(1 for _ in host.ports)
+            host.not_scanned += (host.peek is not None) + sum(1 for _ in host.ports)
+            host.peek = None
             host.exhausted = True
 
     def _check_done(self) -> None:
@@ -674,7 +687,8 @@ class Scheduler:
             for host in [h for h in hosts if h.done]:
                 hosts.remove(host)
                 self._emit(self._summary(host))
-            if not self._targets_done:
+            self._admit()  # the last target admitted: the end is known without a token
+            if hosts:
                 self._launch()
                 return
         fin = self._finished

@@ -17,6 +17,7 @@ __all__ = [
     "ScanEvent",
     "ScanOptions",
     "ScanReport",
+    "ShardCoverage",
 ]
 
 DEFAULT_TOP_PORTS = 1000
@@ -128,6 +129,25 @@ class Coverage:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardCoverage:
+    """Which shard of a scan ran, and how much of the scan it holds (``scan --shard``).
+
+    Attributes:
+        index: the shard, 1 .. ``count``.
+        count: the number of shards.
+        seed: the permutation's key (every shard of one scan has the same).
+        pairs: (address, port) pairs in this shard.
+        total_pairs: (address, port) pairs of the whole scan (addresses x ports).
+    """
+
+    index: int
+    count: int
+    seed: int
+    pairs: int
+    total_pairs: int
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     """The end of a scan.
 
@@ -141,6 +161,7 @@ class ScanReport:
         elapsed_s: wall time in seconds.
         interrupted: the scan was stopped before the end.
         options: the options the scan ran with.
+        shard: the shard this scan was (``scan --shard I/N``), or ``None`` for a whole scan.
     """
 
     hosts: int
@@ -152,6 +173,7 @@ class ScanReport:
     elapsed_s: float
     interrupted: bool
     options: ScanOptions = field(default_factory=ScanOptions)
+    shard: ShardCoverage | None = None
 
 
 ScanEvent = ProbeResult | HostSummary

@@ -139,7 +139,7 @@ async def _run(
         }
         scheduler = Scheduler(
             iter(targets),
-            lambda: iter(items),
+            lambda _target: iter(items),
             ScanOptions(timeout_s=timeout_s, include_closed=True),
             emit,
             probers,
