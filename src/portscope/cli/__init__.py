@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "the timeline of a port from the history store; the snapshots"),
     "prune": ("prune", "delete old snapshots and events from the history store"),
     "import": ("import_xml", "import an nmap XML report into the history store"),
+    "merge": ("merge", "merge scans or shards (scan --json, -oX) into one report"),
     "fleet": ("fleet", "which hosts listen where, what changed where (a shared store)"),
     "exporter": ("exporter", "Prometheus metrics of this host's sockets ([exporter] extra)"),
     "completion": ("completion", "print a shell completion script: bash, zsh or fish"),

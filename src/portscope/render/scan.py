@@ -642,6 +642,11 @@ class NmapXmlWriter:
             f"{'es' if total != 1 else ''} ({self._up} host{'s' if self._up != 1 else ''} up) "
             f"scanned in {report.elapsed_s:.2f} seconds"
         )
+        if (shard := report.shard) is not None:  # read back by ``portscope merge``
+            self._out.write(
+                f"<!-- portscope shard {shard.index}/{shard.count} seed {shard.seed}: "
+                f"{shard.pairs} of {shard.total_pairs} (address, port) pairs -->\n"
+            )
         self._out.write(
             f'<runstats><finished time="{end}" timestr={quoteattr(time.ctime(end))} '
             f'summary={quoteattr(summary)} elapsed="{report.elapsed_s:.2f}" '
