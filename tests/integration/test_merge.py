@@ -1,4 +1,4 @@
-"""``portscope merge``: shards from ``scan --json`` and ``-oX`` files into one report, on loopback."""
+"""``portscope merge``: shards (``scan --json``, ``-oX``) into one report, on loopback."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def test_merged_shards_equal_the_whole_scan(
     assert _ports(merged) == _ports(whole)
     opened = {p for (a, _, p), s in _ports(merged).items() if s == "open" and a == "127.0.0.1"}
     assert opened == set(listeners)
-    total = [d for d in merged if d["type"] == "summary"][0]
-    want = [d for d in whole if d["type"] == "summary"][0]
+    total = next(d for d in merged if d["type"] == "summary")
+    want = next(d for d in whole if d["type"] == "summary")
     assert total["counts"] == want["counts"] and total["hosts"] == 2
     assert total["coverage"]["answered"] == want["coverage"]["answered"]  # type: ignore[index]
     hosts = {d["address"]: d["ports"] for d in merged if d["type"] == "host"}
@@ -107,7 +107,7 @@ def test_conflicts_are_resolved_and_reported(
                 _host_line({"open": 1, "filtered": 1, "closed": 8}),
             ]
         )
-        + "\n"  # fmt: skip
+        + "\n"
     )
     b.write_text(
         "\n".join(
@@ -117,7 +117,7 @@ def test_conflicts_are_resolved_and_reported(
                 _host_line({"filtered": 2, "closed": 8}),
             ]
         )
-        + "\n"  # fmt: skip
+        + "\n"
     )
     assert main(["merge", str(a), str(b)]) == 0
     out = capsys.readouterr().out
