@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from portscope.render._table import Table
     from portscope.render.scan import NmapXmlWriter
     from portscope.scanner import HostSummary, Scan
+    from portscope.scanner._dask import DaskScan
     from portscope.scanner.targets import PortSpec
 
 HELP = (
@@ -269,6 +270,19 @@ def _prepare(args: argparse.Namespace) -> Scan:
     )
 
 
+def _dask_job(args: argparse.Namespace, job: Scan) -> DaskScan:
+    """``--dask``: the scan as shards on the cluster (connected: a bad address fails here)."""
+    from portscope.errors import BackendUnavailable
+    from portscope.scanner._dask import DaskScan
+
+    dask = DaskScan(job, args.dask, shards=args.shards, seed=args.seed or 0)
+    try:
+        dask.connect()
+    except BackendUnavailable as err:  # the missing extra: a usage error, one line
+        raise InvalidInput(str(err)) from None
+    return dask
+
+
 def _check_shard_options(args: argparse.Namespace) -> None:
     """The shard and Dask options that do not go together (before anything is sent)."""
     if args.seed is not None and args.shard is None and args.dask is None:
@@ -307,7 +321,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.versions and (args.version_timeout or args.version_concurrency):
         raise InvalidInput("--version-timeout and --version-concurrency only apply with -sV")
     _check_shard_options(args)
-    job = _prepare(args)
+    prepared = _prepare(args)
+    job: Scan | DaskScan = prepared if args.dask is None else _dask_job(args, prepared)
     raw = job.options.technique in ("syn", "ack")
     if raw:
         from portscope.scanner._raw import can_send_raw
@@ -411,7 +426,7 @@ class _Output:
     """Streams results to the terminal or JSON lines, buffering each host for its table."""
 
     def __init__(
-        self, job: Scan, args: argparse.Namespace, env: Env, xml: NmapXmlWriter | None
+        self, job: Scan | DaskScan, args: argparse.Namespace, env: Env, xml: NmapXmlWriter | None
     ) -> None:
         self.job = job
         self.args = args
@@ -432,7 +447,7 @@ class _Output:
 
         total = len(self.job.targets) * self.job.ports.count
         self.progress = Progress(
-            TextColumn("scanning"),
+            TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:,}/{task.total:,} ports"),
             TimeElapsedColumn(),
@@ -440,7 +455,16 @@ class _Output:
             transient=True,
         )
         self.progress.start()
-        self.task = self.progress.add_task("scan", total=total)
+        self.task = self.progress.add_task(self._progress_text(), total=total)
+
+    def _progress_text(self) -> str:
+        from portscope.scanner._dask import DaskScan
+
+        job = self.job
+        if isinstance(job, DaskScan):  # ports come a shard at a time
+            workers = len(job.workers)
+            return f"scanning: {job.shards_done}/{job.shard_count} shards on {workers} workers"
+        return "scanning"
 
     def progress_stop(self) -> None:
         if self.progress is not None:
@@ -498,7 +522,9 @@ class _Output:
             if as_json:
                 self.env.stdout.flush()
             if self.progress is not None and self.task is not None:
-                self.progress.update(self.task, completed=self.job.decided)
+                self.progress.update(
+                    self.task, completed=self.job.decided, description=self._progress_text()
+                )
 
     def _port_identified(self, result: ProbeResult, identity: Identity | None) -> None:
         from portscope.render.scan import scan_line
@@ -536,10 +562,11 @@ class _Output:
         from portscope.render.scan import render_report, scan_line
 
         report = self.job.report
+        workers = _worker_lines(self.job, as_json=self.args.json)
         if self.args.json:
-            self.env.show(scan_line(report))
+            self.env.show(*workers, scan_line(report))
         else:
-            self.env.show(*render_report(report), no_color=self.args.no_color)
+            self.env.show(*render_report(report), *workers, no_color=self.args.no_color)
             if self.versions is not None:
                 from portscope.render.identify import identify_summary
 
@@ -548,6 +575,37 @@ class _Output:
 
             show_about(self.env, self.args, port_states=self.seen_states, reasons=self.seen_reasons)
         self.env.stdout.flush()
+
+
+def _worker_lines(job: Scan | DaskScan, *, as_json: bool) -> list[str]:
+    """``--dask``: each worker's shards and coverage (they add up to the coverage line)."""
+    from portscope.scanner._dask import DaskScan
+
+    if not isinstance(job, DaskScan):
+        return []
+    if as_json:
+        import json
+
+        from portscope.models import to_dict
+
+        return [
+            json.dumps({"type": "worker", **to_dict(w)}, separators=(",", ":"))
+            for w in job.per_worker.values()
+        ]
+    from portscope.render import safe
+
+    lines = [
+        f"{job.shard_count} shards (seed {job.seed}) on {len(job.workers)} Dask workers at "
+        f"{safe(job.address)}; per worker:"
+    ]
+    for w in sorted(job.per_worker.values(), key=lambda w: w.worker):
+        c = w.coverage
+        lines.append(
+            f"  {safe(w.worker)}: {w.shards} shards, {w.pairs:,} pairs: {c.answered:,} answered, "
+            f"{c.retried:,} retried, {c.timed_out:,} decided by timeout, "
+            f"{c.not_scanned:,} not scanned ({w.probes_sent:,} probes)"
+        )
+    return lines
 
 
 class _Versions:

@@ -360,7 +360,7 @@ def _read_json_lines(path: str, data: bytes) -> Iterator[ScanEvent | ScanReport]
                 yield _host(obj)
             elif kind == "summary":
                 yield _summary(obj)
-            elif kind != "conflict":  # our own merge --json output merges again
+            elif kind not in ("conflict", "worker"):  # merge and --dask lines: skipped
                 raise ValueError(f"type {kind!r} is not port, host or summary")
         except (ValueError, TypeError, KeyError) as err:
             raise InvalidInput(
