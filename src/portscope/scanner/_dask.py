@@ -16,7 +16,8 @@ that raised), so the merged result is complete and has no duplicates. Cancelling
 (Ctrl-C) sets a ``distributed.Event`` every running shard watches (the engine stops, its
 sockets close) and cancels every task.
 
-Workers are best started with ``--nthreads 1``: one shard (one event loop, one window of
+``--rate`` is the whole scan's: each shard gets ``rate / workers`` (one shard per worker
+at a time). Workers are best started with ``--nthreads 1``: one shard (one event loop, one window of
 probes) per process at a time. The workers need portscope installed, the scan's targets
 reachable and the privilege of the technique (``-sS``: CAP_NET_RAW); the scan's traffic
 leaves from the workers, not from here.
@@ -30,7 +31,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from portscope.errors import BackendUnavailable, InvalidInput, PortscopeError
@@ -265,9 +266,13 @@ class DaskScan:
         stop_name = f"portscope-stop-{token}"
         stop = distributed.Event(stop_name, client=client)
         count = self.shard_count
+        options = self.options
+        if options.rate_pps:  # the rate is the scan's: split over the shards running at once
+            at_once = max(1, min(count, len(self.workers)))
+            options = replace(options, rate_pps=options.rate_pps / at_once)
         futures = [
             client.submit(
-                run_shard, self.targets, self.ports, self.options, Shard(i, count, self.seed),
+                run_shard, self.targets, self.ports, options, Shard(i, count, self.seed),
                 stop_name, key=f"portscope-shard-{i}-of-{count}-{token}", pure=False,
                 retries=RETRIES,
             )
