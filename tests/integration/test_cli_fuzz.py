@@ -62,6 +62,8 @@ RATES = ["5000", "0.1", "1e-9", "0", "nan", "inf", "1e9", "1e20"]
 # scan ports: short lists only (a full-range scan is correct, just slow for a fuzz example)
 SCAN_PORTS = ["1", "7", "1-3", "T:7,U:7", "http", "²", "0", "65536", "-1", "nan", "", "5-1",
               "1,,2", "9" * 5000, "U:", "T:", "1-2,4"]  # fmt: skip
+DASK_ADDRESSES = ["", "x", "tcp://", "tcp://127.0.0.1", "tcp://127.0.0.1:0", "udp://127.0.0.1:1",
+                  "127.0.0.1:99999", "tcp://\x1b[2K:1", "tcp://[::1]"]  # fmt: skip
 NEVER = {"--kill", "--yes", "-y", "--force", "--accepted", "--url", "-h", "--help",
          "--allow-kill", "--close", "--exec", "--listen", "--port-allowlist"}  # fmt: skip
 # Commands that serve until stopped (a terminal UI, an HTTP server): their arguments are
@@ -96,6 +98,10 @@ def _value(name: str, action: argparse.Action, target_file: str) -> st.SearchStr
             [target_file + ".db", "/dev/full", "/nonexistent/dir/h.db", "/", "",
              "postgresql://127.0.0.1:1/none"]
         )  # fmt: skip
+    if words & {"--dask"}:  # refused before connecting, or nothing listens (loopback port 1)
+        return st.sampled_from(DASK_ADDRESSES)
+    if name == "merge" and action.dest == "files":
+        return st.sampled_from([target_file, "/dev/zero", "/nonexistent/x", "/", ""])
     if words & {"-oX", "xml"}:
         return st.sampled_from(["/dev/full", "/nonexistent/dir/x.xml", "/dev/null"])
     if name in ("probe", "scan") and action.dest in ("host", "targets"):

@@ -156,3 +156,39 @@ def test_rate_limit_does_not_wait_after_the_last_probe(
     assert engine.probes_sent == probes
     assert sum(isinstance(e, HostSummary) for e in events) == hosts
     assert fired["n"] == probes - 1
+
+
+def test_dask_without_the_extra_is_one_line_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed: ImportError
+    assert main(["scan", "--dask", "tcp://127.0.0.1:1", "-p", "1", "127.0.0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "portscope: error: scan --dask needs the [distributed] extra: "
+        "pip install 'portscope[distributed]'\n"
+    )
+
+
+@pytest.mark.parametrize("address", ["tcp://1.2.3", "udp://127.0.0.1:1", "127.0.0.1:0", ""])
+def test_bad_scheduler_address_is_refused_before_connecting(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", "--dask", address, "-p", "1", "127.0.0.1"]) == 2
+    assert "expected a Dask scheduler address" in capsys.readouterr().err
+
+
+def test_no_scheduler_there_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from portscope.scanner import _dask
+
+    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT_S", 0.5)
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["scan", "--dask", f"tcp://127.0.0.1:{port}", "-p", "1", "127.0.0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "no Dask scheduler answered there" in err and len(err.splitlines()) == 1

@@ -270,12 +270,29 @@ def _prepare(args: argparse.Namespace) -> Scan:
     )
 
 
+def _scheduler_address(text: str) -> str:
+    """``tcp://HOST:PORT`` (or ``tls://``, or ``HOST:PORT``), checked before connecting."""
+    import re
+
+    m = re.fullmatch(
+        r"(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(\d{1,5})", text
+    )
+    if m is None or not 1 <= int(m.group(3)) <= 65535:
+        from portscope.render import safe
+
+        raise InvalidInput(
+            f"--dask {safe(text)!r}: expected a Dask scheduler address, tcp://HOST:PORT "
+            "(e.g. tcp://10.0.0.5:8786)"
+        )
+    return text if m.group(1) else f"tcp://{text}"
+
+
 def _dask_job(args: argparse.Namespace, job: Scan) -> DaskScan:
     """``--dask``: the scan as shards on the cluster (connected: a bad address fails here)."""
     from portscope.errors import BackendUnavailable
     from portscope.scanner._dask import DaskScan
 
-    dask = DaskScan(job, args.dask, shards=args.shards, seed=args.seed or 0)
+    dask = DaskScan(job, _scheduler_address(args.dask), shards=args.shards, seed=args.seed or 0)
     try:
         dask.connect()
     except BackendUnavailable as err:  # the missing extra: a usage error, one line

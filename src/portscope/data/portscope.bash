@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/portscope
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_portscope_subparsers=(listen ls top serve who why explain lookup registry audit exposure free ephemeral probe scan trace snapshot diff watch history prune import fleet exporter completion man)
+_shtab_portscope_subparsers=(listen ls top serve who why explain lookup registry audit exposure free ephemeral probe scan trace snapshot diff watch history prune import merge fleet exporter completion man)
 
 _shtab_portscope_listen_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -n --numeric -N --netns --wide --backend --no-firewall --explain --json --no-color)
 _shtab_portscope_ls_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 --ipv6 -l --listening -a --all --state --port --sport --dport --addr --pid --process --user -p --processes -n --numeric --sort --summary -N --netns -i --info -o --timers -e --extended -m --memory -x --unix --family --close -y --yes --wide --backend --explain --json --no-color)
@@ -21,7 +21,7 @@ _shtab_portscope_exposure_option_strings=(-h --help --from -N --netns --reader -
 _shtab_portscope_free_option_strings=(-h --help -c --count -n --range -t --tcp -u --udp -4 --ipv4 -6 --ipv6 --addr --allow-ephemeral --allow-registered --json --no-color)
 _shtab_portscope_ephemeral_option_strings=(-h --help --top --warn -N --netns --json --no-color)
 _shtab_portscope_probe_option_strings=(-h --help -u --udp -4 -6 --timeout --banner --identify --version-timeout --reason --json --no-color)
-_shtab_portscope_scan_option_strings=(-h --help -sT -sS -sA -sU --reason --max-wait --source-addresses -p --ports --top-ports -iL --exclude --exclude-file -4 -6 --rate --max-concurrency --timeout --retries --yes -oX --save --label --db -sV --version-timeout --version-concurrency --explain --json --no-color)
+_shtab_portscope_scan_option_strings=(-h --help -sT -sS -sA -sU --reason --max-wait --source-addresses -p --ports --top-ports -iL --exclude --exclude-file -4 -6 --rate --max-concurrency --timeout --retries --yes -oX --save --label --db -sV --version-timeout --version-concurrency --shard --seed --dask --shards --explain --json --no-color)
 _shtab_portscope_trace_option_strings=(-h --help -U --udp -I --icmp -4 -6 -m --max-hops --timeout --tries --json --no-color)
 _shtab_portscope_snapshot_option_strings=(-h --help --all --label --keep -N --netns --db --backend --json --no-color)
 _shtab_portscope_diff_option_strings=(-h --help -N --netns --db --json --no-color)
@@ -29,6 +29,7 @@ _shtab_portscope_watch_option_strings=(-h --help -t --tcp -u --udp -4 --ipv4 -6 
 _shtab_portscope_history_option_strings=(-h --help -t --tcp -u --udp --list --db --json --no-color)
 _shtab_portscope_prune_option_strings=(-h --help --older-than --db --json --no-color)
 _shtab_portscope_import_option_strings=(-h --help --label --db --json --no-color)
+_shtab_portscope_merge_option_strings=(-h --help -oX --reason --json --no-color)
 _shtab_portscope_fleet_option_strings=(-h --help --port --process --since --db --json --no-color)
 _shtab_portscope_exporter_option_strings=(-h --help --listen --top-destinations --port-allowlist -N --netns --once --json --no-color)
 _shtab_portscope_completion_option_strings=(-h --help --values --json --no-color)
@@ -83,7 +84,7 @@ _shtab_portscope_watch___backend_choices=(netlink procfs psutil)
 _shtab_portscope_fleet_pos_0_choices=(ls diff)
 _shtab_portscope_completion_pos_0_choices=(bash zsh fish)
 _shtab_portscope_completion___values_choices=(ports netns services commands)
-_shtab_portscope_pos_0_choices=(listen ls top serve who why explain lookup registry audit exposure free ephemeral probe scan trace snapshot diff watch history prune import fleet exporter completion man)
+_shtab_portscope_pos_0_choices=(listen ls top serve who why explain lookup registry audit exposure free ephemeral probe scan trace snapshot diff watch history prune import merge fleet exporter completion man)
 _shtab_portscope___backend_choices=(netlink procfs psutil)
 
 _shtab_portscope_listen__h_nargs=0
@@ -323,6 +324,12 @@ _shtab_portscope_import__h_nargs=0
 _shtab_portscope_import___help_nargs=0
 _shtab_portscope_import___json_nargs=0
 _shtab_portscope_import___no_color_nargs=0
+_shtab_portscope_merge_pos_0_nargs=+
+_shtab_portscope_merge__h_nargs=0
+_shtab_portscope_merge___help_nargs=0
+_shtab_portscope_merge___reason_nargs=0
+_shtab_portscope_merge___json_nargs=0
+_shtab_portscope_merge___no_color_nargs=0
 _shtab_portscope_fleet__h_nargs=0
 _shtab_portscope_fleet___help_nargs=0
 _shtab_portscope_fleet___json_nargs=0

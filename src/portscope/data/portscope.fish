@@ -50,8 +50,8 @@ function _shtab_portscope_using
   test "$_shtab_portscope_cmdpath" = "$argv"
 end
 
-set -g _shtab_portscope_commands listen ls top serve who why explain lookup registry audit exposure free ephemeral probe scan trace snapshot diff watch history prune import fleet exporter completion man
-set -g _shtab_portscope_opts_with_value --addr --backend --count --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --max-hops --max-wait --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --reader --retries --seed --since --sort --source-addresses --sport --state --timeout --top --top-destinations --top-ports --tries --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -m -n -oX -p
+set -g _shtab_portscope_commands listen ls top serve who why explain lookup registry audit exposure free ephemeral probe scan trace snapshot diff watch history prune import merge fleet exporter completion man
+set -g _shtab_portscope_opts_with_value --addr --backend --count --dask --db --dport --exclude --exclude-file --exec --exec-jobs --exec-timeout --fail-on --family --for --from --hint --host --interval --keep --kind --label --limit --listen --max-concurrency --max-hops --max-wait --netns --older-than --pid --port --port-allowlist --ports --process --proto --range --rate --reader --retries --seed --shard --shards --since --sort --source-addresses --sport --state --timeout --top --top-destinations --top-ports --tries --url --user --values --version-concurrency --version-timeout --warn -N -P -c -iL -m -n -oX -p
 
 complete -c portscope -e
 complete -c portscope -f
@@ -278,6 +278,10 @@ complete -c portscope -n '_shtab_portscope_using scan' -l db -x -d 'the history 
 complete -c portscope -n '_shtab_portscope_using scan' -o sV -d 'identify what answers on each open TCP port by speaking its protocol (service, product, version, TLS certificate, evidence; like nmap -sV)'
 complete -c portscope -n '_shtab_portscope_using scan' -l version-timeout -x -d 'with -sV: at most this long per open port (default 8)'
 complete -c portscope -n '_shtab_portscope_using scan' -l version-concurrency -x -d 'with -sV: ports identified at once (default 32)'
+complete -c portscope -n '_shtab_portscope_using scan' -l shard -x -d 'probe only shard I of N of the (address, port) pairs, a keyed pseudo-random split: N scans with the same --seed cover every pair exactly once (masscan --shards)'
+complete -c portscope -n '_shtab_portscope_using scan' -l seed -x -d 'the key of the --shard/--dask permutation, 0 to 2**64-1 (default 0); every shard of one scan needs the same seed'
+complete -c portscope -n '_shtab_portscope_using scan' -l dask -x -d 'run the scan on a Dask cluster: shards as tasks on its workers, results merged here (tcp://HOST:PORT; [distributed] extra)'
+complete -c portscope -n '_shtab_portscope_using scan' -l shards -x -d 'with --dask: cut the scan into K shards (default 4 per worker)'
 complete -c portscope -n '_shtab_portscope_using scan' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
 complete -c portscope -n '_shtab_portscope_using scan' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using scan' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
@@ -348,6 +352,12 @@ complete -c portscope -n '_shtab_portscope_using import' -l label -x -d 'a name 
 complete -c portscope -n '_shtab_portscope_using import' -l db -x -d 'the history store (default: $PORTSCOPE_DB, else $XDG_DATA_HOME/portscope/history.db, i.e. ~/.local/share/portscope/history.db)'
 complete -c portscope -n '_shtab_portscope_using import' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using import' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
+complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a merge -d 'merge scans into one report: the shards of '"'"'scan --shard I/N'"'"', or any scans, from '"'"'scan --json'"'"' lines and nmap XML (-oX); conflicting states are reported'
+complete -c portscope -n '_shtab_portscope_using merge' -s h -l help -d 'show this help message and exit'
+complete -c portscope -n '_shtab_portscope_using merge' -o oX -x -d 'also write nmap XML to FILE'
+complete -c portscope -n '_shtab_portscope_using merge' -l reason -d 'add the reply'"'"'s TTL to each reason, as nmap'
+complete -c portscope -n '_shtab_portscope_using merge' -l json -d 'machine-readable JSON output'
+complete -c portscope -n '_shtab_portscope_using merge' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'
 complete -c portscope -n '_shtab_portscope_using; and test $_shtab_portscope_npos -eq 0' -a fleet -d 'which hosts listen where, what changed where (a shared store: --db postgresql://...)'
 complete -c portscope -n '_shtab_portscope_using fleet' -s h -l help -d 'show this help message and exit'
 complete -c portscope -n '_shtab_portscope_using fleet' -l port -xka "(portscope completion --values ports 2>/dev/null)" -d 'ls: only this port (or name)'

@@ -53,6 +53,8 @@ __all__ = [
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 """A scan file larger than this is refused (about 1M JSON lines)."""
+MAX_STREAM_BYTES = 16 * 1024 * 1024
+"""... and a device or pipe that sends more than this."""
 
 _RANK = {
     s: i
@@ -327,10 +329,15 @@ def read_scan_file(path: str) -> list[ScanEvent | ScanReport]:
         InvalidInput: the file cannot be read, is larger than ``MAX_FILE_BYTES``, or is
             neither (naming the file, and the line of a bad JSON line).
     """
+    import os
+    import stat
+
     from portscope._files import FileTooLarge, read_bounded
 
     try:
-        data = read_bounded(path, MAX_FILE_BYTES)
+        # a device or a pipe (/dev/zero, <(scan --json)): a smaller cap, read to it at most
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+        data = read_bounded(path, MAX_FILE_BYTES if regular else MAX_STREAM_BYTES)
     except FileTooLarge as err:
         raise InvalidInput(f"{path!r}: {err}") from None
     except OSError as err:
