@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from typing import Generic, TypeVar
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 T = TypeVar("T", ProbeResult, HostSummary)
+_SHARD_HOSTS = 1024  # the most hosts a shard's scan holds at once
 
 
 class Stream(Generic[T]):
@@ -236,6 +238,13 @@ class Scan:
         pending: list[ScanEvent] = []
         wake = asyncio.Event()
         opts = self.options
+        if self.shard is not None and self.shard.count > 1:
+            # a shard holds 1/N of each address's ports but a host still lives as long as
+            # its slowest (silent) port's tries: N times the hosts at once keep as many
+            # probes in flight as the whole scan would (measured: 4 shards of 4,096
+            # addresses x the top 100 took 1.56x the whole scan's time with 64 hosts)
+            window = min(opts.host_parallelism * self.shard.count, _SHARD_HOSTS)
+            opts = dataclasses.replace(opts, host_parallelism=max(opts.host_parallelism, window))
 
         def emit(event: ScanEvent) -> None:
             if isinstance(event, HostSummary):
