@@ -155,8 +155,9 @@ def print_table(runs: list[Run], lb: labmod.Lab, technique: list[str]) -> None:
         vs_one = f"{one.seconds / r.seconds:.2f}x" if one and r.seconds and r.workers else "-"
         vs_single = f"{single.seconds / r.seconds:.2f}x" if single and r.seconds else "-"
         notes = (r.error or "") + "; ".join(r.examples)
-        print(f"{r.label:22}  {r.seconds:8.2f}  {r.checked:>9,}  {r.wrong:>5}  "
-              f"{r.shards or '-':>6}  {vs_one:>11}  {vs_single:>9}  {r.load:7.2f}  {notes}")  # fmt: skip
+        shards = str(r.shards or "-")
+        print(f"{r.label:22}  {r.seconds:8.2f}  {r.checked:>9,}  {r.wrong:>5}  {shards:>6}  "
+              f"{vs_one:>11}  {vs_single:>9}  {r.load:7.2f}  {notes}")  # fmt: skip
     print("speed-up = time of 1 worker (or of the single-process scan) / time of this run")
 
 
