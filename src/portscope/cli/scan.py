@@ -475,6 +475,8 @@ class _Output:
         self.task = self.progress.add_task(self._progress_text(), total=total)
 
     def _progress_text(self) -> str:
+        if not self.args.dask:
+            return "scanning"
         from portscope.scanner._dask import DaskScan
 
         job = self.job
@@ -579,7 +581,7 @@ class _Output:
         from portscope.render.scan import render_report, scan_line
 
         report = self.job.report
-        workers = _worker_lines(self.job, as_json=self.args.json)
+        workers = _worker_lines(self.job, as_json=self.args.json) if self.args.dask else []
         if self.args.json:
             self.env.show(*workers, scan_line(report))
         else:
