@@ -29,6 +29,15 @@ def listeners() -> Iterator[list[int]]:
             s.close()
 
 
+def _spec(ports: list[int], margin: int) -> str:
+    """Ranges around each listener (other processes' listeners elsewhere stay out)."""
+    return ",".join(f"{p - margin}-{p + margin}" for p in ports)
+
+
+def _count(ports: list[int], margin: int) -> int:
+    return len({q for p in ports for q in range(p - margin, p + margin + 1)})
+
+
 def _lines(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -40,7 +49,7 @@ def _ports(lines: list[dict[str, object]]) -> dict[tuple[object, object, object]
 def test_merged_shards_equal_the_whole_scan(
     listeners: list[int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = f"{listeners[0] - 30}-{listeners[-1] + 30}"
+    spec = _spec(listeners, 30)
     targets = ["127.0.0.1", "127.0.0.2"]
     assert main(["scan", "--json", "-p", spec, *targets]) == 0
     whole = _lines(capsys.readouterr().out)
@@ -62,13 +71,13 @@ def test_merged_shards_equal_the_whole_scan(
     merged = _lines(capsys.readouterr().out)
     assert _ports(merged) == _ports(whole)
     opened = {p for (a, _, p), s in _ports(merged).items() if s == "open" and a == "127.0.0.1"}
-    assert opened == set(listeners)
+    assert opened >= set(listeners)
     total = next(d for d in merged if d["type"] == "summary")
     want = next(d for d in whole if d["type"] == "summary")
     assert total["counts"] == want["counts"] and total["hosts"] == 2
     assert total["coverage"]["answered"] == want["coverage"]["answered"]  # type: ignore[index]
     hosts = {d["address"]: d["ports"] for d in merged if d["type"] == "host"}
-    assert hosts == {a: listeners[-1] - listeners[0] + 61 for a in targets}
+    assert hosts == {a: _count(listeners, 30) for a in targets}
     assert main(["merge", *files, "-oX", str(tmp_path / "all.xml")]) == 0
     out = capsys.readouterr().out
     assert "shards 1-3 of 3 (seed 11): complete" in out
@@ -167,7 +176,7 @@ def test_bad_files_exit_2_with_one_line(
 def test_nmap_xml_merges_with_our_shards(
     listeners: list[int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = f"{listeners[0] - 5}-{listeners[-1] + 5}"
+    spec = _spec(listeners, 5)
     nmap_xml = tmp_path / "nmap.xml"
     subprocess.run(
         ["nmap", "-n", "-Pn", "-sT", "-p", spec, "127.0.0.1", "-oX", str(nmap_xml)],
@@ -178,5 +187,5 @@ def test_nmap_xml_merges_with_our_shards(
     ours.write_text(capsys.readouterr().out)
     assert main(["merge", "--json", str(nmap_xml), str(ours)]) == 0
     lines = _lines(capsys.readouterr().out)
-    assert {p for (_, _, p), s in _ports(lines).items() if s == "open"} == set(listeners)
+    assert {p for (_, _, p), s in _ports(lines).items() if s == "open"} >= set(listeners)
     assert not [d for d in lines if d["type"] == "conflict"]

@@ -32,19 +32,17 @@ def listeners() -> Iterator[list[int]]:
 
 
 def test_shards_of_a_loopback_scan_add_up_to_the_whole(listeners: list[int]) -> None:
-    lo, hi = listeners[0] - 40, listeners[-1] + 40
+    spec = ",".join(f"{p - 40}-{p + 40}" for p in listeners)  # other listeners stay out
     targets = ["127.0.0.1", "127.0.0.2"]
     whole = {
-        (r.address, r.port): r.state
-        for r in scan(targets, f"{lo}-{hi}", include_closed=True).results()
+        (r.address, r.port): r.state for r in scan(targets, spec, include_closed=True).results()
     }
-    assert {p for (a, p), s in whole.items() if s is PortState.OPEN and a == "127.0.0.1"} == set(
-        listeners
-    )
+    opened = {p for (a, p), s in whole.items() if s is PortState.OPEN and a == "127.0.0.1"}
+    assert opened >= set(listeners)
     union: dict[tuple[str, int], PortState] = {}
     pairs = 0
     for index in (1, 2, 3):
-        job = scan(targets, f"{lo}-{hi}", include_closed=True, shard=Shard(index, 3, 99))
+        job = scan(targets, spec, include_closed=True, shard=Shard(index, 3, 99))
         for r in job.results():
             assert (r.address, r.port) not in union
             union[(r.address, r.port)] = r.state
