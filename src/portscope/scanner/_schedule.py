@@ -4,7 +4,8 @@ The scheduler knows nothing about packets; probers (``Prober``) do. It owns ever
 scan needs to be fast and right whatever the transport:
 
 * Work is pulled lazily from a bounded window of hosts (``host_parallelism``), round-robin,
-  ports in ascending order, so a /16 x 1,000 ports is never a list in memory. The consumer's
+  each host's ports (``port_items(target)``: all of them, or a shard's subset) in
+  ascending order, so a /16 x 1,000 ports is never a list in memory. The consumer's
   backlog is bounded too: over ``max_backlog`` unread events, nothing new is sent.
 * Timeouts adapt per host, RFC 6298: SRTT/RTTVAR from probes answered on their first try
   (Karn's rule: an answer to a retry says nothing about which try it answers), RTO =
@@ -23,7 +24,10 @@ scan needs to be fast and right whatever the transport:
   (about 1 % per round trip in the lab) stays under that threshold, so unlike nmap's
   congestion control it does not slow the scan; silent (filtered) ports send no signal,
   so firewalls do not shrink the window either.
-* Rate: a token bucket of ``rate_pps`` probes per second (burst: 20 ms worth).
+* Rate: a token bucket of ``rate_pps`` probes per second (burst: 20 ms worth). Each host's
+  ports are read one item ahead, and the last target is admitted as soon as there is room,
+  so the end of the work is known without a token: a rate-limited scan ends with its last
+  answer, not one token interval later.
 * The fd budget: ``RLIMIT_NOFILE`` is raised soft -> hard at start and, when a prober
   holds a descriptor per try (``fds_per_try``), the window never exceeds the limit minus
   64 (the loop, stdio, files). A local shortage the kernel still reports (``EMFILE``,
