@@ -151,6 +151,36 @@ def test_dask_scan_equals_a_single_process_scan_port_for_port(cluster: Cluster) 
     assert len(workers) >= 2  # the shards were spread
 
 
+def test_ctrl_c_cancels_every_task(cluster: Cluster) -> None:
+    lb = cluster.lab
+    argv = [sys.executable, "-m", "portscope", "scan", "--json", "--dask", cluster.address,
+            "--rate", "300", "-p", PORTS, *_targets(lb)]  # fmt: skip
+    scan = lb.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(3)  # 6,600 pairs at 300/s: about 22 s of work
+        assert scan.poll() is None
+        scan.send_signal(signal.SIGINT)
+        _, err = scan.communicate(timeout=20)
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait(timeout=10)
+    assert scan.returncode == 130, err[-2000:]
+    assert b"interrupted" in err and b"Traceback" not in err
+    code = (
+        "import time\nfrom distributed import Client\n"
+        f"c = Client({cluster.address!r}, timeout=30)\n"
+        "for _ in range(100):\n"
+        "    if not any(c.processing().values()):\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "print(sum(len(t) for t in c.processing().values()))\n"
+        "c.close()\n"
+    )
+    left = lb.exec([sys.executable, "-c", code], timeout_s=60)
+    assert left.stdout.strip() == "0", left.stderr[-1000:]
+
+
 def test_a_worker_killed_mid_scan_still_yields_the_complete_result(cluster: Cluster) -> None:
     lb = cluster.lab
     argv = [sys.executable, "-m", "portscope", "scan", "--json", "--dask", cluster.address,
