@@ -36,6 +36,7 @@ from portscope.sockets._filters import (
 )
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import ROW_FIELDS, SCHEMA, Row, socket_maker
+from portscope.sockets._tally import Tally
 
 __all__ = [
     "ALL_STATES",
@@ -50,6 +51,7 @@ __all__ = [
     "Extras",
     "Row",
     "SocketFilter",
+    "Tally",
     "bind_scope",
     "dump",
     "list_netns",
@@ -66,6 +68,7 @@ __all__ = [
     "sort_rows",
     "summarize",
     "summarize_by_netns",
+    "tally",
 ]
 
 BACKENDS = ("netlink", "procfs", "psutil")
@@ -365,6 +368,62 @@ def _dump_namespaces(
                 yield rows
 
     result.batches = batches()
+    return result
+
+
+def tally(
+    ephemeral: tuple[int, int],
+    *,
+    backend: str | None = None,
+    netns: str | int | None = None,
+) -> Tally:
+    """The socket table counted: TCP listeners and UDP sockets as rows, every other TCP
+    socket only counted (what a metrics scrape needs; ``_tally``).
+
+    With netlink in the caller's namespace the kernel is asked for listeners and the rest
+    apart, and the rest is counted straight from the bytes; otherwise (another backend,
+    ``netns`` given, a transport without sock_diag) from a ``dump``'s rows. The numbers
+    are the same either way.
+
+    Args:
+        ephemeral: the ephemeral port range (``net.ipv4.ip_local_port_range``), both
+            ends included: which TCP sockets with a peer count in ``ephemeral_ports``
+            and ``destinations``.
+        backend: ``netlink``, ``procfs`` or ``psutil``; ``None`` picks the best one.
+        netns: the network namespaces (``list_sockets``); ``None``: the caller's own.
+
+    Returns:
+        The tally; ``Tally.owner_scan(rows)`` maps some of its rows to processes.
+
+    Raises:
+        BackendUnavailable, InvalidFilter, PermissionDenied: as ``dump``.
+    """
+    import errno
+
+    be, choice_notes = _select_backend(backend)
+    if netns is None and be.name == "netlink":
+        from portscope.sockets._owners import usable_cpus
+        from portscope.sockets._tally import netlink_tally
+
+        prefetch = getattr(be, "prefetch", None)
+        try:
+            counted = netlink_tally(
+                getattr(be, "_proc", "/proc"),
+                ephemeral,
+                usable_cpus() >= 2 if prefetch is None else prefetch,
+            )
+        except BackendUnavailable as err:
+            if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
+                raise
+            # a transport without sock_diag: the dump below reads it from /proc/net
+        else:
+            counted.notes.extend(choice_notes)
+            return counted
+    d = dump(SocketFilter(), owners=True, backend=backend, owners_first=False, netns=netns)
+    result = Tally(owner_scan=d.scan_owners)
+    for rows in d.batches:
+        result.add_rows(rows, ephemeral)
+    result.notes.extend(d.notes)
     return result
 
 
