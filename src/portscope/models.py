@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,6 +343,8 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):  # who's SocketRows
         return [to_dict(v) for v in obj]
     if isinstance(obj, Mapping):
         return {str(k): to_dict(v) for k, v in obj.items()}

@@ -52,6 +52,7 @@ __all__ = [
     "Row",
     "SocketFilter",
     "Tally",
+    "as_filter",
     "bind_scope",
     "dump",
     "list_netns",
@@ -116,12 +117,17 @@ def _select_backend(name: str | None) -> tuple[Backend, tuple[str, ...]]:
     return _chosen, _chosen_notes
 
 
-def _as_filter(
+def as_filter(
     where: SocketFilter | None,
     protos: Iterable[Proto | str] | None,
     families: Iterable[int] | None,
     states: Iterable[TcpState | str] | str | None,
 ) -> SocketFilter:
+    """``where`` with the conditions ``list_sockets`` takes as arguments, checked.
+
+    Raises:
+        InvalidFilter: a bad transport, family or state.
+    """
     base = where or SocketFilter()
     changes: dict[str, Any] = {}
     if protos is not None:
@@ -218,12 +224,25 @@ class Dump:
         owners = self.owners
         return None if owners is None else owners.complete
 
-    def scan_owners(self, rows: Iterable[Row] | None = None) -> OwnerMap:
-        """Map sockets to processes after the dump: only those of ``rows`` if given."""
+    def scan_owners(
+        self, rows: Iterable[Row] | None = None, *, first_holders: bool = False
+    ) -> OwnerMap:
+        """Map sockets to processes after the dump: only those of ``rows`` if given.
+
+        With ``first_holders`` (and ``rows``, in the caller's namespace) the scan stops
+        once each socket has a holder, then looks only at the holders' descendants
+        (``OwnerMap.scan``); otherwise every process is read.
+        """
         owners = self.owners
         if owners is None:
             wanted = None if rows is None else {r.inode for r in rows if r.inode is not None}
-            owners = self._owners = self._owner_scan(wanted)
+            if first_holders and wanted is not None and self.netns is None:
+                proc = getattr(self._impl, "_proc", None)
+                if proc is not None:  # netlink and procfs (psutil maps its own way)
+                    owners = OwnerMap.scan(wanted, proc, first_holders=True)
+            if owners is None:
+                owners = self._owner_scan(wanted)
+            self._owners = owners
             self._add_owner_note()
         return owners
 
@@ -510,7 +529,7 @@ def list_sockets(
         PermissionDenied: the kernel refused the dump; the namespace of another user's
             process.
     """
-    query = _as_filter(where, protos, families, states)
+    query = as_filter(where, protos, families, states)
     d = dump(query, owners=owners, backend=backend, owners_first=False, netns=netns)
     rows = [r for batch in d.batches for r in batch]
     omap = d.scan_owners(rows) if owners else None

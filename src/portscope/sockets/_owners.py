@@ -189,6 +189,7 @@ class OwnerMap:
         proc: str = "/proc",
         threads: int = 1,
         pids: Collection[int] | None = None,
+        first_holders: bool = False,
     ) -> OwnerMap:
         """Scan every process's fds for sockets.
 
@@ -203,6 +204,14 @@ class OwnerMap:
             threads: worker threads.
             pids: scan only these processes (``None``: every one): the processes of
                 one network namespace (``NetnsOwners``).
+            first_holders: with ``wanted``, walk the processes in pid order (the older
+                first: a server before the clients it serves) and stop once every wanted
+                inode has a holder; then scan only the descendants of the holders found,
+                which inherit their descriptors (a forked server's workers). A socket
+                passed to an unrelated process (``SCM_RIGHTS``), or inherited by siblings
+                from a parent that closed it, then shows its first holder only. At 100,000
+                connections accepted on one port, with their 100,000 clients on the same
+                host, this reads half the descriptors.
 
         Returns:
             The map; ``complete`` is False when some processes could not be read.
@@ -221,7 +230,9 @@ class OwnerMap:
         parts: list[_Part] = []
         shared: list[tuple[int, tuple[int, int]]] = []
         args = (tasks, links, parts, shared)
-        if threads <= 1 or len(tasks) < 2:
+        if first_holders and wanted is not None:
+            self._first_holders(set(wanted), *args)
+        elif threads <= 1 or len(tasks) < 2:
             self._work(*args)
         else:
             import threading
@@ -236,6 +247,47 @@ class OwnerMap:
         return self
 
     _CHUNK = 2048
+
+    def _first_holders(
+        self,
+        left: set[int],
+        tasks: list[int],
+        links: set[bytes] | None,
+        parts: list[_Part],
+        shared: list[tuple[int, tuple[int, int]]],
+    ) -> None:
+        """``scan(first_holders=True)``: processes in pid order until no inode of
+        ``left`` is missing, then the descendants of the holders found."""
+        from portscope._proc import parent_pid
+
+        tasks.sort(reverse=True)  # ``pop`` takes the lowest pid
+        while tasks and left:
+            done = len(parts)
+            self._work([tasks.pop()], links, parts, shared)
+            for part in parts[done:]:
+                left.difference_update(part.keys())
+        if not tasks:
+            return
+        holders = {pid for part in parts for pid, _ in part.values()}
+        holders.update(pid for _, (pid, _) in shared)
+        parents: dict[int, int | None] = {}
+
+        def descends(pid: int) -> bool:
+            seen = set()
+            while pid > 1 and pid not in seen:
+                seen.add(pid)
+                if pid in holders:
+                    return True
+                if pid not in parents:
+                    parents[pid] = parent_pid(pid, self._proc)
+                up = parents[pid]
+                if up is None:
+                    return False
+                pid = up
+            return False
+
+        rest = [pid for pid in tasks if descends(pid)]
+        self._work(rest, links, parts, shared)
 
     def _work(
         self,
@@ -379,6 +431,51 @@ class OwnerMap:
         if one is None or self.process(one[0]) is None:
             return []
         return [one]
+
+    def by_process(
+        self, rows: Iterable[Row]
+    ) -> tuple[dict[int, tuple[list[Row], list[int]]], list[Row]]:
+        """Group ``rows`` by the processes holding them, in one pass.
+
+        Returns:
+            pid -> (its rows, the fds holding them), pids in the order met; and the rows
+            no living process holds. A row held by several fds of one process is listed
+            once for it, each fd kept.
+        """
+        single = self._single
+        multi = self._multi
+        alive: dict[int, bool] = {}
+        groups: dict[int, tuple[list[Row], list[int]]] = {}
+        nobody: list[Row] = []
+        for row in rows:
+            inode = row.inode
+            held = single.get(inode) if inode is not None else None
+            if held is not None and inode not in multi:
+                pid = held[0]
+                live = alive.get(pid)
+                if live is None:
+                    live = alive[pid] = self.process(pid) is not None
+                if live:
+                    group = groups.get(pid)
+                    if group is None:
+                        group = groups[pid] = ([], [])
+                    group[0].append(row)
+                    group[1].append(held[1])
+                    continue
+            found = self.holders(inode) if held is not None else []
+            if not found:
+                nobody.append(row)
+                continue
+            last = -1
+            for pid, fd in found:  # sorted by pid
+                group = groups.get(pid)
+                if group is None:
+                    group = groups[pid] = ([], [])
+                if pid != last:
+                    group[0].append(row)
+                    last = pid
+                group[1].append(fd)
+        return groups, nobody
 
     @classmethod
     def from_holders(
