@@ -33,10 +33,11 @@ class SocketRows(Sequence[Socket]):
     ``len`` and iteration behave as on a tuple of sockets; ``rows`` gives the rows.
     """
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_owners", "_rows")
 
-    def __init__(self, rows: Sequence[Row]) -> None:
+    def __init__(self, rows: Sequence[Row], owners: OwnerMap | None = None) -> None:
         self._rows = rows
+        self._owners = owners
 
     @property
     def rows(self) -> Sequence[Row]:
@@ -55,14 +56,16 @@ class SocketRows(Sequence[Socket]):
     def __getitem__(self, index: int | slice) -> Socket | tuple[Socket, ...]:
         from portscope.sockets import row_to_socket
 
+        owners = self._owners
         if isinstance(index, slice):
-            return tuple(row_to_socket(r) for r in self._rows[index])
-        return row_to_socket(self._rows[index])
+            return tuple(row_to_socket(r, owners) for r in self._rows[index])
+        return row_to_socket(self._rows[index], owners)
 
     def __iter__(self) -> Iterator[Socket]:
         from portscope.sockets import row_to_socket
 
-        return (row_to_socket(r) for r in self._rows)
+        owners = self._owners
+        return (row_to_socket(r, owners) for r in self._rows)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SocketRows):
@@ -502,7 +505,7 @@ def holders_from_rows(
                 user=info.user,
                 cmdline=info.cmdline,
                 start_time=start if start is not None else info.start_time,
-                sockets=SocketRows(socks),
+                sockets=SocketRows(socks, owners),
                 fds=tuple(sorted(set(fds))),
                 unit=cgroup.unit,
                 container=cgroup.container,
@@ -524,7 +527,7 @@ def holders_from_rows(
         port=port,
         proto=proto,
         holders=tuple(holders),
-        unowned=SocketRows(unowned),
+        unowned=SocketRows(unowned, owners),
         owners_complete=owners_complete,
         notes=tuple(dict.fromkeys(all_notes)),
     )

@@ -133,12 +133,14 @@ def write_who_json(result: WhoResult, stream: TextIO, extra: dict[str, Any] | No
     """
     from portscope.sockets._record import json_string_of
 
-    def socket_objects(socks: Sequence[Socket] | None) -> None:
+    def socket_objects(socks: Sequence[Socket] | None, owned: bool = True) -> None:
+        # a holder's sockets: no "owners" (the holder is); the others': theirs, none visible
         if socks is None:
             stream.write("null")
             return
         stream.write("[")
         rows = getattr(socks, "rows", None)
+        close = "}" if owned else ',"owners":[]}'
         if rows is not None:
             from portscope.sockets._record import row_json
 
@@ -147,12 +149,14 @@ def write_who_json(result: WhoResult, stream: TextIO, extra: dict[str, Any] | No
             strings: dict[str, str] = {}
             for start in range(0, len(rows), 4096):
                 part = rows[start : start + 4096]
-                text = "},".join(write_row(r, prefixes, strings) for r in part) + "}"
+                text = (close + ",").join(write_row(r, prefixes, strings) for r in part) + close
                 stream.write(text if start == 0 else "," + text)
-        else:
+        elif owned:
             stream.write(
                 ",".join(json_string_of({n: to_dict(getattr(s, n)) for n in _NAMES}) for s in socks)
             )
+        else:
+            stream.write(",".join(json_string_of(to_dict(s)) for s in socks))
         stream.write("]")
 
     stream.write(f'{{"port":{result.port},"proto":{json_string_of(to_dict(result.proto))},')
@@ -167,7 +171,7 @@ def write_who_json(result: WhoResult, stream: TextIO, extra: dict[str, Any] | No
         socket_objects(h.other_sockets)
         stream.write("}")
     stream.write('],"unowned":')
-    socket_objects(result.unowned)
+    socket_objects(result.unowned, owned=False)
     rest = {
         "owners_complete": result.owners_complete,
         "notes": list(result.notes),
