@@ -14,7 +14,9 @@ ephemeral local ports). Timed as whole processes, ``--runs`` rounds, medians:
 
 Goal (issue 18): ``who`` linear in the connections, under 1 s at 100,000. Sanity check in
 the same run: the JSON names every server process and counts N + servers sockets.
-Loopback only.
+Loopback only. The sources are byte-compiled first (``compileall``), as ``pip install``
+does for an installed package (this environment sets PYTHONDONTWRITEBYTECODE, so each
+run would otherwise compile portscope anew); the load average is printed beside each size.
 
 Usage (as root, from the venv)::
 
@@ -106,11 +108,18 @@ def main() -> int:
     parser.add_argument("--old-src", help="another checkout's src/ to time beside this one")
     args = parser.parse_args()
     sizes = args.n or [10_000, 100_000]
+    import compileall
+
+    import portscope
+
+    for src in {str(Path(portscope.__file__).parent), *([args.old_src] if args.old_src else [])}:
+        compileall.compile_dir(src, quiet=1)
     print("| N | tool | median s | vs ss |")
     print("|---|---|---|---|")
     ok = True
     for n in sizes:
         rows = measure(n, args.runs, args.lsof, args.old_src)
+        print(f"| {n:,} | load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} | | |")
         base = dict(rows)["ss -Htanp sport = :P"]
         for name, median in rows:
             shown = "timeout" if median == float("inf") else f"{median:.3f}"

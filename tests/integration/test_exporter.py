@@ -222,6 +222,35 @@ def test_counted_and_listed_paths_give_the_same_numbers(mixed_sockets: int) -> N
     assert procfs.counts == fast.counts
 
 
+def test_the_strided_count_and_the_per_message_loop_agree(
+    mixed_sockets: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of equal messages are counted in C (``_uniform_chunk``), others message by
+    message; both give the same numbers, here and with every chunk forced either way."""
+    from portscope.sockets import _tally, tally
+
+    ephemeral = (32768, 60999)
+    uniform_calls: list[bool | None] = []
+    real = _tally._uniform_chunk
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        done = real(*args, **kwargs)
+        uniform_calls.append(done)
+        return done
+
+    monkeypatch.setattr(_tally, "_uniform_chunk", spy)
+    both = tally(ephemeral, backend="netlink")
+    # TIME-WAIT and established sockets share the IPv4 dump: not one run of equal messages
+    assert None in uniform_calls
+    monkeypatch.setattr(_tally, "_uniform_chunk", lambda *args, **kwargs: None)
+    loop = tally(ephemeral, backend="netlink")
+    assert (both.counts, both.ephemeral_ports, both.destinations) == (
+        loop.counts,
+        loop.ephemeral_ports,
+        loop.destinations,
+    )
+
+
 def test_port_allowlist_limits_listener_series(listener: socket.socket) -> None:
     port = listener.getsockname()[1]
     text = _once("--port-allowlist", str(port))

@@ -19,7 +19,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from portscope.models import Proto, TcpState
 
@@ -35,9 +35,36 @@ _PEERLESS: Final = frozenset(
 )
 
 # nlmsghdr (len, type) + inet_diag_msg: state, sport, dport, the destination address
-# (cut to the family's size) and the cookie; the rest of the message is skipped
-_T4 = struct.Struct("=IH10x xBxx HH 16x 4s12x 4x Q")
-_T6 = struct.Struct("=IH10x xBxx HH 16x 16s 4x Q")
+# (cut to the family's size) and the cookie; the rest of the message is skipped. Ports,
+# addresses and cookies are kept as read (native 32-bit words, ports unswapped): the
+# same keys as ``_uniform_chunk`` reads in C, converted once per distinct value.
+_T4 = struct.Struct("=IH10x xBxx HH 16x I12x 4x II")
+_T6 = struct.Struct("=IH10x xBxx HH 16x 4I 4x II")
+_V4 = struct.Struct("=I")
+_V6 = struct.Struct("=4I")
+_MSG = 88  # nlmsghdr (16) + inet_diag_msg (72); offsets below are within a message
+_OFF_STATE, _OFF_SPORT, _OFF_DPORT, _OFF_DST, _OFF_COOKIE = 17, 20, 22, 40, 60
+
+# (ephemeral range) -> 65,536 bytes: 1 where the raw (unswapped) port is inside it
+_IN_RANGE: dict[tuple[int, int], bytes] = {}
+
+
+def _in_range(ephemeral: tuple[int, int]) -> bytes:
+    table = _IN_RANGE.get(ephemeral)
+    if table is None:
+        from portscope.sockets._diag_codec import _PORT
+
+        lo, hi = ephemeral
+        table = bytes(1 if lo <= p <= hi else 0 for p in _PORT)
+        _IN_RANGE.clear()
+        _IN_RANGE[ephemeral] = table
+    return table
+
+
+# kernel state number -> 1 for a valid TCP state that holds a peer
+_PEERED: Final = bytes(
+    1 if 1 <= n <= 13 and n not in PEERLESS_KERNEL_STATES else 0 for n in range(256)
+)
 
 
 @dataclass
@@ -82,26 +109,107 @@ class Tally:
                 dests[key] = dests.get(key, 0) + 1
 
 
+#: a destination as counted: (address as native 32-bit words, raw port)
+RawDestination = tuple[int | tuple[int, int, int, int], int]
+
+
+def _uniform_chunk(
+    chunk: bytes,
+    family: int,
+    seen: set[tuple[int, int]],
+    states: list[int],
+    ports: set[int],
+    dests: dict[RawDestination, int],
+    ephemeral: tuple[int, int],
+) -> bool | None:
+    """``tally_chunk`` for a chunk whose messages all have one length, in C loops.
+
+    The kernel writes every socket of a dump with the same attributes, so a chunk is
+    usually a run of equal messages (a time-wait or request socket, which carries none,
+    or an IPv6 CLOSE socket with its V6ONLY flag, breaks the run). Then each field is a
+    strided view of the chunk (``memoryview.cast``), counted with ``collections.Counter``
+    and ``itertools.compress``: no Python code per socket.
+
+    Returns:
+        As ``tally_chunk``, or ``None`` when the chunk is not such a run (nothing counted).
+    """
+    from itertools import compress
+
+    end = len(chunk)
+    done = False
+    if end >= 20 and chunk[end - 20 : end - 12] == _DONE_HEAD:
+        end -= 20
+        done = True
+    if end == 0:
+        return done
+    (size,) = struct.unpack_from("=I", chunk, 0)
+    if size < _MSG or size % 4 or end % size:
+        return None
+    n = end // size
+    words = memoryview(chunk)[:end].cast("I")
+    halves = memoryview(chunk)[:end].cast("H")
+    w, h = size // 4, size // 2
+    if words[0::w].tolist().count(size) != n or halves[2::h].tolist().count(_BY_FAMILY) != n:
+        return None
+    cookies = set(zip(words[_OFF_COOKIE // 4 :: w], words[_OFF_COOKIE // 4 + 1 :: w], strict=True))
+    if len(cookies) != n or not seen.isdisjoint(cookies):
+        return None  # a socket reported twice: the loop keeps the first
+    kinds = chunk[_OFF_STATE:end:size]
+    found = Counter(kinds)
+    if any(not 1 <= st <= 13 for st in found):
+        return None  # the loop says where
+    seen.update(cookies)
+    for st, count in found.items():
+        states[st] += count
+    sports = halves[_OFF_SPORT // 2 :: h]
+    dports = halves[_OFF_DPORT // 2 :: h]
+    # a socket counts toward a destination when its local port is ephemeral, it has a
+    # peer port and a state with a peer: min(...) of three flags is 1
+    in_range = _in_range(ephemeral)
+    mask = list(
+        map(min, map(in_range.__getitem__, sports), map(_PEERED.__getitem__, kinds), dports)
+    )
+    ports.update(compress(sports, mask))
+    first = _OFF_DST // 4
+    if family == 4:
+        keys: Iterable[RawDestination] = zip(words[first::w], dports, strict=True)
+    else:
+        address = zip(*(words[first + i :: w] for i in range(4)), strict=True)
+        keys = zip(address, dports, strict=True)
+    for key, count in Counter(compress(keys, mask)).items():
+        dests[key] = dests.get(key, 0) + count
+    return done
+
+
+_DONE_HEAD: Final = struct.pack("=IHH", 20, 3, 2)  # NLMSG_DONE, NLM_F_MULTI
+_BY_FAMILY: Final = 20
+
+
 def tally_chunk(
     chunk: bytes,
     family: int,
-    seen: set[int],
+    seen: set[tuple[int, int]],
     states: list[int],
     ports: set[int],
-    dests: dict[tuple[bytes, int], int],
+    dests: dict[RawDestination, int],
     ephemeral: tuple[int, int],
+    *,
+    uniform: bool = True,
 ) -> bool:
     """Count the TCP sockets of one received chunk of an inet_diag dump.
 
     Args:
         chunk: whole netlink messages as received (a TCP dump).
         family: 4 or 6.
-        seen: socket cookies already counted (a socket the kernel reports twice counts
-            once, as in ``decode_chunk``).
+        seen: socket cookies (as two 32-bit words) already counted: a socket the kernel
+            reports twice counts once, as in ``decode_chunk``.
         states: per kernel state number (0-255), sockets counted; added to.
-        ports: ephemeral local ports of sockets with a peer; added to.
-        dests: (raw destination address, destination port) -> sockets; added to.
+        ports: ephemeral local ports (raw: network byte order read natively) of sockets
+            with a peer; added to.
+        dests: (destination address as native 32-bit words, raw destination port) ->
+            sockets, in the order first met; added to.
         ephemeral: the ephemeral port range, both ends included.
+        uniform: try ``_uniform_chunk`` first (False: the per-message loop only).
 
     Returns:
         True when the chunk ends the dump (``NLMSG_DONE``).
@@ -110,6 +218,10 @@ def tally_chunk(
         PermissionDenied, BackendUnavailable: the kernel answered an error.
         BackendError: a malformed message, with its offset; never a hang.
     """
+    if uniform:
+        done = _uniform_chunk(chunk, family, seen, states, ports, dests, ephemeral)
+        if done is not None:
+            return done
     from portscope.sockets._diag_codec import (
         _ERR,
         _HDR,
@@ -124,7 +236,8 @@ def tally_chunk(
         raise_netlink_error,
     )
 
-    unpack = (_T4 if family == 4 else _T6).unpack_from
+    v4 = family == 4
+    unpack = (_T4 if v4 else _T6).unpack_from
     least = _NLMSG_HDRLEN + 72
     valid = _STATES[Proto.TCP]
     peerless = PEERLESS_KERNEL_STATES
@@ -139,7 +252,11 @@ def tally_chunk(
     off = 0
     while off < end:
         try:
-            length, kind, st, sport, dport, dst, cookie = unpack(view, off)
+            if v4:
+                length, kind, st, sport, dport, dst, c0, c1 = unpack(view, off)
+            else:
+                length, kind, st, sport, dport, d0, d1, d2, d3, c0, c1 = unpack(view, off)
+                dst = (d0, d1, d2, d3)
         except struct.error:  # fewer bytes left than a socket message
             length, kind = _HDR.unpack_from(view, off) if end - off >= _NLMSG_HDRLEN else (0, 0)
         if kind != SOCK_DIAG_BY_FAMILY or length < least or length > end - off:
@@ -156,18 +273,16 @@ def tally_chunk(
                 return True
             off += (length + 3) & ~3
             continue
-        seen_add(cookie)
+        seen_add((c0, c1))
         if len(seen) != seen_len:
             seen_len += 1
             if valid[st] is None:
                 _bad_state(off, st)
             states[st] += 1
-            if dport and st not in peerless:
-                local = port[sport]
-                if lo <= local <= hi:
-                    ports_add(local)
-                    key = (dst, port[dport])
-                    dests[key] = dests_get(key, 0) + 1
+            if dport and st not in peerless and lo <= port[sport] <= hi:
+                ports_add(sport)
+                key = (dst, dport)
+                dests[key] = dests_get(key, 0) + 1
         off += (length + 3) & ~3
     return False
 
@@ -181,7 +296,7 @@ def netlink_tally(proc: str, ephemeral: tuple[int, int], prefetch: bool) -> Tall
     """
     import socket
 
-    from portscope.sockets._diag_codec import _NTOP, _STATES, _ntop, decode_chunk
+    from portscope.sockets._diag_codec import _NTOP, _PORT, _STATES, _ntop, decode_chunk
     from portscope.sockets._filters import ALL_STATES, kernel_state_mask
     from portscope.sockets._netlink import dump_many
     from portscope.sockets._owners import OwnerMap
@@ -208,17 +323,17 @@ def netlink_tally(proc: str, ephemeral: tuple[int, int], prefetch: bool) -> Tall
     result = Tally(owner_scan=owner_scan)
     rows: list[Row] = []
     states = {4: [0] * 256, 6: [0] * 256}
-    dests: dict[tuple[bytes, int], int] = {}
-    seen_by: dict[int, set[int]] = {}
+    dests: dict[RawDestination, int] = {}
+    raw_ports: set[int] = set()
+    seen_by: dict[int, set[Any]] = {}
     for i, chunk in dump_many(requests, prefetch=prefetch):
         proto, family, mask = plan[i]
         seen = seen_by.setdefault(i, set())
         if mask == others:
-            tally_chunk(
-                chunk, family, seen, states[family], result.ephemeral_ports, dests, ephemeral
-            )
+            tally_chunk(chunk, family, seen, states[family], raw_ports, dests, ephemeral)
         else:
             decode_chunk(chunk, family, proto, rows, seen)
+    result.ephemeral_ports.update(_PORT[p] for p in raw_ports)
     result.add_rows(rows, ephemeral)
     names = _STATES[Proto.TCP]
     for family, numbers in states.items():
@@ -229,8 +344,9 @@ def netlink_tally(proc: str, ephemeral: tuple[int, int], prefetch: bool) -> Tall
                 result.counts[(Proto.TCP, family, state)] += n
     # the rows (TCP LISTEN, UDP) add no destination: the order first met is the dump's
     counted: dict[tuple[str | None, int | None], int] = {}
-    for (raw, dport), n in dests.items():
-        counted[(_NTOP.get(raw) or _ntop(raw), dport)] = n
+    for (address, dport), n in dests.items():
+        raw = _V4.pack(address) if isinstance(address, int) else _V6.pack(*address)
+        counted[(_NTOP.get(raw) or _ntop(raw), _PORT[dport])] = n
     counted.update(result.destinations)
     result.destinations = counted
     return result
