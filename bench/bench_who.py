@@ -10,7 +10,8 @@ ephemeral local ports). Timed as whole processes, ``--runs`` rounds, medians:
 * ``portscope who P --json``            (the same, every socket in the document)
 * ``ss -Htanp sport = :P``              (the same sockets with their processes)
 * ``lsof -nP -iTCP:P`` (``--lsof``)     (slow at this size: off by default)
-* ``--old-src DIR``: the same ``who`` from another checkout's ``src`` (before/after)
+* ``--old-src DIR``: the same ``who`` from another checkout's ``src`` (before/after; a
+  copy of it in a temporary directory is what runs)
 
 Goal (issue 18): ``who`` linear in the connections, under 1 s at 100,000. Sanity check in
 the same run: the JSON names every server process and counts N + servers sockets.
@@ -109,9 +110,14 @@ def main() -> int:
     args = parser.parse_args()
     sizes = args.n or [10_000, 100_000]
     import compileall
+    import tempfile
 
     import portscope
 
+    if args.old_src:  # a copy: byte-compiling must not write into the other checkout
+        copy = Path(tempfile.mkdtemp(prefix="bench-who-")) / "src"
+        shutil.copytree(args.old_src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        args.old_src = str(copy)
     for src in {str(Path(portscope.__file__).parent), *([args.old_src] if args.old_src else [])}:
         compileall.compile_dir(src, quiet=1)
     print("| N | tool | median s | vs ss |")

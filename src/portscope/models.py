@@ -344,10 +344,10 @@ def to_dict(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [to_dict(v) for v in obj]
-    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):  # who's SocketRows
-        return [to_dict(v) for v in obj]
     if isinstance(obj, Mapping):
         return {str(k): to_dict(v) for k, v in obj.items()}
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "backslashreplace")
+    if isinstance(obj, Sequence) and not isinstance(obj, str):  # who's SocketRows
+        return [to_dict(v) for v in obj]
     return obj

@@ -542,3 +542,40 @@ def test_cli_summarises_many_connections_and_lists_them_when_asked(
     assert {s["remote"]["port"] for s in master["sockets"] if s["remote"]} == {
         c.getsockname()[1] for c in clients
     }
+
+
+def test_the_forked_scan_finds_what_the_scan_in_this_process_finds(
+    forked_server: tuple[subprocess.Popen[str], int, list[socket.socket]],
+) -> None:
+    """``who PORT``'s /proc walk runs in a child process while the dump is decoded: the
+    same holders and fds as the walk in this process, and the child is gone after."""
+    import threading
+
+    from portscope.sockets import SocketFilter, dump
+    from portscope.sockets._owners import ForkedScan, OwnerMap
+
+    child, port, _ = forked_server
+    rows = [r for b in dump(SocketFilter(sports=frozenset({port}))).batches for r in b]
+    wanted = {r.inode for r in rows if r.inode is not None}
+    assert len(wanted) == 26
+    if threading.active_count() != 1:
+        pytest.skip("another thread runs in this test process: the scan does not fork")
+    scan = ForkedScan.start()
+    assert scan is not None
+    scanner = scan._pid
+    forked = scan.finish(wanted)
+    with pytest.raises(ProcessLookupError):
+        os.kill(scanner, 0)  # killed and reaped
+    here = OwnerMap.scan(wanted, first_holders=True)
+    for inode in wanted:
+        assert forked.holders(inode) == here.holders(inode)
+    assert {pid for i in wanted for pid, _ in forked.holders(i)} == {
+        child.pid,
+        _worker_of(child.pid),
+    }
+    # the CLI forks (one thread): the same holders as ss
+    out = subprocess.run(
+        [sys.executable, "-m", "portscope", "who", str(port), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert {h["pid"] for h in json.loads(out)["holders"]} == ss_pids(port)

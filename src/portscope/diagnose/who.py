@@ -6,6 +6,7 @@ import enum
 import os
 import select
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -608,8 +609,23 @@ def who(
         None if families is None else list(families),
         None,
     )
-    d = dump(where, owners=True, owners_first=False, netns=netns)
-    rows = [r for batch in d.batches for r in batch]
+    forked = None
+    if not all_holders and netns is None and sys.platform.startswith("linux"):
+        from portscope.sockets._owners import ForkedScan
+
+        # the /proc walk in a child process while this one dumps and decodes
+        forked = ForkedScan.start()
+    try:
+        d = dump(where, owners=True, owners_first=False, netns=netns)
+        rows = [r for batch in d.batches for r in batch]
+    except BaseException:
+        if forked is not None:
+            forked.stop()
+        raise
+    if forked is not None and d.backend in ("netlink", "procfs"):
+        d.use_owners(forked.finish({r.inode for r in rows if r.inode is not None}))
+    elif forked is not None:
+        forked.stop()
     omap = d.scan_owners(rows, first_holders=not all_holders)
     result = holders_from_rows(
         rows, omap, port, proto, owners_complete=d.owners_complete, notes=tuple(d.notes)

@@ -224,6 +224,11 @@ class Dump:
         owners = self.owners
         return None if owners is None else owners.complete
 
+    def use_owners(self, owners: OwnerMap) -> None:
+        """Take an owner map made elsewhere (``_owners.ForkedScan``), with its note."""
+        self._owners = owners
+        self._add_owner_note()
+
     def scan_owners(
         self, rows: Iterable[Row] | None = None, *, first_holders: bool = False
     ) -> OwnerMap:
