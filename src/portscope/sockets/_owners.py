@@ -758,6 +758,27 @@ class NetnsOwners(OwnerMap):
         omap = self._map(row)
         return [] if omap is None else omap.pids(row)
 
+    def by_process(
+        self, rows: Iterable[Row]
+    ) -> tuple[dict[int, tuple[list[Row], list[int]]], list[Row]]:
+        """``OwnerMap.by_process``, each row looked up in its own namespace's map."""
+        groups: dict[int, tuple[list[Row], list[int]]] = {}
+        nobody: list[Row] = []
+        for row in rows:
+            omap = self._map(row)
+            found = [] if omap is None else omap.holders(row.inode)
+            if not found:
+                nobody.append(row)
+                continue
+            last = -1
+            for pid, fd in found:
+                group = groups.setdefault(pid, ([], []))
+                if pid != last:
+                    group[0].append(row)
+                    last = pid
+                group[1].append(fd)
+        return groups, nobody
+
     def owners(self, row: Row) -> tuple[Owner, ...]:
         omap = self._map(row)
         return () if omap is None else omap.owners(row)
