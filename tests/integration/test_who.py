@@ -546,6 +546,7 @@ def test_cli_summarises_many_connections_and_lists_them_when_asked(
 
 def test_the_forked_scan_finds_what_the_scan_in_this_process_finds(
     forked_server: tuple[subprocess.Popen[str], int, list[socket.socket]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``who PORT``'s /proc walk runs in a child process while the dump is decoded: the
     same holders and fds as the walk in this process, and the child is gone after."""
@@ -560,6 +561,8 @@ def test_the_forked_scan_finds_what_the_scan_in_this_process_finds(
     assert len(wanted) == 26
     if threading.active_count() != 1:
         pytest.skip("another thread runs in this test process: the scan does not fork")
+    assert ForkedScan.WORTH_FROM > 100  # a quiet test namespace: not worth a fork ...
+    monkeypatch.setattr(ForkedScan, "WORTH_FROM", 0)  # ... made to fork here
     scan = ForkedScan.start()
     assert scan is not None
     scanner = scan._pid
@@ -573,7 +576,7 @@ def test_the_forked_scan_finds_what_the_scan_in_this_process_finds(
         child.pid,
         _worker_of(child.pid),
     }
-    # the CLI forks (one thread): the same holders as ss
+    # the CLI (one thread) gives the same holders as ss
     out = subprocess.run(
         [sys.executable, "-m", "portscope", "who", str(port), "--json"],
         capture_output=True, text=True, timeout=60, check=True,

@@ -271,6 +271,8 @@ class OwnerMap:
             return
         holders = {pid for part in parts for pid, _ in part.values()}
         holders.update(pid for _, (pid, _) in shared)
+        if not holders:
+            return  # nothing found: no descendants to read
         parents: dict[int, int | None] = {}
 
         def descends(pid: int) -> bool:
@@ -550,6 +552,20 @@ class OwnerMap:
         )
 
 
+def _tcp_in_use(proc: str) -> int:
+    """TCP sockets in use in this network namespace (``TCP: inuse N`` of
+    ``/proc/net/sockstat``, proc(5)); 0 when unreadable."""
+    try:
+        with open(f"{proc}/net/sockstat", "rb") as f:
+            for line in f.read(4096).splitlines():
+                if line.startswith(b"TCP:"):
+                    fields = line.split()
+                    return int(fields[fields.index(b"inuse") + 1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class ForkedScan:
     """An owner scan run by a child process while this one does other work (the dump).
 
@@ -589,12 +605,20 @@ class ForkedScan:
         finally:
             self._chunks.put(b"")
 
+    #: TCP sockets in use (``/proc/net/sockstat``) from which forking pays: below, the
+    #: walk is short and the fork, the pipe and the thread cost more than they save
+    #: (measured: 0.06 s in this process, 0.10 s forked, for one listener on a quiet host)
+    WORTH_FROM: int = 10_000
+
     @classmethod
     def start(cls, proc: str = "/proc") -> ForkedScan | None:
-        """Fork the scanning child, or ``None`` where that is not safe or possible."""
+        """Fork the scanning child, or ``None`` where that is not safe, possible or worth
+        it (fewer than ``WORTH_FROM`` TCP sockets in this namespace, one CPU)."""
         import threading
 
-        if not hasattr(os, "fork") or threading.active_count() != 1:
+        if not hasattr(os, "fork") or threading.active_count() != 1 or usable_cpus() < 2:
+            return None
+        if _tcp_in_use(proc) < cls.WORTH_FROM:
             return None
         import marshal  # imported before the fork: the child imports nothing
 
