@@ -495,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="time only tools whose name contains this")
     parser.add_argument("--no-portscope", action="store_true", help="time the other tools only")
     parser.add_argument(
+        "--old-src",
+        help="another checkout's src/: its portscope commands too, as 'old ...' (before/after)",
+    )
+    parser.add_argument(
         "--timer",
         choices=("hyperfine", "interleaved"),
         default=None,
@@ -515,7 +519,20 @@ def main(argv: list[str] | None = None) -> int:
 
     tools: dict[str, Tool] = {}
     skipped: dict[str, str] = {}
-    for tool in all_tools():
+    candidates = all_tools()
+    if args.old_src:
+        import tempfile
+
+        # a copy: the runs byte-compile it, which must not write into the other checkout
+        copy = Path(tempfile.mkdtemp(prefix="bench-sockets-")) / "src"
+        shutil.copytree(args.old_src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        old = ("env", f"PYTHONPATH={copy}", sys.executable, "-m", "portscope")
+        candidates += [
+            dataclasses.replace(t, name=f"old {t.name}", argv=old + t.argv[1:])
+            for t in candidates
+            if t.portscope
+        ]
+    for tool in candidates:
         if args.no_portscope and tool.portscope:
             continue
         if args.only and not any(o in tool.name for o in args.only) and tool.name != BASE:

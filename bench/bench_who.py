@@ -10,11 +10,14 @@ ephemeral local ports). Timed as whole processes, ``--runs`` rounds, medians:
 * ``portscope who P --json``            (the same, every socket in the document)
 * ``ss -Htanp sport = :P``              (the same sockets with their processes)
 * ``lsof -nP -iTCP:P`` (``--lsof``)     (slow at this size: off by default)
-* ``--old-src DIR``: the same ``who`` from another checkout's ``src`` (before/after)
+* ``--old-src DIR``: the same ``who`` from another checkout's ``src`` (before/after; a
+  copy of it in a temporary directory is what runs)
 
 Goal (issue 18): ``who`` linear in the connections, under 1 s at 100,000. Sanity check in
 the same run: the JSON names every server process and counts N + servers sockets.
-Loopback only.
+Loopback only. The sources are byte-compiled first (``compileall``), as ``pip install``
+does for an installed package (this environment sets PYTHONDONTWRITEBYTECODE, so each
+run would otherwise compile portscope anew); the load average is printed beside each size.
 
 Usage (as root, from the venv)::
 
@@ -106,11 +109,23 @@ def main() -> int:
     parser.add_argument("--old-src", help="another checkout's src/ to time beside this one")
     args = parser.parse_args()
     sizes = args.n or [10_000, 100_000]
+    import compileall
+    import tempfile
+
+    import portscope
+
+    if args.old_src:  # a copy: byte-compiling must not write into the other checkout
+        copy = Path(tempfile.mkdtemp(prefix="bench-who-")) / "src"
+        shutil.copytree(args.old_src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        args.old_src = str(copy)
+    for src in {str(Path(portscope.__file__).parent), *([args.old_src] if args.old_src else [])}:
+        compileall.compile_dir(src, quiet=1)
     print("| N | tool | median s | vs ss |")
     print("|---|---|---|---|")
     ok = True
     for n in sizes:
         rows = measure(n, args.runs, args.lsof, args.old_src)
+        print(f"| {n:,} | load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} | | |")
         base = dict(rows)["ss -Htanp sport = :P"]
         for name, median in rows:
             shown = "timeout" if median == float("inf") else f"{median:.3f}"

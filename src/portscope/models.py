@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -348,4 +348,6 @@ def to_dict(obj: Any) -> Any:
         return {str(k): to_dict(v) for k, v in obj.items()}
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "backslashreplace")
+    if isinstance(obj, Sequence) and not isinstance(obj, str):  # who's SocketRows
+        return [to_dict(v) for v in obj]
     return obj

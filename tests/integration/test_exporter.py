@@ -134,6 +134,123 @@ def test_counts_states_and_ephemeral_ports_toward_a_destination(listener: socket
             s.close()
 
 
+@pytest.fixture
+def mixed_sockets(listener: socket.socket) -> Iterator[int]:
+    """Sockets in several states and both families: 6 connections over IPv4 and 3 over
+    IPv6 (ESTABLISHED both ends), 2 half-closed (FIN-WAIT-2 / CLOSE-WAIT), 2 closed by the
+    client first (TIME-WAIT), an IPv6 listener, a bound UDP socket. Yields the port."""
+    port = listener.getsockname()[1]
+    srv6 = socket.socket(socket.AF_INET6)
+    srv6.bind(("::1", 0))
+    srv6.listen(8)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    held: list[socket.socket] = [srv6, udp]
+    try:
+        for _ in range(6):
+            held.append(socket.create_connection(("127.0.0.1", port)))
+            held.append(listener.accept()[0])
+        for _ in range(3):
+            held.append(socket.create_connection(("::1", srv6.getsockname()[1])))
+            held.append(srv6.accept()[0])
+        for _ in range(2):  # half-closed: the client end in FIN-WAIT-2
+            client = socket.create_connection(("127.0.0.1", port))
+            held += [client, listener.accept()[0]]
+            client.shutdown(socket.SHUT_WR)
+        for _ in range(2):  # the client closes first and both close: it keeps TIME-WAIT
+            client = socket.create_connection(("127.0.0.1", port))
+            server = listener.accept()[0]
+            client.close()
+            server.recv(1)
+            server.close()
+        time.sleep(0.2)
+        yield port
+    finally:
+        for s in held:
+            s.close()
+
+
+def _state_counts(families: dict[str, object]) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["proto"], s.labels["family"], s.labels["state"]): s.value
+        for s in families["portscope_sockets"].samples  # type: ignore[attr-defined]
+    }
+
+
+# ss names (misc/ss.c sstate_name) -> RFC 9293 / portscope names
+_SS_STATES = {"ESTAB": "ESTABLISHED", "UNCONN": "CLOSE"}
+
+
+def test_socket_counts_match_ss_per_family_and_state(mixed_sockets: int) -> None:
+    families = {f.name: f for f in SocketCollector().collect()}
+    mine = {k: v for k, v in _state_counts(families).items() if k[0] == "tcp"}
+    theirs: dict[tuple[str, str, str], float] = {}
+    for family in ("4", "6"):
+        out = subprocess.run(
+            [*_IN_NETNS, "ss", "-Htan" + family], capture_output=True, text=True, timeout=30
+        ).stdout
+        for line in out.splitlines():
+            state = line.split()[0]
+            key = ("tcp", family, _SS_STATES.get(state, state))
+            theirs[key] = theirs.get(key, 0) + 1
+    assert mine == theirs
+    assert theirs[("tcp", "4", "TIME-WAIT")] == 2
+    assert theirs[("tcp", "4", "FIN-WAIT-2")] == 2
+    assert theirs[("tcp", "6", "ESTABLISHED")] == 6
+
+
+def test_counted_and_listed_paths_give_the_same_numbers(mixed_sockets: int) -> None:
+    """``sockets.tally`` counts the kernel's bytes; the same numbers from a full dump's
+    rows (the path of other backends and namespaces)."""
+    from portscope.sockets import SocketFilter, Tally, dump, tally
+
+    ephemeral = tuple(
+        int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
+    assert len(ephemeral) == 2
+    fast = tally((ephemeral[0], ephemeral[1]), backend="netlink")
+    slow = Tally()
+    for rows in dump(SocketFilter(), backend="netlink").batches:
+        slow.add_rows(rows, (ephemeral[0], ephemeral[1]))
+    assert fast.counts == slow.counts
+    assert fast.ephemeral_ports == slow.ephemeral_ports
+    assert list(fast.destinations.items()) == list(slow.destinations.items())
+    assert sorted(r.cookie or 0 for r in fast.rows) == sorted(r.cookie or 0 for r in slow.rows)
+    # the client ends toward the IPv4 listener: established, FIN-WAIT-2, TIME-WAIT
+    assert fast.destinations[("127.0.0.1", mixed_sockets)] == 6 + 2 + 2
+    procfs = tally((ephemeral[0], ephemeral[1]), backend="procfs")
+    assert procfs.counts == fast.counts
+
+
+def test_the_strided_count_and_the_per_message_loop_agree(
+    mixed_sockets: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of equal messages are counted in C (``_uniform_chunk``), others message by
+    message; both give the same numbers, here and with every chunk forced either way."""
+    from portscope.sockets import _tally, tally
+
+    ephemeral = (32768, 60999)
+    uniform_calls: list[bool | None] = []
+    real = _tally._uniform_chunk
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        done = real(*args, **kwargs)
+        uniform_calls.append(done)
+        return done
+
+    monkeypatch.setattr(_tally, "_uniform_chunk", spy)
+    both = tally(ephemeral, backend="netlink")
+    # TIME-WAIT and established sockets share the IPv4 dump: not one run of equal messages
+    assert None in uniform_calls
+    monkeypatch.setattr(_tally, "_uniform_chunk", lambda *args, **kwargs: None)
+    loop = tally(ephemeral, backend="netlink")
+    assert (both.counts, both.ephemeral_ports, both.destinations) == (
+        loop.counts,
+        loop.ephemeral_ports,
+        loop.destinations,
+    )
+
+
 def test_port_allowlist_limits_listener_series(listener: socket.socket) -> None:
     port = listener.getsockname()[1]
     text = _once("--port-allowlist", str(port))

@@ -442,3 +442,143 @@ def test_an_orphaned_fin_wait_2_has_no_owner_and_will_expire() -> None:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.close()
         proc.stdout.close()
+
+
+# A listener shared with a forked worker (as nginx's master and workers share theirs), and
+# 25 connections the master accepted from this test.
+FORKED = """
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+if os.fork() == 0:
+    time.sleep(30)  # the worker: holds the inherited listener only
+    os._exit(0)
+print(s.getsockname()[1], flush=True)
+conns = [s.accept()[0] for _ in range(25)]
+time.sleep(30)
+"""
+
+
+@pytest.fixture
+def forked_server() -> Iterator[tuple[subprocess.Popen[str], int, list[socket.socket]]]:
+    child = subprocess.Popen([sys.executable, "-c", FORKED], stdout=subprocess.PIPE, text=True)
+    clients: list[socket.socket] = []
+    worker = None
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        worker = _worker_of(child.pid)
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(25)]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if len(ss_established(port)) >= 25:
+                break
+            time.sleep(0.05)
+        yield child, port, clients
+    finally:
+        for c in clients:
+            c.close()
+        if worker is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
+        child.kill()
+        child.wait(timeout=10)
+        if child.stdout:
+            child.stdout.close()
+
+
+def ss_established(port: int) -> list[str]:
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"sport = :{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.splitlines()
+
+
+def _worker_of(pid: int) -> int:
+    from pathlib import Path
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1
+    return int(children[0])
+
+
+def test_the_fast_owner_scan_still_finds_a_forked_worker(
+    forked_server: tuple[subprocess.Popen[str], int, list[socket.socket]],
+) -> None:
+    """The display scan stops once each socket has a holder, then reads the holders'
+    descendants: the worker that inherited the listener is still found."""
+    child, port, _ = forked_server
+    worker = _worker_of(child.pid)
+    full = who(port, Proto.TCP)
+    fast = who(port, Proto.TCP, all_holders=False)
+    assert [h.pid for h in full.holders] == [h.pid for h in fast.holders]
+    assert sorted([child.pid, worker]) == [h.pid for h in fast.holders]
+    assert {h.pid for h in fast.holders} == ss_pids(port)
+    by_pid = {h.pid: h for h in fast.holders}
+    assert len(by_pid[child.pid].sockets) == 26 and len(by_pid[worker].sockets) == 1
+    assert [list(h.sockets) for h in full.holders] == [list(h.sockets) for h in fast.holders]
+
+
+def test_cli_summarises_many_connections_and_lists_them_when_asked(
+    forked_server: tuple[subprocess.Popen[str], int, list[socket.socket]],
+) -> None:
+    child, port, clients = forked_server
+    status, out, _ = run_cli("who", str(port))
+    assert status == 0
+    assert f"25 connections on port {port} (ESTABLISHED 25) from 1 peers:" in out
+    assert str(clients[0].getsockname()[1]) not in out
+    status, every, _ = run_cli("who", str(port), "--connections")
+    assert status == 0 and "connections on port" not in every
+    assert all(f"127.0.0.1:{c.getsockname()[1]}" in every for c in clients)
+    status, text, _ = run_cli("who", str(port), "--json")
+    doc = json.loads(text)
+    assert text.count("\n") == 1  # compact, one line
+    master = next(h for h in doc["holders"] if h["pid"] == child.pid)
+    assert len(master["sockets"]) == 26
+    assert {s["remote"]["port"] for s in master["sockets"] if s["remote"]} == {
+        c.getsockname()[1] for c in clients
+    }
+
+
+def test_the_forked_scan_finds_what_the_scan_in_this_process_finds(
+    forked_server: tuple[subprocess.Popen[str], int, list[socket.socket]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``who PORT``'s /proc walk runs in a child process while the dump is decoded: the
+    same holders and fds as the walk in this process, and the child is gone after."""
+    import threading
+
+    from portscope.sockets import SocketFilter, dump
+    from portscope.sockets._owners import ForkedScan, OwnerMap
+
+    child, port, _ = forked_server
+    rows = [r for b in dump(SocketFilter(sports=frozenset({port}))).batches for r in b]
+    wanted = {r.inode for r in rows if r.inode is not None}
+    assert len(wanted) == 26
+    if threading.active_count() != 1:
+        pytest.skip("another thread runs in this test process: the scan does not fork")
+    assert ForkedScan.WORTH_FROM > 100  # a quiet test namespace: not worth a fork ...
+    monkeypatch.setattr(ForkedScan, "WORTH_FROM", 0)  # ... made to fork here
+    scan = ForkedScan.start()
+    assert scan is not None
+    scanner = scan._pid
+    forked = scan.finish(wanted)
+    with pytest.raises(ProcessLookupError):
+        os.kill(scanner, 0)  # killed and reaped
+    here = OwnerMap.scan(wanted, first_holders=True)
+    for inode in wanted:
+        assert forked.holders(inode) == here.holders(inode)
+    assert {pid for i in wanted for pid, _ in forked.holders(i)} == {
+        child.pid,
+        _worker_of(child.pid),
+    }
+    # the CLI (one thread) gives the same holders as ss
+    out = subprocess.run(
+        [sys.executable, "-m", "portscope", "who", str(port), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert {h["pid"] for h in json.loads(out)["holders"]} == ss_pids(port)

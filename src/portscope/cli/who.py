@@ -18,8 +18,12 @@ from portscope.cli._base import (
 from portscope.diagnose._common import owner_text, parse_port_proto
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from portscope.diagnose import WhoResult
     from portscope.identify import Identity
+    from portscope.models import Socket
 
 HELP = (
     "which processes hold a port (any address, IPv4 and IPv6) or a Unix socket; --kill to free it"
@@ -91,6 +95,12 @@ def configure(parser: Parser) -> None:
     from portscope.cli.explain import add_explain_option
 
     add_explain_option(parser)
+    parser.add_argument(
+        "--connections",
+        action="store_true",
+        help="list every connection on the port (by default a process with more than 20 "
+        "sockets on it shows its listeners and its connections counted per peer)",
+    )
     parser.add_argument(
         "--identify",
         action="store_true",
@@ -170,8 +180,8 @@ def run_port(args: argparse.Namespace, env: Env) -> int:
     from portscope.diagnose import kill_holders, kill_targets, who
     from portscope.models import Proto
     from portscope.render import write_json
-    from portscope.render.diagnose import render_kill, render_who, who_json
-    from portscope.sockets import bind_scope
+    from portscope.render.diagnose import render_kill, render_who, who_json, write_who_json
+    from portscope.sockets import scope_words
 
     port, proto = args.port
     flag = Proto.TCP if args.tcp else Proto.UDP if args.udp else None
@@ -189,45 +199,56 @@ def run_port(args: argparse.Namespace, env: Env) -> int:
     if args.identify and args.kill:
         env.error("--identify and --kill do not go together: identify first, then kill")
         return ExitStatus.USAGE
-    # --kill shows every socket of each holder before asking: the other ports close too.
-    result = who(port, proto, families=families, others=args.kill, netns=args.netns)
+    # --kill shows every socket of each holder before asking: the other ports close too;
+    # it reads every process's descriptors (every holder of a socket), display stops
+    # once each socket has one (and looks at their children)
+    result = who(
+        port, proto, families=families, others=args.kill, netns=args.netns, all_holders=args.kill
+    )
+    every = args.connections
     if not args.kill:
         identities = _identify(result) if args.identify else None
         if args.json:
-            doc = who_json(result)
+            extra = None
             if identities is not None:
                 from portscope.render.identify import identity_dict
 
-                doc["identities"] = [identity_dict(i) for i in identities]
-            write_json(doc, env.stdout)
+                extra = {"identities": [identity_dict(i) for i in identities]}
+            write_who_json(result, env.stdout, extra)
         else:
-            env.show(*render_who(result), no_color=args.no_color)
+            env.show(*render_who(result, every_connection=every), no_color=args.no_color)
             if identities:
                 from portscope.render.identify import render_identities
 
                 env.show(*render_identities(identities), no_color=args.no_color)
             elif identities is not None:
                 env.note("--identify: no TCP listener on this port to connect to")
-            socks = [s for h in result.holders for s in h.sockets] + list(result.unowned)
-            show_about(
-                env,
-                args,
-                states=(s.state.value for s in socks),
-                scopes=(bind_scope(s) for s in socks if s.remote is None),
-            )
+            if getattr(args, "explain", False):
+                rows = [r for h in result.holders for r in _rows(h.sockets)]
+                rows += _rows(result.unowned)
+                show_about(
+                    env,
+                    args,
+                    states=(r.state.value for r in rows),
+                    scopes=(
+                        scope_words(r.family, r.local_address, r.v6only, r.interface)
+                        for r in rows
+                        if r.remote_address is None
+                    ),
+                )
         return ExitStatus.OK if result.held else ExitStatus.NEGATIVE
     targets = kill_targets(result, accepted=args.accepted)
     if not targets:
         if args.json:
             write_json({"who": who_json(result), "kill": None}, env.stdout)
         else:
-            env.show(*render_who(result), no_color=args.no_color)
+            env.show(*render_who(result, every_connection=every), no_color=args.no_color)
         env.note(_nothing_to_kill(result, args.accepted))
         return ExitStatus.NEGATIVE
     if not args.yes:
         names = ", ".join(owner_text(h.name, h.pid) for h in targets)
         if not args.json:
-            env.show(*render_who(result), no_color=args.no_color)
+            env.show(*render_who(result, every_connection=every), no_color=args.no_color)
         sig = "SIGTERM, then SIGKILL" if args.force else "SIGTERM"
         answer = env.ask(f"send {sig} to {names}?")
         if answer is None:
@@ -241,9 +262,26 @@ def run_port(args: argparse.Namespace, env: Env) -> int:
         write_json({"who": who_json(result), "kill": report}, env.stdout)
     else:
         if args.yes:
-            env.show(*render_who(result), no_color=args.no_color)
+            env.show(*render_who(result, every_connection=every), no_color=args.no_color)
         env.show(*render_kill(report), no_color=args.no_color)
     return ExitStatus.OK if report.port_free else ExitStatus.NEGATIVE
+
+
+def _rows(socks: Sequence[Socket]) -> list[Any]:
+    """The rows behind ``socks`` (``SocketRows``), else the sockets as row-like records
+    (``family``, ``local_address``, ``remote_address``, ``state`` ...)."""
+    from portscope.sockets import Row
+
+    rows = getattr(socks, "rows", None)
+    if rows is not None:
+        return list(rows)
+    return [
+        Row(s.proto, s.family, s.state, s.local.address, s.local.port,
+            None if s.remote is None else s.remote.address,
+            None if s.remote is None else s.remote.port, s.recv_q, s.send_q, s.uid,
+            s.inode, s.interface, s.v6only, s.cookie, s.netns)
+        for s in socks
+    ]  # fmt: skip
 
 
 def _identify(result: WhoResult) -> list[Identity]:

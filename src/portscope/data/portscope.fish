@@ -149,6 +149,7 @@ complete -c portscope -n '_shtab_portscope_using who' -l timeout -x -d 'with --k
 complete -c portscope -n '_shtab_portscope_using who' -s y -l yes -d 'with --kill or --close: do not ask for confirmation'
 complete -c portscope -n '_shtab_portscope_using who' -l close -d 'close the TCP/UDP sockets whose local port is PORT (listeners, connections) without killing their processes (like ss -K: SOCK_DESTROY, matched by socket cookie; needs CAP_NET_ADMIN); shows them and asks first'
 complete -c portscope -n '_shtab_portscope_using who' -l explain -d 'after the table, say what the states, scopes and reasons in it mean'
+complete -c portscope -n '_shtab_portscope_using who' -l connections -d 'list every connection on the port (by default a process with more than 20 sockets on it shows its listeners and its connections counted per peer)'
 complete -c portscope -n '_shtab_portscope_using who' -l identify -d 'also connect to the TCP listener on loopback (or its address) and say what protocol it speaks: service, product, version, evidence'
 complete -c portscope -n '_shtab_portscope_using who' -l json -d 'machine-readable JSON output'
 complete -c portscope -n '_shtab_portscope_using who' -l no-color -d 'no colour even on a terminal (also NO_COLOR)'

@@ -6,17 +6,87 @@ import enum
 import os
 import select
 import signal
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 from portscope import _proc
 from portscope.diagnose._cgroup import read_cgroup
-from portscope.diagnose._common import check_port, owner_text, read_sockets
+from portscope.diagnose._common import check_port, owner_text
 from portscope.models import Owner, Proto, Socket, SocketTable, TcpState
 
+if TYPE_CHECKING:
+    from portscope.sockets import Row
+    from portscope.sockets._owners import OwnerMap
+
 _STATE_ORDER = {TcpState.LISTEN: 0, TcpState.UNCONN: 1}
+
+
+class SocketRows(Sequence[Socket]):
+    """Sockets kept as the backend's rows and made into ``Socket`` objects when read.
+
+    What ``who`` puts in ``PortHolder.sockets`` and ``WhoResult.unowned``: a holder of
+    100,000 accepted connections costs 100,000 rows, not 100,000 objects, unless every
+    one is read (``who --json`` writes them straight from the rows). Indexing, slicing,
+    ``len`` and iteration behave as on a tuple of sockets; ``rows`` gives the rows.
+    """
+
+    __slots__ = ("_owners", "_rows")
+
+    def __init__(self, rows: Sequence[Row], owners: OwnerMap | None = None) -> None:
+        self._rows = rows
+        self._owners = owners
+
+    @property
+    def rows(self) -> Sequence[Row]:
+        """The rows, in order."""
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Socket: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Socket, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Socket | tuple[Socket, ...]:
+        from portscope.sockets import row_to_socket
+
+        owners = self._owners
+        if isinstance(index, slice):
+            return tuple(row_to_socket(r, owners) for r in self._rows[index])
+        return row_to_socket(self._rows[index], owners)
+
+    def __iter__(self) -> Iterator[Socket]:
+        from portscope.sockets import row_to_socket
+
+        owners = self._owners
+        return (row_to_socket(r, owners) for r in self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SocketRows):
+            return list(self._rows) == list(other._rows)
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._rows))
+
+    def __repr__(self) -> str:
+        return f"SocketRows({len(self._rows)} sockets)"
+
+
+def states_and_protos(socks: Sequence[Socket]) -> Iterator[tuple[TcpState, Proto]]:
+    """(state, transport) of each socket, from the rows when ``socks`` keeps them."""
+    if isinstance(socks, SocketRows):
+        return ((r.state, r.proto) for r in socks.rows)
+    return ((s.state, s.proto) for s in socks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +100,8 @@ class PortHolder:
         cmdline: argv, or ``None`` when unreadable.
         start_time: process start, seconds since the epoch (``portscope._proc.start_time``),
             or ``None``; for display.
-        sockets: the process's sockets on the port, listeners first.
+        sockets: the process's sockets on the port, listeners first (from ``who``: a
+            ``SocketRows``, made into ``Socket`` objects as they are read).
         fds: the file descriptors of those sockets in the process.
         unit: the systemd unit it runs in (``nginx.service``), or ``None``.
         container: ``runtime:id`` of the container it runs in, or ``None``.
@@ -47,13 +118,13 @@ class PortHolder:
     user: str | None
     cmdline: tuple[str, ...] | None
     start_time: float | None
-    sockets: tuple[Socket, ...]
+    sockets: Sequence[Socket]
     fds: tuple[int, ...] = ()
     unit: str | None = None
     container: str | None = None
     start_ticks: int | None = None
     ppid: int | None = None
-    other_sockets: tuple[Socket, ...] | None = None
+    other_sockets: Sequence[Socket] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +144,7 @@ class WhoResult:
     port: int
     proto: Proto | None
     holders: tuple[PortHolder, ...]
-    unowned: tuple[Socket, ...] = ()
+    unowned: Sequence[Socket] = ()
     owners_complete: bool | None = None
     notes: tuple[str, ...] = ()
 
@@ -82,11 +153,19 @@ class WhoResult:
         """True when a process holds the port: a visible holder, or a socket of a process
         this user cannot see. Sockets the kernel keeps after their program closed them
         (``orphans``: TIME-WAIT, an orphaned FIN-WAIT-2 ...) hold nothing: they expire."""
-        return bool(self.holders) or any(not is_orphan(s) for s in self.unowned)
+        if self.holders:
+            return True
+        if isinstance(self.unowned, SocketRows):
+            return not all(_orphan_row(r) for r in self.unowned.rows)
+        return any(not is_orphan(s) for s in self.unowned)
 
     @property
     def orphans(self) -> tuple[Socket, ...]:
         """Sockets on the port that no process owns any more (``is_orphan``)."""
+        if isinstance(self.unowned, SocketRows):
+            from portscope.sockets import row_to_socket
+
+            return tuple(row_to_socket(r) for r in self.unowned.rows if _orphan_row(r))
         return tuple(s for s in self.unowned if is_orphan(s))
 
 
@@ -102,6 +181,10 @@ def is_orphan(sock: Socket) -> bool:
     """True for a TCP socket no process has a descriptor of: the kernel finishes its
     close and frees it by itself (no inode: ``inet_diag`` reports 0 for orphans)."""
     return sock.inode is None and sock.state in ORPHAN_STATES
+
+
+def _orphan_row(row: Row) -> bool:
+    return row.inode is None and row.state in ORPHAN_STATES
 
 
 def orphan_note(socks: Sequence[Socket], proc: Path = Path("/proc")) -> str | None:
@@ -162,23 +245,33 @@ def holder_roles(
         ephemeral: ``net.ipv4.ip_local_port_range`` (read when ``None``).
     """
     listening = {
-        s.proto
+        proto
         for socks in [*(h.sockets for h in result.holders), result.unowned]
-        for s in socks
-        if s.state in _BOUND
+        for state, proto in _bound_first(socks)
     }
     if ephemeral is None:
         ephemeral = _proc.ip_local_port_range() or (32768, 60999)
     picked = ephemeral[0] <= result.port <= ephemeral[1]
     roles = {}
     for h in result.holders:
-        if any(s.state in _BOUND for s in h.sockets):
+        if any(True for _ in _bound_first(h.sockets)):
             roles[h.pid] = HolderRole.LISTENER
-        elif any(s.proto in listening for s in h.sockets) or not picked:
+        elif any(proto in listening for _, proto in states_and_protos(h.sockets)) or not picked:
             roles[h.pid] = HolderRole.ACCEPTED
         else:
             roles[h.pid] = HolderRole.CLIENT
     return roles
+
+
+def _bound_first(socks: Sequence[Socket]) -> Iterator[tuple[TcpState, Proto]]:
+    """(state, transport) of the listening/bound sockets among ``socks``; for a holder's
+    (sorted listeners first) the walk stops at the first connection."""
+    ordered = isinstance(socks, SocketRows)
+    for state, proto in states_and_protos(socks):
+        if state in _BOUND:
+            yield state, proto
+        elif ordered:
+            return
 
 
 def kill_targets(result: WhoResult, *, accepted: bool = False) -> list[PortHolder]:
@@ -325,7 +418,7 @@ def hidden_master(
             if not listening or sock.uid is None:
                 continue
             creator = user_of(sock.uid)
-            if creator in {h.user for h in result.holders if sock in h.sockets}:
+            if creator in {h.user for h in result.holders if sock in _listening(h)}:
                 continue
             info = parent_of(parent)
             if info is None or info[1] != sock.uid:
@@ -339,6 +432,110 @@ def hidden_master(
                 "free the port; run as root to see and stop the master"
             )
     return None
+
+
+def _listening(holder: PortHolder) -> list[Socket]:
+    """The holder's listening/bound sockets (a few, where its connections may be 100,000)."""
+    if isinstance(holder.sockets, SocketRows):
+        count = sum(1 for _ in _bound_first(holder.sockets))
+        return list(holder.sockets[:count])
+    return [s for s in holder.sockets if s.state in _BOUND]
+
+
+def _row_key(row: Row) -> tuple[int, int, str]:
+    return (_STATE_ORDER.get(row.state, 2), row.family, row.local_address)
+
+
+def _sorted_rows(rows: list[Row]) -> list[Row]:
+    """``rows`` in ``_sort_key`` order (listeners, then bound, then by family and local
+    address; stable): the few listening ones apart, the rest by a C-level key."""
+    from operator import attrgetter
+
+    bound = [r for r in rows if r.state in _BOUND]
+    if not bound:
+        return sorted(rows, key=attrgetter("family", "local_address"))
+    rest = [r for r in rows if r.state not in _BOUND]
+    return sorted(bound, key=_row_key) + sorted(rest, key=attrgetter("family", "local_address"))
+
+
+def holders_from_rows(
+    rows: Iterable[Row],
+    owners: OwnerMap,
+    port: int,
+    proto: Proto | None = None,
+    *,
+    owners_complete: bool | None = True,
+    notes: Sequence[str] = (),
+    proc: Path = Path("/proc"),
+) -> WhoResult:
+    """``holders_from_table`` over the backend's rows and an owner map: the same result,
+    without a ``Socket`` per row (holders keep ``SocketRows``).
+
+    Linear: each row is looked up once in the owner map and appended to its holders'
+    lists; sorting is by a key of the row.
+
+    Args:
+        rows: socket rows (``sockets.dump``); those not on ``port``/``proto`` are skipped.
+        owners: the owner map of those rows.
+        port: 1-65535.
+        proto: TCP, UDP, or ``None`` for both.
+        owners_complete: whether every process could be inspected.
+        notes: notes of the dump.
+        proc: the proc file system (a seam for tests).
+
+    Raises:
+        InvalidPort: ``port`` outside 1-65535.
+    """
+    check_port(port)
+    mine = [r for r in rows if r.local_port == port and (proto is None or r.proto is proto)]
+    by_pid, unowned = owners.by_process(mine)
+    holders = []
+    for pid, (socks, fds) in sorted(by_pid.items()):
+        info = owners.process(pid)
+        if info is None:  # holders() only returns processes with details
+            continue
+        cgroup = read_cgroup(pid, proc)
+        ticks = _proc.start_ticks(pid, proc)
+        boot = _proc.boot_time(proc) if ticks is not None else None
+        start = _proc.ticks_to_epoch(ticks, boot) if ticks is not None and boot else None
+        socks = _sorted_rows(socks)
+        holders.append(
+            PortHolder(
+                pid=pid,
+                name=info.name,
+                user=info.user,
+                cmdline=info.cmdline,
+                start_time=start if start is not None else info.start_time,
+                sockets=SocketRows(socks, owners),
+                fds=tuple(sorted(set(fds))),
+                unit=cgroup.unit,
+                container=cgroup.container,
+                start_ticks=ticks,
+                ppid=_proc.parent_pid(pid, proc),
+            )
+        )
+    all_notes = list(notes)
+    orphans = [r for r in unowned if _orphan_row(r)]
+    note = orphan_note(SocketRows(orphans), proc)
+    if note is not None:
+        all_notes.append(note)
+    if owners_complete is False and len(orphans) < len(unowned):
+        all_notes.append(
+            "some sockets belong to processes this user cannot inspect; run as root to see them"
+        )
+    unowned = _sorted_rows(unowned)
+    result = WhoResult(
+        port=port,
+        proto=proto,
+        holders=tuple(holders),
+        unowned=SocketRows(unowned, owners),
+        owners_complete=owners_complete,
+        notes=tuple(dict.fromkeys(all_notes)),
+    )
+    hidden = hidden_master(result) if proc == Path("/proc") else None
+    if hidden is not None:
+        result = replace(result, notes=(*result.notes, hidden))
+    return result
 
 
 def sockets_of(
@@ -370,6 +567,7 @@ def who(
     families: Iterable[int] | None = None,
     others: bool = False,
     netns: str | int | None = None,
+    all_holders: bool = True,
 ) -> WhoResult:
     """Every process holding ``port`` on this machine, on any address, IPv4 and IPv6.
 
@@ -386,9 +584,15 @@ def who(
             socket-table dump).
         netns: look in these network namespaces (``list_sockets``: ``all``, a name, a
             pid, an nsfs path); ``None``: this one. Each socket carries its namespace.
+        all_holders: find every process holding each socket (a scan of every
+            process's descriptors: what ``kill_holders`` needs). False stops the scan
+            once each socket has a holder, then looks only at the holders' descendants
+            (``OwnerMap.scan(first_holders=True)``): the fast answer for display, where a
+            socket passed to an unrelated process may show its first holder only.
 
     Returns:
-        The holders; ``result.held`` is False when nobody holds the port.
+        The holders (their ``sockets`` a ``SocketRows``); ``result.held`` is False when
+        nobody holds the port.
 
     Raises:
         InvalidPort: ``port`` outside 1-65535.
@@ -397,9 +601,35 @@ def who(
     Privilege: other users' processes are visible only to root (``owners_complete``).
     """
     check_port(port)
-    protos = None if proto is None else [proto]
-    table = read_sockets(protos, owners=True, port=port, families=families, netns=netns)
-    result = holders_from_table(table, port, proto)
+    from portscope.sockets import SocketFilter, as_filter, dump
+
+    where = as_filter(
+        SocketFilter(sports=frozenset({port})),
+        None if proto is None else [proto],
+        None if families is None else list(families),
+        None,
+    )
+    forked = None
+    if not all_holders and netns is None and sys.platform.startswith("linux"):
+        from portscope.sockets._owners import ForkedScan
+
+        # the /proc walk in a child process while this one dumps and decodes
+        forked = ForkedScan.start()
+    try:
+        d = dump(where, owners=True, owners_first=False, netns=netns)
+        rows = [r for batch in d.batches for r in batch]
+    except BaseException:
+        if forked is not None:
+            forked.stop()
+        raise
+    if forked is not None and d.backend in ("netlink", "procfs"):
+        d.use_owners(forked.finish({r.inode for r in rows if r.inode is not None}))
+    elif forked is not None:
+        forked.stop()
+    omap = d.scan_owners(rows, first_holders=not all_holders)
+    result = holders_from_rows(
+        rows, omap, port, proto, owners_complete=d.owners_complete, notes=tuple(d.notes)
+    )
     if not others or not result.holders:
         return result
     held = sockets_of((h.pid for h in result.holders), netns)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from portscope.models import Owner
     from portscope.registry import KernelPorts
-    from portscope.sockets import Dump, Row
+    from portscope.sockets import Row, Tally
 
 #: The default listen address: loopback, port 9105 (docs/exporter.md says why this port).
 DEFAULT_LISTEN: Final = ("127.0.0.1", 9105)
@@ -41,8 +41,6 @@ MAX_TOP_DESTINATIONS: Final = 1000
 
 _LISTENER_LABELS: Final = ("proto", "address", "port", "netns")
 _INFO_LABELS: Final = (*_LISTENER_LABELS, "scope", "process", "user")
-# TCP states that hold a local port toward a destination (every state with a peer)
-_PEERED_SKIP: Final = frozenset({"LISTEN", "CLOSE", "UNCONN", "BOUND-INACTIVE"})
 
 
 def read_tcpext(path: str = "/proc/net/netstat") -> dict[str, int]:
@@ -194,25 +192,20 @@ class SocketCollector:
 
         from portscope.models import Proto, TcpState
         from portscope.registry import kernel_ports
-        from portscope.sockets import SocketFilter, dump, scope_words
+        from portscope.sockets import scope_words, tally
 
-        d = dump(
-            SocketFilter(),
-            owners=True,
-            backend=self.backend,
-            owners_first=False,
-            netns=self.netns,
-        )
-        rows: list[Row] = [r for batch in d.batches for r in batch]
+        kernel = kernel_ports()
+        # listeners as rows, every other socket only counted (sockets.tally)
+        counted = tally(kernel.ephemeral, backend=self.backend, netns=self.netns)
         own = _netns_label()
         listening = (TcpState.LISTEN, TcpState.UNCONN)
         listeners = [
             r
-            for r in rows
+            for r in counted.rows
             if r.state in listening
             and (self.port_allowlist is None or r.local_port in self.port_allowlist)
         ]
-        owners = self._listener_owners(d, listeners)
+        owners = self._listener_owners(counted, listeners)
 
         info = GaugeMetricFamily(
             "portscope_listener_info",
@@ -263,21 +256,23 @@ class SocketCollector:
         owners_complete.add_metric([], 1 if self._owners_complete in (None, True) else 0)
         yield owners_complete
 
-        counts: Counter[tuple[str, str, str]] = Counter(
-            (r.proto.value, str(r.family), r.state.value) for r in rows
-        )
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for (transport, family, state), n in counted.counts.items():
+            counts[(transport.value, str(family), state.value)] += n
         sockets = GaugeMetricFamily(
             "portscope_sockets",
             "sockets by transport, address family (4, 6) and state",
             labels=("proto", "family", "state"),
         )
-        for (proto, family, state), n in sorted(counts.items()):
-            sockets.add_metric([proto, family, state], n)
+        for (proto_name, family_name, state_name), n in sorted(counts.items()):
+            sockets.add_metric([proto_name, family_name, state_name], n)
         yield sockets
 
-        yield from self._ephemeral(rows, kernel_ports())
+        yield from self._ephemeral(counted, kernel)
 
-    def _listener_owners(self, d: Dump, listeners: list[Row]) -> dict[int, tuple[Owner, ...]]:
+    def _listener_owners(
+        self, counted: Tally, listeners: list[Row]
+    ) -> dict[int, tuple[Owner, ...]]:
         """The owners of each listener by inode. A listener seen at an earlier scrape keeps
         its owners while every holder still has it (``/proc/PID/fd/N`` still links to
         ``socket:[INODE]``: one readlink each, so a reused PID is caught); only new or
@@ -293,9 +288,9 @@ class SocketCollector:
                 found[inode] = cached[1]
             else:
                 missing.append(r)
-        if missing:
-            omap = d.scan_owners(missing)
-            self._owners_complete = d.owners_complete
+        if missing and counted.owner_scan is not None:
+            omap = counted.owner_scan(missing)
+            self._owners_complete = omap.complete
             for r in missing:
                 assert r.inode is not None
                 owners = omap.owners(r)
@@ -306,25 +301,17 @@ class SocketCollector:
             del self._owner_cache[inode]
         return found
 
-    def _ephemeral(self, rows: list[Row], kernel: KernelPorts) -> Iterator[Metric]:
+    def _ephemeral(self, counted: Tally, kernel: KernelPorts) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
-
-        from portscope.models import Proto, TcpState
 
         lo, hi = kernel.ephemeral
         reserved = sum(1 for p in kernel.reserved if lo <= p <= hi)
         size = hi - lo + 1 - reserved
-        tcp = Proto.TCP
-        skip = {s for s in TcpState if s.value in _PEERED_SKIP}
-        peered = [
-            r
-            for r in rows
-            if r.proto is tcp and r.remote_port and lo <= r.local_port <= hi and r.state not in skip
-        ]
-        used = {r.local_port for r in peered}
-        counted = Counter((r.remote_address, r.remote_port) for r in peered)
+        used = counted.ephemeral_ports
+        # in the order first met, as the dump lists them (ties keep that order)
+        counted_by = Counter(counted.destinations)
         per_destination: dict[str, int] = {}
-        for (address, port), n in counted.most_common(self.top_destinations):
+        for (address, port), n in counted_by.most_common(self.top_destinations):
             host = f"[{address}]" if address and ":" in address else (address or "")
             per_destination[f"{host}:{port}"] = n
         in_use = GaugeMetricFamily(

@@ -36,6 +36,7 @@ from portscope.sockets._filters import (
 )
 from portscope.sockets._owners import OwnerMap
 from portscope.sockets._record import ROW_FIELDS, SCHEMA, Row, socket_maker
+from portscope.sockets._tally import Tally
 
 __all__ = [
     "ALL_STATES",
@@ -50,6 +51,8 @@ __all__ = [
     "Extras",
     "Row",
     "SocketFilter",
+    "Tally",
+    "as_filter",
     "bind_scope",
     "dump",
     "list_netns",
@@ -66,6 +69,7 @@ __all__ = [
     "sort_rows",
     "summarize",
     "summarize_by_netns",
+    "tally",
 ]
 
 BACKENDS = ("netlink", "procfs", "psutil")
@@ -113,12 +117,17 @@ def _select_backend(name: str | None) -> tuple[Backend, tuple[str, ...]]:
     return _chosen, _chosen_notes
 
 
-def _as_filter(
+def as_filter(
     where: SocketFilter | None,
     protos: Iterable[Proto | str] | None,
     families: Iterable[int] | None,
     states: Iterable[TcpState | str] | str | None,
 ) -> SocketFilter:
+    """``where`` with the conditions ``list_sockets`` takes as arguments, checked.
+
+    Raises:
+        InvalidFilter: a bad transport, family or state.
+    """
     base = where or SocketFilter()
     changes: dict[str, Any] = {}
     if protos is not None:
@@ -215,12 +224,30 @@ class Dump:
         owners = self.owners
         return None if owners is None else owners.complete
 
-    def scan_owners(self, rows: Iterable[Row] | None = None) -> OwnerMap:
-        """Map sockets to processes after the dump: only those of ``rows`` if given."""
+    def use_owners(self, owners: OwnerMap) -> None:
+        """Take an owner map made elsewhere (``_owners.ForkedScan``), with its note."""
+        self._owners = owners
+        self._add_owner_note()
+
+    def scan_owners(
+        self, rows: Iterable[Row] | None = None, *, first_holders: bool = False
+    ) -> OwnerMap:
+        """Map sockets to processes after the dump: only those of ``rows`` if given.
+
+        With ``first_holders`` (and ``rows``, in the caller's namespace) the scan stops
+        once each socket has a holder, then looks only at the holders' descendants
+        (``OwnerMap.scan``); otherwise every process is read.
+        """
         owners = self.owners
         if owners is None:
             wanted = None if rows is None else {r.inode for r in rows if r.inode is not None}
-            owners = self._owners = self._owner_scan(wanted)
+            if first_holders and wanted is not None and self.netns is None:
+                proc = getattr(self._impl, "_proc", None)
+                if proc is not None:  # netlink and procfs (psutil maps its own way)
+                    owners = OwnerMap.scan(wanted, proc, first_holders=True)
+            if owners is None:
+                owners = self._owner_scan(wanted)
+            self._owners = owners
             self._add_owner_note()
         return owners
 
@@ -368,6 +395,62 @@ def _dump_namespaces(
     return result
 
 
+def tally(
+    ephemeral: tuple[int, int],
+    *,
+    backend: str | None = None,
+    netns: str | int | None = None,
+) -> Tally:
+    """The socket table counted: TCP listeners and UDP sockets as rows, every other TCP
+    socket only counted (what a metrics scrape needs; ``_tally``).
+
+    With netlink in the caller's namespace the kernel is asked for listeners and the rest
+    apart, and the rest is counted straight from the bytes; otherwise (another backend,
+    ``netns`` given, a transport without sock_diag) from a ``dump``'s rows. The numbers
+    are the same either way.
+
+    Args:
+        ephemeral: the ephemeral port range (``net.ipv4.ip_local_port_range``), both
+            ends included: which TCP sockets with a peer count in ``ephemeral_ports``
+            and ``destinations``.
+        backend: ``netlink``, ``procfs`` or ``psutil``; ``None`` picks the best one.
+        netns: the network namespaces (``list_sockets``); ``None``: the caller's own.
+
+    Returns:
+        The tally; ``Tally.owner_scan(rows)`` maps some of its rows to processes.
+
+    Raises:
+        BackendUnavailable, InvalidFilter, PermissionDenied: as ``dump``.
+    """
+    import errno
+
+    be, choice_notes = _select_backend(backend)
+    if netns is None and be.name == "netlink":
+        from portscope.sockets._owners import usable_cpus
+        from portscope.sockets._tally import netlink_tally
+
+        prefetch = getattr(be, "prefetch", None)
+        try:
+            counted = netlink_tally(
+                getattr(be, "_proc", "/proc"),
+                ephemeral,
+                usable_cpus() >= 2 if prefetch is None else prefetch,
+            )
+        except BackendUnavailable as err:
+            if err.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
+                raise
+            # a transport without sock_diag: the dump below reads it from /proc/net
+        else:
+            counted.notes.extend(choice_notes)
+            return counted
+    d = dump(SocketFilter(), owners=True, backend=backend, owners_first=False, netns=netns)
+    result = Tally(owner_scan=d.scan_owners)
+    for rows in d.batches:
+        result.add_rows(rows, ephemeral)
+    result.notes.extend(d.notes)
+    return result
+
+
 def list_netns() -> tuple[Netns, ...]:
     """Every network namespace on this host that this process can see.
 
@@ -451,7 +534,7 @@ def list_sockets(
         PermissionDenied: the kernel refused the dump; the namespace of another user's
             process.
     """
-    query = _as_filter(where, protos, families, states)
+    query = as_filter(where, protos, families, states)
     d = dump(query, owners=owners, backend=backend, owners_first=False, netns=netns)
     rows = [r for batch in d.batches for r in batch]
     omap = d.scan_owners(rows) if owners else None
