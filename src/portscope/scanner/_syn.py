@@ -42,6 +42,7 @@ __all__ = ["SynProber"]
 
 _READ_BATCH = 4096
 _BASE = pk.SOURCE_PORT_BASE
+_NPORTS = pk.SOURCE_PORTS
 _SYN_ACK = pk.SYN | pk.ACK
 _TCP_HEAD = struct.Struct("!HHII")
 _KINDS = {
@@ -174,6 +175,7 @@ class SynProber:
             addresses: list[str] = []
             keys: list[tuple[bytes, int]] = []
             late_answers, templates, ack = self._late_answers, self._templates, self.ack
+            ports = key.ports
             j = i
             while j < n:
                 tr = tries[j]
@@ -188,9 +190,12 @@ class SynProber:
                 if template is None:
                     if len(templates) > 65_536:
                         templates.clear()
-                    template = templates[dst] = pk.ProbeTemplate(src, dst, flags)
+                    template = templates[dst] = pk.ProbeTemplate(src, dst, flags, key.dest(dst))
                 port = tr.port
-                sport, seq = key.fields(dst, port, tr.tries)
+                # FlowKey.fields, inlined (the scan's hottest line)
+                h = template.key ^ ports[port]
+                sport = _BASE + ((h >> 32) + tr.tries) % _NPORTS
+                seq = (h + sport) & 0xFFFF_FFFF
                 payloads.append(template.probe(sport, port, seq, seq if ack else 0))
                 addresses.append(target.address)
                 tr.handle = (sport, seq)  # what a reply to this very try must carry
