@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from portscope.models import PortState, Proto
 from portscope.scanner import _packets as pk
 from portscope.scanner._errors import ICMP4_UNREACH, ICMP6_UNREACH
-from portscope.scanner._raw import RawReceiver, ThreadedSender, hop_limit, open_raw, source_address
+from portscope.scanner._raw import RawReceiver, RawSender, hop_limit, open_raw, source_address
 from portscope.scanner._schedule import Answer, ProbeSink, Try
 
 __all__ = ["SynProber"]
@@ -96,7 +96,7 @@ class SynProber:
         # valid answers that came after their try was given up, by (address, port): the
         # port's next try takes it instead of probing again (a stalled path, a busy host)
         self._late_answers: dict[tuple[bytes, int], Answer] = {}
-        self._senders: dict[int, ThreadedSender] = {}
+        self._senders: dict[int, RawSender] = {}
         self._readers: list[socket.socket] = []
         self._receivers: dict[int, RawReceiver] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,7 +114,7 @@ class SynProber:
                 if family == 6 and err.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
                     continue  # no IPv6 here: its targets time out
                 raise
-            self._senders[family] = ThreadedSender(tcp, family)
+            self._senders[family] = RawSender(tcp, family)
             if family == 4:
                 self._receivers[tcp.fileno()] = RawReceiver(tcp)
             err_sock = open_raw(family, icmp)
@@ -250,8 +250,6 @@ class SynProber:
                 self._read_icmp6(sock)
 
     def close(self) -> None:
-        for sender in self._senders.values():
-            sender.close()
         loop = self._loop
         for sock in self._readers:
             if sock.fileno() >= 0:
