@@ -135,3 +135,12 @@ def test_every_foldable_state_over_25_ports_goes_into_extraports() -> None:
     assert reasons == {"no-response": ("53", "1-6,9-55"), "admin-prohibited": ("2", "7-8")}
     listed = {p.get("portid"): p.find("state").get("state") for p in host.iter("port")}  # type: ignore[union-attr]
     assert listed == {str(p): "closed" for p in range(90, 101)}  # 11 closed: listed
+
+
+def test_quoteattr_writes_what_saxutils_writes() -> None:
+    from xml.sax.saxutils import quoteattr as reference
+
+    from portscope.render.scan import quoteattr
+
+    for text in ('a"b', "a'b", "a\"b'c", "x<&>\n\t\r", "", "plain", "\u00e9\x7f"):
+        assert quoteattr(text) == reference(text)

@@ -173,7 +173,7 @@ def configure(parser: Parser) -> None:
         "--max-concurrency",
         type=_positive("--max-concurrency", integer=True, maximum=1_000_000),
         metavar="N",
-        help="connections open at once (default 1024, less if the fd limit is lower)",
+        help="probes in flight at once (default 1024, 4096 for -sS/-sA; less under the fd limit)",
     )
     parser.add_argument(
         "--timeout",

@@ -268,7 +268,7 @@ complete -c portscope -n '_shtab_portscope_using scan' -l exclude-file -x -d 'ta
 complete -c portscope -n '_shtab_portscope_using scan' -s 4 -d 'IPv4 only'
 complete -c portscope -n '_shtab_portscope_using scan' -s 6 -d 'IPv6 only'
 complete -c portscope -n '_shtab_portscope_using scan' -l rate -x -d 'at most this many new connections per second, 1 to 10,000,000 (default: no limit)'
-complete -c portscope -n '_shtab_portscope_using scan' -l max-concurrency -x -d 'connections open at once (default 1024, less if the fd limit is lower)'
+complete -c portscope -n '_shtab_portscope_using scan' -l max-concurrency -x -d 'probes in flight at once (default 1024, 4096 for -sS/-sA; less under the fd limit)'
 complete -c portscope -n '_shtab_portscope_using scan' -l timeout -x -d 'fixed timeout per try (default: adaptive from measured RTT, RFC 6298)'
 complete -c portscope -n '_shtab_portscope_using scan' -l retries -x -d 'tries again before calling a silent port filtered (default 3)'
 complete -c portscope -n '_shtab_portscope_using scan' -l yes -d 'allow over 65,536 addresses or 10M probes'

@@ -27,7 +27,6 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
-from xml.sax.saxutils import quoteattr
 
 from portscope.models import PortState, ProbeResult, Proto, to_dict
 from portscope.render import ms, safe
@@ -83,6 +82,22 @@ ADVICE: dict[str, str] = {
     "host-down": "the host is down",
     "net-down": "the network interface is down",
 }
+
+
+_XML_ATTR = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+
+
+def quoteattr(data: str) -> str:
+    """An XML attribute value with its quotes, as ``xml.sax.saxutils.quoteattr`` writes it
+    (that module imports ``urllib.request``: about 20 ms of every scan's start-up)."""
+    data = data.translate(_XML_ATTR)
+    if '"' not in data:
+        return f'"{data}"'
+    if "'" not in data:
+        return f"'{data}'"
+    return '"{}"'.format(data.replace('"', "&quot;"))
 
 
 def advice(reason: str) -> str:

@@ -15,16 +15,24 @@ Moves bytes only (the codec is ``_packets``). Needs CAP_NET_RAW (root): ``open_r
 
 from __future__ import annotations
 
+import array
 import ctypes
 import ctypes.util
 import errno
+import os
 import socket
 import struct
 from collections.abc import Sequence
 
 from portscope.errors import PermissionDenied
 
-__all__ = ["RawSender", "can_send_raw", "open_raw", "source_address"]
+__all__ = [
+    "RawReceiver",
+    "RawSender",
+    "can_send_raw",
+    "open_raw",
+    "source_address",
+]
 
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
@@ -53,13 +61,25 @@ class _Mmsghdr(ctypes.Structure):
 
 
 _libc: ctypes.CDLL | None = None
+# the batched paths write header fields as 64-bit words at the x86-64/arm64 offsets
+_WORDS_OK = ctypes.sizeof(ctypes.c_void_p) == 8 and ctypes.sizeof(_Mmsghdr) == 64
+_MAX_FAST = 64  # packets up to this size go through the preallocated send buffer
+
+
+def _libc_fn(name: str) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """A libc function by name (with errno), or ``None`` where libc has none or the
+    batched layout does not apply (32-bit)."""
+    global _libc
+    if not _WORDS_OK:
+        return None
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    fn: ctypes._CFuncPtr | None = getattr(_libc, name, None)  # type: ignore[name-defined]
+    return fn
 
 
 def _sendmmsg() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    fn = getattr(_libc, "sendmmsg", None)
+    fn = _libc_fn("sendmmsg")
     if fn is not None:
         fn.argtypes = (ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint, ctypes.c_int)
         fn.restype = ctypes.c_int
@@ -132,6 +152,11 @@ def hop_limit(ancdata: Sequence[tuple[int, int, bytes]]) -> int | None:
 class RawSender:
     """Sends batches of packets on one raw socket with ``sendmmsg`` (``sendto`` fallback).
 
+    The message headers, iovecs and one packet buffer are allocated once: a batch of
+    packets of one size is copied into the buffer in one ``memmove``, and only each
+    message's destination pointer is written (one strided store into the headers), so
+    the cost per packet is a list item, not five ctypes attribute stores.
+
     Args:
         sock: a raw socket (``open_raw``).
         family: 4 or 6.
@@ -145,57 +170,91 @@ class RawSender:
         self._slots = slots
         self._msgs = (_Mmsghdr * slots)()
         self._iovs = (_Iovec * slots)()
-        for i in range(slots):  # each message has its one iovec, for good
+        namelen = 28 if family == 6 else 16  # sizeof(sockaddr_in6), sizeof(sockaddr_in)
+        for i in range(slots):  # each message has its one iovec and name length, for good
             hdr = self._msgs[i].msg_hdr
             hdr.msg_iov = ctypes.pointer(self._iovs[i])
             hdr.msg_iovlen = 1
-        self._keep: object = None
-        self._cache: dict[str, tuple[ctypes.Array[ctypes.c_char], int, int]] = {}
+            hdr.msg_namelen = namelen
+        # the headers as 64-bit words: msg_name of message i is word 8 * i (x86-64, arm64)
+        self._words = memoryview(self._msgs).cast("B").cast("Q")
+        self._stride = ctypes.sizeof(_Mmsghdr) // 8
+        self._slab = ctypes.create_string_buffer(slots * _MAX_FAST)
+        self._slab_at = ctypes.addressof(self._slab)
+        self._size = 0  # the packet size the iovecs are laid out for (0: none yet)
+        self._names: dict[str, int] = {}
+        self._name_bufs: list[ctypes.Array[ctypes.c_char]] = []
+        self._keep: list[ctypes.Array[ctypes.c_char]] = []
 
-    def send(self, packets: Sequence[tuple[bytes, str]]) -> tuple[int, int]:
-        """Send ``(payload, destination address)`` pairs in order.
+    def send(self, payloads: Sequence[bytes], addresses: Sequence[str]) -> tuple[int, int]:
+        """Send ``payloads[i]`` to ``addresses[i]`` (IP address strings), in order.
 
         Returns:
             (packets sent, errno of the first failure or 0). ``EAGAIN``/``ENOBUFS`` mean the
             socket's queue is full: send the rest later.
         """
+        total = len(payloads)
         if self._fn is None:
-            return self._send_each(packets)
+            return self._send_each(payloads, addresses)
+        if len(self._names) > 65_536:  # between batches: no header points into them now
+            self._names.clear()
+            self._name_bufs.clear()
         done = 0
-        msgs, iovs, name_of = self._msgs, self._iovs, self._sockaddr
-        while done < len(packets):
-            chunk = packets[done : done + self._slots]
-            n = len(chunk)
-            # one buffer for the whole chunk; each iovec points into it
-            slab = ctypes.create_string_buffer(b"".join(p for p, _ in chunk))
-            names = []  # the buffers stay alive until the call returns
-            offset = ctypes.addressof(slab)
-            for i, (payload, address) in enumerate(chunk):
-                iov = iovs[i]
-                iov.iov_base = offset
-                iov.iov_len = size = len(payload)
-                offset += size
-                hdr = msgs[i].msg_hdr
-                name = name_of(address)
-                names.append(name)
-                hdr.msg_name, hdr.msg_namelen = name[1], name[2]
-            self._keep = (slab, names)
-            sent = self._fn(self.sock.fileno(), msgs, n, socket.MSG_DONTWAIT)
+        fn, fd, msgs, words, stride = (
+            self._fn,
+            self.sock.fileno(),
+            self._msgs,
+            self._words,
+            self._stride,
+        )
+        names, name_of = self._names, self._sockaddr
+        while done < total:
+            n = min(self._slots, total - done)
+            chunk = payloads[done : done + n]
+            data = b"".join(chunk)
+            size = len(chunk[0])
+            if len(data) == size * n and size <= _MAX_FAST:
+                if size != self._size:
+                    self._lay_out(size)
+                ctypes.memmove(self._slab_at, data, len(data))
+            else:  # packets of several sizes (or large): iovecs into this chunk's bytes
+                self._lay_out_each(chunk, data)
+            ptrs = [names.get(a) or name_of(a) for a in addresses[done : done + n]]
+            words[0 : stride * n : stride] = array.array("Q", ptrs)
+            sent = fn(fd, msgs, n, socket.MSG_DONTWAIT)
             if sent < 0:
                 err = ctypes.get_errno()
                 if err == errno.EINTR:
                     continue
                 if done == 0 and err not in (errno.EAGAIN, errno.ENOBUFS):
                     # a per-destination error (EHOSTUNREACH, EACCES): send one by one
-                    return self._send_each(packets)
+                    return self._send_each(payloads, addresses)
                 return done, err
             done += sent
             if sent < n:
                 return done, errno.EAGAIN
         return done, 0
 
-    def _send_each(self, packets: Sequence[tuple[bytes, str]]) -> tuple[int, int]:
-        for i, (payload, address) in enumerate(packets):
+    def _lay_out(self, size: int) -> None:
+        """Point iovec ``i`` at ``size`` bytes at offset ``i * size`` of the slab."""
+        base = self._slab_at
+        for i, iov in enumerate(self._iovs):
+            iov.iov_base = base + i * size
+            iov.iov_len = size
+        self._size = size
+
+    def _lay_out_each(self, chunk: Sequence[bytes], data: bytes) -> None:
+        buf = ctypes.create_string_buffer(data, len(data))
+        self._keep = [buf]  # alive until the next batch
+        offset = ctypes.addressof(buf)
+        for iov, payload in zip(self._iovs, chunk, strict=False):
+            iov.iov_base = offset
+            iov.iov_len = len(payload)
+            offset += len(payload)
+        self._size = 0
+
+    def _send_each(self, payloads: Sequence[bytes], addresses: Sequence[str]) -> tuple[int, int]:
+        for i, (payload, address) in enumerate(zip(payloads, addresses, strict=True)):
             try:
                 self.sock.sendto(payload, (address, 0))
             except (BlockingIOError, InterruptedError):
@@ -204,13 +263,10 @@ class RawSender:
                 if err.errno == errno.ENOBUFS:
                     return i, errno.ENOBUFS
                 # unreachable by our own routing: counted as sent, the scheduler times it out
-        return len(packets), 0
+        return len(payloads), 0
 
-    def _sockaddr(self, address: str) -> tuple[ctypes.Array[ctypes.c_char], int, int]:
-        """(buffer, its address, its size) of the ``sockaddr`` of ``address``, cached."""
-        found = self._cache.get(address)
-        if found is not None:
-            return found
+    def _sockaddr(self, address: str) -> int:
+        """The address of a ``sockaddr`` buffer for ``address``, cached (kept alive)."""
         if self.family == 6:
             raw = (
                 struct.pack("=H", socket.AF_INET6)
@@ -222,11 +278,78 @@ class RawSender:
             raw = struct.pack("=H", socket.AF_INET) + bytes(2)
             raw += socket.inet_pton(socket.AF_INET, address) + bytes(8)
         buf = ctypes.create_string_buffer(raw, len(raw))
-        if len(self._cache) > 65_536:
-            self._cache.clear()
-        entry = (buf, ctypes.addressof(buf), len(raw))
-        self._cache[address] = entry
-        return entry
+        self._name_bufs.append(buf)
+        at = ctypes.addressof(buf)
+        self._names[address] = at
+        return at
+
+
+class RawReceiver:
+    """Reads a raw IPv4 socket in batches with ``recvmmsg(2)`` (through ctypes): one system
+    call per up to ``slots`` packets instead of one ``recv`` each, the scan's receive path.
+
+    Each packet is read into its own ``size``-byte slot of one buffer (longer packets are
+    cut, as ``recv(size)`` would); a batch comes back as one ``bytes`` object and the
+    length of each packet, packet ``i`` starting at ``i * size``.
+
+    Args:
+        sock: a non-blocking raw socket (``open_raw``).
+        slots: most packets per call.
+        size: bytes kept of each packet.
+    """
+
+    def __init__(self, sock: socket.socket, slots: int = 256, size: int = 128) -> None:
+        self.sock = sock
+        self.size = size
+        self.slots = slots
+        self._fn = _libc_fn("recvmmsg")
+        if self._fn is not None:
+            self._fn.argtypes = (ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint,
+                                 ctypes.c_int, ctypes.c_void_p)  # fmt: skip
+            self._fn.restype = ctypes.c_int
+        self._buf = ctypes.create_string_buffer(slots * size)
+        self._at = ctypes.addressof(self._buf)
+        self._msgs = (_Mmsghdr * slots)()
+        self._iovs = (_Iovec * slots)()
+        for i in range(slots):
+            self._iovs[i].iov_base = self._at + i * size
+            self._iovs[i].iov_len = size
+            hdr = self._msgs[i].msg_hdr
+            hdr.msg_iov = ctypes.pointer(self._iovs[i])
+            hdr.msg_iovlen = 1
+        # msg_len of message i: 32-bit word 16 * i + 14 (x86-64, arm64 layout)
+        self._lens = memoryview(self._msgs).cast("B").cast("I")
+        self._len_stride = ctypes.sizeof(_Mmsghdr) // 4
+
+    def read(self) -> tuple[bytes, list[int]]:
+        """The packets waiting now (at most ``slots``): (buffer, lengths); none: ``(b"", [])``.
+
+        Raises:
+            OSError: a socket error other than ``EAGAIN``/``EINTR``.
+        """
+        if self._fn is None:
+            return self._read_each()
+        n = self._fn(self.sock.fileno(), self._msgs, self.slots, socket.MSG_DONTWAIT, None)
+        if n <= 0:
+            err = ctypes.get_errno()
+            if n == 0 or err in (errno.EAGAIN, errno.EINTR):
+                return b"", []
+            raise OSError(err, os.strerror(err))
+        stride = self._len_stride
+        lengths = self._lens[14 : stride * n : stride].tolist()
+        return ctypes.string_at(self._at, self.size * n), lengths
+
+    def _read_each(self) -> tuple[bytes, list[int]]:
+        parts: list[bytes] = []
+        lengths: list[int] = []
+        for _ in range(self.slots):
+            try:
+                packet = self.sock.recv(self.size)
+            except (BlockingIOError, InterruptedError):
+                break
+            parts.append(packet.ljust(self.size, b"\0"))
+            lengths.append(len(packet))
+        return b"".join(parts), lengths
 
 
 # rtnetlink (rtnetlink(7), linux/neighbour.h): a dump of the neighbour table

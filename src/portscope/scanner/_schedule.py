@@ -96,6 +96,8 @@ _LATE_SHRINK = 0.05  # share of answers that needed a retry above which the wind
 _LATE_GROW = 0.02  # ... and below which it grows back
 _MIN_WINDOW = 32
 _START_WINDOW = 256
+_WINDOW = 1024  # the window's ceiling without --max-concurrency
+_RAW_WINDOW = 4096  # ... for probers that hold no descriptor per try
 _FD_RESERVE = 64  # descriptors left for the event loop, stdio and files
 _FD_SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 _UNREACH_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
@@ -344,7 +346,7 @@ class Scheduler:
         """Probe every target; return when all are done. Cancel to stop (sockets closed)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        want = self._opt.max_concurrency or 1024
+        want = self._opt.max_concurrency or _WINDOW
         start = _START_WINDOW
         if any(p.fds_per_try for p in self._probers.values()):
             want = min(want, raise_nofile_limit() - _FD_RESERVE)
@@ -360,6 +362,11 @@ class Scheduler:
             # per try, more hosts at once cost only their state (measured: 1,024 hosts x
             # the top 100 over the WAN lab, 31.4 s with 64 hosts at once, 20-21 s with 512)
             self._host_window = max(self._host_window, _RAW_HOSTS)
+            # ... and no descriptor bounds the window: on a WAN, silent (filtered) ports hold
+            # their slots for 7 RTOs (4 tries), so a larger ceiling keeps the answered ports
+            # flowing (4,096 hosts x the top 100 over the WAN lab: 69 s with 1,024, 47 s with
+            # 4,096); the window still starts at 256 and grows only while answers come on time
+            want = self._opt.max_concurrency or _RAW_WINDOW
         self._max_limit = max(1, want)
         # start below the ceiling and grow while answers come on the first try
         self._limit = min(self._max_limit, start)

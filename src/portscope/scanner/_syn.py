@@ -35,13 +35,14 @@ from collections.abc import Sequence
 from portscope.models import PortState, Proto
 from portscope.scanner import _packets as pk
 from portscope.scanner._errors import ICMP4_UNREACH, ICMP6_UNREACH
-from portscope.scanner._raw import RawSender, hop_limit, open_raw, source_address
+from portscope.scanner._raw import RawReceiver, RawSender, hop_limit, open_raw, source_address
 from portscope.scanner._schedule import Answer, ProbeSink, Try
 
 __all__ = ["SynProber"]
 
 _READ_BATCH = 4096
 _BASE = pk.SOURCE_PORT_BASE
+_NPORTS = pk.SOURCE_PORTS
 _SYN_ACK = pk.SYN | pk.ACK
 _TCP_HEAD = struct.Struct("!HHII")
 _KINDS = {
@@ -97,6 +98,7 @@ class SynProber:
         self._late_answers: dict[tuple[bytes, int], Answer] = {}
         self._senders: dict[int, RawSender] = {}
         self._readers: list[socket.socket] = []
+        self._receivers: dict[int, RawReceiver] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: ProbeSink | None = None
         self._expiring: Try | None = None
@@ -113,6 +115,8 @@ class SynProber:
                     continue  # no IPv6 here: its targets time out
                 raise
             self._senders[family] = RawSender(tcp, family)
+            if family == 4:
+                self._receivers[tcp.fileno()] = RawReceiver(tcp)
             err_sock = open_raw(family, icmp)
             self._readers += [tcp, err_sock]
             if family == 4:
@@ -167,34 +171,41 @@ class SynProber:
                 sink.answered(tr, late, None)
                 i += 1
                 continue
-            packets: list[tuple[bytes, str]] = []
+            payloads: list[bytes] = []
+            addresses: list[str] = []
             keys: list[tuple[bytes, int]] = []
+            late_answers, templates, ack = self._late_answers, self._templates, self.ack
+            ports = key.ports
             j = i
             while j < n:
                 tr = tries[j]
-                if tr.target.family != family:
+                target = tr.target
+                if target.family != family:
                     break
-                addrs = self._addresses(tr)
-                if addrs is None or (addrs[0], tr.port) in self._late_answers:
+                addrs = self._addrs.get(target.address) or self._addresses(tr)
+                if addrs is None or (late_answers and (addrs[0], tr.port) in late_answers):
                     break
                 dst, src = addrs
-                template = self._templates.get(dst)
+                template = templates.get(dst)
                 if template is None:
-                    if len(self._templates) > 65_536:
-                        self._templates.clear()
-                    template = self._templates[dst] = pk.ProbeTemplate(src, dst, flags)
-                sport, seq = key.fields(dst, tr.port, tr.tries)
-                packets.append(
-                    (template.probe(sport, tr.port, seq, seq if self.ack else 0),
-                     tr.target.address)
-                )  # fmt: skip
+                    if len(templates) > 65_536:
+                        templates.clear()
+                    template = templates[dst] = pk.ProbeTemplate(src, dst, flags, key.dest(dst))
+                port = tr.port
+                # FlowKey.fields, inlined (the scan's hottest line)
+                h = template.key ^ ports[port]
+                sport = _BASE + ((h >> 32) + tr.tries) % _NPORTS
+                seq = (h + sport) & 0xFFFF_FFFF
+                payloads.append(template.probe(sport, port, seq, seq if ack else 0))
+                addresses.append(target.address)
                 tr.handle = (sport, seq)  # what a reply to this very try must carry
-                keys.append((dst, tr.port))
+                key_ = (dst, port)
+                keys.append(key_)
                 tr.sent = now
-                flight[(dst, tr.port)] = tr
+                flight[key_] = tr
                 j += 1
-            sent, err = sender.send(packets)
-            if sent < len(packets):
+            sent, err = sender.send(payloads, addresses)
+            if sent < len(payloads):
                 for k in keys[sent:]:
                     flight.pop(k, None)
                 sink.short_of(err or errno.ENOBUFS, None)
@@ -246,6 +257,7 @@ class SynProber:
                     loop.remove_reader(sock.fileno())
                 sock.close()
         self._readers.clear()
+        self._receivers.clear()
         self._senders.clear()
         self._flight.clear()
         self._late_answers.clear()
@@ -327,21 +339,27 @@ class SynProber:
 
     def _read_tcp4(self, sock: socket.socket) -> None:
         now = time.monotonic()
-        recv, head, reply, base = sock.recv, _TCP_HEAD.unpack_from, self._reply, _BASE
-        for _ in range(_READ_BATCH):
+        rx = self._receivers.get(sock.fileno())
+        if rx is None:
+            return
+        head, reply, base, size = _TCP_HEAD.unpack_from, self._reply, _BASE, rx.size
+        for _ in range(_READ_BATCH // rx.slots):
             try:
-                packet = recv(128)
-            except (BlockingIOError, InterruptedError):
-                return
+                data, lengths = rx.read()
             except OSError:
                 return
             # the hot path: IPv4 header (RFC 791) and TCP ports/numbers decoded in place
-            if len(packet) < 40 or packet[9] != 6:
-                continue
-            ihl = (packet[0] & 0x0F) * 4
-            sport, dport, seq, ack = head(packet, ihl)
-            if dport >= base:
-                reply(packet[12:16], sport, dport, seq, ack, packet[ihl + 13], packet[8], now)
+            at = 0
+            for length in lengths:
+                if length >= 40 and data[at + 9] == 6:
+                    ihl = (data[at] & 0x0F) * 4
+                    sport, dport, seq, ack = head(data, at + ihl)
+                    if dport >= base:
+                        reply(data[at + 12 : at + 16], sport, dport, seq, ack,
+                              data[at + ihl + 13], data[at + 8], now)  # fmt: skip
+                at += size
+            if len(lengths) < rx.slots:
+                return
 
     def _read_tcp6(self, sock: socket.socket) -> None:
         now = time.monotonic()

@@ -29,9 +29,10 @@ class ScanOptions:
     """How a scan runs.
 
     Attributes:
-        max_concurrency: most probes in flight at once; ``None`` for 1,024. Probes that hold
-            a socket (connect, UDP) are always kept under ``RLIMIT_NOFILE``. The window
-            starts at 256 and adapts up to this.
+        max_concurrency: most probes in flight at once; ``None`` for 1,024 (4,096 for the
+            raw SYN/ACK prober, which holds no socket per probe). Probes that hold a socket
+            (connect, UDP) are always kept under ``RLIMIT_NOFILE``. The window starts at 256
+            and adapts up to this.
         rate_pps: new probes per second (a token bucket), or ``None`` for no limit.
         timeout_s: a fixed timeout per try in seconds, or ``None`` for RTT-adaptive
             timeouts (RFC 6298).
