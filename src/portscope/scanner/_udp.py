@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import struct
 import time
@@ -70,40 +71,139 @@ IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _HOLD_S = 3600.0  # a held try's provisional send time lies this far ahead (never expires)
 _BURST = 6.0  # Linux: XRLIM_BURST_FACTOR
 _RATE = 1.0  # Linux: icmp_ratelimit 1000 ms
+# Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50, per network namespace; each error takes
+# 0-2 credits at random (icmp_global_consume, mean 1), so the model keeps a margin
+_GLOBAL_RATE = 900.0
+_GLOBAL_BURST = 30.0
+_VOID_MAX = 2  # tries of one port found inconclusive and sent again, at most
 _READ_BATCH = 1024
+_SEND_ATTEMPTS = 16  # sendto calls per datagram at most (pending ICMP errors in between)
+_SAME_ERROR_IS_LOCAL = 3  # the same errno this often in a row: the route's own error
 _HOST_ERRNO = {"host-unreach": errno.EHOSTUNREACH, "net-unreach": errno.ENETUNREACH}
 
 
-class _Pacer:
-    """One source's model of one target's ICMP error budget (a token bucket)."""
+def _send_past_pending_errors(sock: socket.socket, payload: bytes, to: tuple[object, ...]) -> None:
+    """``sendto`` that is not fooled by ICMP errors of earlier probes.
 
-    __slots__ = ("first", "held", "icmps", "rate", "reserved", "stamp", "timer", "tokens")
+    With ``IP_RECVERR`` every ICMP error also sets the socket's pending error (``sk_err``,
+    ``__udp4_lib_err``/``__udp6_lib_err``), and the next ``sendto`` fails with it once
+    (``sock_alloc_send_skb``), without sending: ``ECONNREFUSED`` for a port unreachable,
+    ``EHOSTUNREACH``/``ENETUNREACH`` ... for the others. The error's details are on the
+    error queue, read with the try it is about; the datagram is sent again. Errors keep
+    arriving while a scan sends (one per closed port), so a second or third ``sendto`` may
+    meet another one: under CPU load one retry was not enough, and a port was reported
+    ``filtered`` with reason ``local-error`` (``ECONNREFUSED``). A pending error is
+    consumed by the call that returns it, so only an error that repeats is the route's own
+    (no route: ``ENETUNREACH`` every time); ``ECONNREFUSED`` never is.
 
-    def __init__(self, now: float) -> None:
-        self.tokens = 0.0  # assume empty: an earlier scan may have drained it
+    Raises:
+        OSError: the local error of this send (``EAGAIN``, ``ENOBUFS``, no route ...).
+    """
+    last = 0
+    repeats = 0
+    for _ in range(_SEND_ATTEMPTS):
+        try:
+            sock.sendto(payload, to)
+            return
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:
+            code = exc.errno or 0
+            if code in (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EINVAL):
+                raise
+            repeats = repeats + 1 if code == last else 1
+            last = code
+            if code != errno.ECONNREFUSED and repeats >= _SAME_ERROR_IS_LOCAL:
+                raise
+    raise OSError(last, os.strerror(last))
+
+
+class _Budget:
+    """A model of one ICMP token bucket at the target (Linux ``icmp.c``).
+
+    Starts empty (an earlier scan may have drained it), refills at ``rate`` per second up
+    to ``burst``; every ICMP error that comes back took a token. More errors than the model
+    allows mean the target's rate is higher: it becomes the rate measured (a target without
+    a limit is recognized by its first sweep). An error that comes after its try's token
+    was given back (``late``) may take the model below 0: the target really is that far
+    behind.
+    """
+
+    __slots__ = ("burst", "first", "icmps", "rate", "reserved", "stamp", "tokens")
+
+    def __init__(self, now: float, rate: float, burst: float) -> None:
+        self.tokens = 0.0
         self.stamp = now
         self.first = now
-        self.rate = _RATE
+        self.rate = rate
+        self.burst = burst
         self.icmps = 0
-        self.reserved: set[Try] = set()
+        self.reserved: set[object] = set()  # tries and canaries holding a token
+
+    def available(self, now: float) -> float:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens - len(self.reserved)
+
+    def icmp(self, now: float, *, late: bool = False) -> None:
+        """An ICMP error came from the target: it spent a token."""
+        self.available(now)
+        self.tokens = self.tokens - 1.0 if late else max(0.0, self.tokens - 1.0)
+        self.icmps += 1
+        elapsed = now - self.first
+        allowed = self.burst + self.rate * elapsed + 1.0
+        if self.icmps > allowed and elapsed > 0:
+            self.rate = max(self.rate, (self.icmps - self.burst) / elapsed)
+
+    def wait(self, now: float, need: float) -> float:
+        """Seconds until ``need`` tokens are available."""
+        return max(0.0, (need - self.available(now)) / self.rate)
+
+
+class _Pacer:
+    """One source's model of one target's ICMP error budget: its own bucket (per source
+    address, ``icmp_ratelimit``) and the target's global one (``icmp_msgs_per_sec``),
+    which every source shares."""
+
+    __slots__ = ("glob", "held", "own", "timer")
+
+    def __init__(self, now: float, glob: _Budget) -> None:
+        self.own = _Budget(now, _RATE, _BURST)
+        self.glob = glob
         self.held: deque[Try] = deque()
         self.timer: asyncio.TimerHandle | None = None
 
     def available(self, now: float) -> float:
-        self.tokens = min(_BURST, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        return self.tokens - len(self.reserved)
+        return min(self.own.available(now), self.glob.available(now))
 
-    def icmp(self, now: float) -> None:
-        """An ICMP error came from the target: it spent a token."""
-        self.available(now)
-        self.tokens = max(0.0, self.tokens - 1.0)
-        self.icmps += 1
-        # more errors than the model allows: the target's rate is higher; measure it
-        elapsed = now - self.first
-        allowed = _BURST + self.rate * elapsed + 1.0
-        if self.icmps > allowed and elapsed > 0:
-            self.rate = max(self.rate, (self.icmps - _BURST) / elapsed)
+    def wait(self, now: float, need: float) -> float:
+        return max(self.own.wait(now, need), self.glob.wait(now, need))
+
+    def reserve(self, tr: object) -> None:
+        self.own.reserved.add(tr)
+        self.glob.reserved.add(tr)
+
+    def unreserve(self, tr: object) -> bool:
+        """Give the try's token back; False when it held none."""
+        held = tr in self.own.reserved
+        self.own.reserved.discard(tr)
+        self.glob.reserved.discard(tr)
+        return held
+
+    def icmp(self, now: float, *, late: bool = False) -> None:
+        self.own.icmp(now, late=late)
+        self.glob.icmp(now, late=late)
+
+
+class _Canary:
+    """A datagram to a closed port sent with a final try (see ``UdpProber._send_canary``)."""
+
+    __slots__ = ("answered", "key", "tr")
+
+    def __init__(self, tr: Try, key: tuple[str, int]) -> None:
+        self.tr = tr
+        self.key = key
+        self.answered = False
 
 
 class UdpProber:
@@ -147,7 +247,15 @@ class UdpProber:
         self._socks: dict[tuple[int, str], socket.socket] = {}
         self._flight: dict[tuple[str, int], Try] = {}
         self._pacers: dict[tuple[int, str, str], _Pacer] = {}
-        self._via: dict[Try, _Pacer] = {}
+        self._globals: dict[tuple[int, str], _Budget] = {}
+        self._via: dict[object, _Pacer] = {}  # tries and canaries sent, by their pacer
+        self._refunded: set[object] = set()
+        # the budget check of a final try: a datagram to a port known closed, sent with it
+        self._closed_known: dict[tuple[int, str], deque[int]] = {}
+        self._canaries: dict[tuple[str, int], _Canary] = {}
+        self._vouched: dict[Try, _Canary] = {}
+        self._voids: dict[tuple[str, int], int] = {}
+        self.voided = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: ProbeSink | None = None
         self._icmp_rtt = 0.05
@@ -190,6 +298,16 @@ class UdpProber:
 
     # ------------------------------------------------------------ sending
 
+    def _pacer_of(self, family: int, source: str, address: str, now: float) -> _Pacer:
+        key = (family, source, address)
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            glob = self._globals.get((family, address))
+            if glob is None:
+                glob = self._globals[(family, address)] = _Budget(now, _GLOBAL_RATE, _GLOBAL_BURST)
+            pacer = self._pacers[key] = _Pacer(now, glob)
+        return pacer
+
     def _pacer(self, tr: Try, now: float) -> tuple[str, _Pacer]:
         """The source to send ``tr`` from and its model of the target: the one with the
         most tokens available (a first try: the next in turn)."""
@@ -198,19 +316,12 @@ class UdpProber:
         if tr.tries == 0 and len(sources) > 1:  # the sweep: sources in turn
             self._turn += 1
             source = sources[self._turn % len(sources)]
-            key = (family, source, address)
-            pacer = self._pacers.get(key)
-            if pacer is None:
-                pacer = self._pacers[key] = _Pacer(now)
-            return source, pacer
+            return source, self._pacer_of(family, source, address, now)
         best: tuple[str, _Pacer] | None = None
         best_avail = -1e9
         for source in sources:
-            key = (family, source, address)
-            pacer = self._pacers.get(key)
-            if pacer is None:
-                pacer = self._pacers[key] = _Pacer(now)
-            avail = pacer.available(now) - len(pacer.held)
+            pacer = self._pacer_of(family, source, address, now)
+            avail = pacer.own.available(now) - len(pacer.held)
             if avail > best_avail:
                 best, best_avail = (source, pacer), avail
         assert best is not None
@@ -243,14 +354,7 @@ class UdpProber:
         options = payloads(tr.port)
         payload = options[tr.tries % len(options)]
         try:
-            try:
-                sock.sendto(payload, tr.sockaddr())
-            except (BlockingIOError, InterruptedError):
-                raise
-            except OSError:
-                # the first error may be an earlier ICMP error pending on the socket
-                # (sk_err, returned once by the next call): its details are queued; retry
-                sock.sendto(payload, tr.sockaddr())
+            _send_past_pending_errors(sock, payload, tr.sockaddr())
         except (BlockingIOError, InterruptedError):
             self._flight.pop((tr.target.address, tr.port), None)
             sink.short_of(errno.EAGAIN, None)
@@ -258,29 +362,59 @@ class UdpProber:
         except OSError as exc:
             code = exc.errno or 0
             self._flight.pop((tr.target.address, tr.port), None)
-            if code in (errno.ENOBUFS, errno.ENOMEM):
-                sink.short_of(code, None)
+            if code in (errno.ENOBUFS, errno.ENOMEM, errno.ECONNREFUSED):
+                # ECONNREFUSED: errors of earlier probes kept coming; send it again later
+                sink.short_of(errno.EAGAIN if code == errno.ECONNREFUSED else code, None)
                 return False
             reason = {errno.ENETUNREACH: "net-unreach", errno.EHOSTUNREACH: "host-unreach"}
             state = PortState.UNREACHABLE
             sink.answered(tr, Answer(state, reason.get(code, "local-error"), code), None)
             return True
+        self._via[tr] = pacer
         if reserve:
-            pacer.reserved.add(tr)
-            self._via[tr] = pacer
+            pacer.reserve(tr)
+            if self._is_final(tr):
+                self._send_canary(tr, sock, pacer)
             assert self._loop is not None
             # no error within the ICMP wait: the target had a token and did not spend it
             self._loop.call_later(max(0.02, 4 * self._icmp_rtt), self._refund, tr)
-        else:
-            self._via[tr] = pacer
         return True
+
+    def _is_final(self, tr: Try) -> bool:
+        return self.retries is not None and tr.tries >= self.retries
+
+    def _send_canary(self, tr: Try, sock: socket.socket, pacer: _Pacer) -> None:
+        """Send a datagram to a port of the target known closed right after the final try
+        of ``tr``, from the same source: its port unreachable proves the target had a
+        token for ``tr`` too, so silence from ``tr``'s port is the port's own. Without a
+        known closed port no canary is sent and the pacing model alone is trusted."""
+        known = self._closed_known.get((tr.target.family, tr.target.address))
+        if not known:
+            return
+        for _ in range(len(known)):
+            port = known[0]
+            known.rotate(-1)
+            key = (tr.target.address, port)
+            if key in self._canaries or key in self._flight:
+                continue
+            canary = _Canary(tr, key)
+            to = (key[0], port, 0, 0) if tr.target.family == 6 else key
+            try:
+                _send_past_pending_errors(sock, payloads(port)[0], to)
+            except OSError:
+                return
+            self._canaries[key] = canary
+            self._vouched[tr] = canary
+            pacer.reserve(canary)
+            self._via[canary] = pacer
+            return
 
     def _pump(self, pacer: _Pacer, now: float) -> None:
         """Send held retries while the model has tokens; wake up when the next is due."""
         if pacer.timer is not None:
             pacer.timer.cancel()
             pacer.timer = None
-        while pacer.held and pacer.available(now) >= 1.0:
+        while pacer.held and pacer.available(now) >= self._need(pacer.held[0]):
             tr = pacer.held.popleft()
             tr.sent = now
             tr.deadline = now + (self.timeout_s or 1.0)
@@ -291,8 +425,13 @@ class UdpProber:
                 tr.sent = now + _HOLD_S
                 break
         if pacer.held and self._loop is not None:
-            wait = max(0.005, (1.0 - pacer.available(now)) / pacer.rate)
+            wait = max(0.005, pacer.wait(now, self._need(pacer.held[0])))
             pacer.timer = self._loop.call_later(wait, self._on_timer, pacer)
+
+    def _need(self, tr: Try) -> float:
+        """Tokens a held try takes: 1, or 2 for a final try with a canary."""
+        known = self._closed_known.get((tr.target.family, tr.target.address))
+        return 2.0 if known and self._is_final(tr) else 1.0
 
     def _on_timer(self, pacer: _Pacer) -> None:
         pacer.timer = None
@@ -300,16 +439,24 @@ class UdpProber:
 
     def _refund(self, tr: Try) -> None:
         pacer = self._via.get(tr)
-        if pacer is not None and tr in pacer.reserved:
-            pacer.reserved.discard(tr)
-            if pacer.held:
-                self._pump(pacer, time.monotonic())
+        if pacer is None:
+            return
+        # an error already queued behind a busy loop is not a refund: read first
+        for sock in list(self._socks.values()):
+            self._read(sock)
+        canary = self._vouched.get(tr)
+        for item in (tr, canary):
+            if item is not None and pacer.unreserve(item):
+                self._refunded.add(item)
+        if pacer.held:
+            self._pump(pacer, time.monotonic())
 
-    def _release(self, tr: Try) -> _Pacer | None:
-        """Forget a try (answered or expired); returns its pacer."""
+    def _release(self, tr: Try | _Canary) -> _Pacer | None:
+        """Forget a try or canary (answered or expired); returns its pacer."""
         pacer = self._via.pop(tr, None)
         if pacer is not None:
-            pacer.reserved.discard(tr)
+            pacer.unreserve(tr)
+        self._refunded.discard(tr)
         return pacer
 
     def expire(self, attempt: Try) -> Answer | None:
@@ -324,10 +471,31 @@ class UdpProber:
             self._flight.pop((attempt.target.address, attempt.port), None)
             self._expiring = None
         pacer = self._release(attempt)
+        late, self._late = self._late, None
+        canary = self._vouched.pop(attempt, None)
+        if canary is not None:
+            self._canaries.pop(canary.key, None)
+            self._release(canary)
+            if late is None and not canary.answered:
+                late = self._inconclusive(attempt)
         if pacer is not None and pacer.held:
             self._pump(pacer, time.monotonic())
-        late, self._late = self._late, None
         return late
+
+    def _inconclusive(self, attempt: Try) -> Answer | None:
+        """The final try was silent and so was its canary: the target had no token (the
+        model was wrong: other traffic took the budget, an error was lost), so the silence
+        says nothing about the port. The try does not count (``attempt.tries`` goes back
+        one, so the scheduler sends it again), ``_VOID_MAX`` times per port; then the port
+        is ``undecided``, never ``open|filtered``."""
+        key = (attempt.target.address, attempt.port)
+        voids = self._voids.get(key, 0)
+        if voids >= _VOID_MAX:
+            return Answer(PortState.UNDECIDED, "icmp-rate-limit")
+        self._voids[key] = voids + 1
+        self.voided += 1
+        attempt.tries -= 1
+        return None
 
     def pending(self) -> list[Try]:
         """Tries held for a token (not sent yet)."""
@@ -346,19 +514,34 @@ class UdpProber:
             pacer.held.clear()
         self._flight.clear()
         self._via.clear()
+        self._canaries.clear()
+        self._vouched.clear()
+        self._refunded.clear()
 
     # ------------------------------------------------------------ receiving
 
     def _deliver(self, key: tuple[str, int], answer: Answer, now: float, icmp: bool) -> None:
         tr = self._flight.pop(key, None)
         if tr is None:
-            self.stray += 1
+            canary = self._canaries.pop(key, None) if icmp else None
+            if canary is None:
+                self.stray += 1
+                return
+            canary.answered = True
+            cpacer = self._via.get(canary)
+            if cpacer is not None:
+                cpacer.icmp(now, late=canary in self._refunded)
+                self._release(canary)
             return
         pacer = self._via.get(tr)
+        if answer.reason == "port-unreach":
+            known = self._closed_known.setdefault((tr.target.family, tr.target.address), deque())
+            if len(known) < 8:
+                known.append(tr.port)
         if tr is self._expiring:
             self._late = answer
             if icmp and pacer is not None:
-                pacer.icmp(now)
+                pacer.icmp(now, late=tr in self._refunded)
             return
         if pacer is None:  # held: a late answer to an earlier try decides the port
             for p in self._pacers.values():
@@ -368,7 +551,7 @@ class UdpProber:
             rtt = None
         else:
             if icmp:
-                pacer.icmp(now)
+                pacer.icmp(now, late=tr in self._refunded)
                 if tr.tries == 0:
                     self._icmp_rtt = 0.875 * self._icmp_rtt + 0.125 * (now - tr.sent)
             self._release(tr)
