@@ -18,13 +18,26 @@ naabu send once). So:
   (source, target) pair has a model of the target's bucket (``_Pacer``): it starts empty
   and refills at 1 per second up to 6 (Linux's defaults); ICMP errors that come back take
   tokens; more errors than the model allows raise its rate to the one measured (a host
-  without a limit is recognized by its first sweep). A retry goes out only when the model
-  holds a token, which it reserves; the reservation is returned when no error came within
-  the ICMP wait (4 measured ICMP round trips) or a service answered. So a port is called
-  ``open|filtered`` only after a try the target could have answered with an error, and the
-  scan takes about the time the rate limit sets: (closed ports - 6) / rate.
+  without a limit is recognized by its first sweep). The target's global limit is each
+  source's cap: 900 per second (a margin below ``icmp_msgs_per_sec``, whose credits are
+  taken 0-2 at random) shared by the sources. A retry goes out only when the model holds
+  a token, which it reserves; the reservation is returned when no error came within the
+  ICMP wait (4 measured ICMP round trips, after reading the socket: an error queued behind
+  a busy loop is no refund) or a service answered. An error that comes after its token was
+  returned takes the model below empty.
+* The model can still be wrong (other traffic spent the target's budget, an error was
+  lost), and a closed port's last try would then be silent. So a final try is checked: the
+  datagram sent right after it from the same source (the next held retry, or a canary to
+  a port of the target already found closed) must bring a port unreachable, which proves
+  the target had a token when the final try came. If it does not, the final try does not
+  count and is sent again (twice per port at most); a port still unproven is
+  ``undecided`` (reason ``icmp-rate-limit``), never ``open|filtered``. So a port is
+  ``open|filtered`` only after a try the target could have answered with an error, and
+  the scan takes about the time the rate limit sets: (closed ports - 6) / rate.
+* ``sendto`` is not fooled by the socket's pending error (``_send_past_pending_errors``).
 * ``source_addresses``: each source has its own bucket at the target, so N sources send
-  retries N times as fast; a retry goes from the source whose model has a token first.
+  retries N times as fast, up to the target's global limit; with up to 16 sources a retry
+  goes from the one whose model has a token first, with more in turn.
 * Answers: a datagram back is ``open`` (``udp-response``, the reply in ``banner``, at most
   512 bytes); ICMP port unreachable ``closed`` (``port-unreach``); another ICMP unreachable
   ``unreachable`` with its code (a scan reports ``filtered``, as nmap); silence after every
@@ -75,6 +88,7 @@ _RATE = 1.0  # Linux: icmp_ratelimit 1000 ms
 # 0-2 credits at random (icmp_global_consume, mean 1), so the model keeps a margin
 _GLOBAL_RATE = 900.0
 _GLOBAL_BURST = 30.0
+_SCAN_SOURCES = 16  # up to this many sources a retry takes the one with the most tokens
 _VOID_MAX = 2  # tries of one port found inconclusive and sent again, at most
 _READ_BATCH = 1024
 _SEND_ATTEMPTS = 16  # sendto calls per datagram at most (pending ICMP errors in between)
@@ -118,32 +132,55 @@ def _send_past_pending_errors(sock: socket.socket, payload: bytes, to: tuple[obj
     raise OSError(last, os.strerror(last))
 
 
-class _Budget:
-    """A model of one ICMP token bucket at the target (Linux ``icmp.c``).
+class _Pacer:
+    """One source's model of one target's ICMP error budget (a token bucket, ``icmp.c``).
 
     Starts empty (an earlier scan may have drained it), refills at ``rate`` per second up
     to ``burst``; every ICMP error that comes back took a token. More errors than the model
     allows mean the target's rate is higher: it becomes the rate measured (a target without
-    a limit is recognized by its first sweep). An error that comes after its try's token
-    was given back (``late``) may take the model below 0: the target really is that far
-    behind.
+    a limit is recognized by its first sweep; an IPv6 target gives a /64 source 4 per
+    second, ``icmpv6_xrlim_allow``). The target's global budget (``icmp_msgs_per_sec``),
+    which every source shares, caps each source's rate at its share (``cap``). An error that
+    comes after its try's token was given back (``late``) may take the model below 0: the
+    target really is that far behind.
     """
 
-    __slots__ = ("burst", "first", "icmps", "rate", "reserved", "stamp", "tokens")
+    __slots__ = ("burst", "cap", "first", "held", "icmps", "rate", "reserved", "sock",
+                 "stamp", "timer", "tokens")  # fmt: skip
 
-    def __init__(self, now: float, rate: float, burst: float) -> None:
+    def __init__(self, now: float, sock: socket.socket, sources: int) -> None:
         self.tokens = 0.0
         self.stamp = now
         self.first = now
-        self.rate = rate
-        self.burst = burst
+        self.rate = _RATE
+        self.cap = _GLOBAL_RATE / sources
+        self.burst = min(_BURST, max(1.0, _GLOBAL_BURST / sources))
         self.icmps = 0
+        self.sock = sock
         self.reserved: set[object] = set()  # tries and canaries holding a token
+        self.held: deque[Try] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def _rate(self) -> float:
+        return min(self.rate, self.cap)
 
     def available(self, now: float) -> float:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self._rate())
         self.stamp = now
         return self.tokens - len(self.reserved)
+
+    def wait(self, now: float, need: float) -> float:
+        """Seconds until ``need`` tokens are available."""
+        return max(0.0, (need - self.available(now)) / self._rate())
+
+    def reserve(self, item: object) -> None:
+        self.reserved.add(item)
+
+    def unreserve(self, item: object) -> bool:
+        """Give the item's token back; False when it held none."""
+        held = item in self.reserved
+        self.reserved.discard(item)
+        return held
 
     def icmp(self, now: float, *, late: bool = False) -> None:
         """An ICMP error came from the target: it spent a token."""
@@ -151,58 +188,21 @@ class _Budget:
         self.tokens = self.tokens - 1.0 if late else max(0.0, self.tokens - 1.0)
         self.icmps += 1
         elapsed = now - self.first
-        allowed = self.burst + self.rate * elapsed + 1.0
+        allowed = _BURST + self.rate * elapsed + 1.0
         if self.icmps > allowed and elapsed > 0:
-            self.rate = max(self.rate, (self.icmps - self.burst) / elapsed)
-
-    def wait(self, now: float, need: float) -> float:
-        """Seconds until ``need`` tokens are available."""
-        return max(0.0, (need - self.available(now)) / self.rate)
-
-
-class _Pacer:
-    """One source's model of one target's ICMP error budget: its own bucket (per source
-    address, ``icmp_ratelimit``) and the target's global one (``icmp_msgs_per_sec``),
-    which every source shares."""
-
-    __slots__ = ("glob", "held", "own", "timer")
-
-    def __init__(self, now: float, glob: _Budget) -> None:
-        self.own = _Budget(now, _RATE, _BURST)
-        self.glob = glob
-        self.held: deque[Try] = deque()
-        self.timer: asyncio.TimerHandle | None = None
-
-    def available(self, now: float) -> float:
-        return min(self.own.available(now), self.glob.available(now))
-
-    def wait(self, now: float, need: float) -> float:
-        return max(self.own.wait(now, need), self.glob.wait(now, need))
-
-    def reserve(self, tr: object) -> None:
-        self.own.reserved.add(tr)
-        self.glob.reserved.add(tr)
-
-    def unreserve(self, tr: object) -> bool:
-        """Give the try's token back; False when it held none."""
-        held = tr in self.own.reserved
-        self.own.reserved.discard(tr)
-        self.glob.reserved.discard(tr)
-        return held
-
-    def icmp(self, now: float, *, late: bool = False) -> None:
-        self.own.icmp(now, late=late)
-        self.glob.icmp(now, late=late)
+            self.rate = max(self.rate, (self.icmps - _BURST) / elapsed)
 
 
 class _Canary:
-    """A datagram to a closed port sent with a final try (see ``UdpProber._send_canary``)."""
+    """The datagram that checks a final try's budget (see ``UdpProber._pump``): another
+    held retry (``real``) or a datagram to a port known closed, keyed (address, port)."""
 
-    __slots__ = ("answered", "key", "tr")
+    __slots__ = ("answered", "key", "real", "tr")
 
-    def __init__(self, tr: Try, key: tuple[str, int]) -> None:
+    def __init__(self, tr: Try, key: tuple[str, int], *, real: bool) -> None:
         self.tr = tr
         self.key = key
+        self.real = real
         self.answered = False
 
 
@@ -244,15 +244,16 @@ class UdpProber:
         self._icmp = icmp_details
         self._pace = pace
         self._sources = tuple(source_addresses)
+        self._by_family: dict[int, list[str]] = {}
         self._socks: dict[tuple[int, str], socket.socket] = {}
         self._flight: dict[tuple[str, int], Try] = {}
         self._pacers: dict[tuple[int, str, str], _Pacer] = {}
-        self._globals: dict[tuple[int, str], _Budget] = {}
         self._via: dict[object, _Pacer] = {}  # tries and canaries sent, by their pacer
         self._refunded: set[object] = set()
         # the budget check of a final try: a datagram to a port known closed, sent with it
         self._closed_known: dict[tuple[int, str], deque[int]] = {}
         self._canaries: dict[tuple[str, int], _Canary] = {}
+        self._vouchers: dict[tuple[str, int], _Canary] = {}  # held retries checking one
         self._vouched: dict[Try, _Canary] = {}
         self._voids: dict[tuple[str, int], int] = {}
         self.voided = 0
@@ -269,8 +270,11 @@ class UdpProber:
     # ------------------------------------------------------------ sockets
 
     def _sources_of(self, family: int) -> list[str]:
-        own = [a for a in self._sources if (":" in a) == (family == 6)]
-        return own or [""]
+        own = self._by_family.get(family)
+        if own is None:
+            own = [a for a in self._sources if (":" in a) == (family == 6)] or [""]
+            self._by_family[family] = own
+        return own
 
     def _socket(self, family: int, source: str) -> socket.socket:
         sock = self._socks.get((family, source))
@@ -302,10 +306,8 @@ class UdpProber:
         key = (family, source, address)
         pacer = self._pacers.get(key)
         if pacer is None:
-            glob = self._globals.get((family, address))
-            if glob is None:
-                glob = self._globals[(family, address)] = _Budget(now, _GLOBAL_RATE, _GLOBAL_BURST)
-            pacer = self._pacers[key] = _Pacer(now, glob)
+            sources = len(self._sources_of(family))
+            pacer = self._pacers[key] = _Pacer(now, self._socket(family, source), sources)
         return pacer
 
     def _pacer(self, tr: Try, now: float) -> tuple[str, _Pacer]:
@@ -313,7 +315,8 @@ class UdpProber:
         most tokens available (a first try: the next in turn)."""
         family, address = tr.target.family, tr.target.address
         sources = self._sources_of(family)
-        if tr.tries == 0 and len(sources) > 1:  # the sweep: sources in turn
+        if len(sources) > _SCAN_SOURCES or (tr.tries == 0 and len(sources) > 1):
+            # the sweep, and retries over a large pool: sources in turn
             self._turn += 1
             source = sources[self._turn % len(sources)]
             return source, self._pacer_of(family, source, address, now)
@@ -321,7 +324,7 @@ class UdpProber:
         best_avail = -1e9
         for source in sources:
             pacer = self._pacer_of(family, source, address, now)
-            avail = pacer.own.available(now) - len(pacer.held)
+            avail = pacer.available(now) - len(pacer.held)
             if avail > best_avail:
                 best, best_avail = (source, pacer), avail
         assert best is not None
@@ -339,10 +342,14 @@ class UdpProber:
                 if not self._transmit(tr, source, pacer, reserve=False):
                     return i
                 continue
-            # a retry waits for a token of the target's ICMP budget
+            # a retry waits for a token of the target's ICMP budget; final tries first (they
+            # wait a whole timeout for silence, closed ports' errors come at once)
             tr.sent = now + _HOLD_S
             tr.handle = source
-            pacer.held.append(tr)
+            if self._is_final(tr):
+                pacer.held.appendleft(tr)
+            else:
+                pacer.held.append(tr)
             self._pump(pacer, now)
         return len(tries)
 
@@ -373,8 +380,6 @@ class UdpProber:
         self._via[tr] = pacer
         if reserve:
             pacer.reserve(tr)
-            if self._is_final(tr):
-                self._send_canary(tr, sock, pacer)
             assert self._loop is not None
             # no error within the ICMP wait: the target had a token and did not spend it
             self._loop.call_later(max(0.02, 4 * self._icmp_rtt), self._refund, tr)
@@ -383,11 +388,9 @@ class UdpProber:
     def _is_final(self, tr: Try) -> bool:
         return self.retries is not None and tr.tries >= self.retries
 
-    def _send_canary(self, tr: Try, sock: socket.socket, pacer: _Pacer) -> None:
+    def _send_canary(self, tr: Try, pacer: _Pacer) -> None:
         """Send a datagram to a port of the target known closed right after the final try
-        of ``tr``, from the same source: its port unreachable proves the target had a
-        token for ``tr`` too, so silence from ``tr``'s port is the port's own. Without a
-        known closed port no canary is sent and the pacing model alone is trusted."""
+        ``tr`` (no held retry could follow it, see ``_pump``), from the same source."""
         known = self._closed_known.get((tr.target.family, tr.target.address))
         if not known:
             return
@@ -397,10 +400,10 @@ class UdpProber:
             key = (tr.target.address, port)
             if key in self._canaries or key in self._flight:
                 continue
-            canary = _Canary(tr, key)
+            canary = _Canary(tr, key, real=False)
             to = (key[0], port, 0, 0) if tr.target.family == 6 else key
             try:
-                _send_past_pending_errors(sock, payloads(port)[0], to)
+                _send_past_pending_errors(pacer.sock, payloads(port)[0], to)
             except OSError:
                 return
             self._canaries[key] = canary
@@ -414,6 +417,12 @@ class UdpProber:
         if pacer.timer is not None:
             pacer.timer.cancel()
             pacer.timer = None
+        # A final try is checked by the datagram sent right after it from the same source
+        # (the next held retry, or a canary to a port known closed): a port unreachable
+        # to that one proves the target had a token when the final try came (tokens only
+        # grow between two datagrams microseconds apart), so the final try's silence is
+        # the port's own. A final try takes 2 tokens for this.
+        vouch_for: Try | None = None
         while pacer.held and pacer.available(now) >= self._need(pacer.held[0]):
             tr = pacer.held.popleft()
             tr.sent = now
@@ -424,6 +433,16 @@ class UdpProber:
                 pacer.held.appendleft(tr)
                 tr.sent = now + _HOLD_S
                 break
+            if vouch_for is not None:
+                key = (tr.target.address, tr.port)
+                if tr.target.address == vouch_for.target.address and key in self._flight:
+                    voucher = _Canary(vouch_for, key, real=True)
+                    self._vouched[vouch_for] = self._vouchers[key] = voucher
+                    vouch_for = None
+            if self._need(tr) > 1.0 and tr not in self._vouched:
+                vouch_for = tr
+        if vouch_for is not None:
+            self._send_canary(vouch_for, pacer)
         if pacer.held and self._loop is not None:
             wait = max(0.005, pacer.wait(now, self._need(pacer.held[0])))
             pacer.timer = self._loop.call_later(wait, self._on_timer, pacer)
@@ -442,8 +461,7 @@ class UdpProber:
         if pacer is None:
             return
         # an error already queued behind a busy loop is not a refund: read first
-        for sock in list(self._socks.values()):
-            self._read(sock)
+        self._read(pacer.sock)
         canary = self._vouched.get(tr)
         for item in (tr, canary):
             if item is not None and pacer.unreserve(item):
@@ -464,8 +482,10 @@ class UdpProber:
         self._flight.pop((attempt.target.address, attempt.port), None)
         self._expiring, self._late = attempt, None
         self._flight[(attempt.target.address, attempt.port)] = attempt
+        sent_by = self._via.get(attempt)
         try:
-            for sock in list(self._socks.values()):
+            # the socket it left from (with a pool of 1,000 sources, not all of them)
+            for sock in [sent_by.sock] if sent_by else list(self._socks.values()):
                 self._read(sock)
         finally:
             self._flight.pop((attempt.target.address, attempt.port), None)
@@ -474,7 +494,9 @@ class UdpProber:
         late, self._late = self._late, None
         canary = self._vouched.pop(attempt, None)
         if canary is not None:
-            self._canaries.pop(canary.key, None)
+            table = self._vouchers if canary.real else self._canaries
+            if table.get(canary.key) is canary:
+                del table[canary.key]
             self._release(canary)
             if late is None and not canary.answered:
                 late = self._inconclusive(attempt)
@@ -515,12 +537,16 @@ class UdpProber:
         self._flight.clear()
         self._via.clear()
         self._canaries.clear()
+        self._vouchers.clear()
         self._vouched.clear()
         self._refunded.clear()
 
     # ------------------------------------------------------------ receiving
 
     def _deliver(self, key: tuple[str, int], answer: Answer, now: float, icmp: bool) -> None:
+        voucher = self._vouchers.pop(key, None) if self._vouchers else None
+        if voucher is not None and answer.reason == "port-unreach":
+            voucher.answered = True
         tr = self._flight.pop(key, None)
         if tr is None:
             canary = self._canaries.pop(key, None) if icmp else None
