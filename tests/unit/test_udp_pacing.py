@@ -85,31 +85,41 @@ def test_the_kernel_returns_a_port_unreachable_to_the_next_sendto() -> None:
         _udp._send_past_pending_errors(sock, b"z", ("127.0.0.1", port))
 
 
-def test_the_budget_model_starts_empty_refills_and_is_capped_by_the_global_share() -> None:
+def test_the_budget_model_starts_empty_refills_and_takes_errors() -> None:
+    bucket = _udp._Bucket(100.0, _udp._RATE, _udp._BURST)
+    assert bucket.available(100.0) == 0.0
+    assert bucket.available(102.5) == pytest.approx(2.5)
+    assert bucket.available(200.0) == _udp._BURST
+    bucket.reserved.add("a")
+    assert bucket.available(200.0) == _udp._BURST - 1
+    bucket.reserved.clear()
+    for _ in range(8):
+        bucket.icmp(200.0)
+    assert bucket.available(200.0) == 0.0  # an on-time error never goes below empty
+    bucket.icmp(200.0, late=True)  # an error after its token was given back
+    assert bucket.available(200.0) == -1.0
+    assert bucket.wait(200.0, 1.0) == pytest.approx(2.0)
+
+
+def test_sources_share_the_targets_global_budget() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        pacer = _udp._Pacer(100.0, sock, 1)
-        assert pacer.available(100.0) == 0.0
-        assert pacer.available(102.5) == pytest.approx(2.5)
-        assert pacer.available(200.0) == _udp._BURST
-        pacer.reserve("a")
-        assert pacer.available(200.0) == _udp._BURST - 1
-        assert pacer.unreserve("a") and not pacer.unreserve("a")
-        for _ in range(8):
-            pacer.icmp(200.0)
-        assert pacer.available(200.0) == 0.0  # an on-time error never goes below empty
-        pacer.icmp(200.0, late=True)  # an error after its token was given back
-        assert pacer.available(200.0) == -1.0
-        assert pacer.wait(200.0, 1.0) == pytest.approx(2.0)
-        # 1,022 sources share the target's icmp_msgs_per_sec: each gets its share
-        pool = _udp._Pacer(0.0, sock, 1022)
-        assert pool.cap == pytest.approx(_udp._GLOBAL_RATE / 1022)
-        assert pool.burst == 1.0  # and their share of icmp_msgs_burst: at least 1
-        assert pool.available(0.5) == pytest.approx(0.5 * _udp._GLOBAL_RATE / 1022)
+        glob = _udp._Global(0.0)
+        pacers = [_udp._Pacer(0.0, sock, glob) for _ in range(100)]
+        # after 10 s each source's own bucket holds 6, the global one 30 for all of them
+        assert [p.own.available(10.0) for p in pacers[:2]] == [6.0, 6.0]
+        assert glob.available(10.0) == _udp._GLOBAL_BURST
+        assert pacers[0].available(10.0) == 6.0  # the smaller of the two
+        for i in range(25):
+            pacers[i].reserve(i)
+        assert pacers[99].available(10.0) == _udp._GLOBAL_BURST - 25
+        assert pacers[0].unreserve(0) and not pacers[0].unreserve(0)
+        pacers[1].icmp(10.0)  # an error to one source takes a token of both buckets
+        assert pacers[1].own.available(10.0) == 5.0 - 1  # (its reservation: 1)
+        assert glob.available(10.0) == _udp._GLOBAL_BURST - 24 - 1
 
 
 def test_a_target_without_limit_is_measured() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        pacer = _udp._Pacer(0.0, sock, 1)
-        for i in range(200):
-            pacer.icmp(0.01 * (i + 1))  # 100 errors per second came back
-        assert pacer.rate > 50
+    bucket = _udp._Bucket(0.0, _udp._RATE, _udp._BURST)
+    for i in range(200):
+        bucket.icmp(0.01 * (i + 1))  # 100 errors per second came back
+    assert bucket.rate > 50

@@ -88,7 +88,9 @@ _RATE = 1.0  # Linux: icmp_ratelimit 1000 ms
 # 0-2 credits at random (icmp_global_consume, mean 1), so the model keeps a margin
 _GLOBAL_RATE = 900.0
 _GLOBAL_BURST = 30.0
+_GLOBAL_MARGIN = 0.9
 _SCAN_SOURCES = 16  # up to this many sources a retry takes the one with the most tokens
+_CHECKS = 2  # port unreachables right after a final try that prove it had a token
 _VOID_MAX = 2  # tries of one port found inconclusive and sent again, at most
 _READ_BATCH = 1024
 _SEND_ATTEMPTS = 16  # sendto calls per datagram at most (pending ICMP errors in between)
@@ -132,55 +134,39 @@ def _send_past_pending_errors(sock: socket.socket, payload: bytes, to: tuple[obj
     raise OSError(last, os.strerror(last))
 
 
-class _Pacer:
-    """One source's model of one target's ICMP error budget (a token bucket, ``icmp.c``).
+class _Bucket:
+    """A model of one ICMP token bucket of the target (``icmp.c``).
 
     Starts empty (an earlier scan may have drained it), refills at ``rate`` per second up
     to ``burst``; every ICMP error that comes back took a token. More errors than the model
     allows mean the target's rate is higher: it becomes the rate measured (a target without
-    a limit is recognized by its first sweep; an IPv6 target gives a /64 source 4 per
-    second, ``icmpv6_xrlim_allow``). The target's global budget (``icmp_msgs_per_sec``),
-    which every source shares, caps each source's rate at its share (``cap``). An error that
-    comes after its try's token was given back (``late``) may take the model below 0: the
-    target really is that far behind.
+    a limit is recognized by its first sweep; an IPv6 target gives a source behind a /64
+    route 4 per second, ``icmpv6_xrlim_allow``). An error that comes after its try's token
+    was given back (``late``) may take the model below 0: the target really is that far
+    behind. Tries and canaries sent hold a token (``reserved``) until their error comes or
+    the ICMP wait passes.
     """
 
-    __slots__ = ("burst", "cap", "first", "held", "icmps", "rate", "reserved", "sock",
-                 "stamp", "timer", "tokens")  # fmt: skip
+    __slots__ = ("burst", "first", "icmps", "margin", "rate", "reserved", "stamp", "tokens")
 
-    def __init__(self, now: float, sock: socket.socket, sources: int) -> None:
+    def __init__(self, now: float, rate: float, burst: float, margin: float = 1.0) -> None:
         self.tokens = 0.0
         self.stamp = now
         self.first = now
-        self.rate = _RATE
-        self.cap = _GLOBAL_RATE / sources
-        self.burst = min(_BURST, max(1.0, _GLOBAL_BURST / sources))
+        self.rate = rate
+        self.burst = burst
+        self.margin = margin  # the share of a measured rate the model uses
         self.icmps = 0
-        self.sock = sock
-        self.reserved: set[object] = set()  # tries and canaries holding a token
-        self.held: deque[Try] = deque()
-        self.timer: asyncio.TimerHandle | None = None
-
-    def _rate(self) -> float:
-        return min(self.rate, self.cap)
+        self.reserved: set[object] = set()
 
     def available(self, now: float) -> float:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self._rate())
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         return self.tokens - len(self.reserved)
 
     def wait(self, now: float, need: float) -> float:
         """Seconds until ``need`` tokens are available."""
-        return max(0.0, (need - self.available(now)) / self._rate())
-
-    def reserve(self, item: object) -> None:
-        self.reserved.add(item)
-
-    def unreserve(self, item: object) -> bool:
-        """Give the item's token back; False when it held none."""
-        held = item in self.reserved
-        self.reserved.discard(item)
-        return held
+        return max(0.0, (need - self.available(now)) / self.rate)
 
     def icmp(self, now: float, *, late: bool = False) -> None:
         """An ICMP error came from the target: it spent a token."""
@@ -188,21 +174,67 @@ class _Pacer:
         self.tokens = self.tokens - 1.0 if late else max(0.0, self.tokens - 1.0)
         self.icmps += 1
         elapsed = now - self.first
-        allowed = _BURST + self.rate * elapsed + 1.0
+        allowed = self.burst + self.rate * elapsed + 1.0
         if self.icmps > allowed and elapsed > 0:
-            self.rate = max(self.rate, (self.icmps - _BURST) / elapsed)
+            self.rate = max(self.rate, self.margin * (self.icmps - self.burst) / elapsed)
 
 
-class _Canary:
-    """The datagram that checks a final try's budget (see ``UdpProber._pump``): another
-    held retry (``real``) or a datagram to a port known closed, keyed (address, port)."""
+class _Global(_Bucket):
+    """The target's budget over all sources (``icmp_msgs_per_sec``); pacers that wait for
+    it queue here, so a pool of 1,000 sources does not wake 1,000 timers per token."""
 
-    __slots__ = ("answered", "key", "real", "tr")
+    __slots__ = ("timer", "waiting")
 
-    def __init__(self, tr: Try, key: tuple[str, int], *, real: bool) -> None:
-        self.tr = tr
+    def __init__(self, now: float) -> None:
+        super().__init__(now, _GLOBAL_RATE, _GLOBAL_BURST, _GLOBAL_MARGIN)
+        self.waiting: deque[_Pacer] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Pacer:
+    """One source's model of one target's ICMP error budget: its own bucket (per source,
+    ``icmp_ratelimit``) and the target's global one, which every source shares."""
+
+    __slots__ = ("glob", "held", "own", "sock", "timer", "waiting")
+
+    def __init__(self, now: float, sock: socket.socket, glob: _Global) -> None:
+        self.own = _Bucket(now, _RATE, _BURST)
+        self.glob = glob
+        self.sock = sock
+        self.held: deque[Try] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting = False  # queued in ``glob.waiting``
+
+    def available(self, now: float) -> float:
+        return min(self.own.available(now), self.glob.available(now))
+
+    def reserve(self, item: object) -> None:
+        self.own.reserved.add(item)
+        self.glob.reserved.add(item)
+
+    def unreserve(self, item: object) -> bool:
+        """Give the item's token back; False when it held none."""
+        held = item in self.own.reserved
+        self.own.reserved.discard(item)
+        self.glob.reserved.discard(item)
+        return held
+
+    def icmp(self, now: float, *, late: bool = False) -> None:
+        self.own.icmp(now, late=late)
+        self.glob.icmp(now, late=late)
+
+
+class _Check:
+    """A datagram sent right after final tries to check the target's budget (see
+    ``UdpProber._pump``): another held retry (``real``) or a canary to a port known
+    closed, keyed (address, port) and, for a canary, its socket (``fd``)."""
+
+    __slots__ = ("answered", "fd", "key", "real")
+
+    def __init__(self, key: tuple[str, int], *, real: bool, fd: int = -1) -> None:
         self.key = key
         self.real = real
+        self.fd = fd  # sources may send canaries to the same closed port at once
         self.answered = False
 
 
@@ -245,16 +277,18 @@ class UdpProber:
         self._pace = pace
         self._sources = tuple(source_addresses)
         self._by_family: dict[int, list[str]] = {}
+        self._held_count = 0
         self._socks: dict[tuple[int, str], socket.socket] = {}
         self._flight: dict[tuple[str, int], Try] = {}
         self._pacers: dict[tuple[int, str, str], _Pacer] = {}
+        self._globals: dict[tuple[int, str], _Global] = {}
         self._via: dict[object, _Pacer] = {}  # tries and canaries sent, by their pacer
         self._refunded: set[object] = set()
         # the budget check of a final try: a datagram to a port known closed, sent with it
         self._closed_known: dict[tuple[int, str], deque[int]] = {}
-        self._canaries: dict[tuple[str, int], _Canary] = {}
-        self._vouchers: dict[tuple[str, int], _Canary] = {}  # held retries checking one
-        self._vouched: dict[Try, _Canary] = {}
+        self._canaries: dict[tuple[int, str, int], _Check] = {}  # by (fd, address, port)
+        self._vouchers: dict[tuple[str, int], _Check] = {}  # held retries checking some
+        self._vouched: dict[Try, list[_Check]] = {}
         self._voids: dict[tuple[str, int], int] = {}
         self.voided = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -306,8 +340,10 @@ class UdpProber:
         key = (family, source, address)
         pacer = self._pacers.get(key)
         if pacer is None:
-            sources = len(self._sources_of(family))
-            pacer = self._pacers[key] = _Pacer(now, self._socket(family, source), sources)
+            glob = self._globals.get((family, address))
+            if glob is None:
+                glob = self._globals[(family, address)] = _Global(now)
+            pacer = self._pacers[key] = _Pacer(now, self._socket(family, source), glob)
         return pacer
 
     def _pacer(self, tr: Try, now: float) -> tuple[str, _Pacer]:
@@ -350,6 +386,7 @@ class UdpProber:
                 pacer.held.appendleft(tr)
             else:
                 pacer.held.append(tr)
+            self._held_count += 1
             self._pump(pacer, now)
         return len(tries)
 
@@ -388,69 +425,108 @@ class UdpProber:
     def _is_final(self, tr: Try) -> bool:
         return self.retries is not None and tr.tries >= self.retries
 
-    def _send_canary(self, tr: Try, pacer: _Pacer) -> None:
-        """Send a datagram to a port of the target known closed right after the final try
-        ``tr`` (no held retry could follow it, see ``_pump``), from the same source."""
-        known = self._closed_known.get((tr.target.family, tr.target.address))
-        if not known:
-            return
+    def _send_canary(self, family: int, address: str, pacer: _Pacer) -> _Check | None:
+        """Send a datagram to a port of the target known closed, from ``pacer``'s source
+        (after final tries no held retry could follow, see ``_pump``); ``None`` when none
+        could be sent."""
+        known = self._closed_known.get((family, address), deque())
+        fd = pacer.sock.fileno()
         for _ in range(len(known)):
             port = known[0]
             known.rotate(-1)
-            key = (tr.target.address, port)
-            if key in self._canaries or key in self._flight:
+            key = (address, port)
+            if (fd, *key) in self._canaries or key in self._flight:
                 continue
-            canary = _Canary(tr, key, real=False)
-            to = (key[0], port, 0, 0) if tr.target.family == 6 else key
+            to = (address, port, 0, 0) if family == 6 else key
             try:
                 _send_past_pending_errors(pacer.sock, payloads(port)[0], to)
             except OSError:
-                return
-            self._canaries[key] = canary
-            self._vouched[tr] = canary
-            pacer.reserve(canary)
-            self._via[canary] = pacer
-            return
+                return None
+            check = self._canaries[(fd, *key)] = _Check(key, real=False, fd=fd)
+            pacer.reserve(check)
+            self._via[check] = pacer
+            return check
+        return None
 
     def _pump(self, pacer: _Pacer, now: float) -> None:
         """Send held retries while the model has tokens; wake up when the next is due."""
         if pacer.timer is not None:
             pacer.timer.cancel()
             pacer.timer = None
-        # A final try is checked by the datagram sent right after it from the same source
-        # (the next held retry, or a canary to a port known closed): a port unreachable
-        # to that one proves the target had a token when the final try came (tokens only
-        # grow between two datagrams microseconds apart), so the final try's silence is
-        # the port's own. A final try takes 2 tokens for this.
-        vouch_for: Try | None = None
+        # A final try is checked by the 2 datagrams sent right after it from the same
+        # source (the next held retries, or canaries to ports known closed): a port
+        # unreachable to both proves the target had a token when the final try came (its
+        # buckets gain far less than one token in the microseconds between, so had it
+        # none, at most one of the two could be answered), so the final try's silence is
+        # the port's own. A final try takes 1 + _CHECKS tokens for this.
+        unchecked: list[Try] = []
         while pacer.held and pacer.available(now) >= self._need(pacer.held[0]):
             tr = pacer.held.popleft()
+            self._held_count -= 1
             tr.sent = now
             tr.deadline = now + (self.timeout_s or 1.0)
             source = tr.handle if isinstance(tr.handle, str) else ""
             tr.handle = None
             if not self._transmit(tr, source, pacer, reserve=True):
                 pacer.held.appendleft(tr)
+                self._held_count += 1
                 tr.sent = now + _HOLD_S
                 break
-            if vouch_for is not None:
-                key = (tr.target.address, tr.port)
-                if tr.target.address == vouch_for.target.address and key in self._flight:
-                    voucher = _Canary(vouch_for, key, real=True)
-                    self._vouched[vouch_for] = self._vouchers[key] = voucher
-                    vouch_for = None
-            if self._need(tr) > 1.0 and tr not in self._vouched:
-                vouch_for = tr
-        if vouch_for is not None:
-            self._send_canary(vouch_for, pacer)
+            key = (tr.target.address, tr.port)
+            if unchecked and key in self._flight:
+                self._add_check(unchecked, _Check(key, real=True))
+            if self._need(tr) > 1.0:
+                self._vouched[tr] = []
+                unchecked.append(tr)
+        while unchecked:
+            first = unchecked[0]
+            check = self._send_canary(first.target.family, first.target.address, pacer)
+            if check is None:
+                break  # left with fewer checks: their silence will not count
+            self._add_check(unchecked, check)
         if pacer.held and self._loop is not None:
-            wait = max(0.005, pacer.wait(now, self._need(pacer.held[0])))
-            pacer.timer = self._loop.call_later(wait, self._on_timer, pacer)
+            need = self._need(pacer.held[0])
+            own_wait = pacer.own.wait(now, need)
+            if own_wait > 0 or pacer.glob.wait(now, need) <= 0:
+                pacer.timer = self._loop.call_later(max(0.005, own_wait), self._on_timer, pacer)
+            elif not pacer.waiting:  # its own tokens are there, the target's global are not
+                pacer.waiting = True
+                pacer.glob.waiting.append(pacer)
+                self._wake_global(pacer.glob, now)
+
+    def _add_check(self, unchecked: list[Try], check: _Check) -> None:
+        """``check`` was sent after the final tries ``unchecked``; drop those with enough."""
+        if check.real:
+            self._vouchers[check.key] = check
+        for tr in list(unchecked):
+            checks = self._vouched[tr]
+            checks.append(check)
+            if len(checks) >= _CHECKS:
+                unchecked.remove(tr)
+
+    def _wake_global(self, glob: _Global, now: float) -> None:
+        if glob.timer is None and glob.waiting and self._loop is not None:
+            wait = max(0.005, glob.wait(now, 1.0))
+            glob.timer = self._loop.call_later(wait, self._on_global, glob)
+
+    def _on_global(self, glob: _Global) -> None:
+        """Tokens of the target's global budget: the pacers waiting for it, in turn."""
+        glob.timer = None
+        now = time.monotonic()
+        for _ in range(len(glob.waiting)):  # each once: a pump may queue its pacer again
+            if glob.available(now) < 1.0:
+                break
+            pacer = glob.waiting.popleft()
+            pacer.waiting = False
+            if pacer.held:
+                self._pump(pacer, now)
+        self._wake_global(glob, now)
 
     def _need(self, tr: Try) -> float:
-        """Tokens a held try takes: 1, or 2 for a final try with a canary."""
+        """Tokens a held try takes: 1, or 1 + _CHECKS for a final try that can be checked
+        (a closed port of its target is known)."""
         known = self._closed_known.get((tr.target.family, tr.target.address))
-        return 2.0 if known and self._is_final(tr) else 1.0
+        return 1.0 + _CHECKS if known and self._is_final(tr) else 1.0
 
     def _on_timer(self, pacer: _Pacer) -> None:
         pacer.timer = None
@@ -462,14 +538,13 @@ class UdpProber:
             return
         # an error already queued behind a busy loop is not a refund: read first
         self._read(pacer.sock)
-        canary = self._vouched.get(tr)
-        for item in (tr, canary):
-            if item is not None and pacer.unreserve(item):
+        for item in (tr, *self._vouched.get(tr, ())):
+            if pacer.unreserve(item):
                 self._refunded.add(item)
         if pacer.held:
             self._pump(pacer, time.monotonic())
 
-    def _release(self, tr: Try | _Canary) -> _Pacer | None:
+    def _release(self, tr: Try | _Check) -> _Pacer | None:
         """Forget a try or canary (answered or expired); returns its pacer."""
         pacer = self._via.pop(tr, None)
         if pacer is not None:
@@ -492,13 +567,15 @@ class UdpProber:
             self._expiring = None
         pacer = self._release(attempt)
         late, self._late = self._late, None
-        canary = self._vouched.pop(attempt, None)
-        if canary is not None:
-            table = self._vouchers if canary.real else self._canaries
-            if table.get(canary.key) is canary:
-                del table[canary.key]
-            self._release(canary)
-            if late is None and not canary.answered:
+        checks = self._vouched.pop(attempt, None)
+        if checks is not None:
+            for check in checks:
+                if check.real and self._vouchers.get(check.key) is check:
+                    del self._vouchers[check.key]
+                elif self._canaries.get((check.fd, *check.key)) is check:
+                    del self._canaries[(check.fd, *check.key)]
+                self._release(check)
+            if late is None and sum(c.answered for c in checks) < _CHECKS:
                 late = self._inconclusive(attempt)
         if pacer is not None and pacer.held:
             self._pump(pacer, time.monotonic())
@@ -519,6 +596,12 @@ class UdpProber:
         attempt.tries -= 1
         return None
 
+    @property
+    def held_count(self) -> int:
+        """Tries held for a token: in flight for the scheduler, not on the network, so
+        they take no room in its window (a full-range scan's sweep goes on meanwhile)."""
+        return self._held_count
+
     def pending(self) -> list[Try]:
         """Tries held for a token (not sent yet)."""
         return [tr for p in self._pacers.values() for tr in p.held]
@@ -530,10 +613,15 @@ class UdpProber:
                 loop.remove_reader(sock.fileno())
             sock.close()
         self._socks.clear()
+        for glob in self._globals.values():
+            if glob.timer is not None:
+                glob.timer.cancel()
+            glob.waiting.clear()
         for pacer in self._pacers.values():
             if pacer.timer is not None:
                 pacer.timer.cancel()
             pacer.held.clear()
+        self._held_count = 0
         self._flight.clear()
         self._via.clear()
         self._canaries.clear()
@@ -543,13 +631,15 @@ class UdpProber:
 
     # ------------------------------------------------------------ receiving
 
-    def _deliver(self, key: tuple[str, int], answer: Answer, now: float, icmp: bool) -> None:
+    def _deliver(
+        self, key: tuple[str, int], answer: Answer, now: float, icmp: bool, fd: int = -1
+    ) -> None:
         voucher = self._vouchers.pop(key, None) if self._vouchers else None
         if voucher is not None and answer.reason == "port-unreach":
             voucher.answered = True
         tr = self._flight.pop(key, None)
         if tr is None:
-            canary = self._canaries.pop(key, None) if icmp else None
+            canary = self._canaries.pop((fd, *key), None) if icmp else None
             if canary is None:
                 self.stray += 1
                 return
@@ -573,6 +663,7 @@ class UdpProber:
             for p in self._pacers.values():
                 if tr in p.held:
                     p.held.remove(tr)
+                    self._held_count -= 1
                     break
             rtt = None
         else:
@@ -609,7 +700,7 @@ class UdpProber:
             answer = self._icmp_answer(anc)
             if answer is not None and addr:
                 address = addr[0].split("%", 1)[0] if sock.family == socket.AF_INET6 else addr[0]
-                self._deliver((address, addr[1]), answer, now, True)
+                self._deliver((address, addr[1]), answer, now, True, sock.fileno())
 
     def _icmp_answer(self, anc: list[tuple[int, int, bytes]]) -> Answer | None:
         ttl: int | None = None
