@@ -25,7 +25,7 @@ Scenarios:
   one source stopped by ``--max-wait`` (what is not decided is ``undecided``); nmap with its
   defaults stopped by ``--host-timeout`` (its own "About X% done" gives the projected
   time; a timed-out host has no port results); nmap tuned for time (``--min-rate 1000
-  --max-retries 1 --max-scan-delay 0``), bounded by ``--host-timeout`` too.
+  --max-retries 1 --max-scan-delay 0``), bounded by ``--host-timeout 300s``.
 
 The pool is a local route in the scanner namespace (``ip route add local 198.19.16.0/22 dev
 lo``: every address in it is the scanner's, as aliases would be) routed back by the target;
@@ -261,8 +261,8 @@ def main() -> int:
                     argv = nmap(ports, "-v", "--stats-every", "10s", "--host-timeout", bound)
                     go(scenario, "nmap -sU", argv, ports, 1, args.nmap_bound_s + 60)
                     argv = nmap(ports, "--min-rate", "1000", "--max-retries", "1",
-                                "--max-scan-delay", "0", "--host-timeout", "600s")  # fmt: skip
-                    go(scenario, "nmap -sU tuned", argv, ports, 1, 660)
+                                "--max-scan-delay", "0", "--host-timeout", "300s")  # fmt: skip
+                    go(scenario, "nmap -sU tuned", argv, ports, 1, 360)
     print_table(runs)
     return 0
 

@@ -89,6 +89,7 @@ _RATE = 1.0  # Linux: icmp_ratelimit 1000 ms
 _GLOBAL_RATE = 900.0
 _GLOBAL_BURST = 30.0
 _GLOBAL_MARGIN = 0.9
+_GLOBAL_SLACK = 22.0  # see UdpProber._slack
 _SCAN_SOURCES = 16  # up to this many sources a retry takes the one with the most tokens
 _CHECKS = 2  # port unreachables right after a final try that prove it had a token
 _VOID_MAX = 2  # tries of one port found inconclusive and sent again, at most
@@ -147,9 +148,13 @@ class _Bucket:
     the ICMP wait passes.
     """
 
-    __slots__ = ("burst", "first", "icmps", "margin", "rate", "reserved", "stamp", "tokens")
+    __slots__ = ("burst", "debt", "first", "icmps", "margin", "rate", "reserved", "stamp",
+                 "tokens")  # fmt: skip
 
-    def __init__(self, now: float, rate: float, burst: float, margin: float = 1.0) -> None:
+    def __init__(
+        self, now: float, rate: float, burst: float, margin: float = 1.0, debt: bool = False
+    ) -> None:
+        self.debt = debt  # errors beyond the model take it below empty (the global one)
         self.tokens = 0.0
         self.stamp = now
         self.first = now
@@ -171,7 +176,8 @@ class _Bucket:
     def icmp(self, now: float, *, late: bool = False) -> None:
         """An ICMP error came from the target: it spent a token."""
         self.available(now)
-        self.tokens = self.tokens - 1.0 if late else max(0.0, self.tokens - 1.0)
+        floor = -self.burst if late or self.debt else 0.0
+        self.tokens = max(floor, self.tokens - 1.0)
         self.icmps += 1
         elapsed = now - self.first
         allowed = self.burst + self.rate * elapsed + 1.0
@@ -186,7 +192,7 @@ class _Global(_Bucket):
     __slots__ = ("timer", "waiting")
 
     def __init__(self, now: float) -> None:
-        super().__init__(now, _GLOBAL_RATE, _GLOBAL_BURST, _GLOBAL_MARGIN)
+        super().__init__(now, _GLOBAL_RATE, _GLOBAL_BURST, _GLOBAL_MARGIN, debt=True)
         self.waiting: deque[_Pacer] = deque()
         self.timer: asyncio.TimerHandle | None = None
 
@@ -460,7 +466,7 @@ class UdpProber:
         # none, at most one of the two could be answered), so the final try's silence is
         # the port's own. A final try takes 1 + _CHECKS tokens for this.
         unchecked: list[Try] = []
-        while pacer.held and pacer.available(now) >= self._need(pacer.held[0]):
+        while pacer.held and self._ready(pacer, pacer.held[0], now):
             tr = pacer.held.popleft()
             self._held_count -= 1
             tr.sent = now
@@ -487,7 +493,7 @@ class UdpProber:
         if pacer.held and self._loop is not None:
             need = self._need(pacer.held[0])
             own_wait = pacer.own.wait(now, need)
-            if own_wait > 0 or pacer.glob.wait(now, need) <= 0:
+            if own_wait > 0 or pacer.glob.wait(now, need + self._slack(pacer.held[0])) <= 0:
                 pacer.timer = self._loop.call_later(max(0.005, own_wait), self._on_timer, pacer)
             elif not pacer.waiting:  # its own tokens are there, the target's global are not
                 pacer.waiting = True
@@ -506,7 +512,7 @@ class UdpProber:
 
     def _wake_global(self, glob: _Global, now: float) -> None:
         if glob.timer is None and glob.waiting and self._loop is not None:
-            wait = max(0.005, glob.wait(now, 1.0))
+            wait = max(0.005, glob.wait(now, 1.0 + _CHECKS + _GLOBAL_SLACK))
             glob.timer = self._loop.call_later(wait, self._on_global, glob)
 
     def _on_global(self, glob: _Global) -> None:
@@ -521,6 +527,17 @@ class UdpProber:
             if pacer.held:
                 self._pump(pacer, now)
         self._wake_global(glob, now)
+
+    def _ready(self, pacer: _Pacer, tr: Try, now: float) -> bool:
+        need = self._need(tr)
+        return pacer.own.available(now) >= need and pacer.glob.available(now) >= need + self._slack(
+            tr
+        )
+
+    def _slack(self, tr: Try) -> float:
+        """Global tokens a checked final try leaves unused: Linux refills the global
+        budget in steps of 20 ms (``icmp_global_allow``), up to 20 behind the model."""
+        return _GLOBAL_SLACK if self._need(tr) > 1.0 else 0.0
 
     def _need(self, tr: Try) -> float:
         """Tokens a held try takes: 1, or 1 + _CHECKS for a final try that can be checked
