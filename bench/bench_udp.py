@@ -81,6 +81,7 @@ class Run:
     wrong: int = 0
     unknown: int = 0
     load: str = ""
+    projected_s: float | None = None  # nmap's own projection when stopped by its bound
     examples: list[str] = field(default_factory=list)
     note: str = ""
 
@@ -145,6 +146,7 @@ def run_tool(
         if "host timeout" in proc.stdout.lower() or "skipping host" in proc.stdout.lower():
             done = float(about[-1]) if about else 0.0
             projected = res.seconds / (done / 100) if done else float("inf")
+            res.projected_s = projected
             res.note = f"host timeout at {done:.2f}% done: projected {projected / 3600:.1f} h; "
     states = udp_states(xml, ports)
     for port in ports:
@@ -197,7 +199,9 @@ def main() -> int:
     parser.add_argument("--family", type=int, choices=(4, 6), default=4)
     parser.add_argument("--timeout-s", type=float, default=400.0, help="bound per tool run")
     parser.add_argument("--nmap-bound-s", type=int, default=180, help="nmap --host-timeout (full)")
-    parser.add_argument("--max-wait-s", type=int, default=120, help="portscope one source (full)")
+    parser.add_argument(
+        "--max-wait-s", type=int, default=120, help="portscope one source (full); 0: not run"
+    )
     parser.add_argument("--skip-nmap", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -254,8 +258,9 @@ def main() -> int:
                 for n in args.full_pool:
                     argv = ours(ports, "--source-addresses", pool_spec(args.family, n))
                     go(scenario, "portscope -sU pool", argv, ports, n, 900)
-                argv = ours(ports, "--max-wait", str(args.max_wait_s))
-                go(scenario, "portscope -sU max-wait", argv, ports, 1, args.max_wait_s + 60)
+                if args.max_wait_s:
+                    argv = ours(ports, "--max-wait", str(args.max_wait_s))
+                    go(scenario, "portscope -sU max-wait", argv, ports, 1, args.max_wait_s + 90)
                 if not args.skip_nmap:
                     bound = f"{args.nmap_bound_s}s"
                     argv = nmap(ports, "-v", "--stats-every", "10s", "--host-timeout", bound)
@@ -268,7 +273,10 @@ def main() -> int:
 
 
 def print_table(runs: list[Run]) -> None:
-    nmap_time = {r.scenario: r.seconds for r in runs if r.tool == "nmap -sU" and r.seconds}
+    # nmap's time, or its own projection when its --host-timeout stopped it
+    nmap_time = {
+        r.scenario: r.projected_s or r.seconds for r in runs if r.tool == "nmap -sU" and r.seconds
+    }
     base: dict[str, float] = {}  # the first pool size's time, for the speed-up column
     for r in runs:
         if r.tool.endswith("pool") and r.seconds:
@@ -280,7 +288,8 @@ def print_table(runs: list[Run]) -> None:
         secs = "-" if r.seconds is None else f"{r.seconds:.2f}"
         ratio = f"{r.seconds / r.floor_s:.2f}x" if r.seconds and r.floor_s else "-"
         vs = nmap_time.get(r.scenario)
-        vs_nmap = f"{r.seconds / vs:.2f}x" if vs and r.seconds and r.tool != "nmap -sU" else "-"
+        mine = r.unknown == 0 and r.tool.startswith("portscope")  # complete runs only
+        vs_nmap = f"{r.seconds / vs:.4f}x" if vs and r.seconds and mine else "-"
         b = base.get(r.scenario)
         speed = f"{b / r.seconds:.1f}x" if b and r.seconds and r.tool.endswith("pool") else "-"
         print(f"{r.scenario:8}  {r.tool:22}  {r.sources:>4}  {r.ports:>5}  {secs:>8}  "
