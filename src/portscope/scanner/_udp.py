@@ -173,6 +173,15 @@ class _Bucket:
         """Seconds until ``need`` tokens are available."""
         return max(0.0, (need - self.available(now)) / self.rate)
 
+    def slower(self, now: float) -> None:
+        """The target had fewer tokens than the model (a final try's check failed: other
+        traffic spends its budget): empty the model, lower its rate by a quarter (at
+        least 0.05 per second) and measure again from now."""
+        self.available(now)
+        self.tokens = min(self.tokens, 0.0)
+        self.rate = max(0.05, self.rate * 0.75)
+        self.first, self.icmps = now, 0
+
     def icmp(self, now: float, *, late: bool = False) -> None:
         """An ICMP error came from the target: it spent a token."""
         self.available(now)
@@ -593,6 +602,8 @@ class UdpProber:
                     del self._canaries[(check.fd, *check.key)]
                 self._release(check)
             if late is None and sum(c.answered for c in checks) < _CHECKS:
+                if pacer is not None:
+                    pacer.own.slower(time.monotonic())
                 late = self._inconclusive(attempt)
         if pacer is not None and pacer.held:
             self._pump(pacer, time.monotonic())
