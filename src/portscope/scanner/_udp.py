@@ -244,13 +244,14 @@ class _Check:
     ``UdpProber._pump``): another held retry (``real``) or a canary to a port known
     closed, keyed (address, port) and, for a canary, its socket (``fd``)."""
 
-    __slots__ = ("answered", "fd", "key", "real")
+    __slots__ = ("answers", "fd", "key", "real", "sent")
 
     def __init__(self, key: tuple[str, int], *, real: bool, fd: int = -1) -> None:
         self.key = key
         self.real = real
         self.fd = fd  # sources may send canaries to the same closed port at once
-        self.answered = False
+        self.sent = 1  # datagrams (a canary may be sent twice: one closed port known)
+        self.answers = 0
 
 
 class UdpProber:
@@ -440,7 +441,9 @@ class UdpProber:
     def _is_final(self, tr: Try) -> bool:
         return self.retries is not None and tr.tries >= self.retries
 
-    def _send_canary(self, family: int, address: str, pacer: _Pacer) -> _Check | None:
+    def _send_canary(
+        self, family: int, address: str, pacer: _Pacer, mine: list[_Check]
+    ) -> _Check | None:
         """Send a datagram to a port of the target known closed, from ``pacer``'s source
         (after final tries no held retry could follow, see ``_pump``); ``None`` when none
         could be sent."""
@@ -450,13 +453,17 @@ class UdpProber:
             port = known[0]
             known.rotate(-1)
             key = (address, port)
-            if (fd, *key) in self._canaries or key in self._flight:
+            again = self._canaries.get((fd, *key))
+            if key in self._flight or (again is not None and again not in mine):
                 continue
             to = (address, port, 0, 0) if family == 6 else key
             try:
                 _send_past_pending_errors(pacer.sock, payloads(port)[0], to)
             except OSError:
                 return None
+            if again is not None:  # the same closed port once more: counted by datagrams
+                again.sent += 1
+                return again
             check = self._canaries[(fd, *key)] = _Check(key, real=False, fd=fd)
             pacer.reserve(check)
             self._via[check] = pacer
@@ -493,11 +500,13 @@ class UdpProber:
             if self._need(tr) > 1.0:
                 self._vouched[tr] = []
                 unchecked.append(tr)
+        mine: list[_Check] = []
         while unchecked:
             first = unchecked[0]
-            check = self._send_canary(first.target.family, first.target.address, pacer)
+            check = self._send_canary(first.target.family, first.target.address, pacer, mine)
             if check is None:
                 break  # left with fewer checks: their silence will not count
+            mine.append(check)
             self._add_check(unchecked, check)
         if pacer.held and self._loop is not None:
             need = self._need(pacer.held[0])
@@ -515,8 +524,9 @@ class UdpProber:
             self._vouchers[check.key] = check
         for tr in list(unchecked):
             checks = self._vouched[tr]
-            checks.append(check)
-            if len(checks) >= _CHECKS:
+            if check not in checks:
+                checks.append(check)
+            if sum(c.sent for c in checks) >= _CHECKS:
                 unchecked.remove(tr)
 
     def _wake_global(self, glob: _Global, now: float) -> None:
@@ -601,7 +611,7 @@ class UdpProber:
                 elif self._canaries.get((check.fd, *check.key)) is check:
                     del self._canaries[(check.fd, *check.key)]
                 self._release(check)
-            if late is None and sum(c.answered for c in checks) < _CHECKS:
+            if late is None and sum(min(c.answers, c.sent) for c in checks) < _CHECKS:
                 if pacer is not None:
                     pacer.own.slower(time.monotonic())
                 late = self._inconclusive(attempt)
@@ -664,17 +674,19 @@ class UdpProber:
     ) -> None:
         voucher = self._vouchers.pop(key, None) if self._vouchers else None
         if voucher is not None and answer.reason == "port-unreach":
-            voucher.answered = True
+            voucher.answers += 1
         tr = self._flight.pop(key, None)
         if tr is None:
-            canary = self._canaries.pop((fd, *key), None) if icmp else None
+            canary = self._canaries.get((fd, *key)) if icmp else None
             if canary is None:
                 self.stray += 1
                 return
-            canary.answered = True
+            canary.answers += 1
             cpacer = self._via.get(canary)
             if cpacer is not None:
                 cpacer.icmp(now, late=canary in self._refunded)
+            if canary.answers >= canary.sent:
+                del self._canaries[(fd, *key)]
                 self._release(canary)
             return
         pacer = self._via.get(tr)
