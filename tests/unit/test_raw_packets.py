@@ -19,7 +19,7 @@ from portscope.scanner._payloads import (
     snmp_get_request,
     ssdp_msearch,
 )
-from portscope.scanner._udp import _Pacer
+from portscope.scanner._udp import _Bucket
 
 SRC = socket.inet_aton("198.18.0.1")
 DST = socket.inet_aton("198.18.0.2")
@@ -129,14 +129,14 @@ def test_payloads_follow_their_specifications() -> None:
 
 
 def test_icmp_budget_model_paces_and_learns_a_faster_rate() -> None:
-    pacer = _Pacer(now=100.0)
+    pacer = _Bucket(100.0, 1.0, 6.0)  # one source's model of the target (more: test_udp_pacing)
     assert pacer.available(100.0) == 0.0  # assume empty: an earlier scan may have drained it
     assert pacer.available(101.0) == 1.0  # Linux: one per second ...
     assert pacer.available(120.0) == 6.0  # ... up to a burst of 6
     for _ in range(6):
         pacer.icmp(120.0)
     assert pacer.available(120.0) == 0.0 and pacer.rate == 1.0
-    unlimited = _Pacer(now=0.0)
+    unlimited = _Bucket(0.0, 1.0, 6.0)
     for i in range(200):  # 200 errors in 0.2 s: no 1/s limit there
         unlimited.icmp(i / 1000)
     assert unlimited.rate > 100

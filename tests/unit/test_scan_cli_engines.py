@@ -21,6 +21,7 @@ def run(*argv: str) -> tuple[int, str, str]:
         (["scan", "-sU", "127.0.0.1", "--max-wait", "0"], "--max-wait '0'"),
         (["scan", "-sU", "127.0.0.1", "--max-wait", "soon"], "--max-wait 'soon'"),
         (["scan", "-sU", "127.0.0.1", "--source-addresses", "198.18.0.1,nope"], "'nope'"),
+        (["scan", "-sU", "127.0.0.1", "--source-addresses", "198.18.0.0/15"], "at most 4,096"),
         (["scan", "-sS", "-sA", "127.0.0.1"], "not allowed with argument"),
         (["trace", "127.0.0.1"], "expected HOST:PORT"),
         (["trace", "127.0.0.1:0"], "0"),

@@ -132,8 +132,8 @@ def configure(parser: Parser) -> None:
         type=checked(_sources),
         default=[],
         metavar="ADDR,...",
-        help="local addresses to send UDP probes from, round-robin: each has its own ICMP "
-        "rate-limit budget at the target",
+        help="local addresses (or prefixes: 2001:db8:1::/118) to send UDP probes from, "
+        "round-robin: each has its own ICMP rate-limit budget at the target",
     )
     parser.add_argument(
         "targets",

@@ -259,7 +259,7 @@ complete -c portscope -n '_shtab_portscope_using scan' -o sA -d 'TCP ACK scan: u
 complete -c portscope -n '_shtab_portscope_using scan' -o sU -d 'UDP scan with protocol payloads, paced to the target'"'"'s ICMP rate limit; alone it scans UDP only (ports without T:/U: are UDP)'
 complete -c portscope -n '_shtab_portscope_using scan' -l reason -d 'add the reply'"'"'s TTL to each reason (syn-ack ttl 64), as nmap --reason'
 complete -c portscope -n '_shtab_portscope_using scan' -l max-wait -x -d 'stop after SECONDS; ports not decided by then are reported undecided, never closed'
-complete -c portscope -n '_shtab_portscope_using scan' -l source-addresses -x -d 'local addresses to send UDP probes from, round-robin: each has its own ICMP rate-limit budget at the target'
+complete -c portscope -n '_shtab_portscope_using scan' -l source-addresses -x -d 'local addresses (or prefixes: 2001:db8:1::/118) to send UDP probes from, round-robin: each has its own ICMP rate-limit budget at the target'
 complete -c portscope -n '_shtab_portscope_using scan' -s p -l ports -x -d 'ports in nmap syntax: 22,80,1000-2000 | - (all) | T:80,U:53 (default: the 1000 most often open TCP ports, as nmap)'
 complete -c portscope -n '_shtab_portscope_using scan' -l top-ports -x -d 'the N most often open TCP ports (nmap'"'"'s frequency data)'
 complete -c portscope -n '_shtab_portscope_using scan' -o iL -x -d 'read targets from FILE'

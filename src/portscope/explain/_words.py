@@ -367,6 +367,16 @@ REASONS: Final = {
         "Nothing came back after every retry.",
         "nmap(1) --reason",
     ),
+    "icmp-rate-limit": Words(
+        "icmp-rate-limit: undecided, the target's ICMP budget could not be proven",
+        "Every try of this UDP port was silent, but the datagrams sent right after its last "
+        "try got no port unreachable either: the target had no ICMP budget left (Linux "
+        "rate-limits port unreachables per source and overall; other traffic may spend "
+        "it), so the silence proves nothing. Scan again, more slowly or from more source "
+        "addresses (--source-addresses).",
+        "Silent, but the target's ICMP budget was spent: not decided (not open|filtered).",
+        "docs/scan.md (UDP scan); Linux net/ipv4/icmp.c",
+    ),
     "udp-response": Words(
         "udp-response: the port answered the UDP datagram",
         "A datagram came back from the probed port: a program is there and understood the probe.",

@@ -445,16 +445,32 @@ def scan(
     return Scan(target_set, spec, opts, shard)
 
 
+MAX_SOURCES = 4096
+"""Source addresses a UDP scan sends from, at most (``--source-addresses``)."""
+
+
 def _check_sources(addresses: Iterable[str]) -> tuple[str, ...]:
-    """Source addresses as ``inet_ntop`` writes them; ``InvalidInput`` for a bad one."""
+    """Source addresses as ``inet_ntop`` writes them, a prefix (``2001:db8:1::/118``, a
+    local route or aliases of this host) as its host addresses; ``InvalidInput`` for a bad
+    one or more than ``MAX_SOURCES``."""
     import ipaddress
 
-    out = []
+    out: list[str] = []
     for text in addresses:
+        text = text.strip()
         try:
-            out.append(str(ipaddress.ip_address(text.strip())))
+            net = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise InvalidInput(
-                f"source address {text!r}: expected an IPv4 or IPv6 address of this host"
+                f"source address {text!r}: expected an IPv4 or IPv6 address of this host "
+                "or a prefix of them (198.18.0.8/29)"
             ) from None
-    return tuple(out)
+        if net.num_addresses > MAX_SOURCES + 2:
+            raise InvalidInput(
+                f"source addresses {text!r}: {net.num_addresses:,} addresses; "
+                f"expected at most {MAX_SOURCES:,}"
+            )
+        out.extend(str(a) for a in (net.hosts() if net.num_addresses > 2 else net))
+    if len(out) > MAX_SOURCES:
+        raise InvalidInput(f"{len(out):,} source addresses: expected at most {MAX_SOURCES:,}")
+    return tuple(dict.fromkeys(out))

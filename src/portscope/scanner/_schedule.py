@@ -451,7 +451,10 @@ class Scheduler:
         if now < self._paused_until or self._backlog() > self._max_backlog:
             self._schedule_wake(max(self._paused_until - now, _TICK_S))
             return
-        room = self._limit - len(self._in_flight)
+        # tries a paced prober holds for its target's budget (UDP) are not on the network:
+        # up to one window of them takes no room (the tick scans every try in flight)
+        held = sum(getattr(p, "held_count", 0) for p in self._probers.values())
+        room = self._limit - len(self._in_flight) + min(held, self._limit)
         n = min(room, self._batch)
         rate = self._opt.rate_pps
         if rate and n > 0:

@@ -18,13 +18,26 @@ naabu send once). So:
   (source, target) pair has a model of the target's bucket (``_Pacer``): it starts empty
   and refills at 1 per second up to 6 (Linux's defaults); ICMP errors that come back take
   tokens; more errors than the model allows raise its rate to the one measured (a host
-  without a limit is recognized by its first sweep). A retry goes out only when the model
-  holds a token, which it reserves; the reservation is returned when no error came within
-  the ICMP wait (4 measured ICMP round trips) or a service answered. So a port is called
-  ``open|filtered`` only after a try the target could have answered with an error, and the
-  scan takes about the time the rate limit sets: (closed ports - 6) / rate.
+  without a limit is recognized by its first sweep). The target's global limit is each
+  source's cap: 900 per second (a margin below ``icmp_msgs_per_sec``, whose credits are
+  taken 0-2 at random) shared by the sources. A retry goes out only when the model holds
+  a token, which it reserves; the reservation is returned when no error came within the
+  ICMP wait (4 measured ICMP round trips, after reading the socket: an error queued behind
+  a busy loop is no refund) or a service answered. An error that comes after its token was
+  returned takes the model below empty.
+* The model can still be wrong (other traffic spent the target's budget, an error was
+  lost), and a closed port's last try would then be silent. So a final try is checked: the
+  datagram sent right after it from the same source (the next held retry, or a canary to
+  a port of the target already found closed) must bring a port unreachable, which proves
+  the target had a token when the final try came. If it does not, the final try does not
+  count and is sent again (twice per port at most); a port still unproven is
+  ``undecided`` (reason ``icmp-rate-limit``), never ``open|filtered``. So a port is
+  ``open|filtered`` only after a try the target could have answered with an error, and
+  the scan takes about the time the rate limit sets: (closed ports - 6) / rate.
+* ``sendto`` is not fooled by the socket's pending error (``_send_past_pending_errors``).
 * ``source_addresses``: each source has its own bucket at the target, so N sources send
-  retries N times as fast; a retry goes from the source whose model has a token first.
+  retries N times as fast, up to the target's global limit; with up to 16 sources a retry
+  goes from the one whose model has a token first, with more in turn.
 * Answers: a datagram back is ``open`` (``udp-response``, the reply in ``banner``, at most
   512 bytes); ICMP port unreachable ``closed`` (``port-unreach``); another ICMP unreachable
   ``unreachable`` with its code (a scan reports ``filtered``, as nmap); silence after every
@@ -35,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import struct
 import time
@@ -70,40 +84,174 @@ IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _HOLD_S = 3600.0  # a held try's provisional send time lies this far ahead (never expires)
 _BURST = 6.0  # Linux: XRLIM_BURST_FACTOR
 _RATE = 1.0  # Linux: icmp_ratelimit 1000 ms
+# Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50, per network namespace; each error takes
+# 0-2 credits at random (icmp_global_consume, mean 1), so the model keeps a margin
+_GLOBAL_RATE = 900.0
+_GLOBAL_BURST = 30.0
+_GLOBAL_MARGIN = 0.9
+_GLOBAL_SLACK = 22.0  # see UdpProber._slack
+_SCAN_SOURCES = 16  # up to this many sources a retry takes the one with the most tokens
+_CHECKS = 2  # port unreachables right after a final try that prove it had a token
+_VOID_MAX = 2  # tries of one port found inconclusive and sent again, at most
 _READ_BATCH = 1024
+_SEND_ATTEMPTS = 16  # sendto calls per datagram at most (pending ICMP errors in between)
+_SAME_ERROR_IS_LOCAL = 3  # the same errno this often in a row: the route's own error
 _HOST_ERRNO = {"host-unreach": errno.EHOSTUNREACH, "net-unreach": errno.ENETUNREACH}
 
 
-class _Pacer:
-    """One source's model of one target's ICMP error budget (a token bucket)."""
+def _send_past_pending_errors(sock: socket.socket, payload: bytes, to: tuple[object, ...]) -> None:
+    """``sendto`` that is not fooled by ICMP errors of earlier probes.
 
-    __slots__ = ("first", "held", "icmps", "rate", "reserved", "stamp", "timer", "tokens")
+    With ``IP_RECVERR`` every ICMP error also sets the socket's pending error (``sk_err``,
+    ``__udp4_lib_err``/``__udp6_lib_err``), and the next ``sendto`` fails with it once
+    (``sock_alloc_send_skb``), without sending: ``ECONNREFUSED`` for a port unreachable,
+    ``EHOSTUNREACH``/``ENETUNREACH`` ... for the others. The error's details are on the
+    error queue, read with the try it is about; the datagram is sent again. Errors keep
+    arriving while a scan sends (one per closed port), so a second or third ``sendto`` may
+    meet another one: under CPU load one retry was not enough, and a port was reported
+    ``filtered`` with reason ``local-error`` (``ECONNREFUSED``). A pending error is
+    consumed by the call that returns it, so only an error that repeats is the route's own
+    (no route: ``ENETUNREACH`` every time); ``ECONNREFUSED`` never is.
 
-    def __init__(self, now: float) -> None:
-        self.tokens = 0.0  # assume empty: an earlier scan may have drained it
+    Raises:
+        OSError: the local error of this send (``EAGAIN``, ``ENOBUFS``, no route ...).
+    """
+    last = 0
+    repeats = 0
+    for _ in range(_SEND_ATTEMPTS):
+        try:
+            sock.sendto(payload, to)
+            return
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:
+            code = exc.errno or 0
+            if code in (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EINVAL):
+                raise
+            repeats = repeats + 1 if code == last else 1
+            last = code
+            if code != errno.ECONNREFUSED and repeats >= _SAME_ERROR_IS_LOCAL:
+                raise
+    raise OSError(last, os.strerror(last))
+
+
+class _Bucket:
+    """A model of one ICMP token bucket of the target (``icmp.c``).
+
+    Starts empty (an earlier scan may have drained it), refills at ``rate`` per second up
+    to ``burst``; every ICMP error that comes back took a token. More errors than the model
+    allows mean the target's rate is higher: it becomes the rate measured (a target without
+    a limit is recognized by its first sweep; an IPv6 target gives a source behind a /64
+    route 4 per second, ``icmpv6_xrlim_allow``). An error that comes after its try's token
+    was given back (``late``) may take the model below 0: the target really is that far
+    behind. Tries and canaries sent hold a token (``reserved``) until their error comes or
+    the ICMP wait passes.
+    """
+
+    __slots__ = ("burst", "debt", "first", "icmps", "margin", "rate", "reserved", "stamp",
+                 "tokens")  # fmt: skip
+
+    def __init__(
+        self, now: float, rate: float, burst: float, margin: float = 1.0, debt: bool = False
+    ) -> None:
+        self.debt = debt  # errors beyond the model take it below empty (the global one)
+        self.tokens = 0.0
         self.stamp = now
         self.first = now
-        self.rate = _RATE
+        self.rate = rate
+        self.burst = burst
+        self.margin = margin  # the share of a measured rate the model uses
         self.icmps = 0
-        self.reserved: set[Try] = set()
-        self.held: deque[Try] = deque()
-        self.timer: asyncio.TimerHandle | None = None
+        self.reserved: set[object] = set()
 
     def available(self, now: float) -> float:
-        self.tokens = min(_BURST, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         return self.tokens - len(self.reserved)
 
-    def icmp(self, now: float) -> None:
+    def wait(self, now: float, need: float) -> float:
+        """Seconds until ``need`` tokens are available."""
+        return max(0.0, (need - self.available(now)) / self.rate)
+
+    def slower(self, now: float) -> None:
+        """The target had fewer tokens than the model (a final try's check failed: other
+        traffic spends its budget): empty the model, lower its rate by a quarter (at
+        least 0.05 per second) and measure again from now."""
+        self.available(now)
+        self.tokens = min(self.tokens, 0.0)
+        self.rate = max(0.05, self.rate * 0.75)
+        self.first, self.icmps = now, 0
+
+    def icmp(self, now: float, *, late: bool = False) -> None:
         """An ICMP error came from the target: it spent a token."""
         self.available(now)
-        self.tokens = max(0.0, self.tokens - 1.0)
+        floor = -self.burst if late or self.debt else 0.0
+        self.tokens = max(floor, self.tokens - 1.0)
         self.icmps += 1
-        # more errors than the model allows: the target's rate is higher; measure it
         elapsed = now - self.first
-        allowed = _BURST + self.rate * elapsed + 1.0
+        allowed = self.burst + self.rate * elapsed + 1.0
         if self.icmps > allowed and elapsed > 0:
-            self.rate = max(self.rate, (self.icmps - _BURST) / elapsed)
+            self.rate = max(self.rate, self.margin * (self.icmps - self.burst) / elapsed)
+
+
+class _Global(_Bucket):
+    """The target's budget over all sources (``icmp_msgs_per_sec``); pacers that wait for
+    it queue here, so a pool of 1,000 sources does not wake 1,000 timers per token."""
+
+    __slots__ = ("timer", "waiting")
+
+    def __init__(self, now: float) -> None:
+        super().__init__(now, _GLOBAL_RATE, _GLOBAL_BURST, _GLOBAL_MARGIN, debt=True)
+        self.waiting: deque[_Pacer] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Pacer:
+    """One source's model of one target's ICMP error budget: its own bucket (per source,
+    ``icmp_ratelimit``) and the target's global one, which every source shares."""
+
+    __slots__ = ("glob", "held", "own", "sock", "timer", "waiting")
+
+    def __init__(self, now: float, sock: socket.socket, glob: _Global) -> None:
+        self.own = _Bucket(now, _RATE, _BURST)
+        self.glob = glob
+        self.sock = sock
+        self.held: deque[Try] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting = False  # queued in ``glob.waiting``
+
+    def available(self, now: float) -> float:
+        return min(self.own.available(now), self.glob.available(now))
+
+    def reserve(self, item: object) -> None:
+        self.own.reserved.add(item)
+        self.glob.reserved.add(item)
+
+    def unreserve(self, item: object) -> bool:
+        """Give the item's token back; False when it held none."""
+        held = item in self.own.reserved
+        self.own.reserved.discard(item)
+        self.glob.reserved.discard(item)
+        return held
+
+    def icmp(self, now: float, *, late: bool = False) -> None:
+        self.own.icmp(now, late=late)
+        self.glob.icmp(now, late=late)
+
+
+class _Check:
+    """A datagram sent right after final tries to check the target's budget (see
+    ``UdpProber._pump``): another held retry (``real``) or a canary to a port known
+    closed, keyed (address, port) and, for a canary, its socket (``fd``)."""
+
+    __slots__ = ("answers", "fd", "key", "real", "sent")
+
+    def __init__(self, key: tuple[str, int], *, real: bool, fd: int = -1) -> None:
+        self.key = key
+        self.real = real
+        self.fd = fd  # sources may send canaries to the same closed port at once
+        self.sent = 1  # datagrams (a canary may be sent twice: one closed port known)
+        self.answers = 0
 
 
 class UdpProber:
@@ -144,10 +292,21 @@ class UdpProber:
         self._icmp = icmp_details
         self._pace = pace
         self._sources = tuple(source_addresses)
+        self._by_family: dict[int, list[str]] = {}
+        self._held_count = 0
         self._socks: dict[tuple[int, str], socket.socket] = {}
         self._flight: dict[tuple[str, int], Try] = {}
         self._pacers: dict[tuple[int, str, str], _Pacer] = {}
-        self._via: dict[Try, _Pacer] = {}
+        self._globals: dict[tuple[int, str], _Global] = {}
+        self._via: dict[object, _Pacer] = {}  # tries and canaries sent, by their pacer
+        self._refunded: set[object] = set()
+        # the budget check of a final try: a datagram to a port known closed, sent with it
+        self._closed_known: dict[tuple[int, str], deque[int]] = {}
+        self._canaries: dict[tuple[int, str, int], _Check] = {}  # by (fd, address, port)
+        self._vouchers: dict[tuple[str, int], _Check] = {}  # held retries checking some
+        self._vouched: dict[Try, list[_Check]] = {}
+        self._voids: dict[tuple[str, int], int] = {}
+        self.voided = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: ProbeSink | None = None
         self._icmp_rtt = 0.05
@@ -161,8 +320,11 @@ class UdpProber:
     # ------------------------------------------------------------ sockets
 
     def _sources_of(self, family: int) -> list[str]:
-        own = [a for a in self._sources if (":" in a) == (family == 6)]
-        return own or [""]
+        own = self._by_family.get(family)
+        if own is None:
+            own = [a for a in self._sources if (":" in a) == (family == 6)] or [""]
+            self._by_family[family] = own
+        return own
 
     def _socket(self, family: int, source: str) -> socket.socket:
         sock = self._socks.get((family, source))
@@ -190,26 +352,30 @@ class UdpProber:
 
     # ------------------------------------------------------------ sending
 
+    def _pacer_of(self, family: int, source: str, address: str, now: float) -> _Pacer:
+        key = (family, source, address)
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            glob = self._globals.get((family, address))
+            if glob is None:
+                glob = self._globals[(family, address)] = _Global(now)
+            pacer = self._pacers[key] = _Pacer(now, self._socket(family, source), glob)
+        return pacer
+
     def _pacer(self, tr: Try, now: float) -> tuple[str, _Pacer]:
         """The source to send ``tr`` from and its model of the target: the one with the
         most tokens available (a first try: the next in turn)."""
         family, address = tr.target.family, tr.target.address
         sources = self._sources_of(family)
-        if tr.tries == 0 and len(sources) > 1:  # the sweep: sources in turn
+        if len(sources) > _SCAN_SOURCES or (tr.tries == 0 and len(sources) > 1):
+            # the sweep, and retries over a large pool: sources in turn
             self._turn += 1
             source = sources[self._turn % len(sources)]
-            key = (family, source, address)
-            pacer = self._pacers.get(key)
-            if pacer is None:
-                pacer = self._pacers[key] = _Pacer(now)
-            return source, pacer
+            return source, self._pacer_of(family, source, address, now)
         best: tuple[str, _Pacer] | None = None
         best_avail = -1e9
         for source in sources:
-            key = (family, source, address)
-            pacer = self._pacers.get(key)
-            if pacer is None:
-                pacer = self._pacers[key] = _Pacer(now)
+            pacer = self._pacer_of(family, source, address, now)
             avail = pacer.available(now) - len(pacer.held)
             if avail > best_avail:
                 best, best_avail = (source, pacer), avail
@@ -228,10 +394,15 @@ class UdpProber:
                 if not self._transmit(tr, source, pacer, reserve=False):
                     return i
                 continue
-            # a retry waits for a token of the target's ICMP budget
+            # a retry waits for a token of the target's ICMP budget; final tries first (they
+            # wait a whole timeout for silence, closed ports' errors come at once)
             tr.sent = now + _HOLD_S
             tr.handle = source
-            pacer.held.append(tr)
+            if self._is_final(tr):
+                pacer.held.appendleft(tr)
+            else:
+                pacer.held.append(tr)
+            self._held_count += 1
             self._pump(pacer, now)
         return len(tries)
 
@@ -243,14 +414,7 @@ class UdpProber:
         options = payloads(tr.port)
         payload = options[tr.tries % len(options)]
         try:
-            try:
-                sock.sendto(payload, tr.sockaddr())
-            except (BlockingIOError, InterruptedError):
-                raise
-            except OSError:
-                # the first error may be an earlier ICMP error pending on the socket
-                # (sk_err, returned once by the next call): its details are queued; retry
-                sock.sendto(payload, tr.sockaddr())
+            _send_past_pending_errors(sock, payload, tr.sockaddr())
         except (BlockingIOError, InterruptedError):
             self._flight.pop((tr.target.address, tr.port), None)
             sink.short_of(errno.EAGAIN, None)
@@ -258,41 +422,147 @@ class UdpProber:
         except OSError as exc:
             code = exc.errno or 0
             self._flight.pop((tr.target.address, tr.port), None)
-            if code in (errno.ENOBUFS, errno.ENOMEM):
-                sink.short_of(code, None)
+            if code in (errno.ENOBUFS, errno.ENOMEM, errno.ECONNREFUSED):
+                # ECONNREFUSED: errors of earlier probes kept coming; send it again later
+                sink.short_of(errno.EAGAIN if code == errno.ECONNREFUSED else code, None)
                 return False
             reason = {errno.ENETUNREACH: "net-unreach", errno.EHOSTUNREACH: "host-unreach"}
             state = PortState.UNREACHABLE
             sink.answered(tr, Answer(state, reason.get(code, "local-error"), code), None)
             return True
+        self._via[tr] = pacer
         if reserve:
-            pacer.reserved.add(tr)
-            self._via[tr] = pacer
+            pacer.reserve(tr)
             assert self._loop is not None
             # no error within the ICMP wait: the target had a token and did not spend it
             self._loop.call_later(max(0.02, 4 * self._icmp_rtt), self._refund, tr)
-        else:
-            self._via[tr] = pacer
         return True
+
+    def _is_final(self, tr: Try) -> bool:
+        return self.retries is not None and tr.tries >= self.retries
+
+    def _send_canary(
+        self, family: int, address: str, pacer: _Pacer, mine: list[_Check]
+    ) -> _Check | None:
+        """Send a datagram to a port of the target known closed, from ``pacer``'s source
+        (after final tries no held retry could follow, see ``_pump``); ``None`` when none
+        could be sent."""
+        known = self._closed_known.get((family, address), deque())
+        fd = pacer.sock.fileno()
+        for _ in range(len(known)):
+            port = known[0]
+            known.rotate(-1)
+            key = (address, port)
+            again = self._canaries.get((fd, *key))
+            if key in self._flight or (again is not None and again not in mine):
+                continue
+            to = (address, port, 0, 0) if family == 6 else key
+            try:
+                _send_past_pending_errors(pacer.sock, payloads(port)[0], to)
+            except OSError:
+                return None
+            if again is not None:  # the same closed port once more: counted by datagrams
+                again.sent += 1
+                return again
+            check = self._canaries[(fd, *key)] = _Check(key, real=False, fd=fd)
+            pacer.reserve(check)
+            self._via[check] = pacer
+            return check
+        return None
 
     def _pump(self, pacer: _Pacer, now: float) -> None:
         """Send held retries while the model has tokens; wake up when the next is due."""
         if pacer.timer is not None:
             pacer.timer.cancel()
             pacer.timer = None
-        while pacer.held and pacer.available(now) >= 1.0:
+        # A final try is checked by the 2 datagrams sent right after it from the same
+        # source (the next held retries, or canaries to ports known closed): a port
+        # unreachable to both proves the target had a token when the final try came (its
+        # buckets gain far less than one token in the microseconds between, so had it
+        # none, at most one of the two could be answered), so the final try's silence is
+        # the port's own. A final try takes 1 + _CHECKS tokens for this.
+        unchecked: list[Try] = []
+        while pacer.held and self._ready(pacer, pacer.held[0], now):
             tr = pacer.held.popleft()
+            self._held_count -= 1
             tr.sent = now
             tr.deadline = now + (self.timeout_s or 1.0)
             source = tr.handle if isinstance(tr.handle, str) else ""
             tr.handle = None
             if not self._transmit(tr, source, pacer, reserve=True):
                 pacer.held.appendleft(tr)
+                self._held_count += 1
                 tr.sent = now + _HOLD_S
                 break
+            key = (tr.target.address, tr.port)
+            if unchecked and key in self._flight:
+                self._add_check(unchecked, _Check(key, real=True))
+            if self._need(tr) > 1.0:
+                self._vouched[tr] = []
+                unchecked.append(tr)
+        mine: list[_Check] = []
+        while unchecked:
+            first = unchecked[0]
+            check = self._send_canary(first.target.family, first.target.address, pacer, mine)
+            if check is None:
+                break  # left with fewer checks: their silence will not count
+            mine.append(check)
+            self._add_check(unchecked, check)
         if pacer.held and self._loop is not None:
-            wait = max(0.005, (1.0 - pacer.available(now)) / pacer.rate)
-            pacer.timer = self._loop.call_later(wait, self._on_timer, pacer)
+            need = self._need(pacer.held[0])
+            own_wait = pacer.own.wait(now, need)
+            if own_wait > 0 or pacer.glob.wait(now, need + self._slack(pacer.held[0])) <= 0:
+                pacer.timer = self._loop.call_later(max(0.005, own_wait), self._on_timer, pacer)
+            elif not pacer.waiting:  # its own tokens are there, the target's global are not
+                pacer.waiting = True
+                pacer.glob.waiting.append(pacer)
+                self._wake_global(pacer.glob, now)
+
+    def _add_check(self, unchecked: list[Try], check: _Check) -> None:
+        """``check`` was sent after the final tries ``unchecked``; drop those with enough."""
+        if check.real:
+            self._vouchers[check.key] = check
+        for tr in list(unchecked):
+            checks = self._vouched[tr]
+            if check not in checks:
+                checks.append(check)
+            if sum(c.sent for c in checks) >= _CHECKS:
+                unchecked.remove(tr)
+
+    def _wake_global(self, glob: _Global, now: float) -> None:
+        if glob.timer is None and glob.waiting and self._loop is not None:
+            wait = max(0.005, glob.wait(now, 1.0 + _CHECKS + _GLOBAL_SLACK))
+            glob.timer = self._loop.call_later(wait, self._on_global, glob)
+
+    def _on_global(self, glob: _Global) -> None:
+        """Tokens of the target's global budget: the pacers waiting for it, in turn."""
+        glob.timer = None
+        now = time.monotonic()
+        for _ in range(len(glob.waiting)):  # each once: a pump may queue its pacer again
+            if glob.available(now) < 1.0:
+                break
+            pacer = glob.waiting.popleft()
+            pacer.waiting = False
+            if pacer.held:
+                self._pump(pacer, now)
+        self._wake_global(glob, now)
+
+    def _ready(self, pacer: _Pacer, tr: Try, now: float) -> bool:
+        need = self._need(tr)
+        return pacer.own.available(now) >= need and pacer.glob.available(now) >= need + self._slack(
+            tr
+        )
+
+    def _slack(self, tr: Try) -> float:
+        """Global tokens a checked final try leaves unused: Linux refills the global
+        budget in steps of 20 ms (``icmp_global_allow``), up to 20 behind the model."""
+        return _GLOBAL_SLACK if self._need(tr) > 1.0 else 0.0
+
+    def _need(self, tr: Try) -> float:
+        """Tokens a held try takes: 1, or 1 + _CHECKS for a final try that can be checked
+        (a closed port of its target is known)."""
+        known = self._closed_known.get((tr.target.family, tr.target.address))
+        return 1.0 + _CHECKS if known and self._is_final(tr) else 1.0
 
     def _on_timer(self, pacer: _Pacer) -> None:
         pacer.timer = None
@@ -300,16 +570,22 @@ class UdpProber:
 
     def _refund(self, tr: Try) -> None:
         pacer = self._via.get(tr)
-        if pacer is not None and tr in pacer.reserved:
-            pacer.reserved.discard(tr)
-            if pacer.held:
-                self._pump(pacer, time.monotonic())
+        if pacer is None:
+            return
+        # an error already queued behind a busy loop is not a refund: read first
+        self._read(pacer.sock)
+        for item in (tr, *self._vouched.get(tr, ())):
+            if pacer.unreserve(item):
+                self._refunded.add(item)
+        if pacer.held:
+            self._pump(pacer, time.monotonic())
 
-    def _release(self, tr: Try) -> _Pacer | None:
-        """Forget a try (answered or expired); returns its pacer."""
+    def _release(self, tr: Try | _Check) -> _Pacer | None:
+        """Forget a try or canary (answered or expired); returns its pacer."""
         pacer = self._via.pop(tr, None)
         if pacer is not None:
-            pacer.reserved.discard(tr)
+            pacer.unreserve(tr)
+        self._refunded.discard(tr)
         return pacer
 
     def expire(self, attempt: Try) -> Answer | None:
@@ -317,17 +593,52 @@ class UdpProber:
         self._flight.pop((attempt.target.address, attempt.port), None)
         self._expiring, self._late = attempt, None
         self._flight[(attempt.target.address, attempt.port)] = attempt
+        sent_by = self._via.get(attempt)
         try:
-            for sock in list(self._socks.values()):
+            # the socket it left from (with a pool of 1,000 sources, not all of them)
+            for sock in [sent_by.sock] if sent_by else list(self._socks.values()):
                 self._read(sock)
         finally:
             self._flight.pop((attempt.target.address, attempt.port), None)
             self._expiring = None
         pacer = self._release(attempt)
+        late, self._late = self._late, None
+        checks = self._vouched.pop(attempt, None)
+        if checks is not None:
+            for check in checks:
+                if check.real and self._vouchers.get(check.key) is check:
+                    del self._vouchers[check.key]
+                elif self._canaries.get((check.fd, *check.key)) is check:
+                    del self._canaries[(check.fd, *check.key)]
+                self._release(check)
+            if late is None and sum(min(c.answers, c.sent) for c in checks) < _CHECKS:
+                if pacer is not None:
+                    pacer.own.slower(time.monotonic())
+                late = self._inconclusive(attempt)
         if pacer is not None and pacer.held:
             self._pump(pacer, time.monotonic())
-        late, self._late = self._late, None
         return late
+
+    def _inconclusive(self, attempt: Try) -> Answer | None:
+        """The final try was silent and so was its canary: the target had no token (the
+        model was wrong: other traffic took the budget, an error was lost), so the silence
+        says nothing about the port. The try does not count (``attempt.tries`` goes back
+        one, so the scheduler sends it again), ``_VOID_MAX`` times per port; then the port
+        is ``undecided``, never ``open|filtered``."""
+        key = (attempt.target.address, attempt.port)
+        voids = self._voids.get(key, 0)
+        if voids >= _VOID_MAX:
+            return Answer(PortState.UNDECIDED, "icmp-rate-limit")
+        self._voids[key] = voids + 1
+        self.voided += 1
+        attempt.tries -= 1
+        return None
+
+    @property
+    def held_count(self) -> int:
+        """Tries held for a token: in flight for the scheduler, not on the network, so
+        they take no room in its window (a full-range scan's sweep goes on meanwhile)."""
+        return self._held_count
 
     def pending(self) -> list[Try]:
         """Tries held for a token (not sent yet)."""
@@ -340,35 +651,64 @@ class UdpProber:
                 loop.remove_reader(sock.fileno())
             sock.close()
         self._socks.clear()
+        for glob in self._globals.values():
+            if glob.timer is not None:
+                glob.timer.cancel()
+            glob.waiting.clear()
         for pacer in self._pacers.values():
             if pacer.timer is not None:
                 pacer.timer.cancel()
             pacer.held.clear()
+        self._held_count = 0
         self._flight.clear()
         self._via.clear()
+        self._canaries.clear()
+        self._vouchers.clear()
+        self._vouched.clear()
+        self._refunded.clear()
 
     # ------------------------------------------------------------ receiving
 
-    def _deliver(self, key: tuple[str, int], answer: Answer, now: float, icmp: bool) -> None:
+    def _deliver(
+        self, key: tuple[str, int], answer: Answer, now: float, icmp: bool, fd: int = -1
+    ) -> None:
+        voucher = self._vouchers.pop(key, None) if self._vouchers else None
+        if voucher is not None and answer.reason == "port-unreach":
+            voucher.answers += 1
         tr = self._flight.pop(key, None)
         if tr is None:
-            self.stray += 1
+            canary = self._canaries.get((fd, *key)) if icmp else None
+            if canary is None:
+                self.stray += 1
+                return
+            canary.answers += 1
+            cpacer = self._via.get(canary)
+            if cpacer is not None:
+                cpacer.icmp(now, late=canary in self._refunded)
+            if canary.answers >= canary.sent:
+                del self._canaries[(fd, *key)]
+                self._release(canary)
             return
         pacer = self._via.get(tr)
+        if answer.reason == "port-unreach":
+            known = self._closed_known.setdefault((tr.target.family, tr.target.address), deque())
+            if len(known) < 8:
+                known.append(tr.port)
         if tr is self._expiring:
             self._late = answer
             if icmp and pacer is not None:
-                pacer.icmp(now)
+                pacer.icmp(now, late=tr in self._refunded)
             return
         if pacer is None:  # held: a late answer to an earlier try decides the port
             for p in self._pacers.values():
                 if tr in p.held:
                     p.held.remove(tr)
+                    self._held_count -= 1
                     break
             rtt = None
         else:
             if icmp:
-                pacer.icmp(now)
+                pacer.icmp(now, late=tr in self._refunded)
                 if tr.tries == 0:
                     self._icmp_rtt = 0.875 * self._icmp_rtt + 0.125 * (now - tr.sent)
             self._release(tr)
@@ -400,7 +740,7 @@ class UdpProber:
             answer = self._icmp_answer(anc)
             if answer is not None and addr:
                 address = addr[0].split("%", 1)[0] if sock.family == socket.AF_INET6 else addr[0]
-                self._deliver((address, addr[1]), answer, now, True)
+                self._deliver((address, addr[1]), answer, now, True, sock.fileno())
 
     def _icmp_answer(self, anc: list[tuple[int, int, bytes]]) -> Answer | None:
         ttl: int | None = None
