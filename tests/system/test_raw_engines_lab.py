@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,12 +173,10 @@ def test_udp_scan_is_right_under_the_icmp_rate_limit(limited_lab: labmod.Lab) ->
     lb = limited_lab
     # 15 of the 20 ports are closed: the target sends 6 errors at once, then 1 per second
     closed = [p for p in UDP_PORTS if lb.expected("udp", p) == "closed"]
-    floor = len(closed) - 6
-    start = time.monotonic()
+    assert len(closed) > 6  # more closed ports than the burst: the limit is really met
+    # every port decided right, none undecided (the time against the floor: bench/bench_udp.py)
     lines = json_lines(lb, "-sU", lb.target_v4, "-p", ",".join(map(str, UDP_PORTS)))
-    elapsed = time.monotonic() - start
     assert wrong(lb, lines, lb.target_v4, "udp", UDP_PORTS) == []
-    assert elapsed <= 1.5 * floor + 2 + 1.5, elapsed  # the goal, plus the interpreter's start
     ports = {x["port"]: x for x in lines if x["type"] == "port"}
     assert ports[53]["reason"] == "udp-response" and ports[514]["reason"] == "no-response"
 
