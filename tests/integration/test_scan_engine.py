@@ -31,6 +31,28 @@ def run_engine(
     return engine, events
 
 
+def closed_range(count: int) -> range:
+    """``count`` loopback TCP ports that nothing is bound to now, below the ephemeral range.
+
+    Other processes on the host (and other tests) may listen anywhere: a fixed range is not
+    known to be closed. Ports under 32768 are never handed out by the kernel for port 0.
+    """
+    for base in range(20_001, 32_000 - count, count + 50):
+        probes = []
+        try:
+            for port in range(base, base + count):
+                sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+                probes.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in probes:
+                sock.close()
+        return range(base, base + count)
+    raise AssertionError(f"no {count} free loopback ports in 20001-32000")
+
+
 def test_eaddrnotavail_backs_off_and_loses_no_port() -> None:
     failures = {"left": 12}
 
@@ -41,9 +63,10 @@ def test_eaddrnotavail_backs_off_and_loses_no_port() -> None:
                 return errno.EADDRNOTAVAIL  # as when ip_local_port_range is used up
             return super().connect_ex(address)  # type: ignore[arg-type]
 
-    engine, events = run_engine("42001-42200", Exhausted)
+    ports = closed_range(200)
+    engine, events = run_engine(f"{ports.start}-{ports.stop - 1}", Exhausted)
     results = [e for e in events if isinstance(e, ProbeResult)]
-    assert sorted(r.port for r in results) == list(range(42001, 42201))
+    assert sorted(r.port for r in results) == list(ports)
     assert all(r.state is PortState.CLOSED and r.proto is Proto.TCP for r in results)
     assert engine.eaddrnotavail == 12
     [summary] = [e for e in events if isinstance(e, HostSummary)]
