@@ -535,13 +535,26 @@ class UdpProber:
             glob.timer = self._loop.call_later(wait, self._on_global, glob)
 
     def _on_global(self, glob: _Global) -> None:
-        """Tokens of the target's global budget: the pacers waiting for it, in turn."""
+        """Tokens of the target's global budget: the pacers waiting for it, in turn.
+
+        First come, first served: the turn stops at the first pacer whose next try the
+        budget cannot pay for (a checked final try needs 1 + ``_CHECKS`` + the slack), and
+        the pacers behind it wait for the next wake. Pumping every waiting pacer instead
+        cost one ``_pump`` per source at each wake whatever was sent: with a pool of 1,022
+        sources, all with retries held, the scan spent its CPU there and fell behind the
+        target's budget (a full-range scan never finished). A wake now costs the pumps of
+        the pacers that send, plus one.
+        """
         glob.timer = None
         now = time.monotonic()
-        for _ in range(len(glob.waiting)):  # each once: a pump may queue its pacer again
-            if glob.available(now) < 1.0:
-                break
-            pacer = glob.waiting.popleft()
+        waiting = glob.waiting
+        for _ in range(len(waiting)):  # each once: a pump may queue its pacer again
+            pacer = waiting[0]
+            if pacer.held:
+                head = pacer.held[0]
+                if glob.available(now) < self._need(head) + self._slack(head):
+                    break
+            waiting.popleft()
             pacer.waiting = False
             if pacer.held:
                 self._pump(pacer, now)
@@ -571,6 +584,14 @@ class UdpProber:
     def _refund(self, tr: Try) -> None:
         pacer = self._via.get(tr)
         if pacer is None:
+            # answered before its ICMP wait passed: the checks sent after it still hold
+            # their tokens, and a check whose error the target did not send would hold them
+            # for the rest of the scan (6 such leaks keep the global model below the 25
+            # tokens a checked final try needs: the scan never ended)
+            for check in self._vouched.pop(tr, ()):
+                owner = self._via.get(check)
+                if owner is not None and owner.unreserve(check):
+                    self._refunded.add(check)
             return
         # an error already queued behind a busy loop is not a refund: read first
         self._read(pacer.sock)
