@@ -222,3 +222,13 @@ def test_the_checks_of_an_answered_final_try_give_their_tokens_back() -> None:
         assert not prober._vouched
         # the canary's error, if it comes, is a late one (it may take the model below empty)
         assert checks[0] in prober._refunded
+
+
+def test_the_global_model_is_not_raised_by_what_it_measures() -> None:
+    """Errors come faster than icmp_msgs_per_sec for a while (0-2 credits each, a burst of
+    50): a global model raised to that rate sent final tries the target could not answer,
+    and closed ports were called open|filtered."""
+    glob = _udp._Global(0.0)
+    for i in range(400):
+        glob.icmp(0.001 * (i + 1))  # 1,000 errors per second for 0.4 s (burst included)
+    assert glob.rate == _udp._GLOBAL_RATE
