@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections import deque
 
 import pytest
 
@@ -123,3 +124,111 @@ def test_a_target_without_limit_is_measured() -> None:
     for i in range(200):
         bucket.icmp(0.01 * (i + 1))  # 100 errors per second came back
     assert bucket.rate > 50
+
+
+class _FakeLoop:
+    """``call_later`` that records and never runs (the test drives the prober itself)."""
+
+    class Handle:
+        def cancel(self) -> None:
+            pass
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def call_later(self, delay: float, callback: object, *args: object) -> _FakeLoop.Handle:
+        self.calls += 1
+        return _FakeLoop.Handle()
+
+
+class _Target:
+    family = 4
+    address = "198.18.0.2"
+
+
+class _HeldTry:
+    """What ``_need``/``_slack`` read of a held try."""
+
+    def __init__(self, port: int, tries: int) -> None:
+        self.target = _Target()
+        self.port = port
+        self.tries = tries
+
+
+@pytest.mark.parametrize("sources", [64, 1022])
+def test_a_global_wake_pumps_the_sources_that_send_not_every_one(
+    sources: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slowdown of the full-range scan from 1,022 sources: every wake of the target's
+    global budget pumped every waiting source, whatever it could send. The work of one wake
+    must not grow with the number of sources waiting (counted in pumps, not timed)."""
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)  # _udp reads the clock
+    prober = _udp.UdpProber(retries=2)
+    prober._loop = _FakeLoop()  # type: ignore[assignment]
+    prober._closed_known[(4, _Target.address)] = deque([9])  # final tries are checked
+    glob = _udp._Global(100.0)
+    pumped: list[_udp._Pacer] = []
+
+    def pump(pacer: _udp._Pacer, now: float) -> None:
+        """``_pump`` without sockets: the head goes when both budgets pay for it."""
+        pumped.append(pacer)
+        if prober._ready(pacer, pacer.held[0], now):
+            pacer.held.popleft()
+            for _ in range(1 + _udp._CHECKS):  # the final try and its 2 checks
+                pacer.reserve(object())
+        elif not pacer.waiting:
+            pacer.waiting = True
+            glob.waiting.append(pacer)
+
+    prober._pump = pump  # type: ignore[method-assign]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        order = []
+        for i in range(sources):
+            pacer = _udp._Pacer(0.0, sock, glob)  # its own bucket is full at 100.0
+            pacer.held.append(_HeldTry(1000 + i, 2))  # type: ignore[arg-type]
+            pacer.waiting = True
+            glob.waiting.append(pacer)
+            order.append(pacer)
+        # one wake with the budget for 2 checked final tries (the first needs 3 tokens
+        # and the slack, the second finds 3 + the slack left)
+        glob.tokens = 1 + _udp._CHECKS + _udp._GLOBAL_SLACK + 1 + _udp._CHECKS
+        prober._on_global(glob)
+    assert len(pumped) == 2, f"one wake pumped {len(pumped)} of {sources} sources"
+    assert pumped == order[:2]
+    assert list(glob.waiting) == order[2:]  # the others keep their turn, in order
+    assert all(p.waiting for p in glob.waiting)
+
+
+def test_the_checks_of_an_answered_final_try_give_their_tokens_back() -> None:
+    """The stall of the full-range scan: a final try answered (its port closed after all)
+    before its ICMP wait passed kept the tokens of the canaries sent after it; a canary
+    whose error the target did not send held them for good, and 6 such leaks kept the
+    global model below the 25 tokens a checked final try needs."""
+    prober = _udp.UdpProber(retries=2)
+    prober._loop = _FakeLoop()  # type: ignore[assignment]
+    glob = _udp._Global(0.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        pacer = _udp._Pacer(0.0, sock, glob)
+        final = _HeldTry(1000, 2)
+        checks = [_udp._Check((_Target.address, 9), real=False, fd=sock.fileno())]
+        for check in checks:
+            pacer.reserve(check)
+            prober._via[check] = pacer
+            prober._canaries[(sock.fileno(), *check.key)] = check
+        prober._vouched[final] = checks  # type: ignore[index]
+        # the final try was answered (no longer sent by any pacer); its ICMP wait ends
+        prober._refund(final)  # type: ignore[arg-type]
+        assert not pacer.own.reserved and not glob.reserved
+        assert not prober._vouched
+        # the canary's error, if it comes, is a late one (it may take the model below empty)
+        assert checks[0] in prober._refunded
+
+
+def test_the_global_model_is_not_raised_by_what_it_measures() -> None:
+    """Errors come faster than icmp_msgs_per_sec for a while (0-2 credits each, a burst of
+    50): a global model raised to that rate sent final tries the target could not answer,
+    and closed ports were called open|filtered."""
+    glob = _udp._Global(0.0)
+    for i in range(400):
+        glob.icmp(0.001 * (i + 1))  # 1,000 errors per second for 0.4 s (burst included)
+    assert glob.rate == _udp._GLOBAL_RATE
