@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from portscope.cli import main
-
-
-@pytest.fixture
-def listeners() -> Iterator[list[int]]:
-    socks = []
-    for _ in range(4):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        socks.append(s)
-    try:
-        yield sorted(s.getsockname()[1] for s in socks)
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _spec(ports: list[int], margin: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -14,21 +14,6 @@ from portscope.models import PortState, ProbeResult, Proto
 from portscope.scanner import HostSummary, ScanOptions, Shard, scan
 from portscope.scanner._schedule import Answer, ProbeSink, Scheduler, Try
 from portscope.scanner.targets import parse_ports, parse_targets
-
-
-@pytest.fixture
-def listeners() -> Iterator[list[int]]:
-    socks = []
-    for _ in range(3):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        socks.append(s)
-    try:
-        yield sorted(s.getsockname()[1] for s in socks)
-    finally:
-        for s in socks:
-            s.close()
 
 
 def test_shards_of_a_loopback_scan_add_up_to_the_whole(listeners: list[int]) -> None:
