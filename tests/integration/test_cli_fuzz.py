@@ -93,9 +93,11 @@ def _value(name: str, action: argparse.Action, target_file: str) -> st.SearchStr
         return st.sampled_from(SCAN_PORTS)
     if words & {"-iL", "--exclude-file", "input_file", "exclude_file", "--from", "from_file"}:
         return st.sampled_from([target_file, "/dev/zero", "/nonexistent/x", "/", ""])
-    if words & {"--db", "db"}:  # never a relative path: it would create a store in the cwd
+    # never a relative path (it would create a store in the cwd), nor a missing directory
+    # outside tmp (the store makes its parent directories): under a file, it cannot
+    if words & {"--db", "db"}:
         return st.sampled_from(
-            [target_file + ".db", "/dev/full", "/nonexistent/dir/h.db", "/", "",
+            [target_file + ".db", "/dev/full", target_file + "/under-a-file/h.db", "/", "",
              "postgresql://127.0.0.1:1/none"]
         )  # fmt: skip
     if words & {"--dask"}:  # refused before connecting, or nothing listens (loopback port 1)
